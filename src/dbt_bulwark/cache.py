@@ -1,0 +1,74 @@
+"""A content-hash parse cache, so a second run on an unchanged tree does not re-parse.
+
+Keys are tuples such as ``("yaml", sha1-of-text)``; values are whatever the loader
+stored (plain data that pickles). The cache is one file under
+``<repo>/.bulwark-cache/`` (which ignores itself via its own ``.gitignore``).
+Entries not used by a run are dropped when the file grows past ``MAX_ENTRIES``.
+A corrupt or unreadable cache is ignored, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from dbt_bulwark import __version__
+
+CACHE_DIR = ".bulwark-cache"
+MAX_ENTRIES = 200_000
+
+
+class ParseCache:
+    def __init__(self, directory: str | os.PathLike[str] | None, name: str = "parse"):
+        self.directory = Path(directory) if directory else None
+        self.path = self.directory / f"{name}-{__version__}.pickle" if self.directory else None
+        self._data: dict[Any, Any] = {}
+        self._used: set[Any] = set()
+        self._dirty = False
+        if self.path and self.path.is_file():
+            try:
+                with open(self.path, "rb") as fh:
+                    loaded = pickle.load(fh)  # noqa: S301 - our own file in a git-ignored dir
+                if isinstance(loaded, dict):
+                    self._data = loaded
+            except Exception:  # noqa: BLE001 - a broken cache is just a cold start
+                self._data = {}
+
+    def get(self, key: Any) -> Any:
+        value = self._data.get(key)
+        if value is not None:
+            self._used.add(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self._data[key] = value
+        self._used.add(key)
+        self._dirty = True
+
+    def save(self) -> None:
+        if not self._dirty or self.directory is None or self.path is None:
+            return
+        data = self._data
+        if len(data) > MAX_ENTRIES:
+            data = {k: v for k, v in data.items() if k in self._used}
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            ignore = self.directory / ".gitignore"
+            if not ignore.exists():
+                ignore.write_text("# created by dbt-bulwark\n*\n")
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            pass  # a read-only checkout still works, just without a cache
+
+
+def open_cache(repo_root: str | os.PathLike[str] | None, enabled: bool = True) -> ParseCache | None:
+    if not enabled or repo_root is None or os.environ.get("BULWARK_NO_CACHE"):
+        return None
+    return ParseCache(Path(repo_root) / CACHE_DIR)

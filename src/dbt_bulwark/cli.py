@@ -1,0 +1,91 @@
+"""The `bulwark` command line: a thin dispatcher that imports only the command it runs.
+
+Each command lives in ``dbt_bulwark.commands.<module>`` and exposes
+``add_arguments(parser)`` and ``run(args) -> int``. Nothing here imports dbt,
+sqlglot or ruamel: start-up stays cheap for every hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dbt_bulwark.findings import EXIT_USAGE, FORMATS, UsageError
+
+# command name -> (module under dbt_bulwark.commands, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("check", "run every static hook at once (fast-compile, tags, contracts, schema diff)"),
+    "fast-compile": ("fast_compile", "catch what dbt parse/compile would reject, without a warehouse"),
+    "check-contracts": ("check_contracts", "contract presence, completeness and SQL agreement"),
+    "check-critical-tags": ("check_critical_tags", "critical models carry their tags and protections"),
+    "check-schema-diff": ("check_schema_diff", "output schema changes against a git base and who they break"),
+    "critical": ("critical", "rank models by downstream reach and suggest critical tags"),
+    "ls": ("ls", "list resources like `dbt ls`, without dbt"),
+    "ci": ("ci", "the local CI script: every layer in order with a summary"),
+    "baseline": ("baseline", "capture or check output baselines of critical models (runs dbt)"),
+}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, files: bool = True) -> None:
+    """Options every hook shares: files from pre-commit, project selection, output format."""
+    if files:
+        parser.add_argument("files", nargs="*", help="changed files (as passed by pre-commit)")
+        parser.add_argument("--all-files", action="store_true",
+                            help="check the whole project(s), not only what the files affect")
+    parser.add_argument("--project-dir", action="append", default=None, metavar="DIR",
+                        help="dbt project directory (repeatable; default: every dbt_project.yml found)")
+    parser.add_argument("--repo-root", default=None, metavar="DIR",
+                        help="repository root (default: git top level, else the current directory)")
+    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument("--vars", default=None,
+                        help="YAML/JSON dict of vars, as for dbt --vars")
+    parser.add_argument("--no-cache", action="store_true", help="do not read or write the parse cache")
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    from dbt_bulwark import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="bulwark",
+        description="Fast, warehouse-free checks for dbt projects.",
+        epilog="Commands:\n" + "\n".join(f"  {k:<22}{v[1]}" for k, v in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dbt-bulwark {__version__}")
+    parser.add_argument("command", nargs="?", help="one of the commands below")
+    return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        top = _top_parser()
+        top.parse_args(argv or ["--help"])
+        return EXIT_USAGE
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        sys.stderr.write(f"bulwark: unknown command {name!r}; try `bulwark --help`\n")
+        return EXIT_USAGE
+    module = importlib.import_module(f"dbt_bulwark.commands.{COMMANDS[name][0]}")
+    parser = _Parser(prog=f"bulwark {name}", description=COMMANDS[name][1])
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args))
+    except UsageError as exc:
+        sys.stderr.write(f"bulwark {name}: error: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

@@ -1,0 +1,1302 @@
+"""Shared, warehouse-free understanding of a dbt model's SQL columns.
+
+One module serves three hooks:
+
+* ``fast-compile`` -- :func:`find_unknown_columns` (columns that no relation in scope provides);
+* ``check-contracts`` -- :func:`infer_output_columns`, :func:`types_compatible`,
+  :func:`is_valid_type`, :func:`base_type` (contract vs SQL agreement);
+* ``check-schema-diff`` -- :func:`infer_output_columns` and :func:`column_uses` (output schema and
+  downstream column lineage).
+
+Input conventions: the model's SQL is already rendered; ``ref()`` / ``source()`` calls were
+rendered as plain table identifiers that are keys of ``upstream``, which maps a relation name to
+an ordered ``{column: data type or None}`` mapping, or to ``None`` when the relation exists but its
+columns are unknown.  Relation names are opaque: nothing here depends on how they are spelled.
+
+Design rules:
+
+* Never raise on SQL input: any sqlglot problem yields an incomplete result with a reason.
+* No false positives: whenever a reference cannot be resolved with certainty it is skipped.
+* Cheap import: sqlglot is imported lazily inside functions.
+* Parse once: :func:`parse_sql` is cached on ``(sql, dialect)``; the qualified + type-annotated
+  tree is cached on ``(sql, dialect, columns of the relations the SQL reads)``.  Only sqlglot's
+  ``qualify`` and ``annotate_types`` run, never the full ``optimize`` pipeline.
+
+Dialects are sqlglot dialect names; :func:`dialect_for_adapter` maps a dbt adapter type to one.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import Scope
+
+Upstream = Mapping[str, Optional[Mapping[str, Optional[str]]]]
+
+DEFAULT_DIALECT = "duckdb"
+
+# dbt adapter type -> sqlglot dialect.  Unknown adapters fall back to a sqlglot dialect of the
+# same name when one exists, else to DEFAULT_DIALECT (DuckDB's parser accepts most
+# PostgreSQL-flavoured SQL, which is what most remaining adapters speak).
+_ADAPTER_DIALECTS: dict[str, str] = {
+    "duckdb": "duckdb",
+    "motherduck": "duckdb",
+    "postgres": "postgres",
+    "postgresql": "postgres",
+    "alloydb": "postgres",
+    "materialize": "materialize",
+    "risingwave": "risingwave",
+    "snowflake": "snowflake",
+    "bigquery": "bigquery",
+    "redshift": "redshift",
+    "databricks": "databricks",
+    "spark": "spark",
+    "glue": "spark",
+    "fabricspark": "spark",
+    "trino": "trino",
+    "starburst": "trino",
+    "presto": "presto",
+    "athena": "athena",
+    "sqlserver": "tsql",
+    "synapse": "tsql",
+    "fabric": "tsql",
+    "clickhouse": "clickhouse",
+    "mysql": "mysql",
+    "tidb": "mysql",
+    "mariadb": "mysql",
+    "singlestore": "singlestore",
+    "oracle": "oracle",
+    "teradata": "teradata",
+    "exasol": "exasol",
+    "doris": "doris",
+    "starrocks": "starrocks",
+    "dremio": "dremio",
+    "sqlite": "sqlite",
+    "hive": "hive",
+    "impala": "hive",
+    "druid": "druid",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Result types
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParsedSQL:
+    """Result of :func:`parse_sql`: either ``expression`` or ``error`` (with a 1-based position).
+
+    ``expression`` is shared by the cache: copy it before mutating it.
+    """
+
+    expression: Any | None  # sqlglot.exp.Expression; Any keeps sqlglot out of module import
+    error: str | None = None
+    line: int = 0
+    col: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.expression is not None
+
+
+@dataclass(frozen=True)
+class OutputColumn:
+    name: str
+    data_type: str | None  # sqlglot rendering in the dialect, e.g. "BIGINT"; None = unknown
+    expression_sql: str  # the (qualified) expression producing the column
+
+
+@dataclass(frozen=True)
+class OutputSchema:
+    """The model's output columns.
+
+    ``complete`` means the list of names is exact (types may still be None); when False,
+    ``reason`` says why and ``columns`` holds what could be derived.
+    """
+
+    columns: list[OutputColumn] = field(default_factory=list)
+    complete: bool = True
+    reason: str | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+@dataclass(frozen=True)
+class UnknownColumn:
+    name: str
+    table: str | None  # the qualifier as written (alias), None for unqualified references
+    line: int  # 1-based, in the given (rendered) SQL
+    col: int  # 1-based
+    suggestion: str | None = None
+
+
+@dataclass(frozen=True)
+class ColumnUse:
+    line: int  # 1-based, in the given (rendered) SQL
+    col: int
+    in_output: bool  # does this use flow into the model's output?
+    output_columns: list[str] = field(default_factory=list)  # output names it flows into
+
+
+# --------------------------------------------------------------------------------------------
+# Dialects, identifiers, types
+# --------------------------------------------------------------------------------------------
+
+
+def dialect_for_adapter(adapter_type: str | None) -> str:
+    """The sqlglot dialect for a dbt adapter type (``None``/unknown -> ``"duckdb"``)."""
+    if not adapter_type:
+        return DEFAULT_DIALECT
+    key = adapter_type.strip().lower()
+    if key in _ADAPTER_DIALECTS:
+        return _ADAPTER_DIALECTS[key]
+    if _dialect_exists(key):
+        return key
+    return DEFAULT_DIALECT
+
+
+@lru_cache(maxsize=64)
+def _dialect_exists(name: str) -> bool:
+    from sqlglot.dialects.dialect import Dialect
+
+    try:
+        Dialect.get_or_raise(name)
+    except Exception:
+        return False
+    return True
+
+
+@lru_cache(maxsize=64)
+def _dialect(dialect: str) -> Any:
+    from sqlglot.dialects.dialect import Dialect
+
+    try:
+        return Dialect.get_or_raise(dialect or None)
+    except Exception:
+        return Dialect.get_or_raise(DEFAULT_DIALECT)
+
+
+def _strategy(dialect: str) -> str:
+    return str(_dialect(dialect).NORMALIZATION_STRATEGY.name)
+
+
+@lru_cache(maxsize=8192)
+def normalize_identifier(name: str, dialect: str, quoted: bool = False) -> str:
+    """The key under which the warehouse compares identifier ``name``.
+
+    Snowflake/Oracle/Exasol fold unquoted names to upper case; PostgreSQL-likes fold unquoted to
+    lower case; DuckDB, BigQuery (columns), Redshift (default), Databricks/Spark, Trino, T-SQL
+    are case-insensitive even for quoted names; ClickHouse/MySQL are case-sensitive.
+    """
+    strategy = _strategy(dialect)
+    if strategy == "CASE_INSENSITIVE":
+        return name.lower()
+    if strategy == "CASE_INSENSITIVE_UPPERCASE":
+        return name.upper()
+    if quoted or strategy == "CASE_SENSITIVE":
+        return name
+    if strategy == "UPPERCASE":
+        return name.upper()
+    return name.lower()
+
+
+def same_column(a: str, b: str, dialect: str) -> bool:
+    """Whether two unquoted column names denote the same column in ``dialect``."""
+    return normalize_identifier(a, dialect) == normalize_identifier(b, dialect)
+
+
+def _key(name: str, dialect: str) -> str:
+    """Comparison key of an identifier that sqlglot has already normalized."""
+    return normalize_identifier(name, dialect, quoted=True)
+
+
+def _display_name(name: str, dialect: str, quoted: bool) -> str:
+    """The name the warehouse reports for an output column written ``name``."""
+    strategy = _strategy(dialect)
+    if quoted or strategy in ("CASE_INSENSITIVE", "CASE_SENSITIVE"):
+        return name
+    if strategy == "UPPERCASE":
+        return name.upper()
+    if strategy == "LOWERCASE":
+        return name.lower()
+    return name
+
+
+# sqlglot DType name -> comparison family; per-dialect overrides below.
+_TYPE_FAMILIES: dict[str, str] = {
+    "TEXT": "varchar",
+    "VARCHAR": "varchar",
+    "NVARCHAR": "varchar",
+    "NAME": "varchar",
+    "CHAR": "char",
+    "NCHAR": "char",
+    "BPCHAR": "char",
+    "TINYINT": "tinyint",
+    "SMALLINT": "smallint",
+    "MEDIUMINT": "integer",
+    "INT": "integer",
+    "BIGINT": "bigint",
+    "INT128": "hugeint",
+    "UTINYINT": "utinyint",
+    "USMALLINT": "usmallint",
+    "UINT": "uinteger",
+    "UBIGINT": "ubigint",
+    "UINT128": "uhugeint",
+    "FLOAT": "float",
+    "DOUBLE": "double",
+    "DECIMAL": "decimal",
+    "BIGDECIMAL": "bigdecimal",
+    "MONEY": "money",
+    "BOOLEAN": "boolean",
+    "DATE": "date",
+    "DATE32": "date",
+    "TIME": "time",
+    "TIMETZ": "timetz",
+    "TIMESTAMP": "timestamp",
+    "TIMESTAMPNTZ": "timestamp",
+    "DATETIME": "timestamp",
+    "DATETIME2": "timestamp",
+    "SMALLDATETIME": "timestamp",
+    "TIMESTAMPTZ": "timestamptz",
+    "TIMESTAMPLTZ": "timestamptz",
+    "DATETIMEOFFSET": "timestamptz",
+    "TIMESTAMP_S": "timestamp_s",
+    "TIMESTAMP_MS": "timestamp_ms",
+    "TIMESTAMP_NS": "timestamp_ns",
+    "BINARY": "binary",
+    "VARBINARY": "binary",
+    "BLOB": "binary",
+    "JSON": "json",
+    "JSONB": "jsonb",
+    "UUID": "uuid",
+    "INTERVAL": "interval",
+    "ARRAY": "array",
+    "LIST": "array",
+    "STRUCT": "struct",
+    "OBJECT": "object",
+    "MAP": "map",
+    "VARIANT": "variant",
+    "SUPER": "super",
+    "GEOGRAPHY": "geography",
+    "GEOMETRY": "geometry",
+}
+
+_DIALECT_TYPE_FAMILIES: dict[str, dict[str, str]] = {
+    # Snowflake: every fixed-point type is NUMBER, every float is FLOAT (8 bytes), every string
+    # VARCHAR; TIMESTAMP and DATETIME default to TIMESTAMP_NTZ.
+    "snowflake": {
+        **{t: "number" for t in ("TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT", "DECIMAL")},
+        "INT128": "number",
+        "FLOAT": "float",
+        "DOUBLE": "float",
+        "CHAR": "varchar",
+        "NCHAR": "varchar",
+        "TIMESTAMP": "timestamp_ntz",
+        "TIMESTAMPNTZ": "timestamp_ntz",
+        "DATETIME": "timestamp_ntz",
+        "TIMESTAMPTZ": "timestamp_tz",
+        "TIMESTAMPLTZ": "timestamp_ltz",
+    },
+    # BigQuery: INT64 / NUMERIC / FLOAT64 / STRING / BYTES; TIMESTAMP is tz-aware, DATETIME not.
+    "bigquery": {
+        **{t: "int64" for t in ("TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT")},
+        "DECIMAL": "numeric",
+        "BIGDECIMAL": "bignumeric",
+        "FLOAT": "float64",
+        "DOUBLE": "float64",
+        "TEXT": "string",
+        "VARCHAR": "string",
+        "CHAR": "string",
+        "NCHAR": "string",
+        "NVARCHAR": "string",
+        "BINARY": "bytes",
+        "VARBINARY": "bytes",
+        "TIMESTAMPTZ": "timestamp",
+        "TIMESTAMP": "datetime",
+        "DATETIME": "datetime",
+        "TIMESTAMPNTZ": "datetime",
+        "BOOLEAN": "bool",
+    },
+    # DuckDB: CHAR/BPCHAR are VARCHAR aliases.
+    "duckdb": {"CHAR": "varchar", "NCHAR": "varchar", "BPCHAR": "varchar"},
+    # Spark / Databricks: CHAR/VARCHAR are STRING; TIMESTAMP is the session-tz (LTZ) type.
+    "spark": {"CHAR": "varchar", "NCHAR": "varchar", "TIMESTAMP": "timestamptz"},
+    "databricks": {"CHAR": "varchar", "NCHAR": "varchar", "TIMESTAMP": "timestamptz"},
+}
+
+_NESTED_FAMILIES = {"array", "struct", "map", "object"}
+
+# Near-misses of these are rejected by is_valid_type even in dialects allowing user types.
+_BUILTIN_TYPE_WORDS = (
+    "integer", "bigint", "smallint", "tinyint", "varchar", "string", "boolean", "double",
+    "decimal", "numeric", "number", "timestamp", "timestamptz", "datetime", "float", "date",
+    "time", "text", "char", "character", "interval", "binary", "varbinary", "struct", "array",
+    "variant", "object", "hugeint", "real", "blob", "json", "uuid",
+)  # fmt: skip
+
+
+def _dbt_base(data_type: str) -> str:
+    return data_type.strip().lower().split("(", 1)[0].strip()
+
+
+@lru_cache(maxsize=4096)
+def _build_type(data_type: str, dialect: str) -> Any | None:
+    """Parse a column type with sqlglot (None when it does not parse)."""
+    from sqlglot import exp
+
+    try:
+        return exp.DataType.build(data_type, dialect=dialect, udt=True)
+    except Exception:
+        return None
+
+
+@lru_cache(maxsize=4096)
+def base_type(data_type: str, dialect: str) -> str:
+    """Comparison key for a column type.
+
+    dbt >= 1.11 semantics (lower-case, cut at ``(``) refined by sqlglot's dialect-aware type
+    parsing and a family table, so that e.g. ``varchar``/``text``/``string``/``character
+    varying`` or ``int8``/``bigint``/``long`` give the same key in a dialect, and dialect quirks
+    hold (Snowflake ``int`` == ``number``; BigQuery ``datetime`` != ``timestamp`` while DuckDB
+    ``datetime`` == ``timestamp``).  Nested types keep only their kind (``struct``, ``array``).
+    Unparseable or user-defined types fall back to the dbt semantics.
+    """
+    fallback = _dbt_base(data_type)
+    dt = _build_type(data_type, dialect)
+    if dt is None:
+        return fallback
+    tname = dt.this.name
+    if tname == "USERDEFINED":
+        return fallback
+    family = _DIALECT_TYPE_FAMILIES.get(dialect, {}).get(tname) or _TYPE_FAMILIES.get(tname)
+    if family is None:
+        family = tname.lower()
+    return family
+
+
+def types_compatible(declared: str | None, inferred: str | None, dialect: str) -> bool:
+    """Whether a declared (contract) type agrees with an inferred one.
+
+    Unknown on either side is compatible (nothing to report); otherwise the base types
+    (:func:`base_type`) must be equal.
+    """
+    if not declared or not inferred:
+        return True
+    return base_type(declared, dialect) == base_type(inferred, dialect)
+
+
+@lru_cache(maxsize=4096)
+def is_valid_type(data_type: str, dialect: str) -> bool:
+    """Whether ``data_type`` is a type ``dialect`` accepts.
+
+    Parsed as ``CAST(NULL AS <type>)`` by sqlglot for the dialect.  User-defined types are
+    accepted only in dialects that have them (DuckDB, PostgreSQL, T-SQL, ...), and not when they
+    are a near-miss of a built-in type name (``integr``, ``varchr``).
+    """
+    import sqlglot
+    from sqlglot import exp
+
+    text = data_type.strip()
+    if not text or text.count("(") != text.count(")") or text.count("<") != text.count(">"):
+        return False
+    if text.count("[") != text.count("]") or ";" in text:
+        return False
+    try:
+        parsed = sqlglot.parse_one(f"CAST(NULL AS {text})", read=dialect)
+    except Exception:
+        return False
+    if not isinstance(parsed, exp.Cast) or not isinstance(parsed.to, exp.DataType):
+        return False
+    dt = parsed.to
+    if dt.this == exp.DataType.Type.UNKNOWN:
+        return False
+    for node in dt.find_all(exp.DataType):
+        if node.this == exp.DataType.Type.USERDEFINED:
+            if not _dialect(dialect).SUPPORTS_USER_DEFINED_TYPES:
+                return False
+            kind = node.args.get("kind")
+            text_kind = kind if isinstance(kind, str) else (kind.sql() if kind is not None else "")
+            name = text_kind.lower().split(".")[-1].strip('"')
+            if difflib.get_close_matches(name, _BUILTIN_TYPE_WORDS, n=1, cutoff=0.85):
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and analysis (cached)
+# --------------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=512)
+def parse_sql(sql: str, dialect: str) -> ParsedSQL:
+    """Parse one statement (cached).  The returned expression is shared: copy before mutating."""
+    import sqlglot
+    from sqlglot import errors
+
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+    except errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        desc = str(first.get("description") or exc).splitlines()[0]
+        desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
+        return ParsedSQL(None, f"could not parse SQL: {desc}", int(first.get("line") or 0),
+                         int(first.get("col") or 0))  # fmt: skip
+    except Exception as exc:  # TokenError and anything else
+        return ParsedSQL(None, f"could not parse SQL: {str(exc).splitlines()[0][:200]}")
+    if not statements:
+        return ParsedSQL(None, "could not parse SQL: empty statement")
+    if len(statements) > 1:
+        return ParsedSQL(None, "could not parse SQL: more than one statement")
+    return ParsedSQL(statements[0])
+
+
+def _pos(sql: str, start: int) -> tuple[int, int]:
+    line = sql.count("\n", 0, start) + 1
+    col = start - (sql.rfind("\n", 0, start) + 1) + 1
+    return line, col
+
+
+def _meta_start(node: Any) -> int | None:
+    """Character offset where ``node`` (a Column, Identifier, Star...) was written, if known."""
+    from sqlglot import exp
+
+    candidates = [node]
+    if isinstance(node, exp.Column):
+        candidates = [node.args.get("this"), *node.parts[:-1]] if node.parts else [node]
+        # the first part written is the leftmost qualifier, if any
+        quals = [p for p in node.parts[:-1]]
+        candidates = [*quals, node.args.get("this")] if quals else [node.args.get("this")]
+    for cand in candidates:
+        meta = getattr(cand, "_meta", None)
+        if meta and "start" in meta:
+            return int(meta["start"])
+    return None
+
+
+_PSEUDO_COLUMNS = frozenset(
+    {
+        "rowid", "ctid", "oid", "xmin", "xmax", "cmin", "cmax", "tableoid", "rownum", "level",
+        "_partitiontime", "_partitiondate", "_table_suffix", "_file_name", "all",
+        "metadata$filename", "metadata$file_row_number", "metadata$action", "metadata$isupdate",
+        "metadata$row_id", "sysdate", "systimestamp", "current_user", "session_user", "user",
+    }
+)  # fmt: skip
+
+
+@dataclass
+class _Analysis:
+    sql: str
+    dialect: str
+    tree: Any | None = None  # qualified, type-annotated copy of the parsed expression
+    error: str | None = None
+    scopes: list[Any] = field(default_factory=list)
+    # id(table node) -> upstream key, for tables that are upstream relations
+    relations: dict[int, str] = field(default_factory=dict)
+    # upstream key -> {column key: original column name}
+    upstream_cols: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    # id(projection) -> start offset of the star it was expanded from
+    star_origin: dict[int, int] = field(default_factory=dict)
+    # id(column) -> the scope owning it
+    column_scope: dict[int, Any] = field(default_factory=dict)
+    unknown_tables: list[str] = field(default_factory=list)
+
+
+_ANALYSIS_CACHE: OrderedDict[tuple[Any, ...], _Analysis] = OrderedDict()
+_ANALYSIS_CACHE_SIZE = 256
+
+
+def _table_key(table: Any) -> str:
+    return ".".join(p.name for p in table.parts)
+
+
+def _referenced_tables(expression: Any) -> list[Any]:
+    from sqlglot import exp
+
+    return [t for t in expression.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
+
+
+def _match_upstream(table: Any, index: dict[str, str], dialect: str) -> str | None:
+    full = _key(_table_key(table), dialect)
+    if full in index:
+        return index[full]
+    return index.get(_key(table.name, dialect))
+
+
+def _analyze(sql: str, dialect: str, upstream: Upstream) -> _Analysis:
+    """Qualify + annotate ``sql`` against the upstream relations it reads (cached)."""
+    parsed = parse_sql(sql, dialect)
+    if not parsed.ok:
+        return _Analysis(sql, dialect, error=parsed.error)
+    # Only the relations the SQL reads matter (upstream may be the whole project).
+    index = {_key(name, dialect): name for name in upstream}
+    used: dict[str, Mapping[str, str | None] | None] = {}
+    cte_names = _cte_names(parsed.expression, dialect)
+    for table in _referenced_tables(parsed.expression):
+        if not table.db and _key(table.name, dialect) in cte_names:
+            continue
+        rel = _match_upstream(table, index, dialect)
+        if rel is not None:
+            used[rel] = upstream[rel]
+    fingerprint = tuple(
+        sorted((rel, None if cols is None else tuple(cols.items())) for rel, cols in used.items())
+    )
+    cache_key = (sql, dialect, fingerprint)
+    cached = _ANALYSIS_CACHE.get(cache_key)
+    if cached is not None:
+        _ANALYSIS_CACHE.move_to_end(cache_key)
+        return cached
+    try:
+        analysis = _do_analyze(sql, dialect, parsed.expression, used)
+    except Exception as exc:  # never raise on user SQL
+        analysis = _Analysis(sql, dialect, error=f"could not analyse SQL: {_short(exc)}")
+    _ANALYSIS_CACHE[cache_key] = analysis
+    if len(_ANALYSIS_CACHE) > _ANALYSIS_CACHE_SIZE:
+        _ANALYSIS_CACHE.popitem(last=False)
+    return analysis
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _cte_names(expression: Any, dialect: str) -> set[str]:
+    from sqlglot import exp
+
+    return {_key(cte.alias_or_name, dialect) for cte in expression.find_all(exp.CTE)}
+
+
+def _safe_type(data_type: str | None, dialect: str) -> str:
+    if data_type and _build_type(data_type, dialect) is not None:
+        dt = _build_type(data_type, dialect)
+        if dt.this.name != "USERDEFINED":
+            return str(dt.sql(dialect))
+    return "UNKNOWN"
+
+
+def _do_analyze(
+    sql: str, dialect: str, parsed: Any, used: dict[str, Mapping[str, str | None] | None]
+) -> _Analysis:
+    from sqlglot import exp
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify import qualify
+    from sqlglot.optimizer.scope import traverse_scope
+    from sqlglot.schema import MappingSchema
+
+    analysis = _Analysis(sql, dialect)
+    tree = parsed.copy()
+    if not isinstance(tree, exp.Query):
+        analysis.error = f"not a query: {type(tree).__name__}"
+        return analysis
+
+    # Remember where each star projection was written and mark the other projections, so that
+    # columns produced by star expansion can be traced back to their star.
+    for select in tree.find_all(exp.Select):
+        stars: list[tuple[int, str | None, int]] = []
+        for i, proj in enumerate(select.expressions):
+            star = _as_star(proj)
+            if star is not None:
+                start = _meta_start(star if isinstance(star, exp.Star) else proj) or 0
+                qual = proj.table if isinstance(proj, exp.Column) and proj.table else None
+                stars.append((i, qual, start))
+            else:
+                proj.meta["bw_index"] = i
+        if stars:
+            select.meta["bw_stars"] = stars
+
+    schema_dict: dict[str, dict[str, str]] = {}
+    for rel, cols in used.items():
+        if cols is None:
+            analysis.upstream_cols[rel] = None
+            continue
+        analysis.upstream_cols[rel] = {
+            normalize_identifier(name, dialect): name for name in cols
+        }
+        schema_dict[rel] = {name: _safe_type(dtype, dialect) for name, dtype in cols.items()}
+    schema = MappingSchema(schema_dict, dialect=dialect)
+
+    tree = qualify(
+        tree,
+        dialect=dialect,
+        schema=schema,
+        validate_qualify_columns=False,
+        allow_partial_qualification=True,
+        quote_identifiers=False,
+        identify=False,
+    )
+    try:
+        tree = annotate_types(tree, schema=schema, dialect=dialect)
+    except Exception:
+        pass  # types stay unknown
+    analysis.tree = tree
+
+    index = {_key(name, dialect): name for name in used}
+    cte_names = _cte_names(tree, dialect)
+    for table in _referenced_tables(tree):
+        rel = _match_upstream(table, index, dialect)
+        if rel is not None and not (not table.db and _key(table.name, dialect) in cte_names
+                                    and rel not in used):  # fmt: skip
+            analysis.relations[id(table)] = rel
+
+    # Map star-expanded projections to their star.
+    for select in tree.find_all(exp.Select):
+        stars = select.meta.get("bw_stars")
+        if not stars:
+            continue
+        last = -1
+        for proj in select.expressions:
+            idx = _orig_index(proj)
+            if idx is not None:
+                last = idx
+                continue
+            candidates = [s for s in stars if s[0] > last]
+            if not candidates:
+                continue
+            chosen = candidates[0]
+            qual = proj.this.table if isinstance(proj, exp.Alias) and isinstance(
+                proj.this, exp.Column) else None  # fmt: skip
+            nxt = [s for s in candidates if s[0] < _next_marked(select, proj)]
+            if len(nxt) > 1 and qual:
+                for s in nxt:
+                    if s[1] and _key(s[1], dialect) == _key(qual, dialect):
+                        chosen = s
+                        break
+                else:
+                    bare = [s for s in nxt if not s[1]]
+                    chosen = bare[0] if bare else nxt[0]
+            analysis.star_origin[id(proj)] = chosen[2]
+
+    analysis.scopes = list(traverse_scope(tree))
+    for scope in analysis.scopes:  # children come first: the first owner is the innermost
+        for column in _scope_columns(scope):
+            analysis.column_scope.setdefault(id(column), scope)
+    return analysis
+
+
+def _as_star(proj: Any) -> Any | None:
+    from sqlglot import exp
+
+    if isinstance(proj, exp.Star):
+        return proj
+    if isinstance(proj, exp.Column) and isinstance(proj.this, exp.Star):
+        return proj.this
+    return None
+
+
+def _orig_index(proj: Any) -> int | None:
+    from sqlglot import exp
+
+    for node in (proj, proj.this if isinstance(proj, exp.Alias) else None):
+        if node is not None and "bw_index" in (getattr(node, "_meta", None) or {}):
+            return int(node.meta["bw_index"])
+    return None
+
+
+def _next_marked(select: Any, proj: Any) -> int:
+    seen = False
+    for other in select.expressions:
+        if other is proj:
+            seen = True
+            continue
+        if seen:
+            idx = _orig_index(other)
+            if idx is not None:
+                return idx
+    return 1 << 30
+
+
+def _scope_columns(scope: Any) -> list[Any]:
+    scope.columns  # noqa: B018 - forces collection
+    raw = getattr(scope, "_raw_columns", None)
+    return list(raw if raw is not None else scope.columns)
+
+
+# --------------------------------------------------------------------------------------------
+# Scope helpers
+# --------------------------------------------------------------------------------------------
+
+
+def _can_see_parent(scope: Any) -> bool:
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import ScopeType
+
+    if scope.scope_type == ScopeType.CTE:
+        return False
+    if scope.scope_type == ScopeType.DERIVED_TABLE:
+        return isinstance(scope.expression.parent, exp.Lateral) or bool(
+            getattr(scope, "can_be_correlated", False)
+        )
+    return scope.parent is not None
+
+
+def _first_select(expression: Any) -> Any | None:
+    from sqlglot import exp
+
+    while isinstance(expression, exp.SetOperation):
+        expression = expression.this
+    if isinstance(expression, exp.Subquery):
+        return _first_select(expression.this)
+    return expression if isinstance(expression, exp.Select) else None
+
+
+def _scope_output_names(scope: Any, dialect: str) -> dict[str, str] | None:
+    """{key: name} of what a CTE/derived-table scope outputs; None when not derivable."""
+    from sqlglot import exp
+
+    expression = scope.expression
+    if not isinstance(expression, (exp.Select, exp.SetOperation)):
+        return None
+    selects = [expression] if isinstance(expression, exp.Select) else list(
+        expression.find_all(exp.Select))  # fmt: skip
+    for select in selects:
+        if any(_as_star(p) is not None for p in select.expressions):
+            return None
+    first = _first_select(expression)
+    if first is None:
+        return None
+    return {_key(name, dialect): name for name in first.named_selects}
+
+
+def _source_columns(analysis: _Analysis, node: Any, source: Any) -> dict[str, str] | None:
+    """{key: name} of the columns a source provides; None when unknown."""
+    from sqlglot import exp
+
+    alias = node.args.get("alias") if hasattr(node, "args") else None
+    alias_cols = alias.columns if isinstance(alias, exp.TableAlias) else []
+    if alias_cols:
+        return {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+    if isinstance(source, exp.Table):
+        rel = analysis.relations.get(id(source))
+        if rel is None:
+            return None
+        return analysis.upstream_cols.get(rel)
+    from sqlglot.optimizer.scope import Scope
+
+    if isinstance(source, Scope):
+        return _scope_output_names(source, analysis.dialect)
+    return None
+
+
+def _lambda_bound(column: Any, dialect: str) -> bool:
+    from sqlglot import exp
+
+    name = _key(column.name, dialect)
+    node = column.parent
+    while node is not None:
+        if isinstance(node, exp.Lambda):
+            params = {_key(p.name, dialect) for p in node.expressions}
+            if name in params:
+                return True
+        node = node.parent
+    return False
+
+
+def _select_aliases(scope: Any, dialect: str) -> set[str]:
+    from sqlglot import exp
+
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return set()
+    return {_key(p.alias, dialect) for p in select.expressions if isinstance(p, exp.Alias)}
+
+
+def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, Any, Any] | None:
+    """(scope, node, source) for a table qualifier visible from ``scope``."""
+    key = _key(qualifier, analysis.dialect)
+    current = scope
+    while current is not None:
+        for name, (node, source) in current.selected_sources.items():
+            if _key(name, analysis.dialect) == key:
+                return current, node, source
+        if not _can_see_parent(current):
+            break
+        current = current.parent
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Output columns
+# --------------------------------------------------------------------------------------------
+
+
+def infer_output_columns(sql: str, dialect: str, upstream: Upstream) -> OutputSchema:
+    """Names and (when known) types of the columns ``sql`` produces."""
+    from sqlglot import exp
+
+    analysis = _analyze(sql, dialect, upstream)
+    if analysis.tree is None:
+        return OutputSchema([], False, analysis.error)
+    tree = analysis.tree
+    first = _first_select(tree)
+    if first is None:
+        return OutputSchema([], False, f"unsupported query shape: {type(tree).__name__}")
+    branches = _set_branches(tree)
+    original = _first_select(parse_sql(sql, dialect).expression)
+
+    columns: list[OutputColumn] = []
+    complete = True
+    reason: str | None = None
+    for i, proj in enumerate(first.expressions):
+        star = _as_star(proj)
+        if star is not None:
+            complete = False
+            reason = reason or _star_reason(analysis, proj)
+            continue
+        name = _output_name(analysis, proj, original)
+        inner = proj.this if isinstance(proj, exp.Alias) else proj
+        if not isinstance(proj, exp.Alias) and not isinstance(proj, exp.Column):
+            complete = False
+            reason = reason or f"expression without alias (the warehouse names it): {proj.sql()}"
+        dtype = _branch_type(branches, i, dialect)
+        columns.append(OutputColumn(name, dtype, inner.sql(dialect=dialect)))
+    for branch in branches[1:]:
+        if len(branch.expressions) != len(first.expressions) and complete:
+            complete = False
+            reason = "set operation branches have different column counts"
+    return OutputSchema(columns, complete, reason)
+
+
+def _set_branches(tree: Any) -> list[Any]:
+    from sqlglot import exp
+
+    if isinstance(tree, exp.Subquery):
+        return _set_branches(tree.this)
+    if isinstance(tree, exp.SetOperation):
+        return _set_branches(tree.this) + _set_branches(tree.expression)
+    return [tree] if isinstance(tree, exp.Select) else []
+
+
+def _star_reason(analysis: _Analysis, proj: Any) -> str:
+    from sqlglot import exp
+
+    select = proj.parent
+    names: list[str] = []
+    if isinstance(select, exp.Select):
+        qual = proj.table if isinstance(proj, exp.Column) and proj.table else None
+        for name, (node, source) in _selected(select, analysis).items():
+            if qual and _key(name, analysis.dialect) != _key(qual, analysis.dialect):
+                continue
+            if _source_columns(analysis, node, source) is None:
+                names.append(
+                    analysis.relations.get(id(source), name)
+                    if isinstance(source, exp.Table) else name  # fmt: skip
+                )
+    if names:
+        return f"select * from unknown relation {', '.join(sorted(set(names)))}"
+    return "select * could not be expanded (duplicate or unknown columns)"
+
+
+def _selected(select: Any, analysis: _Analysis) -> dict[str, tuple[Any, Any]]:
+    for scope in analysis.scopes:
+        if scope.expression is select:
+            return dict(scope.selected_sources)
+    return {}
+
+
+def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> str:
+    from sqlglot import exp
+
+    dialect = analysis.dialect
+    idx = _orig_index(proj)
+    if idx is not None and original_first is not None and idx < len(original_first.expressions):
+        orig = original_first.expressions[idx]
+        if isinstance(orig, exp.Alias):
+            ident = orig.args.get("alias")
+            quoted = bool(getattr(ident, "quoted", False))
+            return _display_name(orig.alias, dialect, quoted)
+        if isinstance(orig, exp.Column):
+            # an unaliased column keeps the spelling the relation stores it with
+            inner = proj.this if isinstance(proj, exp.Alias) else proj
+            spelled = _upstream_spelling(analysis, inner) if isinstance(inner, exp.Column) else None
+            if spelled:
+                return spelled
+            ident = orig.args.get("this")
+            quoted = bool(getattr(ident, "quoted", False))
+            return _display_name(orig.name, dialect, quoted)
+        if isinstance(orig, exp.Dot):
+            return _display_name(orig.name, dialect, False)
+    name = proj.alias_or_name
+    # star expansion: restore the upstream's spelling
+    inner = proj.this if isinstance(proj, exp.Alias) else proj
+    if isinstance(inner, exp.Column) and _key(inner.name, dialect) == _key(name, dialect):
+        spelled = _upstream_spelling(analysis, inner)
+        if spelled:
+            return spelled
+    return str(name)
+
+
+def _upstream_spelling(analysis: _Analysis, column: Any) -> str | None:
+    scope = analysis.column_scope.get(id(column))
+    if scope is None or not column.table:
+        return None
+    found = _find_source(analysis, scope, column.table)
+    if found is None:
+        return None
+    _, node, source = found
+    cols = _source_columns(analysis, node, source)
+    if not cols:
+        return None
+    return cols.get(_key(column.name, analysis.dialect))
+
+
+def _branch_type(branches: list[Any], index: int, dialect: str) -> str | None:
+    types: list[str] = []
+    for branch in branches:
+        if index >= len(branch.expressions):
+            return None
+        dtype = _type_of(branch.expressions[index], dialect)
+        if dtype is None:
+            return None
+        types.append(dtype)
+    if not types or any(base_type(t, dialect) != base_type(types[0], dialect) for t in types):
+        return None
+    return types[0]
+
+
+def _type_of(proj: Any, dialect: str) -> str | None:
+    from sqlglot import exp
+
+    dt = getattr(proj, "type", None)
+    if dt is None or not isinstance(dt, exp.DataType):
+        return None
+    for node in dt.find_all(exp.DataType):
+        if node.this in (exp.DataType.Type.UNKNOWN, exp.DataType.Type.NULL):
+            return None
+        if node.this == exp.DataType.Type.USERDEFINED:
+            return None
+    inner = proj.this if isinstance(proj, exp.Alias) else proj
+    if not _type_trusted(inner):
+        return None
+    return str(dt.sql(dialect))
+
+
+# Expressions whose result type is warehouse-specific enough that sqlglot's guess is not trusted.
+_UNTRUSTED_FUNCS = ("Sum", "Avg", "Div", "IntDiv", "Stddev", "StddevPop", "StddevSamp",
+                    "Variance", "VariancePop", "Quantile", "Median", "PercentileCont",
+                    "Round", "Pow", "Sqrt", "Anonymous")  # fmt: skip
+
+
+def _type_trusted(node: Any) -> bool:
+    from sqlglot import exp
+
+    if isinstance(node, (exp.Cast, exp.TryCast, exp.Column, exp.Literal, exp.Boolean)):
+        return True
+    for sub in node.walk():
+        if isinstance(sub, (exp.Cast, exp.TryCast)) and sub is not node:
+            continue
+        if type(sub).__name__ in _UNTRUSTED_FUNCS:
+            return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------
+# Unknown columns
+# --------------------------------------------------------------------------------------------
+
+
+def find_unknown_columns(sql: str, dialect: str, upstream: Upstream) -> list[UnknownColumn]:
+    """Columns referenced in ``sql`` that no relation in scope provides.
+
+    Only references whose candidate relations are all fully known are judged (CTE and subquery
+    columns are known when derivable); anything uncertain is skipped.
+    """
+    analysis = _analyze(sql, dialect, upstream)
+    if analysis.tree is None:
+        return []
+    found: list[UnknownColumn] = []
+    seen: set[int] = set()
+    for scope in analysis.scopes:
+        for column in _scope_columns(scope):
+            if id(column) in seen or analysis.column_scope.get(id(column)) is not scope:
+                continue
+            seen.add(id(column))
+            problem = _check_column(analysis, scope, column)
+            if problem is not None:
+                found.append(problem)
+    found.sort(key=lambda u: (u.line, u.col, u.name))
+    unique: list[UnknownColumn] = []
+    for item in found:
+        if not unique or (unique[-1].line, unique[-1].col) != (item.line, item.col):
+            unique.append(item)
+    return unique
+
+
+def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn | None:
+    from sqlglot import exp
+
+    dialect = analysis.dialect
+    if not isinstance(column.this, exp.Identifier):
+        return None  # column.* and friends
+    start = _meta_start(column)
+    if start is None:
+        return None  # produced by qualify (star expansion, USING): exists by construction
+    if column.find_ancestor(exp.Star, exp.Table, exp.Hint, exp.Lambda, exp.JSONPath) is not None:
+        if column.find_ancestor(exp.Lambda) is None or _lambda_bound(column, dialect):
+            return None
+    if _lambda_bound(column, dialect):
+        return None
+    if len(column.parts) > 2 or column.args.get("db"):
+        return None  # schema-qualified or struct access: unsure
+    name = column.name
+    key = _key(name, dialect)
+    if key in _PSEUDO_COLUMNS or name.startswith(("$", "@", ":")):
+        return None
+    line, col = _pos(analysis.sql, start)
+    qualifier = column.table
+    if qualifier:
+        found = _find_source(analysis, scope, qualifier)
+        if found is None:
+            return None  # not a relation here: struct field, outer alias... unsure
+        _, node, source = found
+        cols = _source_columns(analysis, node, source)
+        if cols is None or key in cols:
+            return None
+        return UnknownColumn(name, _written_qualifier(analysis, column), line, col,
+                             _suggest(name, list(cols.values())))  # fmt: skip
+    candidates: list[str] = []
+    current = scope
+    while current is not None:
+        for src_name, (node, source) in current.selected_sources.items():
+            cols = _source_columns(analysis, node, source)
+            if cols is None:
+                return None
+            if key in cols or _key(src_name, dialect) == key:
+                return None  # found, or a whole-row reference to a table alias
+            candidates.extend(cols.values())
+        if key in _select_aliases(current, dialect):
+            return None
+        if not _can_see_parent(current):
+            break
+        current = current.parent
+    return UnknownColumn(name, None, line, col, _suggest(name, candidates))
+
+
+def _written_qualifier(analysis: _Analysis, column: Any) -> str:
+    ident = column.args.get("table")
+    start = _meta_start(ident) if ident is not None else None
+    if start is not None:
+        text = analysis.sql[start:]
+        match = re.match(r'"[^"]*"|`[^`]*`|\[[^\]]*\]|[^\s.]+', text)
+        if match:
+            return match.group(0).strip('"`[]')
+    return str(column.table)
+
+
+def _suggest(name: str, candidates: list[str]) -> str | None:
+    if not candidates:
+        return None
+    by_key = {c.lower(): c for c in candidates}
+    match = difflib.get_close_matches(name.lower(), list(by_key), n=1, cutoff=0.6)
+    return by_key[match[0]] if match else None
+
+
+# --------------------------------------------------------------------------------------------
+# Column uses (lineage)
+# --------------------------------------------------------------------------------------------
+
+
+def column_uses(
+    sql: str, dialect: str, upstream: Upstream, relation: str, column: str
+) -> list[ColumnUse]:
+    """Where ``relation``'s ``column`` is used in ``sql``.
+
+    A use is an explicit reference (in any clause, CTE or subquery) to the column, or to a CTE /
+    subquery column that passes it through unchanged, or a ``*`` that expands to such a column
+    and reaches the model's output.  ``in_output`` / ``output_columns`` tell whether and where it
+    flows into the model's output (through any expression).
+    """
+    from sqlglot import exp
+
+    analysis = _analyze(sql, dialect, upstream)
+    if analysis.tree is None:
+        return []
+    tracer = _Tracer(analysis, relation, column)
+    uses: dict[tuple[int, int], ColumnUse] = {}
+    for scope in analysis.scopes:
+        for col in _scope_columns(scope):
+            if analysis.column_scope.get(id(col)) is not scope:
+                continue
+            if not isinstance(col.this, exp.Identifier) or not tracer.is_target(scope, col):
+                continue
+            proj = _projection_of(col, scope)
+            outputs = tracer.flows(scope, proj.alias_or_name) if proj is not None else set()
+            start = _meta_start(col)
+            from_star = start is None and proj is not None and id(proj) in analysis.star_origin
+            if start is None and proj is not None:
+                start = analysis.star_origin.get(id(proj))
+            if start is None:
+                start = _nearest_start(col)
+            if start is None or (from_star and not outputs):
+                continue
+            line, ccol = _pos(sql, start)
+            key = (line, ccol)
+            prev = uses.get(key)
+            merged = sorted(set(outputs) | set(prev.output_columns if prev else []))
+            uses[key] = ColumnUse(line, ccol, bool(merged), merged)
+    return [uses[k] for k in sorted(uses)]
+
+
+def _projection_of(column: Any, scope: Any) -> Any | None:
+    """The projection of ``scope``'s select that contains ``column`` (None if elsewhere)."""
+    from sqlglot import exp
+
+    select = scope.expression
+    if not isinstance(select, exp.Select):
+        return None
+    node = column
+    while node is not None and node.parent is not select:
+        node = node.parent
+    if node is not None and node.arg_key == "expressions":
+        return node
+    return None
+
+
+def _nearest_start(node: Any) -> int | None:
+    current = node
+    while current is not None:
+        for sub in current.walk():
+            start = _meta_start(sub) if sub is not current or current is node else None
+            if start is not None:
+                return start
+        current = current.parent
+    return None
+
+
+class _Tracer:
+    def __init__(self, analysis: _Analysis, relation: str, column: str) -> None:
+        self.analysis = analysis
+        self.dialect = analysis.dialect
+        self.relation = relation
+        self.column_key = normalize_identifier(column, analysis.dialect)
+        self._tracked: dict[tuple[int, str], bool] = {}
+        self._flows: dict[tuple[int, str], set[str]] = {}
+        self.root = analysis.scopes[-1] if analysis.scopes else None
+        self.root_names = self._root_names()
+
+    def _root_names(self) -> list[str]:
+        if self.root is None:
+            return []
+        first = _first_select(self.root.expression)
+        return list(first.named_selects) if first is not None else []
+
+    def _resolve(self, scope: Any, col: Any) -> tuple[Any, Any] | None:
+        if col.table:
+            found = _find_source(self.analysis, scope, col.table)
+            return (found[2], found[1]) if found else None
+        return None
+
+    def is_target(self, scope: Any, col: Any) -> bool:
+        from sqlglot import exp
+
+        resolved = self._resolve(scope, col)
+        if resolved is None:
+            return False
+        source, _node = resolved
+        name_key = _key(col.name, self.dialect)
+        if isinstance(source, exp.Table):
+            rel = self.analysis.relations.get(id(source))
+            return rel == self.relation and name_key == self.column_key
+        return self.tracked(source, name_key)
+
+    def tracked(self, scope: Any, name_key: str) -> bool:
+        """Whether ``scope`` outputs column ``name_key`` as an unchanged copy of the target."""
+        from sqlglot import exp
+
+        memo = (id(scope), name_key)
+        if memo in self._tracked:
+            return self._tracked[memo]
+        self._tracked[memo] = False  # cycle guard
+        result = False
+        branches = _set_branches(scope.expression)
+        first = branches[0] if branches else None
+        index = None
+        if first is not None:
+            for i, proj in enumerate(first.expressions):
+                if _key(proj.alias_or_name, self.dialect) == name_key:
+                    index = i
+                    break
+        if index is not None:
+            for branch in branches:
+                if index >= len(branch.expressions):
+                    continue
+                proj = branch.expressions[index]
+                inner = proj.this if isinstance(proj, exp.Alias) else proj
+                if isinstance(inner, exp.Column):
+                    owner = self.analysis.column_scope.get(id(inner)) or scope
+                    if self.is_target(owner, inner):
+                        result = True
+                        break
+        self._tracked[memo] = result
+        return result
+
+    def flows(self, scope: Any, name: str) -> set[str]:
+        """Output names of the model that ``scope``'s output ``name`` flows into."""
+        memo = (id(scope), _key(name, self.dialect))
+        if memo in self._flows:
+            return self._flows[memo]
+        self._flows[memo] = set()  # cycle guard
+        result: set[str] = set()
+        index = self._index_of(scope, name)
+        owner = scope
+        while owner.parent is not None and _is_set_scope_of(owner.parent, owner):
+            owner = owner.parent
+        if index is not None and owner is self.root:
+            if index < len(self.root_names):
+                result.add(self.root_names[index])
+        elif index is not None:
+            out_name = self._name_at(owner, index)
+            if out_name is not None:
+                for consumer in self.analysis.scopes:
+                    for src_name, (_node, source) in consumer.selected_sources.items():
+                        if source is owner:
+                            result |= self._consumer_flows(consumer, src_name, out_name)
+        self._flows[memo] = result
+        return result
+
+    def _index_of(self, scope: Any, name: str) -> int | None:
+        first = _first_select(scope.expression)
+        if first is None:
+            return None
+        key = _key(name, self.dialect)
+        for i, proj in enumerate(first.expressions):
+            if _key(proj.alias_or_name, self.dialect) == key:
+                return i
+        return None
+
+    def _consumer_flows(self, consumer: Any, alias: str, name: str) -> set[str]:
+        from sqlglot import exp
+
+        select = consumer.expression
+        if not isinstance(select, exp.Select):
+            return set()
+        result: set[str] = set()
+        alias_key = _key(alias, self.dialect)
+        name_key = _key(name, self.dialect)
+        for proj in select.expressions:
+            for col in proj.find_all(exp.Column):
+                if (col.table and _key(col.table, self.dialect) == alias_key
+                        and _key(col.name, self.dialect) == name_key):  # fmt: skip
+                    result |= self.flows(consumer, proj.alias_or_name)
+                    break
+        return result
+
+    def _name_at(self, scope: Any, index: int) -> str | None:
+        first = _first_select(scope.expression)
+        if first is None or index >= len(first.expressions):
+            return None
+        return str(first.expressions[index].alias_or_name)
+
+
+def _is_set_scope_of(parent: Any, child: Any) -> bool:
+    return any(branch is child for branch in (getattr(parent, "union_scopes", None) or []))

@@ -1,0 +1,531 @@
+"""A dbt-flavoured Jinja environment that runs without dbt or a warehouse.
+
+It knows dbt's block tags (``materialization``, ``test``, ``docs``, ``snapshot``),
+indexes macros of the project and its packages, and renders a node in *parse*
+mode the way ``dbt parse`` does: ``execute`` is False, unknown names are
+permissive, and ``config()``/``ref()``/``source()``/``var()`` calls are captured.
+Compile-mode rendering (used by fast-compile) builds on :class:`RenderContext`.
+"""
+
+from __future__ import annotations
+
+import datetime
+import itertools
+import json
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+import jinja2.ext
+import jinja2.nodes
+
+MACRO_DEF_RE = re.compile(r"{%-?\s*(macro|test|materialization)\s+([A-Za-z_][\w]*)", re.S)
+_MISSING = object()
+
+
+class _MacroLikeExtension(jinja2.ext.Extension):
+    """``{% test name(args) %}`` and ``{% materialization name, adapter='x' %}`` as macros."""
+
+    tags = {"test", "materialization", "data_test"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        token = next(parser.stream)
+        kind = token.value
+        node = jinja2.nodes.Macro(lineno=token.lineno)
+        name = parser.parse_assign_target(name_only=True).name
+        node.args, node.defaults = [], []
+        if kind == "materialization":
+            adapter = "default"
+            while parser.stream.skip_if("comma"):
+                target = parser.parse_assign_target(name_only=True)
+                if target.name == "adapter":
+                    parser.stream.expect("assign")
+                    value = parser.parse_expression()
+                    adapter = getattr(value, "value", "default")
+                elif target.name == "supported_languages":
+                    target.set_ctx("param")
+                    node.args.append(target)
+                    parser.stream.expect("assign")
+                    node.defaults.append(parser.parse_expression())
+            node.name = f"materialization_{name}_{adapter}"
+        else:
+            parser.parse_signature(node)
+            node.name = f"test_{name}"
+        node.body = parser.parse_statements((f"name:end{kind}",), drop_needle=True)
+        return node
+
+
+class _DocsExtension(jinja2.ext.Extension):
+    """``{% docs name %}...{% enddocs %}``: parsed, renders nothing."""
+
+    tags = {"docs"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        parser.parse_assign_target(name_only=True)
+        parser.parse_statements(("name:enddocs",), drop_needle=True)
+        return jinja2.nodes.Output([], lineno=lineno)
+
+
+class _SnapshotExtension(jinja2.ext.Extension):
+    """``{% snapshot name %}body{% endsnapshot %}``: renders its body."""
+
+    tags = {"snapshot"}
+
+    def parse(self, parser: jinja2.parser.Parser) -> jinja2.nodes.Node:
+        lineno = next(parser.stream).lineno
+        parser.parse_assign_target(name_only=True)
+        body = parser.parse_statements(("name:endsnapshot",), drop_needle=True)
+        return jinja2.nodes.Scope(body, lineno=lineno)
+
+
+class PermissiveUndefined(jinja2.Undefined):
+    """Parse-time undefined: callable, subscriptable, attribute-able, renders as ''."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, name: Any) -> Any:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self
+
+    def __iter__(self):  # type: ignore[override]
+        return iter(())
+
+    def __bool__(self) -> bool:
+        return False
+
+
+def make_environment(permissive: bool = True) -> jinja2.Environment:
+    return jinja2.Environment(
+        extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols", _MacroLikeExtension,
+                    _DocsExtension, _SnapshotExtension],
+        undefined=PermissiveUndefined if permissive else jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+_ENVS: dict[bool, jinja2.Environment] = {}
+
+
+def environment(permissive: bool = True) -> jinja2.Environment:
+    env = _ENVS.get(permissive)
+    if env is None:
+        env = _ENVS[permissive] = make_environment(permissive)
+    return env
+
+
+def syntax_error(text: str) -> tuple[int, str] | None:
+    """(line, message) of a Jinja syntax error in ``text``, or None."""
+    try:
+        environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        return exc.lineno or 0, exc.message or str(exc)
+    return None
+
+
+# ----------------------------------------------------------------------------- macros
+@dataclass
+class MacroDef:
+    name: str           # as called: "my_macro", "test_unique", "materialization_table_default"
+    package: str
+    path: str           # repo-relative path of the file
+    line: int
+    text: str           # the whole file text (macros are compiled per file)
+
+
+@dataclass
+class MacroIndex:
+    """Every macro of a project and its packages, by package and by name."""
+
+    root_package: str
+    by_package: dict[str, dict[str, MacroDef]] = field(default_factory=dict)
+    _modules: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+
+    def add_file(self, package: str, path: str, text: str) -> None:
+        pkg = self.by_package.setdefault(package, {})
+        for m in MACRO_DEF_RE.finditer(text):
+            kind, name = m.group(1), m.group(2)
+            full = name if kind == "macro" else (f"test_{name}" if kind == "test" else name)
+            line = text.count("\n", 0, m.start()) + 1
+            pkg.setdefault(full, MacroDef(full, package, path, line, text))
+
+    def find(self, name: str, package: str | None = None) -> MacroDef | None:
+        if package:
+            return self.by_package.get(package, {}).get(name)
+        root = self.by_package.get(self.root_package, {})
+        if name in root:
+            return root[name]
+        for pkg, macros in self.by_package.items():
+            if pkg != self.root_package and name in macros:
+                return macros[name]
+        return None
+
+    def names(self) -> set[str]:
+        out: set[str] = set()
+        for macros in self.by_package.values():
+            out.update(macros)
+        return out
+
+
+# ----------------------------------------------------------------------------- context
+class Relation:
+    """What ``ref()``/``source()``/``this`` return: renders as an identifier."""
+
+    def __init__(self, identifier: str, database: str = "", schema: str = "",
+                 name: str = ""):
+        self.identifier = identifier
+        self.database = database
+        self.schema = schema
+        self.name = name or identifier
+        self.table = self.name
+
+    def __str__(self) -> str:
+        return self.identifier
+
+    def __html__(self) -> str:
+        return self.identifier
+
+    def render(self) -> str:
+        return self.identifier
+
+    def include(self, *args: Any, **kwargs: Any) -> Relation:
+        return self
+
+    def incorporate(self, *args: Any, **kwargs: Any) -> Relation:
+        return self
+
+    def quote(self, *args: Any, **kwargs: Any) -> Relation:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return PermissiveUndefined(name=name)
+
+
+class ConfigCapture:
+    """The ``config`` object: ``config(...)`` records, ``config.get`` reads what is known."""
+
+    def __init__(self, known: Mapping[str, Any] | None = None):
+        self.calls: list[dict[str, Any]] = []
+        self.known = dict(known or {})
+
+    def __call__(self, *args: Any, **kwargs: Any) -> str:
+        opts: dict[str, Any] = {}
+        for arg in args:
+            if isinstance(arg, Mapping):
+                opts.update(arg)
+        opts.update(kwargs)
+        self.calls.append(opts)
+        return ""
+
+    def get(self, name: str, default: Any = None, validator: Any = None) -> Any:
+        for call in reversed(self.calls):
+            if name in call:
+                return call[name]
+        return self.known.get(name, default)
+
+    def require(self, name: str, validator: Any = None) -> Any:
+        return self.get(name, "")
+
+    def set(self, name: str, value: Any) -> str:
+        self.calls.append({name: value})
+        return ""
+
+    def persist_relation_docs(self) -> bool:
+        return False
+
+    def persist_column_docs(self) -> bool:
+        return False
+
+
+class VarMissing(Exception):
+    def __init__(self, name: str):
+        super().__init__(f"Required var '{name}' not found in config")
+        self.name = name
+
+
+class EnvVarMissing(Exception):
+    def __init__(self, name: str):
+        super().__init__(f"Env var required but not provided: '{name}'")
+        self.name = name
+
+
+@dataclass
+class RenderContext:
+    """Everything a node's Jinja may reach, without a warehouse.
+
+    ``ref_name``/``source_name`` turn a call into the identifier rendered in SQL.
+    """
+
+    package: str
+    macros: MacroIndex
+    vars: Mapping[str, Any]
+    adapter_type: str = "duckdb"
+    target_name: str = "dev"
+    schema: str = "main"
+    database: str = "memory"
+    execute: bool = False
+    is_incremental: bool = False
+    env: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    ref_name: Callable[[str, str | None, Any], str] = lambda name, pkg, v: name
+    source_name: Callable[[str, str], str] = lambda src, tbl: f"{src}.{tbl}"
+    this_name: str = "this"
+    # captured
+    refs: list[tuple[str, str | None, Any]] = field(default_factory=list)
+    sources: list[tuple[str, str]] = field(default_factory=list)
+    vars_missing: list[str] = field(default_factory=list)
+    env_missing: list[str] = field(default_factory=list)
+    macros_called: list[str] = field(default_factory=list)
+    config: ConfigCapture = field(default_factory=ConfigCapture)
+    warehouse_calls: list[str] = field(default_factory=list)
+
+    # -- dbt functions
+    def _ref(self, *args: Any, **kwargs: Any) -> Relation:
+        version = kwargs.get("version", kwargs.get("v"))
+        str_args = [str(a) for a in args]
+        if len(str_args) >= 2:
+            pkg, name = str_args[0], str_args[1]
+        elif str_args:
+            pkg, name = None, str_args[0]
+        else:
+            return Relation("")
+        self.refs.append((name, pkg, version))
+        return Relation(self.ref_name(name, pkg, version), self.database, self.schema, name)
+
+    def _source(self, *args: Any, **kwargs: Any) -> Relation:
+        if len(args) < 2:
+            return Relation("")
+        src, tbl = str(args[0]), str(args[1])
+        self.sources.append((src, tbl))
+        return Relation(self.source_name(src, tbl), self.database, src, tbl)
+
+    def _var(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self.vars:
+            return self.vars[name]
+        if default is _MISSING:
+            self.vars_missing.append(name)
+            raise VarMissing(name)
+        return default
+
+    def _env_var(self, name: str, default: Any = _MISSING) -> Any:
+        if name in self.env:
+            return self.env[name]
+        if default is _MISSING:
+            self.env_missing.append(name)
+            raise EnvVarMissing(name)
+        return default
+
+    def _run_query(self, *args: Any, **kwargs: Any) -> Any:
+        self.warehouse_calls.append("run_query")
+        return None
+
+    def _dispatch(self, macro_name: str, macro_namespace: str | None = None,
+                  packages: Any = None) -> Any:
+        for prefix in (self.adapter_type, "default"):
+            candidate = f"{prefix}__{macro_name}"
+            for pkg in ([macro_namespace] if macro_namespace else []) + [None]:
+                found = self.macros.find(candidate, pkg)
+                if found:
+                    return self._macro_callable(found)
+        return PermissiveUndefined(name=macro_name)
+
+    # -- macros
+    def _macro_callable(self, mdef: MacroDef) -> Any:
+        key = (mdef.package, mdef.path)
+        mod = self.macros._modules.get(key)
+        if mod is None:
+            template = environment(not self.execute).from_string(mdef.text)
+            mod = template.make_module(vars=self.namespace(mdef.package), shared=True)
+            self.macros._modules[key] = mod
+        fn = getattr(mod, mdef.name, None)
+        if fn is None:
+            return PermissiveUndefined(name=mdef.name)
+        self.macros_called.append(mdef.name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except _Return as ret:
+                return ret.value
+
+        return call
+
+    def namespace(self, package: str | None = None) -> dict[str, Any]:
+        """The globals a template sees (macros resolved lazily by name)."""
+        ctx = self
+
+        class _Adapter:
+            type = ctx.adapter_type
+
+            def dispatch(self, name: str, macro_namespace: str | None = None,
+                         packages: Any = None) -> Any:
+                return ctx._dispatch(name, macro_namespace, packages)
+
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("__"):
+                    raise AttributeError(name)
+                ctx.warehouse_calls.append(f"adapter.{name}")
+                return PermissiveUndefined(name=name)
+
+        class _Target:
+            name = ctx.target_name
+            type = ctx.adapter_type
+            schema = ctx.schema
+            database = ctx.database
+            profile_name = "bulwark"
+            threads = 1
+
+            def __getattr__(self, name: str) -> Any:
+                return PermissiveUndefined(name=name)
+
+        def raise_compiler_error(msg: str, *a: Any) -> None:
+            raise jinja2.TemplateRuntimeError(str(msg))
+
+        class _Exceptions:
+            @staticmethod
+            def raise_compiler_error(msg: str, *a: Any) -> None:
+                raise_compiler_error(msg)
+
+            @staticmethod
+            def warn(*a: Any, **k: Any) -> str:
+                return ""
+
+            def __getattr__(self, name: str) -> Any:
+                return lambda *a, **k: ""
+
+        class _Modules:
+            datetime = datetime
+            itertools = itertools
+            re = re
+            json = json
+
+            def __getattr__(self, name: str) -> Any:
+                return PermissiveUndefined(name=name)
+
+        ns: dict[str, Any] = {
+            "ref": self._ref, "source": self._source, "var": self._var,
+            "env_var": self._env_var, "config": self.config,
+            "is_incremental": lambda: self.is_incremental, "execute": self.execute,
+            "target": _Target(), "adapter": _Adapter(), "run_query": self._run_query,
+            "load_result": lambda *a, **k: None, "statement": PermissiveUndefined(name="statement"),
+            "this": Relation(self.this_name, self.database, self.schema),
+            "log": lambda *a, **k: "", "print": lambda *a, **k: "",
+            "return": _raise_return,
+            "exceptions": _Exceptions(), "modules": _Modules(),
+            "fromjson": lambda s, default=None: _safe(json.loads, s, default),
+            "tojson": lambda o, default=None: json.dumps(o, default=str),
+            "fromyaml": lambda s, default=None: _safe(_yaml_load, s, default),
+            "toyaml": lambda o, default=None: _yaml_dump(o),
+            "zip": zip, "set": set, "list": list, "dict": dict, "range": range,
+            "graph": {"nodes": {}, "sources": {}, "exposures": {}},
+            "project_name": self.macros.root_package, "dbt_version": "1.11.0",
+            "invocation_id": "00000000-0000-0000-0000-000000000000",
+            "run_started_at": datetime.datetime(2000, 1, 1),
+            "flags": PermissiveUndefined(name="flags"), "local_md5": _md5,
+            "api": PermissiveUndefined(name="api"), "builtins": {},
+            "model": PermissiveUndefined(name="model"), "selected_resources": [],
+        }
+        return _Namespace(ns, self, package)
+
+
+class _Return(Exception):
+    def __init__(self, value: Any):
+        super().__init__("return")
+        self.value = value
+
+
+def _raise_return(value: Any = None) -> None:
+    raise _Return(value)
+
+
+def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
+    try:
+        return fn(value)
+    except Exception:
+        return default
+
+
+def _yaml_load(s: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(s)
+
+
+def _yaml_dump(o: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(o)
+
+
+def _md5(s: str) -> str:
+    import hashlib
+
+    return hashlib.md5(s.encode()).hexdigest()
+
+
+class _PackageNamespace:
+    """``dbt_utils.star(...)``: the macros of one package as attributes."""
+
+    def __init__(self, ctx: RenderContext, package: str):
+        self._ctx = ctx
+        self._package = package
+
+    def __getattr__(self, name: str) -> Any:
+        found = self._ctx.macros.find(name, self._package)
+        if found is None:
+            return PermissiveUndefined(name=f"{self._package}.{name}")
+        return self._ctx._macro_callable(found)
+
+
+class _Namespace(dict):
+    """Template globals; a missing key resolves to a macro (own package first)."""
+
+    def __init__(self, base: dict[str, Any], ctx: RenderContext, package: str | None):
+        super().__init__(base)
+        self._ctx = ctx
+        self._package = package
+
+    def __missing__(self, key: str) -> Any:
+        ctx = self._ctx
+        found = ctx.macros.find(key, self._package) if self._package else None
+        found = found or ctx.macros.find(key)
+        if found is not None:
+            return ctx._macro_callable(found)
+        if key in ctx.macros.by_package:
+            return _PackageNamespace(ctx, key)
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:  # jinja checks membership before lookup
+        if dict.__contains__(self, key):
+            return True
+        if not isinstance(key, str):
+            return False
+        ctx = self._ctx
+        return bool(ctx.macros.find(key, self._package) if self._package else None) or bool(
+            ctx.macros.find(key)) or key in ctx.macros.by_package
+
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
+def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
+    """Render ``text`` with ``ctx``; raises jinja2 errors, VarMissing, EnvVarMissing."""
+    template = environment(not ctx.execute).from_string(text)
+    context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
+    try:
+        return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+    except _Return as ret:  # a top-level {{ return() }}
+        return str(ret.value)
+

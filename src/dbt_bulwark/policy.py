@@ -1,0 +1,207 @@
+"""The team's policy: ``bulwark.yml`` (repo root or beside a dbt_project.yml) or
+``[tool.bulwark]`` in ``pyproject.toml``.
+
+A project-level ``bulwark.yml`` is deep-merged over the repository-level one.
+Unknown keys and wrong types are a :class:`~dbt_bulwark.findings.UsageError`
+naming the file, the line and the key (exit code 2). :data:`SCHEMA` is the one
+place that lists every key, its type and its default; the README documents it.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_bulwark.findings import UsageError
+
+# key -> (type(s), default) ; a nested dict is a section
+SCHEMA: dict[str, Any] = {
+    "dialect": ((str, type(None)), None),   # sqlglot dialect / dbt adapter type for SQL parsing
+    "fail_on": (str, "error"),              # error | warning: the lowest severity that fails
+    "exclude": (list, []),                  # glob patterns of repo paths never checked
+    "critical": {
+        "select": ((str, list, type(None)), None),   # dbt selector; None = already tagged
+        "min_downstream": ((int, type(None)), None),
+        "feeds_exposures": (bool, False),
+        "public": (bool, False),
+        "tags": (list, ["critical"]),
+        "require": {
+            "description": (bool, True),
+            "owner": (bool, True),
+            "primary_key": (bool, True),
+            "contract": (bool, True),
+        },
+        "check_base": (bool, True),
+    },
+    "locked": {
+        "tag": (str, "locked"),
+    },
+    "contracts": {
+        "select": ((str, list), "tag:critical tag:locked access:public"),
+        "require_primary_key": (bool, False),
+        "check_types": (bool, True),
+        "check_columns": (bool, True),
+    },
+    "fast_compile": {
+        "check_sql": (bool, True),
+        "check_columns": (bool, True),
+        "env_vars": (dict, {}),
+    },
+    "schema_diff": {
+        "protected": ((str, list), "config.contract.enforced:true tag:critical tag:locked"),
+        "main_branch": ((str, type(None)), None),
+        "warn_only": (bool, False),
+    },
+    "ci": {
+        "main_branch": ((str, type(None)), None),
+        "layers": ((list, type(None)), None),
+        "target": ((str, type(None)), None),
+    },
+    "baselines": {
+        "select": ((str, list), "tag:critical"),
+        "directory": (str, ".bulwark/baselines"),
+        "float_tolerance": ((int, float), 1e-9),
+        "row_count_tolerance": ((int, float), 0),
+    },
+    "data_quality": {
+        "select": ((str, list, type(None)), None),
+    },
+}
+
+
+def defaults(schema: dict[str, Any] = SCHEMA) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, spec in schema.items():
+        out[key] = defaults(spec) if isinstance(spec, dict) else copy.deepcopy(spec[1])
+    return out
+
+
+def _validate(data: Any, schema: dict[str, Any], path: str, prefix: str) -> dict[str, Any]:
+    from dbt_bulwark import yamlio
+
+    if not isinstance(data, dict):
+        raise UsageError(f"`{prefix or 'policy'}` must be a mapping", path,
+                         yamlio.line_of(data) or None)
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        spec = schema.get(key)
+        line = yamlio.line_of(data, key) or None
+        if spec is None:
+            known = ", ".join(sorted(schema))
+            raise UsageError(f"unknown key `{dotted}` (known here: {known})", path, line)
+        if isinstance(spec, dict):
+            out[key] = _validate(value if value is not None else {}, spec, path, dotted)
+            continue
+        types = spec[0] if isinstance(spec[0], tuple) else (spec[0],)
+        if float in types and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value) if int not in types else value
+        if isinstance(value, bool) and bool not in types:
+            raise UsageError(f"`{dotted}` must be {_type_names(types)}, not a boolean", path, line)
+        if not isinstance(value, types):
+            raise UsageError(f"`{dotted}` must be {_type_names(types)}", path, line)
+        out[key] = value
+    return out
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {str: "a string", list: "a list", dict: "a mapping", bool: "true/false",
+             int: "an integer", float: "a number", type(None): "null"}
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@dataclass
+class Policy:
+    data: dict[str, Any] = field(default_factory=defaults)
+    sources: list[str] = field(default_factory=list)   # files it was read from
+    explicit: set[str] = field(default_factory=set)    # dotted keys the user set
+
+    def get(self, dotted: str) -> Any:
+        value: Any = self.data
+        for part in dotted.split("."):
+            value = value[part]
+        return value
+
+    def is_set(self, dotted: str) -> bool:
+        return dotted in self.explicit
+
+
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    out: set[str] = set()
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        out.add(dotted)
+        if isinstance(value, dict):
+            out |= _dotted_keys(value, dotted)
+    return out
+
+
+def read_policy_file(fs: Any, rel: str) -> dict[str, Any] | None:
+    """Validated policy data from a ``bulwark.yml`` or ``pyproject.toml`` in ``fs``."""
+    from dbt_bulwark import yamlio
+
+    if not fs.is_file(rel):
+        return None
+    try:
+        text = yamlio.decode(fs.read_bytes(rel))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read policy: {exc}", rel) from None
+    if rel.endswith("pyproject.toml"):
+        try:
+            import tomllib
+        except ImportError:  # pragma: no cover - Python 3.10
+            try:
+                import tomli as tomllib  # type: ignore[no-redef]
+            except ImportError:
+                return None
+        try:
+            doc = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"invalid TOML: {exc}", rel) from None
+        section = doc.get("tool", {}).get("bulwark")
+        if section is None:
+            return None
+        return _validate(section, SCHEMA, rel, "tool.bulwark")
+    try:
+        data = yamlio.load(text)
+    except yamlio.YamlError as exc:
+        raise UsageError(exc.message, rel, exc.line or None) from None
+    if data is None:
+        return {}
+    return _validate(data, SCHEMA, rel, "")
+
+
+def load_policy(fs: Any, project_root: str | None = None) -> Policy:
+    """Repository policy (``bulwark.yml`` or ``[tool.bulwark]``), then the project's own."""
+    from dbt_bulwark.fs import join
+
+    policy = Policy()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    root_data = read_policy_file(fs, "bulwark.yml")
+    if root_data is not None:
+        layers.append(("bulwark.yml", root_data))
+    else:
+        toml_data = read_policy_file(fs, "pyproject.toml")
+        if toml_data is not None:
+            layers.append(("pyproject.toml", toml_data))
+    if project_root:
+        rel = join(project_root, "bulwark.yml")
+        data = read_policy_file(fs, rel)
+        if data is not None:
+            layers.append((rel, data))
+    for path, data in layers:
+        policy.data = _merge(policy.data, data)
+        policy.sources.append(path)
+        policy.explicit |= _dotted_keys(data)
+    return policy

@@ -1,0 +1,82 @@
+"""The shared shape of every hook: load, pick targets, check, report, exit code.
+
+A hook supplies one function ``check(ctx, project, policy, targets)`` returning
+findings; :func:`run_hook` does the rest the same way for every hook: repository
+and project discovery, mapping pre-commit's file list to affected nodes
+(``targets`` is None for "the whole project"), policy loading per project, load
+problems of the touched files, ``exclude`` globs, output format and exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+from dbt_bulwark.findings import Finding, exit_code, report
+from dbt_bulwark.policy import Policy, load_policy
+from dbt_bulwark.project import Project
+from dbt_bulwark.workspace import Workspace, open_workspace
+
+
+@dataclass
+class HookContext:
+    args: argparse.Namespace
+    ws: Workspace
+    files: list[str]                       # changed files, repo-relative
+    all_files: bool
+    notes: list[str] = field(default_factory=list)   # printed after the findings (stderr)
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+Check = Callable[[HookContext, Project, Policy, "set[str] | None"], list[Finding]]
+
+
+def open_context(args: argparse.Namespace) -> HookContext:
+    ws = open_workspace(getattr(args, "project_dir", None), getattr(args, "repo_root", None),
+                        getattr(args, "vars", None), not getattr(args, "no_cache", False))
+    files = [ws.relative(f) for f in getattr(args, "files", []) or []]
+    all_files = bool(getattr(args, "all_files", False)) or not files
+    return HookContext(args=args, ws=ws, files=files, all_files=all_files)
+
+
+def collect(ctx: HookContext, check: Check, include_load_findings: bool = True) -> list[Finding]:
+    """Run ``check`` on every project the change touches; return all findings."""
+    ws = ctx.ws
+    affected = {} if ctx.all_files else ws.affected(ctx.files)
+    roots = ws.project_roots if ctx.all_files else [r for r in ws.project_roots if r in affected]
+    findings: list[Finding] = []
+    changed = set(ctx.files)
+    for root in roots:
+        project = ws.project(root)
+        policy = load_policy(ws.fs, root)
+        targets = None if ctx.all_files or "*" in affected.get(root, set()) else affected[root]
+        if include_load_findings:
+            findings.extend(f for f in project.findings if ctx.all_files or f.path in changed)
+        findings.extend(check(ctx, project, policy, targets))
+        excludes = policy.get("exclude")
+        if excludes:
+            findings = [f for f in findings if not any(fnmatchcase(f.path, g) for g in excludes)]
+        ctx.state.setdefault("fail_on", policy.get("fail_on"))
+    return findings
+
+
+def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
+    fmt = getattr(ctx.args, "format", "text")
+    report(findings, fmt, sys.stdout, summary if fmt == "text" else "")
+    for note in ctx.notes:
+        sys.stderr.write(note + "\n")
+    ctx.ws.save()
+    return exit_code(findings, ctx.state.get("fail_on", "error"))
+
+
+def run_hook(args: argparse.Namespace, check: Check, summary: str = "") -> int:
+    ctx = open_context(args)
+    if not ctx.ws.project_roots:
+        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+        return 0
+    findings = collect(ctx, check)
+    return finish(ctx, findings, summary)

@@ -1,0 +1,191 @@
+"""dbt node selection syntax (the subset every policy uses), evaluated on a Project.
+
+Supported: union by space, intersection by comma, graph operators ``+x``, ``x+``,
+``N+x``, ``x+N``, ``@x``; methods ``fqn`` (the default: names, dotted paths,
+wildcards), ``tag:``, ``path:``, ``file:``, ``package:``, ``config.<key>:``,
+``access:``, ``group:``, ``exposure:``, ``source:``, ``resource_type:``,
+``version:``, ``unique_id:``. An unknown method is a :class:`UsageError`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from fnmatch import fnmatchcase
+from typing import Any
+
+from dbt_bulwark.findings import UsageError
+from dbt_bulwark.project import Node, Project, Resource
+
+_ATOM_RE = re.compile(r"^(?P<at>@)?(?:(?P<pdepth>\d*)(?P<parents>\+))?(?P<body>.*?)"
+                      r"(?:(?P<children>\+)(?P<cdepth>\d*))?$")
+METHODS = ("fqn", "tag", "path", "file", "package", "config", "access", "group", "exposure",
+           "source", "resource_type", "version", "unique_id")
+
+
+def _project_relative(project: Project, res: Resource) -> str:
+    return res.original_file_path
+
+
+def _fqn_match(fqn: list[str], value: str, versioned: bool) -> bool:
+    if versioned and len(fqn) >= 2:
+        if fqn[-2] == value:
+            return True
+        parts = value.split(".")
+        if "_".join(fqn[-2:]) == "_".join(parts[-2:]):
+            return True
+    elif fqn and fqn[-1] == value:
+        return True
+    flat = [item for seg in fqn for item in seg.split(".")]
+    parts = value.split(".")
+    if len(flat) < len(parts):
+        return False
+    for i, part in enumerate(parts):
+        if part == "*":
+            return True
+        if not fnmatchcase(flat[i], part):
+            return False
+    return True
+
+
+def _config_value(res: Resource, dotted: str) -> Any:
+    value: Any = getattr(res, "config", {})
+    for key in dotted.split("."):
+        if isinstance(value, dict):
+            value = value.get(key)
+        else:
+            return None
+    return value
+
+
+def _matches_value(actual: Any, wanted: str) -> bool:
+    if isinstance(actual, list):
+        return any(_matches_value(a, wanted) for a in actual)
+    if isinstance(actual, bool):
+        return str(actual).lower() == wanted.lower()
+    if actual is None:
+        return False
+    return fnmatchcase(str(actual), wanted)
+
+
+def _method_match(project: Project, res: Resource, method: str, arg: str | None,
+                  value: str) -> bool:
+    rt = res.resource_type
+    if method == "fqn":
+        if value == "*":
+            return True
+        return _fqn_match(res.fqn, value, getattr(res, "version", None) is not None)
+    if method == "tag":
+        return any(fnmatchcase(t, value) for t in res.tags)
+    if method == "path":
+        rel = _project_relative(project, res)
+        value = value.rstrip("/")
+        return rel == value or rel.startswith(value + "/") or fnmatchcase(rel, value)
+    if method == "file":
+        return fnmatchcase(_project_relative(project, res).rsplit("/", 1)[-1], value) or \
+            fnmatchcase(_project_relative(project, res).rsplit("/", 1)[-1].rsplit(".", 1)[0], value)
+    if method == "package":
+        return fnmatchcase(res.package_name, value)
+    if method == "config":
+        return bool(arg) and _matches_value(_config_value(res, arg or ""), value)
+    if method == "access":
+        return rt == "model" and isinstance(res, Node) and res.access == value
+    if method == "group":
+        return _matches_value(getattr(res, "config", {}).get("group"), value)
+    if method == "exposure":
+        return rt == "exposure" and fnmatchcase(res.name, value)
+    if method == "source":
+        if rt != "source":
+            return False
+        parts = value.split(".")
+        names = [res.package_name, getattr(res, "source_name", ""), res.name]
+        if len(parts) == 1:
+            return fnmatchcase(names[1], parts[0])
+        if len(parts) == 2:
+            return fnmatchcase(names[1], parts[0]) and fnmatchcase(names[2], parts[1])
+        return all(fnmatchcase(n, p) for n, p in zip(names, parts))
+    if method == "resource_type":
+        return rt == value
+    if method == "unique_id":
+        return res.unique_id == value
+    if method == "version":
+        if not isinstance(res, Node) or res.version is None:
+            return False
+        if value == "latest":
+            return str(res.version) == str(res.latest_version)
+        if value == "old":
+            return str(res.version) != str(res.latest_version)
+        return str(res.version) == value
+    raise UsageError(f"unknown selector method {method!r}; known: {', '.join(METHODS)}")
+
+
+def _parse_method(body: str) -> tuple[str, str | None, str]:
+    if ":" in body:
+        head, value = body.split(":", 1)
+        method, _, arg = head.partition(".")
+        if method not in METHODS:
+            raise UsageError(f"unknown selector method {head!r} in {body!r}; known: "
+                             f"{', '.join(METHODS)}")
+        return method, arg or None, value
+    if "/" in body or body.endswith((".sql", ".py", ".csv")):
+        return ("path" if "/" in body else "file"), None, body
+    return "fqn", None, body
+
+
+def _select_atom(project: Project, atom: str, universe: list[Resource]) -> set[str]:
+    m = _ATOM_RE.match(atom)
+    if not m or not m.group("body"):
+        raise UsageError(f"cannot parse selector {atom!r}")
+    method, arg, value = _parse_method(m.group("body"))
+    base = {r.unique_id for r in universe if _method_match(project, r, method, arg, value)}
+    out = set(base)
+    if m.group("at"):
+        for uid in base:
+            desc = project.descendants(uid)
+            out |= desc
+            for d in desc | {uid}:
+                out |= project.ancestors(d)
+        return out
+    if m.group("parents"):
+        depth = int(m.group("pdepth")) if m.group("pdepth") else None
+        for uid in base:
+            out |= project.ancestors(uid, depth)
+    if m.group("children"):
+        depth = int(m.group("cdepth")) if m.group("cdepth") else None
+        for uid in base:
+            out |= project.descendants(uid, depth)
+    return out
+
+
+def select(project: Project, selector: str | Iterable[str] | None,
+           exclude: str | Iterable[str] | None = None,
+           resource_types: Iterable[str] | None = None) -> list[Resource]:
+    """Resources of ``project`` matched by a dbt selector (None = everything)."""
+    universe = list(project.resources())
+    selectors = _split(selector)
+    if selectors:
+        chosen: set[str] = set()
+        for term in selectors:
+            parts = [p for p in term.split(",") if p]
+            sets = [_select_atom(project, p, universe) for p in parts]
+            chosen |= set.intersection(*sets) if sets else set()
+    else:
+        chosen = {r.unique_id for r in universe}
+    for term in _split(exclude):
+        parts = [p for p in term.split(",") if p]
+        sets = [_select_atom(project, p, universe) for p in parts]
+        if sets:
+            chosen -= set.intersection(*sets)
+    types = set(resource_types or [])
+    return [r for r in universe if r.unique_id in chosen and (not types or r.resource_type in types)]
+
+
+def _split(value: str | Iterable[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    out: list[str] = []
+    for v in value:
+        out.extend(str(v).split())
+    return out

@@ -1,0 +1,151 @@
+"""The repository a command runs in: its root, its dbt projects, and what a change touches.
+
+This is the one entry point commands use to get loaded projects:
+:func:`open_workspace` finds the repository root (git top level, else the current
+directory), discovers every ``dbt_project.yml`` (or takes ``--project-dir``), and
+loads each with the parse cache. :meth:`Workspace.affected` maps changed files to
+the projects and nodes they affect.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt_bulwark.cache import ParseCache, open_cache
+from dbt_bulwark.findings import UsageError
+from dbt_bulwark.fs import FileSource, WorkTree, join
+from dbt_bulwark.loader import discover_projects, load_project, project_for_path
+from dbt_bulwark.project import Node, Project
+
+
+def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
+    start_path = Path(start or os.getcwd()).resolve()
+    try:
+        out = subprocess.run(["git", "-C", str(start_path), "rev-parse", "--show-toplevel"],
+                             capture_output=True, text=True, check=False, timeout=10)
+        if out.returncode == 0 and out.stdout.strip():
+            return Path(out.stdout.strip()).resolve()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return start_path
+
+
+def parse_vars(text: str | None) -> dict[str, Any]:
+    """``--vars`` as dbt takes it: a YAML (or JSON) mapping."""
+    if not text:
+        return {}
+    from dbt_bulwark import yamlio
+
+    try:
+        data = yamlio.load(text)
+    except yamlio.YamlError as exc:
+        raise UsageError(f"--vars is not valid YAML: {exc.message}") from None
+    if not isinstance(data, dict):
+        raise UsageError("--vars must be a YAML mapping, e.g. '{key: value}'")
+    return dict(data)
+
+
+@dataclass
+class Workspace:
+    repo_root: Path
+    fs: FileSource
+    project_roots: list[str]
+    cli_vars: dict[str, Any] = field(default_factory=dict)
+    cache: ParseCache | None = None
+    _projects: dict[str, Project] = field(default_factory=dict)
+
+    def project(self, root: str) -> Project:
+        if root not in self._projects:
+            self._projects[root] = load_project(self.fs, root, self.cli_vars, self.cache)
+        return self._projects[root]
+
+    def projects(self) -> list[Project]:
+        return [self.project(r) for r in self.project_roots]
+
+    def project_root_for(self, repo_path: str) -> str | None:
+        return project_for_path(self.project_roots, repo_path)
+
+    def affected(self, files: Iterable[str]) -> dict[str, set[str]]:
+        """Project root -> unique_ids of the nodes the changed files touch.
+
+        A ``dbt_project.yml``, ``packages.yml`` or macro change affects the whole
+        project (returned as the marker ``"*"``).
+        """
+        out: dict[str, set[str]] = {}
+        for f in files:
+            rel = self.relative(f)
+            root = self.project_root_for(rel)
+            if root is None:
+                continue
+            hit = out.setdefault(root, set())
+            name = rel.rsplit("/", 1)[-1]
+            project = self.project(root)
+            if name in ("dbt_project.yml", "packages.yml", "dependencies.yml", "bulwark.yml"):
+                hit.add("*")
+                continue
+            nodes = project.node_for_file(rel)
+            hit.update(n.unique_id for n in nodes)
+            if rel.endswith((".yml", ".yaml")):
+                hit.update(n.unique_id for n in project.nodes.values() if n.patch_path == rel)
+                for nodes_ in project.disabled.values():
+                    hit.update(n.unique_id for n in nodes_ if n.patch_path == rel)
+                hit.update(s.unique_id for s in project.sources.values() if s.repo_path == rel)
+                hit.update(e.unique_id for e in project.exposures.values() if e.repo_path == rel)
+            if project.macros is not None and rel.endswith(".sql") and not nodes:
+                for macros in project.macros.by_package.values():
+                    if any(m.path == rel for m in macros.values()):
+                        hit.add("*")
+                        break
+        return out
+
+    def relative(self, path: str) -> str:
+        p = Path(path)
+        if p.is_absolute():
+            try:
+                return p.resolve().relative_to(self.repo_root).as_posix()
+            except ValueError:
+                return p.as_posix()
+        cwd = Path.cwd().resolve()
+        try:
+            return join((cwd / p).resolve().relative_to(self.repo_root).as_posix())
+        except ValueError:
+            return join(p.as_posix())
+
+    def save(self) -> None:
+        if self.cache is not None:
+            self.cache.save()
+
+
+def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,
+                   vars_text: str | None = None, use_cache: bool = True) -> Workspace:
+    root = Path(repo_root).resolve() if repo_root else find_repo_root()
+    fs = WorkTree(root)
+    if project_dirs:
+        roots = []
+        for d in project_dirs:
+            p = Path(d)
+            p = (Path.cwd() / p).resolve() if not p.is_absolute() else p.resolve()
+            if not (p / "dbt_project.yml").is_file():
+                raise UsageError(f"no dbt_project.yml in {d}")
+            try:
+                rel = p.relative_to(root).as_posix()
+            except ValueError:
+                # a project outside the repository: read it on its own
+                fs = WorkTree(p)
+                root = p
+                rel = ""
+            roots.append("" if rel == "." else rel)
+    else:
+        roots = discover_projects(fs)
+    ws = Workspace(repo_root=root, fs=fs, project_roots=roots, cli_vars=parse_vars(vars_text),
+                   cache=open_cache(root, use_cache))
+    return ws
+
+
+def node_label(node: Node) -> str:
+    return node.unique_id
