@@ -278,3 +278,240 @@ def test_infer_output_columns_matches_duckdb(con, sql):
                 column.data_type,
                 duck_type,
             )
+
+
+def test_infer_types_never_guessed(con):
+    sql = """select sum(id) as s, avg(amount) as a, id / 2 as d, 1.5 as lit, round(amount, 1) as r,
+    x.total from __ref__orders, (select sum(id) as total from __ref__orders) as x group by all"""
+    schema = infer_output_columns(sql, "duckdb", UPSTREAM)
+    assert schema.complete
+    assert [c.data_type for c in schema.columns] == [None] * 6
+
+
+def test_infer_incomplete_cases():
+    star = infer_output_columns("select * from __ref__opaque", "duckdb", UNKNOWN_UP)
+    assert not star.complete and star.reason == "select * from unknown relation __ref__opaque"
+    partial = infer_output_columns("select a, b as c from __ref__opaque", "duckdb", UNKNOWN_UP)
+    assert partial.complete and partial.names == ["a", "c"]
+    assert all(c.data_type is None for c in partial.columns)
+    missing = infer_output_columns("select * from not_in_upstream", "duckdb", UPSTREAM)
+    assert not missing.complete and "not_in_upstream" in (missing.reason or "")
+    unaliased = infer_output_columns("select count(*) from __ref__orders", "duckdb", UPSTREAM)
+    assert not unaliased.complete and "alias" in (unaliased.reason or "")
+    bad = infer_output_columns("select from where", "duckdb", UPSTREAM)
+    assert bad == OutputSchema([], False, bad.reason)
+    assert (bad.reason or "").startswith("could not parse SQL")
+    ddl = infer_output_columns("create table x (a int)", "duckdb", UPSTREAM)
+    assert not ddl.complete
+
+
+def test_infer_snowflake_names_and_types():
+    up = {"__ref__t": {"ID": "NUMBER(38,0)", "NAME": "VARCHAR"}}
+    sql = 'select id, name as "Display", id + 1 as next_id, * exclude (name) from __ref__t'
+    schema = infer_output_columns(sql, "snowflake", up)
+    assert schema.complete, schema.reason
+    assert schema.names == ["ID", "Display", "NEXT_ID", "ID"]
+    assert types_compatible(schema.columns[0].data_type, "int", "snowflake")
+
+
+def test_infer_expression_sql_and_union_types():
+    sql = "select id as a from __ref__orders union all select customer_id from __ref__orders"
+    schema = infer_output_columns(sql, "duckdb", UPSTREAM)
+    assert schema.names == ["a"]
+    assert schema.columns[0].data_type is None  # INTEGER vs BIGINT: warehouse decides
+    assert "id" in schema.columns[0].expression_sql
+
+
+# ---------------------------------------------------------------------------------------------
+# find_unknown_columns (DuckDB oracle)
+# ---------------------------------------------------------------------------------------------
+
+INVALID_QUERIES = [
+    ("select nope from __ref__orders", "nope"),
+    ("select o.nope from __ref__orders o", "nope"),
+    ("with c as (select id from __ref__orders) select c.status from c", "status"),
+    ("select id from __ref__orders where statuss = 'x'", "statuss"),
+    ("select o.id from __ref__orders o join __ref__payments p on p.order_idd = o.id", "order_idd"),
+    ('select id,\n  "Stat us"\nfrom __ref__orders', "Stat us"),
+    ("select status, count(*) as n from __ref__orders group by stat", "stat"),
+    (
+        """select id from __ref__orders o where exists (
+        select 1 from __ref__payments p where p.order_id = o.id and p.bogus > 1)""",
+        "bogus",
+    ),
+    ("with a as (select id as order_id from __ref__orders) select id from a", "id"),
+    ("select id from __ref__orders union all select bogus from __ref__payments", "bogus"),
+    ("select sum(amount) over (partition by stat) as s from __ref__orders", "stat"),
+    ("select id from __ref__orders order by nothing", "nothing"),
+    ("select x.total from (select id as total_id from __ref__orders) as x", "total"),
+    ("select nonexistent", "nonexistent"),
+]
+
+VALID_QUERIES = [
+    "select status as s from __ref__orders order by s",
+    "select status as s, count(*) as n from __ref__orders group by s",
+    "select id * 2 as d, d + 1 as e from __ref__orders",
+    "select id, row_number() over (order by id) as rn from __ref__orders qualify rn = 1",
+    "select info.city from __ref__orders",
+    "select o.info.city, o.info['zip'] from __ref__orders o",
+    """select customer_id, name from __ref__orders
+    join (select id as customer_id, name from __src__raw__customers) using (customer_id)""",
+    "select g from generate_series(1, 3) as t(g)",
+    "select u from __ref__orders, unnest(tags) as t(u)",
+    "select unnest(tags) as tag from __ref__orders",
+    "select list_transform(tags, lambda x: upper(x)) as up from __ref__orders",
+    "select list_filter(tags, lambda x: x <> status) as f from __ref__orders",
+    "select * exclude (tags) from __ref__orders",
+    "select * replace (upper(status) as status) from __ref__orders",
+    """select id from __ref__orders o
+    where exists (select 1 from __ref__payments p where p.order_id = o.id and amount > 0)""",
+    """select id from __ref__orders o
+    where exists (select 1 from __ref__payments p where order_id = id)""",
+    "select o from __ref__orders o",
+    "select status, count(*) as n from __ref__orders group by all order by all",
+    'select "STATUS", Status from __ref__orders',
+    "select id from __ref__orders where status in (select method from __ref__payments)",
+    "select s.a from (select {'a': 1} as s)",
+    """with recursive r(n) as (select 1 union all select n + 1 from r where n < 3)
+    select n from r""",
+    "select v.a, v.b from (values (1, 2)) as v(a, b)",
+    "select * from __ref__orders o left join __ref__payments p on p.order_id = o.id",
+    "select id, status from __ref__orders o where o.amount > (select avg(p.amount) from __ref__payments p)",
+    """with base as (select * from __ref__orders)
+    select b.id, c.name from base b join __src__raw__customers c on c.id = b.customer_id""",
+]
+
+
+def _duckdb_rejects_column(con, sql):
+    try:
+        con.execute(f"describe {sql}")
+    except duckdb.BinderException as exc:
+        message = str(exc)
+        assert "not found" in message or "does not have a column" in message, message
+        return True
+    return False
+
+
+@pytest.mark.parametrize(("sql", "name"), INVALID_QUERIES)
+def test_unknown_columns_reported_like_duckdb(con, sql, name):
+    assert _duckdb_rejects_column(con, sql)
+    found = find_unknown_columns(sql, "duckdb", UPSTREAM)
+    assert [u.name for u in found] == [name]
+
+
+@pytest.mark.parametrize("sql", VALID_QUERIES)
+def test_no_false_positive_on_duckdb_valid_queries(con, sql):
+    assert not _duckdb_rejects_column(con, sql)
+    assert find_unknown_columns(sql, "duckdb", UPSTREAM) == []
+
+
+def test_unknown_column_positions_and_suggestions():
+    sql = 'select id,\n   o."Stat us", amount\nfrom __ref__orders o\nwhere  stauts = 1'
+    found = find_unknown_columns(sql, "duckdb", UPSTREAM)
+    assert found == [
+        UnknownColumn("Stat us", "o", 2, 6, "status"),
+        UnknownColumn("stauts", None, 4, 8, "status"),
+    ]
+    lines = sql.splitlines()
+    assert lines[1][5:].startswith('"Stat us"')
+    assert lines[3][7:].startswith("stauts")
+
+
+def test_unknown_columns_skipped_when_relations_unknown():
+    assert find_unknown_columns("select nope from __ref__opaque", "duckdb", UNKNOWN_UP) == []
+    assert find_unknown_columns("select nope from not_upstream", "duckdb", UPSTREAM) == []
+    mixed = "select o.nope2, q.x from __ref__orders o join __ref__opaque q on q.id = o.id"
+    assert [u.name for u in find_unknown_columns(mixed, "duckdb", UNKNOWN_UP)] == ["nope2"]
+    unqualified = "select nope from __ref__orders o join __ref__opaque q on q.id = o.id"
+    assert find_unknown_columns(unqualified, "duckdb", UNKNOWN_UP) == []
+    star_cte = "with a as (select * from __ref__opaque) select a.whatever from a"
+    assert find_unknown_columns(star_cte, "duckdb", UNKNOWN_UP) == []
+    assert find_unknown_columns("select from where", "duckdb", UPSTREAM) == []
+    assert find_unknown_columns("select x from read_csv('f.csv')", "duckdb", UPSTREAM) == []
+
+
+def test_unknown_columns_other_dialects():
+    up = {"__ref__t": {"ID": "NUMBER", "PAYLOAD": "VARIANT"}}
+    assert find_unknown_columns("select Id, payload:a.b from __ref__t", "snowflake", up) == []
+    found = find_unknown_columns('select "id" from __ref__t', "snowflake", up)
+    assert [u.name for u in found] == ["id"]  # quoted lower-case is not ID in Snowflake
+    lateral = "select f.value:x as x from __ref__t, lateral flatten(input => payload) f"
+    assert find_unknown_columns(lateral, "snowflake", up) == []
+    bq = {"__ref__t": {"id": "INT64", "arr": "ARRAY<STRUCT<k STRING>>"}}
+    assert find_unknown_columns("select a.k from __ref__t, unnest(arr) as a", "bigquery", bq) == []
+    assert find_unknown_columns("select ID from __ref__t", "bigquery", bq) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# column_uses
+# ---------------------------------------------------------------------------------------------
+
+LINEAGE_SQL = """with orders as (
+    select * from __ref__orders
+),
+customers as (select id as customer_id, name from __src__raw__customers),
+final as (
+    select o.id, o.status as order_status, c.name, o.amount * 2 as dbl
+    from orders o join customers c on o.customer_id = c.customer_id
+    where o.is_paid
+)
+select * from final"""
+
+
+def test_column_uses_through_ctes_and_stars():
+    uses = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "status")
+    assert uses == [
+        ColumnUse(2, 12, True, ["order_status"]),  # the * in the orders CTE
+        ColumnUse(6, 20, True, ["order_status"]),  # o.status
+    ]
+    amount = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "amount")
+    assert amount == [ColumnUse(2, 12, True, ["dbl"]), ColumnUse(6, 45, True, ["dbl"])]
+    paid = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "is_paid")
+    assert paid == [ColumnUse(8, 13, False, [])]  # the star copy goes nowhere: not a use
+    cust = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "customer_id")
+    assert cust == [ColumnUse(7, 40, False, [])]
+    name = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__src__raw__customers", "name")
+    assert name == [ColumnUse(4, 41, True, ["name"]), ColumnUse(6, 46, True, ["name"])]
+    assert column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "tags") == []
+    assert column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__payments", "amount") == []
+
+
+def test_column_uses_root_star_union_and_subquery():
+    sql = "select * exclude (tags) from __ref__orders"
+    assert column_uses(sql, "duckdb", UPSTREAM, "__ref__orders", "status") == [
+        ColumnUse(1, 8, True, ["status"])
+    ]
+    assert column_uses(sql, "duckdb", UPSTREAM, "__ref__orders", "tags") == []
+    union = "select id, status as s from __ref__orders\nunion all\nselect payment_id, method from __ref__payments"
+    assert column_uses(union, "duckdb", UPSTREAM, "__ref__payments", "method") == [
+        ColumnUse(3, 19, True, ["s"])
+    ]
+    sub = """select id from __ref__orders o
+where exists (select 1 from __ref__payments p where p.order_id = o.id)"""
+    assert column_uses(sub, "duckdb", UPSTREAM, "__ref__payments", "order_id") == [
+        ColumnUse(2, 55, False, [])
+    ]
+    assert column_uses(sub, "duckdb", UPSTREAM, "__ref__orders", "id") == [
+        ColumnUse(1, 8, True, ["id"]),
+        ColumnUse(2, 68, False, []),
+    ]
+    grouped = "select customer_id, count(*) as n from __ref__orders group by customer_id"
+    assert [u.line for u in column_uses(grouped, "duckdb", UPSTREAM, "__ref__orders", "customer_id")] == [1, 1]
+    assert column_uses("select from where", "duckdb", UPSTREAM, "__ref__orders", "id") == []
+
+
+# ---------------------------------------------------------------------------------------------
+# performance
+# ---------------------------------------------------------------------------------------------
+
+
+def test_medium_model_is_fast():
+    started = time.perf_counter()
+    n = 20
+    for i in range(n):
+        sql = LINEAGE_SQL + f"\n-- {i}"  # defeat the caches
+        infer_output_columns(sql, "duckdb", UPSTREAM)
+        find_unknown_columns(sql, "duckdb", UPSTREAM)
+        column_uses(sql, "duckdb", UPSTREAM, "__ref__orders", "status")
+    per_model_ms = (time.perf_counter() - started) * 1000 / n
+    assert per_model_ms < 100, per_model_ms

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from dbt_oracle import OracleSession, run_dbt_ls_many
+from dbt_oracle import OracleSession, register_ls_selections
 
 pytestmark = pytest.mark.oracle
 
@@ -60,15 +60,16 @@ def _label(sel: Any) -> str:
 
 CASES = [(key, sel) for key, sels in SELECTIONS.items() for sel in sels]
 
+# At collection time: the session's single dbt process runs these `dbt ls` right after
+# parsing each project (see dbt_oracle.OracleSession).
+for _key, _sels in SELECTIONS.items():
+    register_ls_selections(_key, list(_sels))
+
 
 @pytest.fixture(scope="session")
 def dbt_ls_results(oracle: OracleSession) -> dict[str, dict[Any, set[str]]]:
-    """dbt's answer for every selection, one dbt process per project."""
-    out = {}
-    for key, sels in SELECTIONS.items():
-        oracle.manifest(key)  # fail early (and in parallel) if the project does not parse
-        out[key] = run_dbt_ls_many(oracle.project(key), list(sels))
-    return out
+    """dbt's answer for every selection."""
+    return {key: {s: oracle.dbt_ls(key, s) for s in sels} for key, sels in SELECTIONS.items()}
 
 
 @pytest.mark.parametrize(

@@ -134,7 +134,7 @@ def test_add_tags_after_folded_and_literal(tmp_path):
 @pytest.mark.parametrize("tags_src, expected_line", [
     ("    tags: [daily, 'hourly']\n", "    tags: [daily, 'hourly', 'new']\n"),
     ('    tags: ["daily"]\n', '    tags: ["daily", "new"]\n'),
-    ("    tags: []\n", "    tags: [new]\n"),
+    ("    tags: []\n", "    tags: [new, daily]\n"),
     ("    tags: daily\n", "    tags: [daily, new]\n"),
     ("    tags: 'daily'\n", "    tags: ['daily', 'new']\n"),
 ])
@@ -419,7 +419,8 @@ def test_anchored_entry_used_elsewhere_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("src, line, message", [
-    ("models:\n  - name: a\n   bad: [\n", 4, "not valid YAML"),
+    ("models:\n  - name: a\n   bad: [\n", 3, "not valid YAML"),
+    ("models:\n  - name: a\n    x: [\n", 4, "not valid YAML"),
     ("models:\n  - name: a\n\tdescription: x\n", 3, "not valid YAML"),
     ("models:\n  name: a\n", 2, "'models:' is not a list"),
     ("models: a\n", 1, "'models:' is not a list"),
@@ -551,3 +552,30 @@ def test_corpus_data_is_input_plus_intended_changes(tmp_path, src):
     assert not ed.set_config(m, "contract", {"enforced": True})
     assert not ed.add_columns(m, cols)
     assert ed.save() is False
+
+
+def test_untouched_quirks_survive(tmp_path):
+    # everything a round-trip dumper would normalise stays exactly as written
+    src = ("---\nversion:   2   # spaced\nmodels:\n  - name: m\n    config:\n      enabled: True\n"
+           "      meta: ~\n      tags: [ x ,y ]\n    description: \"with \\\"escapes\\\"\"\n"
+           "    columns:\n    - name: id\n      data_type:   int\n")
+
+    def fn(ed):
+        m = ed.model("m")
+        ed.add_tags(m, ["t"])
+        ed.set_config(m, "contract", {"enforced": True})
+        ed.add_columns(m, [{"name": "n", "data_type": "text"}])
+
+    out = edit(tmp_path, src, fn)
+    assert_only_insertions(src, out, ["      contract:\n        enforced: true\n",
+                                      "    - name: n\n      data_type: text\n"])
+    assert "      tags: [ x ,y, t ]\n" in out
+
+
+def test_hook_modules_do_not_import_yaml_edit():
+    import subprocess
+    import sys
+
+    code = ("import sys, dbt_bulwark.cli; "
+            "assert 'dbt_bulwark.yaml_edit' not in sys.modules and 'ruamel.yaml' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)

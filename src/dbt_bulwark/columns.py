@@ -802,13 +802,19 @@ def _lambda_bound(column: Any, dialect: str) -> bool:
     return False
 
 
-def _select_aliases(scope: Any, dialect: str) -> set[str]:
+def _select_aliases(scope: Any, dialect: str, column: Any) -> set[str]:
+    """Aliases written in ``scope``'s select list, except the one ``column`` itself is under."""
     from sqlglot import exp
 
     select = scope.expression
     if not isinstance(select, exp.Select):
         return set()
-    return {_key(p.alias, dialect) for p in select.expressions if isinstance(p, exp.Alias)}
+    own = _projection_of(column, scope)
+    return {
+        _key(p.alias, dialect)
+        for p in select.expressions
+        if isinstance(p, exp.Alias) and "bw_index" in (p._meta or {}) and p is not own
+    }
 
 
 def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, Any, Any] | None:
@@ -855,16 +861,27 @@ def infer_output_columns(sql: str, dialect: str, upstream: Upstream) -> OutputSc
             continue
         name = _output_name(analysis, proj, original)
         inner = proj.this if isinstance(proj, exp.Alias) else proj
-        if not isinstance(proj, exp.Alias) and not isinstance(proj, exp.Column):
+        if not _named_by_query(proj, original):
             complete = False
             reason = reason or f"expression without alias (the warehouse names it): {proj.sql()}"
-        dtype = _branch_type(branches, i, dialect)
+        dtype = _branch_type(analysis, branches, i, dialect)
         columns.append(OutputColumn(name, dtype, inner.sql(dialect=dialect)))
     for branch in branches[1:]:
         if len(branch.expressions) != len(first.expressions) and complete:
             complete = False
             reason = "set operation branches have different column counts"
     return OutputSchema(columns, complete, reason)
+
+
+def _named_by_query(proj: Any, original_first: Any | None) -> bool:
+    """False when the warehouse, not the query, names this output (unaliased expression)."""
+    from sqlglot import exp
+
+    idx = _orig_index(proj)
+    if idx is None or original_first is None or idx >= len(original_first.expressions):
+        return True  # star expansion: named after the source column
+    orig = original_first.expressions[idx]
+    return isinstance(orig, (exp.Alias, exp.Column, exp.Dot))
 
 
 def _set_branches(tree: Any) -> list[Any]:
@@ -950,12 +967,14 @@ def _upstream_spelling(analysis: _Analysis, column: Any) -> str | None:
     return cols.get(_key(column.name, analysis.dialect))
 
 
-def _branch_type(branches: list[Any], index: int, dialect: str) -> str | None:
+def _branch_type(
+    analysis: _Analysis, branches: list[Any], index: int, dialect: str
+) -> str | None:
     types: list[str] = []
     for branch in branches:
         if index >= len(branch.expressions):
             return None
-        dtype = _type_of(branch.expressions[index], dialect)
+        dtype = _type_of(analysis, branch.expressions[index], dialect)
         if dtype is None:
             return None
         types.append(dtype)
@@ -964,7 +983,7 @@ def _branch_type(branches: list[Any], index: int, dialect: str) -> str | None:
     return types[0]
 
 
-def _type_of(proj: Any, dialect: str) -> str | None:
+def _type_of(analysis: _Analysis, proj: Any, dialect: str) -> str | None:
     from sqlglot import exp
 
     dt = getattr(proj, "type", None)
@@ -976,28 +995,59 @@ def _type_of(proj: Any, dialect: str) -> str | None:
         if node.this == exp.DataType.Type.USERDEFINED:
             return None
     inner = proj.this if isinstance(proj, exp.Alias) else proj
-    if not _type_trusted(inner):
+    if not _type_trusted(analysis, inner):
         return None
     return str(dt.sql(dialect))
 
 
-# Expressions whose result type is warehouse-specific enough that sqlglot's guess is not trusted.
-_UNTRUSTED_FUNCS = ("Sum", "Avg", "Div", "IntDiv", "Stddev", "StddevPop", "StddevSamp",
-                    "Variance", "VariancePop", "Quantile", "Median", "PercentileCont",
-                    "Round", "Pow", "Sqrt", "Anonymous")  # fmt: skip
+# Expressions whose result type is warehouse-specific enough that sqlglot's guess is not trusted
+# (checked against DuckDB; e.g. SUM(int) is HUGEINT there, 1.5 is DECIMAL, not DOUBLE).
+_UNTRUSTED_FUNCS = frozenset(
+    {
+        "Sum", "Avg", "Div", "IntDiv", "Stddev", "StddevPop", "StddevSamp", "Variance",
+        "VariancePop", "Quantile", "Median", "PercentileCont", "PercentileDisc", "Round", "Pow",
+        "Sqrt", "Floor", "Ceil", "Anonymous", "UnixToTime", "StrToTime", "TimeStrToTime",
+        "Corr", "CovarPop", "CovarSamp",
+    }
+)  # fmt: skip
 
 
-def _type_trusted(node: Any) -> bool:
+def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
+    """Whether sqlglot's type for ``node`` can be relied on (follows CTE/subquery columns)."""
     from sqlglot import exp
+    from sqlglot.optimizer.scope import Scope
 
-    if isinstance(node, (exp.Cast, exp.TryCast, exp.Column, exp.Literal, exp.Boolean)):
+    if depth > 32:
+        return False
+    if isinstance(node, (exp.Cast, exp.TryCast)):
         return True
     for sub in node.walk():
         if isinstance(sub, (exp.Cast, exp.TryCast)) and sub is not node:
-            continue
+            continue  # an explicit cast fixes the type, whatever is inside
         if type(sub).__name__ in _UNTRUSTED_FUNCS:
             return False
+        if isinstance(sub, exp.Literal) and not sub.is_string:
+            if not re.fullmatch(r"[+-]?\d+", sub.name):
+                return False  # DECIMAL in some warehouses, DOUBLE in others
+        if isinstance(sub, exp.Column) and sub.table:
+            scope = analysis.column_scope.get(id(sub))
+            found = _find_source(analysis, scope, sub.table) if scope is not None else None
+            if found is not None and isinstance(found[2], Scope):
+                for branch in _set_branches(found[2].expression):
+                    proj = _projection_named(branch, _key(sub.name, analysis.dialect), analysis)
+                    if proj is None:
+                        return False
+                    inner = proj.this if isinstance(proj, exp.Alias) else proj
+                    if not _type_trusted(analysis, inner, depth + 1):
+                        return False
     return True
+
+
+def _projection_named(select: Any, key: str, analysis: _Analysis) -> Any | None:
+    for proj in select.expressions:
+        if _key(proj.alias_or_name, analysis.dialect) == key:
+            return proj
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -1038,7 +1088,7 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
     dialect = analysis.dialect
     if not isinstance(column.this, exp.Identifier):
         return None  # column.* and friends
-    start = _meta_start(column)
+    start = _meta_start(column.this)
     if start is None:
         return None  # produced by qualify (star expansion, USING): exists by construction
     if column.find_ancestor(exp.Star, exp.Table, exp.Hint, exp.Lambda, exp.JSONPath) is not None:
@@ -1048,8 +1098,8 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
         return None
     if len(column.parts) > 2 or column.args.get("db"):
         return None  # schema-qualified or struct access: unsure
-    name = column.name
-    key = _key(name, dialect)
+    name = _written_name(analysis.sql, start, column.name)
+    key = _key(column.name, dialect)
     if key in _PSEUDO_COLUMNS or name.startswith(("$", "@", ":")):
         return None
     line, col = _pos(analysis.sql, start)
@@ -1074,12 +1124,20 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
             if key in cols or _key(src_name, dialect) == key:
                 return None  # found, or a whole-row reference to a table alias
             candidates.extend(cols.values())
-        if key in _select_aliases(current, dialect):
+        if key in _select_aliases(current, dialect, column):
             return None
         if not _can_see_parent(current):
             break
         current = current.parent
     return UnknownColumn(name, None, line, col, _suggest(name, candidates))
+
+
+def _written_name(sql: str, start: int, default: str) -> str:
+    match = re.match(r'"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]|([^\s.,()"`\[]+)', sql[start:])
+    if not match:
+        return default
+    text = next(g for g in match.groups() if g is not None)
+    return text.replace('""', '"') if match.group(1) is not None else text
 
 
 def _written_qualifier(analysis: _Analysis, column: Any) -> str:
@@ -1131,7 +1189,7 @@ def column_uses(
                 continue
             proj = _projection_of(col, scope)
             outputs = tracer.flows(scope, proj.alias_or_name) if proj is not None else set()
-            start = _meta_start(col)
+            start = _meta_start(col.this)
             from_star = start is None and proj is not None and id(proj) in analysis.star_origin
             if start is None and proj is not None:
                 start = analysis.star_origin.get(id(proj))

@@ -82,13 +82,27 @@ class _SnapshotExtension(jinja2.ext.Extension):
         return jinja2.nodes.Scope(body, lineno=lineno)
 
 
+_UNDEFINED_LOG: list[list[str]] = []   # stack of recorders (compile mode notes what was unknown)
+
+
 class PermissiveUndefined(jinja2.Undefined):
-    """Parse-time undefined: callable, subscriptable, attribute-able, renders as ''."""
+    """Parse-time undefined: callable, subscriptable, attribute-able, renders as ''.
+
+    While a recorder is pushed (:func:`record_undefined`), every top-level name that
+    resolved to nothing is noted, so compile mode can tell "unknown macro" or
+    "package not installed" from SQL it can check.
+    """
+
+    def __init__(self, hint: Any = None, obj: Any = jinja2.utils.missing, name: Any = None,
+                 exc: Any = jinja2.exceptions.UndefinedError):
+        super().__init__(hint, obj, name, exc)
+        if _UNDEFINED_LOG and name and obj is jinja2.utils.missing:
+            _UNDEFINED_LOG[-1].append(str(name))
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return self
+        return PermissiveUndefined(obj=self, name=name)
 
     def __getitem__(self, name: Any) -> Any:
         return self
@@ -101,6 +115,18 @@ class PermissiveUndefined(jinja2.Undefined):
 
     def __bool__(self) -> bool:
         return False
+
+
+class record_undefined:  # noqa: N801 - used as a context manager
+    """``with record_undefined() as names:`` collects top-level undefined names."""
+
+    def __enter__(self) -> list[str]:
+        self.names: list[str] = []
+        _UNDEFINED_LOG.append(self.names)
+        return self.names
+
+    def __exit__(self, *exc: Any) -> None:
+        _UNDEFINED_LOG.pop()
 
 
 def make_environment(permissive: bool = True) -> jinja2.Environment:
@@ -208,7 +234,7 @@ class Relation:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
-        return PermissiveUndefined(name=name)
+        return PermissiveUndefined(obj=self, name=name)
 
 
 class ConfigCapture:
@@ -326,7 +352,7 @@ class RenderContext:
 
     def _run_query(self, *args: Any, **kwargs: Any) -> Any:
         self.warehouse_calls.append("run_query")
-        return None
+        return PermissiveUndefined(obj=None, name="run_query")
 
     def _dispatch(self, macro_name: str, macro_namespace: str | None = None,
                   packages: Any = None) -> Any:
@@ -343,7 +369,7 @@ class RenderContext:
         key = (mdef.package, mdef.path)
         mod = self.macros._modules.get(key)
         if mod is None:
-            template = environment(not self.execute).from_string(mdef.text)
+            template = environment(True).from_string(mdef.text)
             mod = template.make_module(vars=self.namespace(mdef.package), shared=True)
             self.macros._modules[key] = mod
         fn = getattr(mod, mdef.name, None)
@@ -374,7 +400,7 @@ class RenderContext:
                 if name.startswith("__"):
                     raise AttributeError(name)
                 ctx.warehouse_calls.append(f"adapter.{name}")
-                return PermissiveUndefined(name=name)
+                return PermissiveUndefined(obj=self, name=name)
 
         class _Target:
             name = ctx.target_name
@@ -385,7 +411,7 @@ class RenderContext:
             threads = 1
 
             def __getattr__(self, name: str) -> Any:
-                return PermissiveUndefined(name=name)
+                return PermissiveUndefined(obj=self, name=name)
 
         def raise_compiler_error(msg: str, *a: Any) -> None:
             raise jinja2.TemplateRuntimeError(str(msg))
@@ -409,14 +435,14 @@ class RenderContext:
             json = json
 
             def __getattr__(self, name: str) -> Any:
-                return PermissiveUndefined(name=name)
+                return PermissiveUndefined(obj=self, name=name)
 
         ns: dict[str, Any] = {
             "ref": self._ref, "source": self._source, "var": self._var,
             "env_var": self._env_var, "config": self.config,
             "is_incremental": lambda: self.is_incremental, "execute": self.execute,
             "target": _Target(), "adapter": _Adapter(), "run_query": self._run_query,
-            "load_result": lambda *a, **k: None, "statement": PermissiveUndefined(name="statement"),
+            "load_result": lambda *a, **k: PermissiveUndefined(obj=None, name="load_result"), "statement": PermissiveUndefined(obj=None, name="statement"),
             "this": Relation(self.this_name, self.database, self.schema),
             "log": lambda *a, **k: "", "print": lambda *a, **k: "",
             "return": _raise_return,
@@ -430,9 +456,9 @@ class RenderContext:
             "project_name": self.macros.root_package, "dbt_version": "1.11.0",
             "invocation_id": "00000000-0000-0000-0000-000000000000",
             "run_started_at": datetime.datetime(2000, 1, 1),
-            "flags": PermissiveUndefined(name="flags"), "local_md5": _md5,
-            "api": PermissiveUndefined(name="api"), "builtins": {},
-            "model": PermissiveUndefined(name="model"), "selected_resources": [],
+            "flags": PermissiveUndefined(obj=None, name="flags"), "local_md5": _md5,
+            "api": PermissiveUndefined(obj=None, name="api"), "builtins": {},
+            "model": PermissiveUndefined(obj=None, name="model"), "selected_resources": [],
         }
         return _Namespace(ns, self, package)
 
@@ -522,7 +548,7 @@ class _Namespace(dict):
 
 def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     """Render ``text`` with ``ctx``; raises jinja2 errors, VarMissing, EnvVarMissing."""
-    template = environment(not ctx.execute).from_string(text)
+    template = environment(True).from_string(text)
     context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
     try:
         return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined]

@@ -103,15 +103,19 @@ class _Node:
         return self.kind == "scalar" and self.style in ("|", ">")
 
 
+def _end_index(ev: Any) -> int:
+    return int(ev.end_mark.index)
+
+
 def _compose(text: str) -> list[_Node | None]:
     """Documents of ``text`` as _Node trees (pure-Python parser: character offsets)."""
-    events = yaml.parse(text, Loader=yaml.SafeLoader)
+    events: Iterator[Any] = iter(yaml.parse(text, Loader=yaml.SafeLoader))
     anchors: dict[str, _Node] = {}
 
     def build(ev: Any) -> _Node:
         if isinstance(ev, yaml.AliasEvent):
             node = _Node("alias", ev)
-            target = anchors.get(ev.anchor)
+            target = anchors.get(str(ev.anchor))
             if target is not None:
                 target.referenced = True
             return node
@@ -122,7 +126,7 @@ def _compose(text: str) -> list[_Node | None]:
             while True:
                 child = next(events)
                 if isinstance(child, yaml.SequenceEndEvent):
-                    node.end = child.end_mark.index
+                    node.end = _end_index(child)
                     break
                 node.items.append(build(child))
         elif isinstance(ev, yaml.MappingStartEvent):
@@ -130,7 +134,7 @@ def _compose(text: str) -> list[_Node | None]:
             while True:
                 child = next(events)
                 if isinstance(child, yaml.MappingEndEvent):
-                    node.end = child.end_mark.index
+                    node.end = _end_index(child)
                     break
                 node.pairs.append((build(child), build(next(events))))
             if node.pairs and not node.flow:  # column of the keys, not of an anchor
@@ -169,11 +173,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _scalar(value: Any, quote: str | None = None) -> str:
+def _scalar(value: Any, quote: str | None = None, flow: bool = True) -> str:
+    """One-line YAML for a scalar; ``flow`` makes it safe inside ``[...]``/``{...}``."""
     style = quote if isinstance(value, str) and quote in ("'", '"') else None
-    out = yaml.safe_dump([value], default_flow_style=True, default_style=style,
-                         width=_WIDTH, allow_unicode=True)
-    return out.strip()[1:-1]
+    for attempt in (style, '"'):
+        opts: dict[str, Any] = {"default_style": attempt, "width": _WIDTH,
+                                "allow_unicode": True}
+        if flow:
+            out = yaml.safe_dump([value], default_flow_style=True, **opts).strip()[1:-1]
+        else:
+            out = yaml.safe_dump(value, **opts)
+            out = out[:-len("\n...\n")] if out.endswith("\n...\n") else out.rstrip("\n")
+        if "\n" not in out:  # a multi-line quoted scalar would not fit our line-based splices
+            return out
+    raise ValueError(f"cannot render {value!r} on one line")  # pragma: no cover
 
 
 def _flow(value: Any) -> str:
@@ -428,7 +441,8 @@ class PropertiesEditor:
             models = root.own("models")
             value = models[1] if models is not None else None
             if value is not None and not (value.kind == "seq" or value.is_null or (
-                    value.kind == "alias" and isinstance(data.get("models"), list))):
+                    value.kind == "alias" and isinstance(data, dict)
+                    and isinstance(data.get("models"), list))):
                 raise self._error(value, "'models:' is not a list")
         self._root = root
         self._data = data
@@ -548,13 +562,15 @@ class PropertiesEditor:
 
     def _block_kv(self, key: str, value: Any, col: int) -> list[str]:
         pad = " " * col
-        head = pad + _scalar(key) + ":"
+        head = pad + _scalar(key, flow=False) + ":"
         if isinstance(value, dict) and value:
             return [head] + self._block_map(value, col + self._m)
         if isinstance(value, list) and value and (
-                not self._flow_lists or any(isinstance(v, (dict, list)) for v in value)):
+                not (self._flow_tags and key == "tags") or any(isinstance(v, (dict, list)) for v in value)):
             return [head] + self._block_seq(value, col + self._d, self._s)
-        return [head + " " + _flow(value)]
+        if isinstance(value, (dict, list)):
+            return [head + " " + _flow(value)]
+        return [head + " " + _scalar(value, flow=False)]
 
     def _block_map(self, value: Mapping[str, Any], col: int) -> list[str]:
         lines: list[str] = []
@@ -571,8 +587,8 @@ class PropertiesEditor:
                 sub = self._block_map(item, dash + s)
                 lines += [lead + sub[0][dash + s:]] + sub[1:]
             else:
-                lines.append(lead + (_scalar(item, quote) if not isinstance(item, (dict, list))
-                                     else _flow(item)))
+                lines.append(lead + (_scalar(item, quote, flow=False)
+                                     if not isinstance(item, (dict, list)) else _flow(item)))
         return lines
 
     def _insert_key(self, node: _Node, key: str, value: Any) -> None:
@@ -717,7 +733,8 @@ class PropertiesEditor:
     def _walk(self, entry: ModelEntry, path: list[str]) -> tuple[_Node, Any, list[_Node]]:
         """Follow own keys from the entry; stops at the first missing key.
         Returns (deepest own mapping node, its data, chain of nodes)."""
-        node, data = self._resolve(entry, for_edit=True)
+        node, entry_data = self._resolve(entry, for_edit=True)
+        data: Any = entry_data
         chain = [node]
         for key in path:
             pair = node.own(key) if node.kind == "map" else None
@@ -882,8 +899,6 @@ class PropertiesEditor:
                 return None
             if node.kind == "map":
                 for k, v in node.pairs:
-                    if k.value == "tags" and v.kind == "seq" and v.items:
-                        flow_votes[v.flow] += 1
                     sub = data.get(k.value) if isinstance(data, dict) and k.kind == "scalar" \
                         else None
                     if k.start == key_start and k.kind == "scalar":
@@ -925,7 +940,8 @@ class PropertiesEditor:
     def _add_columns(self, entry: ModelEntry, cols: list[dict[str, Any]]) -> None:
         what = f"model {entry.name!r}"
         data = self._entry_data(entry) or {}
-        existing = data.get("columns") if isinstance(data.get("columns"), list) else []
+        found = data.get("columns")
+        existing: list[Any] = found if isinstance(found, list) else []
         new: list[dict[str, Any]] = []
         for col in cols:
             name = col.get("name")
