@@ -275,7 +275,7 @@ def render(results: list[Result], runner: Runner, args: argparse.Namespace, mach
             span = f"{min(r.times):.2f}–{max(r.times):.2f}" if r.times else ""
             ratio = "—"
             ref = medians.get((r.size, r.case.vs)) if r.case.vs else None
-            if ref and r.median:
+            if ref and r.median and not r.stub:
                 ratio = f"{ref / r.median:.1f}× (vs {r.case.vs})"
             note = r.case.note + ("; stub: prints 'not implemented yet'" if r.stub else "")
         rows.append(f"| {r.size} | {r.case.name} | {r.case.tool} | {med} | {span} | {len(r.times)} | {ratio} | {note.strip('; ')} |")
@@ -287,8 +287,8 @@ def render(results: list[Result], runner: Runner, args: argparse.Namespace, mach
         if r.case.name in seen:
             continue
         seen.add(r.case.name)
-        shown = " && ".join(" ".join(shlex.quote(p) for p in c).replace(shlex.quote("{changed}"), "<changed files>")
-                            for c in r.case.cmds)
+        shown = " && ".join(" ".join(p if p.startswith("{") else shlex.quote(p) for p in c)
+                            for c in r.case.cmds).replace("{changed}", "<changed files>")
         extra = []
         if r.case.setup:
             extra.append(f"setup: {r.case.setup}")

@@ -271,7 +271,7 @@ def test_infer_output_columns_matches_duckdb(con, sql):
     schema = infer_output_columns(sql, "duckdb", UPSTREAM)
     assert schema.complete, schema.reason
     assert [c.name for c in schema.columns] == [name for name, _ in expected]
-    for column, (name, duck_type) in zip(schema.columns, expected):
+    for column, (name, duck_type) in zip(schema.columns, expected, strict=True):
         if column.data_type is not None:
             assert types_compatible(column.data_type, duck_type, "duckdb"), (
                 name,
@@ -463,15 +463,20 @@ def test_column_uses_through_ctes_and_stars():
     assert uses == [
         ColumnUse(2, 12, True, ["order_status"]),  # the * in the orders CTE
         ColumnUse(6, 20, True, ["order_status"]),  # o.status
+        ColumnUse(10, 8, True, ["order_status"]),  # the final * passes final.order_status on
     ]
     amount = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "amount")
-    assert amount == [ColumnUse(2, 12, True, ["dbl"]), ColumnUse(6, 45, True, ["dbl"])]
+    assert amount == [ColumnUse(2, 12, True, ["dbl"]), ColumnUse(6, 54, True, ["dbl"])]
     paid = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "is_paid")
     assert paid == [ColumnUse(8, 13, False, [])]  # the star copy goes nowhere: not a use
     cust = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "customer_id")
-    assert cust == [ColumnUse(7, 40, False, [])]
+    assert cust == [ColumnUse(7, 41, False, [])]
     name = column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__src__raw__customers", "name")
-    assert name == [ColumnUse(4, 41, True, ["name"]), ColumnUse(6, 46, True, ["name"])]
+    assert name == [
+        ColumnUse(4, 41, True, ["name"]),
+        ColumnUse(6, 46, True, ["name"]),
+        ColumnUse(10, 8, True, ["name"]),
+    ]
     assert column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__orders", "tags") == []
     assert column_uses(LINEAGE_SQL, "duckdb", UPSTREAM, "__ref__payments", "amount") == []
 
@@ -484,7 +489,7 @@ def test_column_uses_root_star_union_and_subquery():
     assert column_uses(sql, "duckdb", UPSTREAM, "__ref__orders", "tags") == []
     union = "select id, status as s from __ref__orders\nunion all\nselect payment_id, method from __ref__payments"
     assert column_uses(union, "duckdb", UPSTREAM, "__ref__payments", "method") == [
-        ColumnUse(3, 19, True, ["s"])
+        ColumnUse(3, 20, True, ["s"])
     ]
     sub = """select id from __ref__orders o
 where exists (select 1 from __ref__payments p where p.order_id = o.id)"""
@@ -496,7 +501,9 @@ where exists (select 1 from __ref__payments p where p.order_id = o.id)"""
         ColumnUse(2, 68, False, []),
     ]
     grouped = "select customer_id, count(*) as n from __ref__orders group by customer_id"
-    assert [u.line for u in column_uses(grouped, "duckdb", UPSTREAM, "__ref__orders", "customer_id")] == [1, 1]
+    assert [
+        u.line for u in column_uses(grouped, "duckdb", UPSTREAM, "__ref__orders", "customer_id")
+    ] == [1, 1]
     assert column_uses("select from where", "duckdb", UPSTREAM, "__ref__orders", "id") == []
 
 

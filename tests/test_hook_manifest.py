@@ -183,7 +183,9 @@ def test_entry_resolves_to_a_bulwark_command(hook_id):
     hook = _hooks_by_id()[hook_id]
     executable, words, rest = _subcommand_tokens(hook)
     scripts = _pyproject()["project"].get("scripts", {})
-    assert executable in scripts, f"{executable!r} is not a [project.scripts] name: {sorted(scripts)}"
+    assert executable in scripts, (
+        f"{executable!r} is not a [project.scripts] name: {sorted(scripts)}"
+    )
     assert scripts[executable] == "dbt_bulwark.cli:main"
 
     command, subcommands = words[0], words[1:]

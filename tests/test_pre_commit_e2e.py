@@ -42,25 +42,32 @@ TIMEOUT = 600  # seconds per pre-commit call: a cold pip cache must still fit
 
 # Copied from neither the work tree nor the fixture project.
 _IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "venv", "__pycache__", "*.pyc", "*.egg-info", "build", "dist",
-    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".bulwark-cache", "target", "logs",
-    "dbt_packages", "*.duckdb", "*.duckdb.wal", ".user.yml",
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "*.pyc",
+    "*.egg-info",
+    "build",
+    "dist",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ruff_cache",
+    ".bulwark-cache",
+    "target",
+    "logs",
+    "dbt_packages",
+    "*.duckdb",
+    "*.duckdb.wal",
+    ".user.yml",
 )
 
 INLINE_PROJECT = {
     "dbt_project.yml": (
-        "name: tiny\n"
-        "version: '1.0.0'\n"
-        "config-version: 2\n"
-        "profile: tiny\n"
-        "model-paths: ['models']\n"
+        "name: tiny\nversion: '1.0.0'\nconfig-version: 2\nprofile: tiny\nmodel-paths: ['models']\n"
     ),
-    "models/stg_orders.sql": (
-        "select 1 as order_id, 10 as customer_id, 9.5 as amount\n"
-    ),
-    "models/orders.sql": (
-        "select order_id, customer_id, amount\nfrom {{ ref('stg_orders') }}\n"
-    ),
+    "models/stg_orders.sql": ("select 1 as order_id, 10 as customer_id, 9.5 as amount\n"),
+    "models/orders.sql": ("select order_id, customer_id, amount\nfrom {{ ref('stg_orders') }}\n"),
     "models/schema.yml": (
         "version: 2\n"
         "models:\n"
@@ -110,8 +117,14 @@ def _env(pre_commit_home: Path) -> dict[str, str]:
 
 def _git(cwd: Path, env: dict[str, str], *args: str) -> str:
     cmd = [
-        "git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
-        "-c", "core.hooksPath=/dev/null", *args,
+        "git",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "core.hooksPath=/dev/null",
+        *args,
     ]
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, f"{' '.join(cmd)}\n{proc.stdout}{proc.stderr}"
@@ -129,11 +142,16 @@ def _work_tree_files() -> list[Path]:
     try:
         proc = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            cwd=REPO_ROOT, capture_output=True, timeout=60,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            timeout=60,
         )
         top = subprocess.run(
             ["git", "rev-parse", "--show-toplevel"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
     except OSError:
         proc = top = None
@@ -164,7 +182,12 @@ def _write_project(dest: Path) -> None:
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+        cmd,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
         stdin=subprocess.DEVNULL,
     )
 
@@ -185,7 +208,7 @@ def _hook_statuses(output: str) -> dict[str, str]:
         if result:
             last_result = result.group(1)
         elif stripped.startswith("- hook id: "):
-            statuses[stripped[len("- hook id: "):]] = last_result
+            statuses[stripped[len("- hook id: ") :]] = last_result
     return statuses
 
 
@@ -265,8 +288,15 @@ def test_each_hook_passes_through_the_example_config(
 ):
     """`pre-commit run <id>` with the user-facing example config (env built once)."""
     cmd = [
-        *_pre_commit(), "run", hook_id, "--config", str(example_config),
-        "--all-files", "--verbose", "--color", "never",
+        *_pre_commit(),
+        "run",
+        hook_id,
+        "--config",
+        str(example_config),
+        "--all-files",
+        "--verbose",
+        "--color",
+        "never",
     ]
     proc = _run(cmd, clean_project, _env(pre_commit_home))
     assert proc.returncode == 0, _describe(proc)
@@ -297,8 +327,15 @@ def test_schema_diff_runs_at_pre_push(via, hook_repo, example_config, tmp_path, 
     else:
         cmd = [*_pre_commit(), "run", "check-schema-diff", "--config", str(example_config)]
     cmd += [
-        "--hook-stage", "pre-push", "--from-ref", "HEAD~1", "--to-ref", "HEAD",
-        "--verbose", "--color", "never",
+        "--hook-stage",
+        "pre-push",
+        "--from-ref",
+        "HEAD~1",
+        "--to-ref",
+        "HEAD",
+        "--verbose",
+        "--color",
+        "never",
     ]
     proc = _run(cmd, repo, env)
     assert proc.returncode == 0, _describe(proc)

@@ -27,19 +27,16 @@ Dialects are sqlglot dialect names; :func:`dialect_for_adapter` maps a dbt adapt
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover - typing only
-    from sqlglot import exp
-    from sqlglot.optimizer.scope import Scope
-
-Upstream = Mapping[str, Optional[Mapping[str, Optional[str]]]]
+Upstream = Mapping[str, Mapping[str, str | None] | None]
 
 DEFAULT_DIALECT = "duckdb"
 
@@ -516,21 +513,28 @@ _ANALYSIS_CACHE: OrderedDict[tuple[Any, ...], _Analysis] = OrderedDict()
 _ANALYSIS_CACHE_SIZE = 256
 
 
-def _table_key(table: Any) -> str:
-    return ".".join(p.name for p in table.parts)
-
-
 def _referenced_tables(expression: Any) -> list[Any]:
     from sqlglot import exp
 
     return [t for t in expression.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
 
 
+def _ident_key(ident: Any, dialect: str) -> str:
+    return normalize_identifier(ident.name, dialect, bool(getattr(ident, "quoted", False)))
+
+
+def _relation_index(names: Any, dialect: str) -> dict[str, str]:
+    """{key: upstream name}; relation names are matched as unquoted identifiers."""
+    return {normalize_identifier(name, dialect): name for name in names}
+
+
 def _match_upstream(table: Any, index: dict[str, str], dialect: str) -> str | None:
-    full = _key(_table_key(table), dialect)
-    if full in index:
-        return index[full]
-    return index.get(_key(table.name, dialect))
+    parts = [_ident_key(p, dialect) for p in table.parts]
+    return index.get(".".join(parts)) or index.get(parts[-1])
+
+
+def _is_cte_ref(table: Any, cte_names: set[str], dialect: str) -> bool:
+    return not table.db and _ident_key(table.this, dialect) in cte_names
 
 
 def _analyze(sql: str, dialect: str, upstream: Upstream) -> _Analysis:
@@ -539,11 +543,11 @@ def _analyze(sql: str, dialect: str, upstream: Upstream) -> _Analysis:
     if not parsed.ok:
         return _Analysis(sql, dialect, error=parsed.error)
     # Only the relations the SQL reads matter (upstream may be the whole project).
-    index = {_key(name, dialect): name for name in upstream}
+    index = _relation_index(upstream, dialect)
     used: dict[str, Mapping[str, str | None] | None] = {}
     cte_names = _cte_names(parsed.expression, dialect)
     for table in _referenced_tables(parsed.expression):
-        if not table.db and _key(table.name, dialect) in cte_names:
+        if _is_cte_ref(table, cte_names, dialect):
             continue
         rel = _match_upstream(table, index, dialect)
         if rel is not None:
@@ -572,16 +576,22 @@ def _short(exc: BaseException) -> str:
 
 
 def _cte_names(expression: Any, dialect: str) -> set[str]:
+    """Keys of the CTE names defined anywhere in ``expression``."""
     from sqlglot import exp
 
-    return {_key(cte.alias_or_name, dialect) for cte in expression.find_all(exp.CTE)}
+    names = set()
+    for cte in expression.find_all(exp.CTE):
+        alias = cte.args.get("alias")
+        ident = alias.this if alias is not None else None
+        if isinstance(ident, exp.Identifier):
+            names.add(_ident_key(ident, dialect))
+    return names
 
 
 def _safe_type(data_type: str | None, dialect: str) -> str:
-    if data_type and _build_type(data_type, dialect) is not None:
-        dt = _build_type(data_type, dialect)
-        if dt.this.name != "USERDEFINED":
-            return str(dt.sql(dialect))
+    dt = _build_type(data_type, dialect) if data_type else None
+    if dt is not None and dt.this.name != "USERDEFINED":
+        return str(dt.sql(dialect))
     return "UNKNOWN"
 
 
@@ -608,21 +618,19 @@ def _do_analyze(
             star = _as_star(proj)
             if star is not None:
                 start = _meta_start(star if isinstance(star, exp.Star) else proj) or 0
-                qual = proj.table if isinstance(proj, exp.Column) and proj.table else None
-                stars.append((i, qual, start))
+                star_qual = proj.table if isinstance(proj, exp.Column) and proj.table else None
+                stars.append((i, star_qual, start))
             else:
                 proj.meta["bw_index"] = i
         if stars:
             select.meta["bw_stars"] = stars
 
-    schema_dict: dict[str, dict[str, str]] = {}
+    schema_dict: dict[str, object] = {}
     for rel, cols in used.items():
         if cols is None:
             analysis.upstream_cols[rel] = None
             continue
-        analysis.upstream_cols[rel] = {
-            normalize_identifier(name, dialect): name for name in cols
-        }
+        analysis.upstream_cols[rel] = {normalize_identifier(name, dialect): name for name in cols}
         schema_dict[rel] = {name: _safe_type(dtype, dialect) for name, dtype in cols.items()}
     schema = MappingSchema(schema_dict, dialect=dialect)
 
@@ -635,25 +643,23 @@ def _do_analyze(
         quote_identifiers=False,
         identify=False,
     )
-    try:
+    with contextlib.suppress(Exception):  # on failure types stay unknown
         tree = annotate_types(tree, schema=schema, dialect=dialect)
-    except Exception:
-        pass  # types stay unknown
     analysis.tree = tree
 
-    index = {_key(name, dialect): name for name in used}
+    index = _relation_index(used, dialect)
     cte_names = _cte_names(tree, dialect)
     for table in _referenced_tables(tree):
-        rel = _match_upstream(table, index, dialect)
-        if rel is not None and not (not table.db and _key(table.name, dialect) in cte_names
-                                    and rel not in used):  # fmt: skip
-            analysis.relations[id(table)] = rel
+        matched = _match_upstream(table, index, dialect)
+        if matched is not None and not _is_cte_ref(table, cte_names, dialect):
+            analysis.relations[id(table)] = matched
 
     # Map star-expanded projections to their star.
     for select in tree.find_all(exp.Select):
-        stars = select.meta.get("bw_stars")
-        if not stars:
+        star_list: list[tuple[int, str | None, int]] | None = select.meta.get("bw_stars")
+        if not star_list:
             continue
+        stars = star_list
         last = -1
         for proj in select.expressions:
             idx = _orig_index(proj)
@@ -664,8 +670,9 @@ def _do_analyze(
             if not candidates:
                 continue
             chosen = candidates[0]
-            qual = proj.this.table if isinstance(proj, exp.Alias) and isinstance(
-                proj.this, exp.Column) else None  # fmt: skip
+            qual: str | None = None
+            if isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Column):
+                qual = proj.this.table
             nxt = [s for s in candidates if s[0] < _next_marked(select, proj)]
             if len(nxt) > 1 and qual:
                 for s in nxt:
@@ -907,7 +914,8 @@ def _star_reason(analysis: _Analysis, proj: Any) -> str:
             if _source_columns(analysis, node, source) is None:
                 names.append(
                     analysis.relations.get(id(source), name)
-                    if isinstance(source, exp.Table) else name  # fmt: skip
+                    if isinstance(source, exp.Table)
+                    else name  # fmt: skip
                 )
     if names:
         return f"select * from unknown relation {', '.join(sorted(set(names)))}"
@@ -967,9 +975,7 @@ def _upstream_spelling(analysis: _Analysis, column: Any) -> str | None:
     return cols.get(_key(column.name, analysis.dialect))
 
 
-def _branch_type(
-    analysis: _Analysis, branches: list[Any], index: int, dialect: str
-) -> str | None:
+def _branch_type(analysis: _Analysis, branches: list[Any], index: int, dialect: str) -> str | None:
     types: list[str] = []
     for branch in branches:
         if index >= len(branch.expressions):
@@ -1026,9 +1032,12 @@ def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
             continue  # an explicit cast fixes the type, whatever is inside
         if type(sub).__name__ in _UNTRUSTED_FUNCS:
             return False
-        if isinstance(sub, exp.Literal) and not sub.is_string:
-            if not re.fullmatch(r"[+-]?\d+", sub.name):
-                return False  # DECIMAL in some warehouses, DOUBLE in others
+        if (
+            isinstance(sub, exp.Literal)
+            and not sub.is_string
+            and not re.fullmatch(r"[+-]?\d+", sub.name)
+        ):
+            return False  # DECIMAL in some warehouses, DOUBLE in others
         if isinstance(sub, exp.Column) and sub.table:
             scope = analysis.column_scope.get(id(sub))
             found = _find_source(analysis, scope, sub.table) if scope is not None else None
@@ -1091,9 +1100,8 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
     start = _meta_start(column.this)
     if start is None:
         return None  # produced by qualify (star expansion, USING): exists by construction
-    if column.find_ancestor(exp.Star, exp.Table, exp.Hint, exp.Lambda, exp.JSONPath) is not None:
-        if column.find_ancestor(exp.Lambda) is None or _lambda_bound(column, dialect):
-            return None
+    if column.find_ancestor(exp.Star, exp.Table, exp.Hint, exp.JSONPath) is not None:
+        return None  # EXCLUDE lists, table-function arguments, hints, JSON paths
     if _lambda_bound(column, dialect):
         return None
     if len(column.parts) > 2 or column.args.get("db"):
@@ -1357,4 +1365,4 @@ class _Tracer:
 
 
 def _is_set_scope_of(parent: Any, child: Any) -> bool:
-    return any(branch is child for branch in (getattr(parent, "union_scopes", None) or []))
+    return any(branch is child for branch in (getattr(parent, "set_operation_scopes", None) or []))

@@ -162,12 +162,18 @@ def truthy(value: Any) -> bool:
 
 
 def deep_merge(*dicts: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursive dict merge, later wins (dbt's ``deep_merge`` for version configs)."""
+    """Recursive merge, later wins; lists concatenate later-first (dbt's ``deep_merge``)."""
     out: dict[str, Any] = {}
     for d in dicts:
         for key, value in (d or {}).items():
-            if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-                out[key] = deep_merge(out[key], value)
+            if isinstance(value, Mapping):
+                base = out.get(key)
+                out[key] = deep_merge(base if isinstance(base, dict) else {}, value)
+            elif isinstance(value, (list, tuple)) and key in out:
+                existing = out[key]
+                out[key] = list(value) + (list(existing) if isinstance(existing, (list, tuple))
+                                          else list(existing) if isinstance(existing, dict)
+                                          else [existing])
             else:
                 out[key] = copy.deepcopy(value)
     return out

@@ -3,7 +3,7 @@
 Mappings come back as :class:`LineDict`: a plain ``dict`` that also remembers the
 1-based line of the mapping (``.line``) and of each key (``.key_line(k)``), so
 findings can point at the line a user must edit. Rewriting YAML is not done here
-(see :mod:`dbt_bulwark.yaml_edit`, which uses ruamel.yaml round-trip).
+(see :mod:`dbt_bulwark.yaml_edit`, which inserts text at exact positions and verifies the result).
 """
 
 from __future__ import annotations

@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     for project in ws.projects():
         problems.extend(f for f in project.findings if f.severity == "error")
         chosen = select(project, args.select, args.exclude, args.resource_type)
+        if not args.resource_type:  # like `dbt ls`: analyses only when asked for
+            chosen = [r for r in chosen if r.resource_type != "analysis"]
         if args.include_disabled:
             for nodes in project.disabled.values():
                 chosen.extend(n for n in nodes
