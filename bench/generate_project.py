@@ -44,41 +44,137 @@ PROJECT_NAME = "bench_project"
 META_FILE = "bench_meta.json"
 
 SYSTEMS = [
-    "crm", "erp", "billing", "shop", "support", "ads", "web", "payments",
-    "inventory", "hr", "logistics", "product", "email", "events", "partners",
-    "surveys", "warehouse", "pos", "finance_raw", "telemetry",
+    "crm",
+    "erp",
+    "billing",
+    "shop",
+    "support",
+    "ads",
+    "web",
+    "payments",
+    "inventory",
+    "hr",
+    "logistics",
+    "product",
+    "email",
+    "events",
+    "partners",
+    "surveys",
+    "warehouse",
+    "pos",
+    "finance_raw",
+    "telemetry",
 ]
 DOMAINS = [
-    "finance", "sales", "marketing", "product", "operations", "customer",
-    "supply_chain", "people", "risk", "growth", "support", "platform",
+    "finance",
+    "sales",
+    "marketing",
+    "product",
+    "operations",
+    "customer",
+    "supply_chain",
+    "people",
+    "risk",
+    "growth",
+    "support",
+    "platform",
 ]
 NOUNS = [
-    "customers", "orders", "order_items", "products", "stores", "suppliers",
-    "invoices", "payments", "refunds", "subscriptions", "accounts", "users",
-    "sessions", "events", "campaigns", "clicks", "impressions", "tickets",
-    "agents", "shipments", "carriers", "warehouses", "stock_levels", "returns",
-    "contracts", "leads", "opportunities", "quotes", "employees", "departments",
-    "plans", "discounts", "coupons", "reviews", "categories", "regions",
-    "currencies", "exchange_rates", "budgets", "forecasts", "vendors",
-    "purchase_orders", "receipts", "devices", "pageviews", "signups",
-    "memberships", "transfers", "balances", "ledgers",
+    "customers",
+    "orders",
+    "order_items",
+    "products",
+    "stores",
+    "suppliers",
+    "invoices",
+    "payments",
+    "refunds",
+    "subscriptions",
+    "accounts",
+    "users",
+    "sessions",
+    "events",
+    "campaigns",
+    "clicks",
+    "impressions",
+    "tickets",
+    "agents",
+    "shipments",
+    "carriers",
+    "warehouses",
+    "stock_levels",
+    "returns",
+    "contracts",
+    "leads",
+    "opportunities",
+    "quotes",
+    "employees",
+    "departments",
+    "plans",
+    "discounts",
+    "coupons",
+    "reviews",
+    "categories",
+    "regions",
+    "currencies",
+    "exchange_rates",
+    "budgets",
+    "forecasts",
+    "vendors",
+    "purchase_orders",
+    "receipts",
+    "devices",
+    "pageviews",
+    "signups",
+    "memberships",
+    "transfers",
+    "balances",
+    "ledgers",
 ]
-INT_SUFFIXES = ["enriched", "joined", "aggregated", "deduped", "filtered", "unioned", "scored", "daily"]
+INT_SUFFIXES = [
+    "enriched",
+    "joined",
+    "aggregated",
+    "deduped",
+    "filtered",
+    "unioned",
+    "scored",
+    "daily",
+]
 MART_PREFIXES = ["fct", "dim"]
 
 KEYS = [
-    "customer_id", "account_id", "product_id", "store_id", "user_id",
-    "order_id", "region_id", "supplier_id",
+    "customer_id",
+    "account_id",
+    "product_id",
+    "store_id",
+    "user_id",
+    "order_id",
+    "region_id",
+    "supplier_id",
 ]
 # (raw column name, DuckDB type)
 ATTRS = [
-    ("amount", "double"), ("quantity", "integer"), ("status", "varchar"),
-    ("created_at", "timestamp"), ("updated_at", "timestamp"), ("is_active", "boolean"),
-    ("event_date", "date"), ("email", "varchar"), ("country_code", "varchar"),
-    ("unit_price", "double"), ("discount_rate", "double"), ("score", "integer"),
-    ("category", "varchar"), ("channel", "varchar"), ("currency", "varchar"),
-    ("balance", "decimal(18,2)"), ("priority", "integer"),
-    ("duration_seconds", "bigint"), ("is_deleted", "boolean"), ("label", "varchar"),
+    ("amount", "double"),
+    ("quantity", "integer"),
+    ("status", "varchar"),
+    ("created_at", "timestamp"),
+    ("updated_at", "timestamp"),
+    ("is_active", "boolean"),
+    ("event_date", "date"),
+    ("email", "varchar"),
+    ("country_code", "varchar"),
+    ("unit_price", "double"),
+    ("discount_rate", "double"),
+    ("score", "integer"),
+    ("category", "varchar"),
+    ("channel", "varchar"),
+    ("currency", "varchar"),
+    ("balance", "decimal(18,2)"),
+    ("priority", "integer"),
+    ("duration_seconds", "bigint"),
+    ("is_deleted", "boolean"),
+    ("label", "varchar"),
 ]
 TYPE_OF = dict(ATTRS)
 
@@ -197,7 +293,7 @@ class Generator:
         rng = self.rng
         for raw in self.raw_tables:
             if raw.kind == "seed":
-                entity = raw.name[len("seed_"):]
+                entity = raw.name[len("seed_") :]
                 name = f"stg_seeds__{entity}"
                 folder = "staging/seeds"
                 src = f"{{{{ ref('{raw.name}') }}}}"
@@ -224,7 +320,9 @@ class Generator:
                     lines.append(f"cast({c.name} as {c.type}) as {c.name}")
             if "amount" in names and "quantity" in names:
                 out.append(Col("amount_per_unit", "double", "Amount divided by quantity."))
-                lines.append("cast({{ safe_divide('amount', 'quantity') }} as double) as amount_per_unit")
+                lines.append(
+                    "cast({{ safe_divide('amount', 'quantity') }} as double) as amount_per_unit"
+                )
             where = []
             if "is_deleted" in names:
                 where.append("not coalesce(is_deleted, false)")
@@ -242,8 +340,17 @@ class Generator:
                 f"renamed as (\n\n    select\n        {body}\n    from source\n{where_sql}\n),\n\n"
                 "final as (\n\n    select * from renamed\n\n)\n\nselect * from final\n"
             )
-            m = Model(name, "staging", folder, pk, list(raw.keys), out, sql=sql, tags=tags,
-                      description=f"Staged {entity.replace('_', ' ')} from {raw.system}: renamed and typed.")
+            m = Model(
+                name,
+                "staging",
+                folder,
+                pk,
+                list(raw.keys),
+                out,
+                sql=sql,
+                tags=tags,
+                description=f"Staged {entity.replace('_', ' ')} from {raw.system}: renamed and typed.",
+            )
             self._add(m)
 
     # -------------------------------------------------------- downstream model
@@ -274,8 +381,15 @@ class Generator:
             i += 1
         return f"{stem}_{i}"
 
-    def _downstream(self, name: str, layer: str, folder: str, pool: list[Model],
-                    contracted: bool, allow_star: bool) -> Model:
+    def _downstream(
+        self,
+        name: str,
+        layer: str,
+        folder: str,
+        pool: list[Model],
+        contracted: bool,
+        allow_star: bool,
+    ) -> Model:
         rng = self.rng
         # a few models are `select *` from one upstream model
         if allow_star and not contracted and rng.random() < 0.06:
@@ -288,8 +402,16 @@ class Generator:
                     break
             sql = f"select * from {ref}{cond}\n"
             cols = [Col(c.name, c.type, c.description) for c in parent.cols]
-            return Model(name, layer, folder, parent.pk, list(parent.keys), cols, sql=sql,
-                         description=f"Pass-through of {parent.name}.")
+            return Model(
+                name,
+                layer,
+                folder,
+                parent.pk,
+                list(parent.keys),
+                cols,
+                sql=sql,
+                description=f"Pass-through of {parent.name}.",
+            )
 
         k = rng.choices([1, 2, 3, 4], weights=[25, 40, 25, 10])[0]
         parents = self._pick_parents(pool, k)
@@ -302,7 +424,10 @@ class Generator:
             used.add(col.name)
             out.append((expr, col))
 
-        add(f"p1.{primary.pk}", Col(primary.pk, "integer", primary.cols[0].description or "Primary key."))
+        add(
+            f"p1.{primary.pk}",
+            Col(primary.pk, "integer", primary.cols[0].description or "Primary key."),
+        )
         keys = []
         for key in primary.keys:
             if key != primary.pk:
@@ -320,16 +445,23 @@ class Generator:
             for c in rng.sample(nk, min(len(nk), rng.randint(1, 3))):
                 add(f"p{j}.{c.name}", Col(c.name, c.type, c.description))
             extra = [x for x in par.keys if x not in keys and x != par.pk]
-            if extra and len(keys) < 4 and rng.random() < 0.5:
-                if extra[0] not in used:
-                    add(f"p{j}.{extra[0]}", Col(extra[0], "integer", f"Foreign key to {extra[0][:-3]}."))
-                    keys.append(extra[0])
+            if extra and len(keys) < 4 and rng.random() < 0.5 and extra[0] not in used:
+                add(
+                    f"p{j}.{extra[0]}", Col(extra[0], "integer", f"Foreign key to {extra[0][:-3]}.")
+                )
+                keys.append(extra[0])
 
         ctes = []
         for j, par in enumerate(parents, start=1):
             ctes.append(f"p{j} as (\n\n    select * from {self._ref(par)}\n\n)")
-        body = ",\n        ".join(f"{e} as {c.name}" if e.split(".")[-1] != c.name else e for e, c in out)
-        joined = f"joined as (\n\n    select\n        {body}\n    from p1\n" + ("\n".join(joins) + "\n" if joins else "") + "\n)"
+        body = ",\n        ".join(
+            f"{e} as {c.name}" if e.split(".")[-1] != c.name else e for e, c in out
+        )
+        joined = (
+            f"joined as (\n\n    select\n        {body}\n    from p1\n"
+            + ("\n".join(joins) + "\n" if joins else "")
+            + "\n)"
+        )
         ctes.append(joined)
         cols = [c for _, c in out]
         pk = primary.pk
@@ -338,8 +470,10 @@ class Generator:
         # some models aggregate to the grain of one join key
         if keys and layer != "staging" and rng.random() < 0.2:
             gk = rng.choice(keys)
-            agg_cols = [Col(gk, "integer", f"Foreign key to {gk[:-3]}; the grain of this model."),
-                        Col("row_count", "bigint", "Number of rows aggregated.")]
+            agg_cols = [
+                Col(gk, "integer", f"Foreign key to {gk[:-3]}; the grain of this model."),
+                Col("row_count", "bigint", "Number of rows aggregated."),
+            ]
             agg_lines = [gk, "count(*) as row_count"]
             for c in cols:
                 if c.type == "double" and len(agg_cols) < 5:
@@ -349,7 +483,9 @@ class Generator:
                     agg_cols.append(Col(f"last_{c.name}", c.type, f"Latest {c.name}."))
                     agg_lines.append(f"max({c.name}) as last_{c.name}")
             agg_body = ",\n        ".join(agg_lines)
-            ctes.append(f"aggregated as (\n\n    select\n        {agg_body}\n    from joined\n    group by 1\n\n)")
+            ctes.append(
+                f"aggregated as (\n\n    select\n        {agg_body}\n    from joined\n    group by 1\n\n)"
+            )
             cols, pk, keys, last = agg_cols, gk, [gk], "aggregated"
 
         if contracted:
@@ -358,8 +494,14 @@ class Generator:
         else:
             ctes.append(f"final as (\n\n    select * from {last}\n\n)")
         sql = "with " + ",\n\n".join(ctes) + "\n\nselect * from final\n"
-        desc = f"{name.replace('__', ' ').replace('_', ' ')}: built from " + ", ".join(p.name for p in parents) + "."
-        return Model(name, layer, folder, pk, keys, cols, sql=sql, contracted=contracted, description=desc)
+        desc = (
+            f"{name.replace('__', ' ').replace('_', ' ')}: built from "
+            + ", ".join(p.name for p in parents)
+            + "."
+        )
+        return Model(
+            name, layer, folder, pk, keys, cols, sql=sql, contracted=contracted, description=desc
+        )
 
     def _ref(self, m: Model) -> str:
         if m.version_cols and self.rng.random() < 0.3:
@@ -381,7 +523,9 @@ class Generator:
             name = self._free_name(name, set(self.by_name))
             if name in self.by_name:
                 name = f"{name}_{i}"
-            pool = staging if (not ints or rng.random() < 0.6) else ints + staging[: len(staging) // 3]
+            pool = (
+                staging if (not ints or rng.random() < 0.6) else ints + staging[: len(staging) // 3]
+            )
             m = self._downstream(name, "intermediate", f"intermediate/{domain}", pool, False, True)
             if rng.random() < 0.08:
                 m.tags = ["hourly"]
@@ -413,8 +557,9 @@ class Generator:
                 pool = ints
             folder_contract = domain == self.contract_domain
             sql_contract = (not folder_contract) and rng.random() < 0.08
-            m = self._downstream(name, "marts", f"marts/{domain}", pool,
-                                 folder_contract or sql_contract, True)
+            m = self._downstream(
+                name, "marts", f"marts/{domain}", pool, folder_contract or sql_contract, True
+            )
             m.contract_from_sql = sql_contract
             cfg = []
             if sql_contract:
@@ -425,7 +570,12 @@ class Generator:
                 cfg.append(f"tags=['{domain}', '{tag}']")
                 m.tags.extend([domain, tag])
             if cfg:
-                m.sql = "{{\n    config(\n        " + ",\n        ".join(cfg) + "\n    )\n}}\n\n" + m.sql
+                m.sql = (
+                    "{{\n    config(\n        "
+                    + ",\n        ".join(cfg)
+                    + "\n    )\n}}\n\n"
+                    + m.sql
+                )
             if i in critical_idx:
                 m.tags.append("critical")
             if i in locked_idx:
@@ -447,7 +597,9 @@ class Generator:
             "      path: \"{{ env_var('BENCH_DUCKDB_PATH', 'bench.duckdb') }}\"\n"
             "      threads: 2\n"
         )
-        f[".gitignore"] = "target/\nlogs/\ndbt_packages/\n*.duckdb\n*.duckdb.wal\n.bulwark-cache/\n.user.yml\n"
+        f[".gitignore"] = (
+            "target/\nlogs/\ndbt_packages/\n*.duckdb\n*.duckdb.wal\n.bulwark-cache/\n.user.yml\n"
+        )
         f["README.md"] = (
             f"# {PROJECT_NAME} (synthetic)\n\nGenerated by dbt-bulwark's bench/generate_project.py "
             f"with N={self.n}, seed={self.seed}. Do not edit by hand.\n\n"
@@ -512,52 +664,52 @@ class Generator:
     def _dbt_project(self) -> str:
         lines = [
             f"name: {PROJECT_NAME}",
-            "version: \"1.0.0\"",
+            'version: "1.0.0"',
             "config-version: 2",
             f"profile: {PROJECT_NAME}",
             "",
-            "model-paths: [\"models\"]",
-            "seed-paths: [\"seeds\"]",
-            "macro-paths: [\"macros\"]",
-            "test-paths: [\"tests\"]",
-            "analysis-paths: [\"analyses\"]",
-            "snapshot-paths: [\"snapshots\"]",
-            "clean-targets: [\"target\", \"dbt_packages\"]",
+            'model-paths: ["models"]',
+            'seed-paths: ["seeds"]',
+            'macro-paths: ["macros"]',
+            'test-paths: ["tests"]',
+            'analysis-paths: ["analyses"]',
+            'snapshot-paths: ["snapshots"]',
+            'clean-targets: ["target", "dbt_packages"]',
             "",
             "flags:",
             "  send_anonymous_usage_stats: false",
             "",
             "vars:",
             "  enforce_contracts: true",
-            "  start_date: \"2020-01-01\"",
+            '  start_date: "2020-01-01"',
             "  bench_create_sources: true",
             "",
             "on-run-start:",
-            "  - \"{{ bench_create_sources() }}\"",
+            '  - "{{ bench_create_sources() }}"',
             "",
             "models:",
             f"  {PROJECT_NAME}:",
             "    +materialized: view",
             "    staging:",
             "      +materialized: view",
-            "      +tags: [\"staging\"]",
+            '      +tags: ["staging"]',
             "    intermediate:",
             "      +materialized: view",
-            "      +tags: [\"intermediate\"]",
+            '      +tags: ["intermediate"]',
             "    marts:",
             "      +materialized: table",
-            "      +tags: [\"marts\"]",
+            '      +tags: ["marts"]',
             f"      {self.contract_domain}:",
             "        +contract:",
             "          enforced: true",
-            f"        +tags: [\"{self.contract_domain}\", \"contracted\"]",
+            f'        +tags: ["{self.contract_domain}", "contracted"]',
             "        +meta:",
-            "          owner: \"finance-data@example.com\"",
+            '          owner: "finance-data@example.com"',
             "",
             "seeds:",
             f"  {PROJECT_NAME}:",
             "    +schema: seeds",
-            "    +tags: [\"seed\"]",
+            '    +tags: ["seed"]',
             "",
         ]
         return "\n".join(lines)
@@ -567,15 +719,22 @@ class Generator:
         y = ["version: 2", "", "seeds:"]
         for s in seeds:
             self.files[f"seeds/{s.name}.csv"] = (
-                ",".join(c.name for c in s.cols) + "\n" + "".join(",".join(r) + "\n" for r in s.rows)
+                ",".join(c.name for c in s.cols)
+                + "\n"
+                + "".join(",".join(r) + "\n" for r in s.rows)
             )
-            y += [f"  - name: {s.name}",
-                  f"    description: {_yaml_str('Reference data for ' + s.name[5:].replace('_', ' ') + '.')}",
-                  "    config:",
-                  "      column_types:"]
+            y += [
+                f"  - name: {s.name}",
+                f"    description: {_yaml_str('Reference data for ' + s.name[5:].replace('_', ' ') + '.')}",
+                "    config:",
+                "      column_types:",
+            ]
             y += [f"        {c.name}: {c.type}" for c in s.cols]
             y += ["    columns:"]
-            y += [f"      - name: {c.name}\n        description: {_yaml_str(c.description)}" for c in s.cols]
+            y += [
+                f"      - name: {c.name}\n        description: {_yaml_str(c.description)}"
+                for c in s.cols
+            ]
         self.files["seeds/_seeds.yml"] = "\n".join(y) + "\n"
 
     def _render_sources(self) -> None:
@@ -584,17 +743,27 @@ class Generator:
             if r.kind == "source":
                 by_sys.setdefault(r.system, []).append(r)
         for system, tables in by_sys.items():
-            y = ["version: 2", "", "sources:", f"  - name: {system}",
-                 f"    description: {_yaml_str('Raw tables replicated from the ' + system + ' system.')}",
-                 f"    schema: raw_{system}", "    tables:"]
+            y = [
+                "version: 2",
+                "",
+                "sources:",
+                f"  - name: {system}",
+                f"    description: {_yaml_str('Raw tables replicated from the ' + system + ' system.')}",
+                f"    schema: raw_{system}",
+                "    tables:",
+            ]
             for t in tables:
-                y += [f"      - name: {t.name}",
-                      f"        description: {_yaml_str('Raw ' + t.name.replace('_', ' ') + ' from ' + system + '.')}",
-                      "        columns:"]
+                y += [
+                    f"      - name: {t.name}",
+                    f"        description: {_yaml_str('Raw ' + t.name.replace('_', ' ') + ' from ' + system + '.')}",
+                    "        columns:",
+                ]
                 for c in t.cols:
-                    y += [f"          - name: {c.name}",
-                          f"            description: {_yaml_str(c.description)}",
-                          f"            data_type: {c.type}"]
+                    y += [
+                        f"          - name: {c.name}",
+                        f"            description: {_yaml_str(c.description)}",
+                        f"            data_type: {c.type}",
+                    ]
             self.files[f"models/staging/{system}/_{system}__sources.yml"] = "\n".join(y) + "\n"
 
     def _properties(self, models: list[Model]) -> str:
@@ -610,15 +779,23 @@ class Generator:
                 if extra:
                     cfg.append(f"      tags: [{', '.join(_yaml_str(t) for t in extra)}]")
             if "critical" in m.tags:
-                cfg.append("      meta:\n        owner: \"data-platform@example.com\"\n        tier: 1")
+                cfg.append(
+                    '      meta:\n        owner: "data-platform@example.com"\n        tier: 1'
+                )
             if m.layer == "marts" and not m.contracted and rng.random() < 0.1:
                 cfg.append("      materialized: table")
             if cfg:
                 y += ["    config:"] + cfg
             if m.version_cols:
-                y += ["    latest_version: 2", "    versions:", "      - v: 1",
-                      "      - v: 2", "        columns:", "          - include: all",
-                      f"            exclude: [{[c for c in m.version_cols[1] if c not in m.version_cols[2]][0].name}]"]
+                y += [
+                    "    latest_version: 2",
+                    "    versions:",
+                    "      - v: 1",
+                    "      - v: 2",
+                    "        columns:",
+                    "          - include: all",
+                    f"            exclude: [{[c for c in m.version_cols[1] if c not in m.version_cols[2]][0].name}]",
+                ]
             cols = m.version_cols[1] if m.version_cols else m.cols
             if m.contracted:
                 documented = cols
@@ -627,8 +804,10 @@ class Generator:
             m.documented = [c.name for c in documented]
             y += ["    columns:"]
             for c in documented:
-                y += [f"      - name: {c.name}",
-                      f"        description: {_yaml_str(c.description or c.name.replace('_', ' ') + '.')}"]
+                y += [
+                    f"      - name: {c.name}",
+                    f"        description: {_yaml_str(c.description or c.name.replace('_', ' ') + '.')}",
+                ]
                 if m.contracted or rng.random() < 0.2:
                     y += [f"        data_type: {c.type}"]
                 if c.name == m.pk:
@@ -641,29 +820,41 @@ class Generator:
         marts = [m for m in self.models if m.layer == "marts"]
         rng = self.rng
         y = ["version: 2", "", "exposures:"]
-        for i, (label, kind) in enumerate([("Executive revenue dashboard", "dashboard"),
-                                           ("Churn prediction model", "ml")]):
+        for i, (label, kind) in enumerate(
+            [("Executive revenue dashboard", "dashboard"), ("Churn prediction model", "ml")]
+        ):
             deps = rng.sample(marts, min(3, len(marts)))
-            y += [f"  - name: {label.lower().replace(' ', '_')}",
-                  f"    label: {_yaml_str(label)}",
-                  f"    type: {kind}",
-                  "    maturity: high",
-                  f"    url: https://bi.example.com/{i + 1}",
-                  f"    description: {_yaml_str(label + ' used by the leadership team.')}",
-                  "    depends_on:"]
+            y += [
+                f"  - name: {label.lower().replace(' ', '_')}",
+                f"    label: {_yaml_str(label)}",
+                f"    type: {kind}",
+                "    maturity: high",
+                f"    url: https://bi.example.com/{i + 1}",
+                f"    description: {_yaml_str(label + ' used by the leadership team.')}",
+                "    depends_on:",
+            ]
             y += [f"      - ref('{d.name}')" for d in deps]
             y += ["    owner:", "      name: Analytics", "      email: analytics@example.com"]
         return "\n".join(y) + "\n"
 
     def _meta(self) -> str:
         meta = {
-            "n": self.n, "seed": self.seed, "project": PROJECT_NAME,
+            "n": self.n,
+            "seed": self.seed,
+            "project": PROJECT_NAME,
             "models": [
-                {"name": m.name, "layer": m.layer, "sql": m.sql_files,
-                 "yaml": f"models/{m.folder}/_{m.folder.split('/')[-1]}__models.yml",
-                 "contracted": m.contracted, "versioned": bool(m.version_cols),
-                 "columns": [[c.name, c.type] for c in (m.version_cols[1] if m.version_cols else m.cols)],
-                 "documented": m.documented}
+                {
+                    "name": m.name,
+                    "layer": m.layer,
+                    "sql": m.sql_files,
+                    "yaml": f"models/{m.folder}/_{m.folder.split('/')[-1]}__models.yml",
+                    "contracted": m.contracted,
+                    "versioned": bool(m.version_cols),
+                    "columns": [
+                        [c.name, c.type] for c in (m.version_cols[1] if m.version_cols else m.cols)
+                    ],
+                    "documented": m.documented,
+                }
                 for m in self.models
             ],
         }
@@ -681,17 +872,25 @@ class Generator:
 
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com",
-    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00", "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00+00:00",
+    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00+00:00",
 }
 
 
 def _git(outdir: Path, *args: str, capture: bool = False) -> str:
     env = {**os.environ, **GIT_ENV}
-    res = subprocess.run(["git", "-C", str(outdir), *args], env=env, check=True,
-                         stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True)
+    res = subprocess.run(
+        ["git", "-C", str(outdir), *args],
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return res.stdout if capture else ""
 
 
@@ -700,7 +899,9 @@ def generate(n: int, outdir: Path, seed: int) -> Generator:
     files = gen.build()
     if outdir.exists():
         if not (outdir / META_FILE).exists() and any(outdir.iterdir()):
-            raise SystemExit(f"{outdir} exists and is not a generated bench project; refusing to overwrite")
+            raise SystemExit(
+                f"{outdir} exists and is not a generated bench project; refusing to overwrite"
+            )
         shutil.rmtree(outdir)
     for rel, text in files.items():
         p = outdir / rel
@@ -708,7 +909,15 @@ def generate(n: int, outdir: Path, seed: int) -> Generator:
         p.write_text(text, encoding="utf-8")
     _git(outdir, "init", "-q", "-b", "main")
     _git(outdir, "add", "-A")
-    _git(outdir, "commit", "-q", "--no-gpg-sign", "--no-verify", "-m", f"synthetic dbt project N={n} seed={seed}")
+    _git(
+        outdir,
+        "commit",
+        "-q",
+        "--no-gpg-sign",
+        "--no-verify",
+        "-m",
+        f"synthetic dbt project N={n} seed={seed}",
+    )
     return gen
 
 
@@ -728,19 +937,23 @@ def apply_change(outdir: Path, k: int, seed: int) -> list[str]:
         p = outdir / path
         text = p.read_text(encoding="utf-8")
         in_file = [m for m in models if m["yaml"] == path]
-        cands = [m for m in in_file if not m["contracted"] and len(m["documented"]) < len(m["columns"])]
+        cands = [
+            m for m in in_file if not m["contracted"] and len(m["documented"]) < len(m["columns"])
+        ]
         if cands:
             m = rng.choice(cands)
             col, typ = next((c, t) for c, t in m["columns"] if c not in m["documented"])
             anchor = f"  - name: {m['name']}\n"
             start = text.index(anchor)
             cpos = text.index("    columns:\n", start) + len("    columns:\n")
-            add = (f"      - name: {col}\n        description: \"Documented in a change (bench).\"\n"
-                   f"        data_type: {typ}\n")
+            add = (
+                f'      - name: {col}\n        description: "Documented in a change (bench)."\n'
+                f"        data_type: {typ}\n"
+            )
             text = text[:cpos] + add + text[cpos:]
         else:  # everything documented: reword a description
             m = rng.choice(in_file)
-            anchor = f"  - name: {m['name']}\n    description: \""
+            anchor = f'  - name: {m["name"]}\n    description: "'
             text = text.replace(anchor, anchor + "(Reviewed) ", 1)
         p.write_text(text, encoding="utf-8")
         changed.append(path)
@@ -757,7 +970,8 @@ def apply_change(outdir: Path, k: int, seed: int) -> list[str]:
             text = body + f"\n{kw} 1 = 1  -- bench change: filter placeholder\n"
         else:
             text = text.rstrip("\n")[: -len("select * from final")] + (
-                "select\n    final.*,\n    current_date as bench_edited_on\nfrom final\n")
+                "select\n    final.*,\n    current_date as bench_edited_on\nfrom final\n"
+            )
         p.write_text(text, encoding="utf-8")
         changed.append(path)
     return changed
@@ -766,10 +980,17 @@ def apply_change(outdir: Path, k: int, seed: int) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("n", type=int, help="number of models")
-    ap.add_argument("outdir", type=Path, help="output directory (replaced if it holds a generated project)")
+    ap.add_argument(
+        "outdir", type=Path, help="output directory (replaced if it holds a generated project)"
+    )
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--change", type=int, default=None, metavar="K",
-                    help="modify K files of the (generated) project without committing; print their paths")
+    ap.add_argument(
+        "--change",
+        type=int,
+        default=None,
+        metavar="K",
+        help="modify K files of the (generated) project without committing; print their paths",
+    )
     args = ap.parse_args(argv)
     outdir: Path = args.outdir.resolve()
     if args.change is not None:
@@ -784,11 +1005,17 @@ def main(argv: list[str] | None = None) -> int:
             print(path)
         return 0
     gen = generate(args.n, outdir, args.seed)
-    layers = {l: sum(1 for m in gen.models if m.layer == l) for l in ("staging", "intermediate", "marts")}
-    print(f"generated {len(gen.models)} models {layers} "
-          f"({sum(1 for m in gen.models if m.contracted)} contracted, "
-          f"{sum(1 for m in gen.models if m.version_cols)} versioned, "
-          f"{len(gen.raw_tables)} raw tables) in {outdir}", file=sys.stderr)
+    layers = {
+        ly: sum(1 for m in gen.models if m.layer == ly)
+        for ly in ("staging", "intermediate", "marts")
+    }
+    print(
+        f"generated {len(gen.models)} models {layers} "
+        f"({sum(1 for m in gen.models if m.contracted)} contracted, "
+        f"{sum(1 for m in gen.models if m.version_cols)} versioned, "
+        f"{len(gen.raw_tables)} raw tables) in {outdir}",
+        file=sys.stderr,
+    )
     return 0
 
 

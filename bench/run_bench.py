@@ -67,31 +67,89 @@ class Case:
 LS = ["{bulwark}", "ls", "--output", "json", "--project-dir", "{project}"]
 
 CASES: list[Case] = [
-    Case("bulwark ls (cold)", "bulwark", [LS + ["--no-cache"]],
-         before_each="clear-cache", vs="dbt parse (full)"),
-    Case("bulwark ls (warm)", "bulwark", [LS], warmup=1, vs="dbt parse (partial)",
-         note="after one warm-up run that fills the cache"),
+    Case(
+        "bulwark ls (cold)",
+        "bulwark",
+        [LS + ["--no-cache"]],
+        before_each="clear-cache",
+        vs="dbt parse (full)",
+    ),
+    Case(
+        "bulwark ls (warm)",
+        "bulwark",
+        [LS],
+        warmup=1,
+        vs="dbt parse (partial)",
+        note="after one warm-up run that fills the cache",
+    ),
     Case("dbt parse (full)", "dbt", [["{dbt}", "parse", "--no-partial-parse"]]),
-    Case("dbt parse (partial)", "dbt", [["{dbt}", "parse"]], setup="dbt-parse",
-         note="after a full parse; nothing changed"),
+    Case(
+        "dbt parse (partial)",
+        "dbt",
+        [["{dbt}", "parse"]],
+        setup="dbt-parse",
+        note="after a full parse; nothing changed",
+    ),
 ]
 
 FC = ["{bulwark}", "fast-compile", "--project-dir", "{project}"]
 HOOK_CASES: list[Case] = [
-    Case("dbt parse && dbt compile", "dbt", [["{dbt}", "parse"], ["{dbt}", "compile"]],
-         setup="change:10", note="10 files changed; partial parse state from earlier cases"),
-    Case("bulwark fast-compile 10 files (cold)", "bulwark", [FC + ["--no-cache", "{changed}"]],
-         setup="change:10", before_each="clear-cache", vs="dbt parse && dbt compile"),
-    Case("bulwark fast-compile 10 files (warm)", "bulwark", [FC + ["{changed}"]],
-         setup="change:10", warmup=1, vs="dbt parse && dbt compile"),
-    Case("bulwark check-contracts (all)", "bulwark",
-         [["{bulwark}", "check-contracts", "--all-files", "--project-dir", "{project}"]],
-         warmup=1, vs="dbt parse (partial)"),
-    Case("bulwark check-schema-diff --base HEAD", "bulwark",
-         [["{bulwark}", "check-schema-diff", "--base", "HEAD", "--project-dir", "{project}", "{changed}"]],
-         setup="change:10", warmup=1, vs="dbt parse (partial)"),
-    Case("bulwark ci --fast", "bulwark", [["{bulwark}", "ci", "--fast", "--project-dir", "{project}"]],
-         setup="change:10", warmup=1, vs="dbt parse && dbt compile"),
+    Case(
+        "dbt parse && dbt compile",
+        "dbt",
+        [["{dbt}", "parse"], ["{dbt}", "compile"]],
+        setup="change:10",
+        note="10 files changed; partial parse state from earlier cases",
+    ),
+    Case(
+        "bulwark fast-compile 10 files (cold)",
+        "bulwark",
+        [FC + ["--no-cache", "{changed}"]],
+        setup="change:10",
+        before_each="clear-cache",
+        vs="dbt parse && dbt compile",
+    ),
+    Case(
+        "bulwark fast-compile 10 files (warm)",
+        "bulwark",
+        [FC + ["{changed}"]],
+        setup="change:10",
+        warmup=1,
+        vs="dbt parse && dbt compile",
+    ),
+    Case(
+        "bulwark check-contracts (all)",
+        "bulwark",
+        [["{bulwark}", "check-contracts", "--all-files", "--project-dir", "{project}"]],
+        warmup=1,
+        vs="dbt parse (partial)",
+    ),
+    Case(
+        "bulwark check-schema-diff --base HEAD",
+        "bulwark",
+        [
+            [
+                "{bulwark}",
+                "check-schema-diff",
+                "--base",
+                "HEAD",
+                "--project-dir",
+                "{project}",
+                "{changed}",
+            ]
+        ],
+        setup="change:10",
+        warmup=1,
+        vs="dbt parse (partial)",
+    ),
+    Case(
+        "bulwark ci --fast",
+        "bulwark",
+        [["{bulwark}", "ci", "--fast", "--project-dir", "{project}"]],
+        setup="change:10",
+        warmup=1,
+        vs="dbt parse && dbt compile",
+    ),
 ]
 
 
@@ -122,12 +180,14 @@ class Runner:
     # -- environment
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
-        env.update({
-            "DO_NOT_TRACK": "1",
-            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-            "DBT_PROFILES_DIR": str(self.project / "profiles"),
-            "BENCH_DUCKDB_PATH": str(self.project / "bench.duckdb"),
-        })
+        env.update(
+            {
+                "DO_NOT_TRACK": "1",
+                "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                "DBT_PROFILES_DIR": str(self.project / "profiles"),
+                "BENCH_DUCKDB_PATH": str(self.project / "bench.duckdb"),
+            }
+        )
         return env
 
     def expand(self, cmd: list[str]) -> list[str]:
@@ -136,14 +196,23 @@ class Runner:
             if part == "{changed}":
                 out.extend(self.changed)
             else:
-                out.append(part.format(bulwark=self.bulwark, dbt=self.dbt, project=str(self.project)))
+                out.append(
+                    part.format(bulwark=self.bulwark, dbt=self.dbt, project=str(self.project))
+                )
         return out
 
     def run(self, argv: list[str], timeout: float) -> tuple[int, str]:
         try:
-            proc = subprocess.run(argv, cwd=self.project, env=self.env(), timeout=timeout,
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, errors="replace")
+            proc = subprocess.run(
+                argv,
+                cwd=self.project,
+                env=self.env(),
+                timeout=timeout,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
+            )
         except subprocess.TimeoutExpired:
             return 124, f"timeout after {timeout:.0f}s"
         except OSError as exc:
@@ -156,9 +225,21 @@ class Runner:
             return
         if name.startswith("change:"):
             k = int(name.split(":", 1)[1])
-            proc = subprocess.run([self.python, str(GENERATOR), str(self.size), str(self.project),
-                                   "--seed", str(self.args.seed), "--change", str(k)],
-                                  check=True, stdout=subprocess.PIPE, text=True)
+            proc = subprocess.run(
+                [
+                    self.python,
+                    str(GENERATOR),
+                    str(self.size),
+                    str(self.project),
+                    "--seed",
+                    str(self.args.seed),
+                    "--change",
+                    str(k),
+                ],
+                check=True,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             self.changed = proc.stdout.split()
         elif name == "dbt-parse":
             rc, out = self.run([self.dbt, "parse"], self.args.timeout)
@@ -172,8 +253,10 @@ class Runner:
 
     def revert(self) -> None:
         if self.changed:
-            subprocess.run(["git", "-C", str(self.project), "checkout", "-q", "HEAD", "--", "models"],
-                           check=True)
+            subprocess.run(
+                ["git", "-C", str(self.project), "checkout", "-q", "HEAD", "--", "models"],
+                check=True,
+            )
             self.changed = []
 
     # -- one case
@@ -209,8 +292,17 @@ class Runner:
     def generate(self, size: int) -> None:
         self.size = size
         self.project = (self.args.workdir / f"p{size}").resolve()
-        subprocess.run([self.python, str(GENERATOR), str(size), str(self.project),
-                        "--seed", str(self.args.seed)], check=True)
+        subprocess.run(
+            [
+                self.python,
+                str(GENERATOR),
+                str(size),
+                str(self.project),
+                "--seed",
+                str(self.args.seed),
+            ],
+            check=True,
+        )
 
 
 def _exe(name: str) -> str:
@@ -230,8 +322,13 @@ def _last_line(text: str) -> str:
 
 def _version_of(python: str, dist: str) -> str:
     try:
-        out = subprocess.run([python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
-                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, timeout=60)
+        out = subprocess.run(
+            [python, "-c", f"import importlib.metadata as m; print(m.version({dist!r}))"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            timeout=60,
+        )
         return out.stdout.strip() or "?"
     except Exception:  # noqa: BLE001
         return "?"
@@ -262,10 +359,14 @@ def _fmt(x: float | None) -> str:
     return "—" if x is None else f"{x:.2f}"
 
 
-def render(results: list[Result], runner: Runner, args: argparse.Namespace, machine: dict[str, str]) -> str:
+def render(
+    results: list[Result], runner: Runner, args: argparse.Namespace, machine: dict[str, str]
+) -> str:
     medians = {(r.size, r.case.name): r.median for r in results}
-    rows = ["| size | case | tool | median s | min–max s | runs | dbt/bulwark | note |",
-            "|---:|---|---|---:|---|---:|---:|---|"]
+    rows = [
+        "| size | case | tool | median s | min–max s | runs | dbt/bulwark | note |",
+        "|---:|---|---|---:|---|---:|---:|---|",
+    ]
     for r in results:
         if r.error:
             med, span, ratio = "FAIL", "", "—"
@@ -278,7 +379,9 @@ def render(results: list[Result], runner: Runner, args: argparse.Namespace, mach
             if ref and r.median and not r.stub:
                 ratio = f"{ref / r.median:.1f}× (vs {r.case.vs})"
             note = r.case.note + ("; stub: prints 'not implemented yet'" if r.stub else "")
-        rows.append(f"| {r.size} | {r.case.name} | {r.case.tool} | {med} | {span} | {len(r.times)} | {ratio} | {note.strip('; ')} |")
+        rows.append(
+            f"| {r.size} | {r.case.name} | {r.case.tool} | {med} | {span} | {len(r.times)} | {ratio} | {note.strip('; ')} |"
+        )
     table = "\n".join(rows)
 
     cmd_lines = []
@@ -287,8 +390,9 @@ def render(results: list[Result], runner: Runner, args: argparse.Namespace, mach
         if r.case.name in seen:
             continue
         seen.add(r.case.name)
-        shown = " && ".join(" ".join(p if p.startswith("{") else shlex.quote(p) for p in c)
-                            for c in r.case.cmds).replace("{changed}", "<changed files>")
+        shown = " && ".join(
+            " ".join(p if p.startswith("{") else shlex.quote(p) for p in c) for c in r.case.cmds
+        ).replace("{changed}", "<changed files>")
         extra = []
         if r.case.setup:
             extra.append(f"setup: {r.case.setup}")
@@ -296,10 +400,13 @@ def render(results: list[Result], runner: Runner, args: argparse.Namespace, mach
             extra.append(f"warm-up runs: {r.case.warmup}")
         if r.case.before_each:
             extra.append(f"before each run: {r.case.before_each}")
-        cmd_lines.append(f"- **{r.case.name}**: `{shown}`" + (f" ({'; '.join(extra)})" if extra else ""))
+        cmd_lines.append(
+            f"- **{r.case.name}**: `{shown}`" + (f" ({'; '.join(extra)})" if extra else "")
+        )
 
     head = [
-        "# dbt-bulwark benchmark results", "",
+        "# dbt-bulwark benchmark results",
+        "",
         f"- date: {machine['date']}",
         f"- machine: {machine['nproc']} CPU(s), {machine['cpu']}, {machine['platform']}",
         f"- python: {machine['python']}; dbt-core {machine['dbt']}, dbt-duckdb {machine['dbt_duckdb']}; "
@@ -309,10 +416,16 @@ def render(results: list[Result], runner: Runner, args: argparse.Namespace, mach
         f"(wall clock incl. process start-up, median of {args.repeat} run(s))",
         f"- executables: bulwark=`{runner.bulwark}`, dbt=`{runner.dbt}`; cwd = project; "
         "DBT_PROFILES_DIR=<project>/profiles",
-        "", table, "", "## Command lines", "",
+        "",
+        table,
+        "",
+        "## Command lines",
+        "",
         "`{project}` is the generated project; `<changed files>` are the paths printed by "
-        "`generate_project.py <size> <project> --change 10`.", "",
-        *cmd_lines, "",
+        "`generate_project.py <size> <project> --change 10`.",
+        "",
+        *cmd_lines,
+        "",
     ]
     return "\n".join(head)
 
@@ -322,9 +435,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", default="500,2000", help="comma-separated model counts")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per case (median reported)")
     ap.add_argument("--out", type=Path, default=BENCH_DIR / "results.md")
-    ap.add_argument("--hooks", action="store_true", help="also run the hook cases (fast-compile, ...)")
-    ap.add_argument("--cases", default=None,
-                    help="only cases whose name matches one of these comma-separated fnmatch patterns")
+    ap.add_argument(
+        "--hooks", action="store_true", help="also run the hook cases (fast-compile, ...)"
+    )
+    ap.add_argument(
+        "--cases",
+        default=None,
+        help="only cases whose name matches one of these comma-separated fnmatch patterns",
+    )
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--workdir", type=Path, default=BENCH_DIR / "out")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds per command")
@@ -351,7 +469,9 @@ def main(argv: list[str] | None = None) -> int:
         "dbt": _version_of(dbt_py, "dbt-core"),
         "dbt_duckdb": _version_of(dbt_py, "dbt-duckdb"),
         "bulwark": _version_of(sys.executable, "dbt-bulwark"),
-        "argv": " ".join(shlex.quote(a) for a in ["python", "bench/run_bench.py", *(argv or sys.argv[1:])]),
+        "argv": " ".join(
+            shlex.quote(a) for a in ["python", "bench/run_bench.py", *(argv or sys.argv[1:])]
+        ),
     }
 
     results: list[Result] = []

@@ -32,11 +32,19 @@ def _cfg(node: dict[str, Any]) -> dict[str, Any]:
     return node.get("config") or {}
 
 
-def _tags(node: dict[str, Any]) -> Any:
+def _bulwark_tags(node: dict[str, Any]) -> Any:
     tags = _cfg(node).get("tags", MISSING)
     if isinstance(tags, str):  # keep a bare string visible as a mismatch, do not sort its letters
         return tags
-    return sorted(tags) if isinstance(tags, list) else tags
+    return sorted(tags) if isinstance(tags, list) else tags  # duplicates stay visible
+
+
+def _dbt_tags(node: dict[str, Any]) -> Any:
+    # dbt's config.tags may hold DUPLICATES (a tag from the folder and again from YAML
+    # appears twice); node.tags, which `tag:` selection uses, is the de-duplicated set.
+    # bulwark must print the de-duplicated set.
+    tags = _cfg(node).get("tags", MISSING)
+    return sorted(set(tags)) if isinstance(tags, list) else tags
 
 
 def _contract(node: dict[str, Any]) -> Any:
@@ -70,7 +78,7 @@ def _identity(node: dict[str, Any]) -> Any:
 
 # field -> (bulwark getter, dbt getter, resource types compared, enabled nodes only?)
 FIELDS: dict[str, tuple[Callable, Callable, tuple[str, ...], bool]] = {
-    "tags": (_tags, _tags, ("model", "seed", "snapshot"), False),
+    "tags": (_bulwark_tags, _dbt_tags, ("model", "seed", "snapshot"), False),
     "enabled": (_config_key("enabled"), _config_key("enabled"), ("model", "seed", "snapshot"), False),
     "materialized": (_config_key("materialized"), _config_key("materialized"), ("model",), False),
     "contract.enforced": (_contract, _contract, ("model",), False),

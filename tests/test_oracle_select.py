@@ -1,5 +1,9 @@
 """Oracle: `bulwark ls --select X` must select exactly the unique_ids `dbt ls --select X` does.
 
+NB dbt ls applies *indirect selection* (eager by default): a test or unit test is
+listed when the model(s) it tests are selected, e.g. ``tag:critical`` also lists the
+generic/singular tests and unit tests of critical models.
+
 All selectors of one project go to dbt in ONE process (parsed once, then ``dbt ls``
 per selector on the parsed manifest: ``dbt_oracle.run_dbt_ls_many``) so the suite
 stays fast.  Plain ``dbt ls`` lists enabled models, seeds, snapshots, tests,
@@ -46,6 +50,11 @@ SELECTIONS: dict[str, dict[Any, str]] = {
         "fct_events+": "descendants of every version",
         "tag:legacy_version tag:v2_tag": "per-version config tags",
         "config.contract.enforced:true": "per-version contract",
+    },
+    "with_packages": {
+        "tag:everywhere": "`+tags` directly under `models:` reaches package models too",
+        "+mixed": "ancestors across packages (two-argument refs)",
+        "package:shared_utils": "package selector (root-disabled su_deprecated excluded)",
     },
 }
 

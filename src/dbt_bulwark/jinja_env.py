@@ -129,13 +129,40 @@ class record_undefined:  # noqa: N801 - used as a context manager
         _UNDEFINED_LOG.pop()
 
 
+def _as_native(value: Any) -> Any:
+    import ast
+
+    try:
+        return ast.literal_eval(str(value).strip())
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return value
+
+
+def _as_bool(value: Any) -> Any:
+    out = _as_native(value)
+    if isinstance(out, str):
+        return {"true": True, "false": False}.get(out.strip().lower(), out)
+    return out
+
+
+# dbt's own filters (dbt.clients.jinja): without them dbt-valid templates fail to compile
+DBT_FILTERS: dict[str, Callable[[Any], Any]] = {
+    "as_text": lambda v: "" if v is None else str(v),
+    "as_bool": _as_bool,
+    "as_number": _as_native,
+    "as_native": _as_native,
+}
+
+
 def make_environment(permissive: bool = True) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols", _MacroLikeExtension,
                     _DocsExtension, _SnapshotExtension],
         undefined=PermissiveUndefined if permissive else jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
+    env.filters.update(DBT_FILTERS)
+    return env
 
 
 _ENVS: dict[bool, jinja2.Environment] = {}
@@ -313,6 +340,8 @@ class RenderContext:
     macros_called: list[str] = field(default_factory=list)
     config: ConfigCapture = field(default_factory=ConfigCapture)
     warehouse_calls: list[str] = field(default_factory=list)
+    # names resolved after the project's and packages' macros (dbt's global-project stand-ins)
+    fallback: Mapping[str, Any] = field(default_factory=dict)
 
     # -- dbt functions
     def _ref(self, *args: Any, **kwargs: Any) -> Relation:
@@ -362,6 +391,8 @@ class RenderContext:
                 found = self.macros.find(candidate, pkg)
                 if found:
                     return self._macro_callable(found)
+        if macro_name in self.fallback:
+            return self.fallback[macro_name]
         return PermissiveUndefined(name=macro_name)
 
     # -- macros
@@ -528,6 +559,8 @@ class _Namespace(dict):
             return ctx._macro_callable(found)
         if key in ctx.macros.by_package:
             return _PackageNamespace(ctx, key)
+        if key in ctx.fallback:
+            return ctx.fallback[key]
         raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:  # jinja checks membership before lookup
@@ -537,7 +570,7 @@ class _Namespace(dict):
             return False
         ctx = self._ctx
         return bool(ctx.macros.find(key, self._package) if self._package else None) or bool(
-            ctx.macros.find(key)) or key in ctx.macros.by_package
+            ctx.macros.find(key)) or key in ctx.macros.by_package or key in ctx.fallback
 
     def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
         try:

@@ -27,25 +27,34 @@ def _project_relative(project: Project, res: Resource) -> str:
     return res.original_file_path
 
 
-def _fqn_match(fqn: list[str], value: str, versioned: bool) -> bool:
+def _is_selected(fqn: list[str], value: str, versioned: bool) -> bool:
+    """dbt's fqn matching: the leaf name, dotted prefixes, and shell wildcards."""
+    if not fqn:
+        return False
     if versioned and len(fqn) >= 2:
-        if fqn[-2] == value:
+        if fqn[-2] == value or "_".join(fqn[-2:]) == "_".join(value.split(".")[-2:]):
             return True
-        parts = value.split(".")
-        if "_".join(fqn[-2:]) == "_".join(parts[-2:]):
-            return True
-    elif fqn and fqn[-1] == value:
+    elif fqn[-1] == value:
         return True
     flat = [item for seg in fqn for item in seg.split(".")]
     parts = value.split(".")
     if len(flat) < len(parts):
         return False
     for i, part in enumerate(parts):
-        if part == "*":
-            return True
-        if not fnmatchcase(flat[i], part):
+        if any(w in part for w in "*?[]"):
+            if fnmatchcase(".".join(flat[i:]), ".".join(parts[i:])):
+                return True
+            if "." not in value:
+                return fnmatchcase(fqn[-2] if versioned else fqn[-1], value)
+            return False
+        if flat[i] != part:
             return False
     return True
+
+
+def _fqn_match(fqn: list[str], value: str, versioned: bool) -> bool:
+    """Match with or without the package name, as dbt's ``node_is_match``."""
+    return _is_selected(fqn, value, versioned) or _is_selected(fqn[1:], value, versioned)
 
 
 def _config_value(res: Resource, dotted: str) -> Any:
@@ -72,8 +81,8 @@ def _method_match(project: Project, res: Resource, method: str, arg: str | None,
                   value: str) -> bool:
     rt = res.resource_type
     if method == "fqn":
-        if value == "*":
-            return True
+        if rt == "source":
+            return False
         return _fqn_match(res.fqn, value, getattr(res, "version", None) is not None)
     if method == "tag":
         return any(fnmatchcase(t, value) for t in res.tags)

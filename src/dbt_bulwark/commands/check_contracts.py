@@ -1,4 +1,9 @@
-"""`bulwark check-contracts` (placeholder until its issue lands)."""
+"""`bulwark check-contracts`: contract presence, completeness and agreement with the SQL.
+
+``--fix`` enforces missing contracts and adds missing columns (with the types
+inferred from the SQL) to the models' properties files, then checks again and
+exits 1 when it changed a file, as pre-commit expects of a fixer.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,39 @@ from dbt_bulwark.cli import add_common_arguments
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
+    parser.add_argument("--fix", action="store_true",
+                        help="add `contract: {enforced: true}` and missing columns with their "
+                             "inferred data_type to the models' properties YAML")
 
 
 def run(args: argparse.Namespace) -> int:
-    sys.stdout.write("bulwark check-contracts: not implemented yet\n")
-    return 0
+    from dbt_bulwark.contracts import apply_fixes, check
+    from dbt_bulwark.findings import EXIT_FINDINGS
+    from dbt_bulwark.runner import collect, finish, open_context
+
+    ctx = open_context(args)
+    if not ctx.ws.project_roots:
+        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+        return 0
+    findings = collect(ctx, check)
+    if not getattr(args, "fix", False):
+        return finish(ctx, findings)
+    plans = ctx.state.get("contract_fixes") or []
+    if not plans:
+        return finish(ctx, findings)
+    result = apply_fixes(ctx.ws.repo_root, plans)
+    if not result.changed:
+        return finish(ctx, findings + result.findings)
+    # check again on the edited files (the fix must not leave anything it could do)
+    ctx.ws.save()
+    again = open_context(args)
+    args_fix, args.fix = args.fix, False
+    try:
+        findings = collect(again, check)
+    finally:
+        args.fix = args_fix
+    again.notes = result.notes + [
+        f"bulwark check-contracts: --fix changed {len(result.changed)} file(s); "
+        "review and stage them"]
+    code = finish(again, findings + result.findings)
+    return max(code, EXIT_FINDINGS)

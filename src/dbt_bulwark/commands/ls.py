@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     problems = []
     for project in ws.projects():
-        problems.extend(f for f in project.findings if f.severity == "error")
+        problems.extend(f for f in project.findings if f.severity in ("error", "warning"))
         chosen = select(project, args.select, args.exclude, args.resource_type)
         if not args.resource_type:  # like `dbt ls`: analyses only when asked for
             chosen = [r for r in chosen if r.resource_type != "analysis"]

@@ -1,0 +1,603 @@
+"""`check-contracts`: contract presence, completeness, and agreement with the SQL.
+
+dbt checks a model contract only when it builds the model, against a warehouse
+(``assert_columns_equivalent``: a ``where false limit 0`` preflight of the SQL
+compared with ``cast(null as <data_type>) as <name>`` for every declared
+column). This module finds the same failures at commit time, from files alone:
+
+* presence -- models picked by ``contracts.select`` (``bulwark.yml``, dbt
+  selector syntax) resolve to ``contract: {enforced: true}``, from any config
+  source; a contract on a materialization dbt cannot enforce; an incremental
+  contracted model whose ``on_schema_change`` is not ``append_new_columns``/``fail``;
+* completeness -- every declared column has a ``data_type`` the dialect accepts;
+  constraints valid for the materialization; a primary key when the policy asks;
+* agreement -- the SQL's output columns (inferred by :class:`~dbt_bulwark.schema.
+  SchemaResolver`, i.e. sqlglot over the compiled SQL with upstream models,
+  ephemeral models, seeds and sources resolved) against the declared ones:
+  names compared the way the warehouse reports them (what dbt's preflight
+  compares), types on their base type where the SQL's type is knowable.
+
+Unknowable is never an error: when the columns cannot be inferred the model
+gets one ``info`` finding saying why.
+
+``plan_fix`` / :func:`apply_fixes` implement ``--fix``: enforce the contract and
+add missing columns with inferred types through :class:`~dbt_bulwark.yaml_edit.
+PropertiesEditor` (only additions; atomic writes).
+
+Nothing here imports sqlglot or ruamel at module level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from dbt_bulwark.findings import Finding
+from dbt_bulwark.project import Column, Node, Project
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dbt_bulwark.policy import Policy
+    from dbt_bulwark.runner import HookContext
+    from dbt_bulwark.schema import ModelSchema, SchemaResolver
+
+# code -> (severity, one-line meaning); docs/hooks/check-contracts.md documents each.
+CODES: dict[str, tuple[str, str]] = {
+    "BLK201": ("error", "model selected by contracts.select has no enforced contract"),
+    "BLK202": ("error", "contract on a model dbt cannot enforce it for"),
+    "BLK203": ("error", "incremental contracted model without on_schema_change append_new_columns/fail"),
+    "BLK204": ("error", "contract enforced but no columns declared"),
+    "BLK205": ("error", "contracted column without data_type"),
+    "BLK206": ("error", "data_type the dialect does not accept"),
+    "BLK207": ("warning", "constraint dbt will not apply (materialization, no contract)"),
+    "BLK208": ("error", "invalid constraint (type, primary key declared twice)"),
+    "BLK209": ("error", "primary key required but not declared"),
+    "BLK210": ("error", "the SQL produces a column the contract does not declare"),
+    "BLK211": ("error", "a declared column the SQL does not produce"),
+    "BLK212": ("error", "declared data_type differs from the SQL's type"),
+    "BLK213": ("info", "the SQL's columns cannot be inferred; agreement not checked"),
+    "BLK220": ("error", "--fix could not edit a properties file"),
+    "BLK221": ("warning", "--fix cannot complete this contract; edit it by hand"),
+}
+
+CONSTRAINT_TYPES = ("check", "not_null", "unique", "primary_key", "foreign_key", "custom")
+# materializations whose DDL applies constraints (dbt's materialization_enforces_constraints)
+ENFORCING_MATERIALIZATIONS = ("table", "incremental")
+UNSUPPORTED_MATERIALIZATIONS = ("ephemeral", "materialized_view")
+GOOD_ON_SCHEMA_CHANGE = ("append_new_columns", "fail")
+
+
+@dataclass
+class FixPlan:
+    """What ``--fix`` will add for one model."""
+
+    project_root: str
+    unique_id: str
+    name: str
+    version: Any
+    properties_path: str                    # repo-relative; may not exist yet
+    enforce: bool                           # add config.contract.enforced: true
+    columns: list[dict[str, Any]] = field(default_factory=list)   # name + data_type
+
+
+@dataclass
+class _Ctx:
+    project: Project
+    policy: Any
+    dialect: str
+    resolver: SchemaResolver
+    selected: set[str]
+    fix: bool
+    plans: list[FixPlan]
+    findings: list[Finding] = field(default_factory=list)
+
+    def add(self, node: Node, path: str, line: int, code: str, message: str, hint: str = "",
+            severity: str | None = None, **extra: Any) -> None:
+        self.findings.append(Finding(path, line, 0, code, message,
+                                     severity or CODES[code][0], hint, node.unique_id,
+                                     dict(extra)))
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def check(ctx: HookContext | None, project: Project, policy: Policy,
+          targets: set[str] | None) -> list[Finding]:
+    """The hook's check for one project (see :func:`dbt_bulwark.runner.run_hook`)."""
+    from dbt_bulwark.schema import SchemaResolver, project_dialect
+    from dbt_bulwark.selector import select
+
+    dialect, _how = project_dialect(project, policy.get("dialect"))
+    selected = {r.unique_id for r in select(project, policy.get("contracts.select"),
+                                             resource_types=["model"])}
+    fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
+    plans: list[FixPlan] = ctx.state.setdefault("contract_fixes", []) if ctx is not None else []
+    c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect), selected, fix, plans)
+    for node in nodes_to_check(project, targets):
+        try:
+            check_node(c, node)
+        except Exception as exc:  # noqa: BLE001 - one odd model never stops the hook
+            path, line = node.patch_path or node.repo_path, node.patch_line or 1
+            c.add(node, path, line, "BLK213",
+                  f"model '{node.name}': internal error while checking the contract "
+                  f"({exc.__class__.__name__}: {exc}); not checked", severity="info")
+    return c.findings
+
+
+def nodes_to_check(project: Project, targets: set[str] | None) -> list[Node]:
+    """Models of the root package to check: all, or the targets plus every contracted model
+    whose inferred upstream schema they can change (children reached through models whose
+    schema is inferred, i.e. not stopped by another contract)."""
+    own = [n for n in project.models(include_packages=False)]
+    if targets is None:
+        return sorted(own, key=lambda n: n.unique_id)
+    wanted: set[str] = set()
+    frontier = list(targets)
+    seen: set[str] = set()
+    while frontier:
+        uid = frontier.pop()
+        if uid in seen:
+            continue
+        seen.add(uid)
+        res = project.nodes.get(uid)
+        is_model = isinstance(res, Node) and res.resource_type == "model"
+        if uid in targets:
+            if is_model:
+                wanted.add(uid)
+        elif is_model and isinstance(res, Node) and res.contract_enforced:
+            wanted.add(uid)
+            continue  # its children see its contract, not its SQL
+        for child in project.children(uid):
+            child_res = project.nodes.get(child)
+            if isinstance(child_res, Node) and child_res.resource_type == "model":
+                frontier.append(child)
+    return sorted((n for n in own if n.unique_id in wanted), key=lambda n: n.unique_id)
+
+
+# --------------------------------------------------------------------------- one model
+
+
+def check_node(c: _Ctx, node: Node) -> None:
+    required = node.unique_id in c.selected
+    if not node.contract_enforced:
+        _check_constraints_without_contract(c, node)
+        if required:
+            _missing_contract(c, node)
+        return
+    contract_path, contract_line = node.where("contract")
+    if node.language != "sql":
+        c.add(node, contract_path, contract_line, "BLK202",
+              f"model '{node.name}' is a {node.language} model: dbt enforces contracts on SQL "
+              "models only (dbt parse fails)",
+              hint="remove the contract, or rewrite the model in SQL")
+        return
+    if node.materialized in UNSUPPORTED_MATERIALIZATIONS:
+        c.add(node, contract_path, contract_line, "BLK202",
+              f"model '{node.name}' is materialized as {node.materialized}: dbt cannot "
+              "enforce a contract on it",
+              hint="materialize it as table, view or incremental, or remove the contract")
+        return
+    if node.materialized == "incremental":
+        osc = str(node.config.get("on_schema_change") or "ignore")
+        if osc not in GOOD_ON_SCHEMA_CHANGE:
+            path, line = node.where("on_schema_change") if "on_schema_change" in \
+                node.config_origin else node.where("materialized")
+            c.add(node, path, line, "BLK203",
+                  f"incremental model '{node.name}' has an enforced contract but "
+                  f"on_schema_change is '{osc}'",
+                  hint="set on_schema_change to 'append_new_columns' or 'fail'")
+    if not node.columns:
+        c.add(node, contract_path, contract_line, "BLK204",
+              f"model '{node.name}' enforces a contract but declares no columns "
+              "(dbt build fails: the 'columns' specification is missing)",
+              hint="declare every column with name and data_type in the model's YAML"
+                   + (" (bulwark check-contracts --fix can add them)" if not c.fix else ""))
+        if c.fix:
+            _plan_columns(c, node, enforce=False)
+        return
+    yaml_path = node.patch_path or node.repo_path
+    untyped: list[Column] = []
+    for col in node.columns:
+        if not col.data_type or not str(col.data_type).strip():
+            untyped.append(col)
+            c.add(node, yaml_path, col.line or node.patch_line, "BLK205",
+                  f"column '{col.name}' of contracted model '{node.name}' has no data_type "
+                  "(dbt build fails)", hint="add `data_type:` to the column",
+                  column=col.name)
+        elif not _valid_type(col.data_type, c.dialect):
+            c.add(node, yaml_path, col.line or node.patch_line, "BLK206",
+                  f"column '{col.name}' of model '{node.name}': data_type '{col.data_type}' "
+                  f"is not a {c.dialect} type", hint="use a type the warehouse knows, e.g. "
+                  + _type_examples(c.dialect), column=col.name)
+    _check_constraints(c, node)
+    if required and c.policy.get("contracts.require_primary_key"):
+        _check_primary_key(c, node)
+    _check_agreement(c, node)
+
+
+def _missing_contract(c: _Ctx, node: Node) -> None:
+    path, line = node.where("contract")
+    why = _why_selected(c, node)
+    cannot = ""
+    if node.language != "sql":
+        cannot = f" (a {node.language} model cannot have one: exclude it from contracts.select)"
+    elif node.materialized in UNSUPPORTED_MATERIALIZATIONS:
+        cannot = (f" (as {node.materialized} it cannot have one: change its materialization "
+                  "or exclude it from contracts.select)")
+    hint = "add `config: {contract: {enforced: true}}` and every column with its data_type"
+    if not c.fix and not cannot:
+        hint += " (bulwark check-contracts --fix does it)"
+    c.add(node, path, line, "BLK201",
+          f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint)
+    if c.fix and not cannot:
+        _plan_columns(c, node, enforce=True)
+
+
+def _why_selected(c: _Ctx, node: Node) -> str:
+    sel = c.policy.get("contracts.select")
+    reasons = []
+    if "critical" in node.tags:
+        reasons.append("is tagged critical")
+    if "locked" in node.tags:
+        reasons.append("is tagged locked")
+    if node.access == "public":
+        reasons.append("has access: public")
+    if reasons and not c.policy.is_set("contracts.select"):
+        return " and ".join(reasons)
+    text = sel if isinstance(sel, str) else " ".join(map(str, sel))
+    return f"is selected by contracts.select ({text})"
+
+
+def _valid_type(data_type: str, dialect: str) -> bool:
+    from dbt_bulwark.columns import is_valid_type
+
+    return is_valid_type(str(data_type), dialect)
+
+
+def _type_examples(dialect: str) -> str:
+    return {
+        "snowflake": "number, varchar, timestamp_ntz",
+        "bigquery": "int64, string, timestamp",
+        "databricks": "bigint, string, timestamp",
+        "spark": "bigint, string, timestamp",
+    }.get(dialect, "integer, bigint, varchar, timestamp")
+
+
+# --------------------------------------------------------------------------- constraints
+
+
+def _constraint_list(node: Node) -> list[tuple[Column | None, dict[str, Any]]]:
+    out: list[tuple[Column | None, dict[str, Any]]] = []
+    for col in node.columns:
+        out.extend((col, con) for con in col.constraints)
+    out.extend((None, con) for con in node.constraints if isinstance(con, dict))
+    return out
+
+
+def _check_constraints_without_contract(c: _Ctx, node: Node) -> None:
+    cons = _constraint_list(node)
+    if not cons:
+        return
+    col, _ = cons[0]
+    path = node.patch_path or node.repo_path
+    line = (col.line if col is not None else 0) or node.patch_line
+    c.add(node, path, line, "BLK207",
+          f"model '{node.name}' declares constraints but does not enforce a contract: dbt "
+          "ignores them", hint="enforce the contract, or turn the constraints into data tests")
+
+
+def _check_constraints(c: _Ctx, node: Node) -> None:
+    path = node.patch_path or node.repo_path
+    cons = _constraint_list(node)
+    if not cons:
+        return
+    for col, con in cons:
+        ctype = con.get("type")
+        line = (col.line if col is not None else 0) or node.patch_line
+        if ctype not in CONSTRAINT_TYPES:
+            c.add(node, path, line, "BLK208",
+                  f"model '{node.name}': constraint type {ctype!r} is not one of "
+                  f"{', '.join(CONSTRAINT_TYPES)} (dbt parse fails)",
+                  hint="fix the constraint's `type:`")
+    pk_cols = [col for col, con in cons if col is not None and con.get("type") == "primary_key"]
+    model_pk = any(col is None and con.get("type") == "primary_key" for col, con in cons)
+    if len(pk_cols) > 1:
+        c.add(node, path, pk_cols[1].line or node.patch_line, "BLK208",
+              f"model '{node.name}': {len(pk_cols)} columns have a primary_key constraint "
+              f"({', '.join(col.name for col in pk_cols)}); dbt parse fails",
+              hint="declare a multi-column primary key as a model-level constraint "
+                   "with `columns: [...]`")
+    if pk_cols and model_pk:
+        c.add(node, path, pk_cols[0].line or node.patch_line, "BLK208",
+              f"model '{node.name}': primary key declared at the model and at the column "
+              "level; dbt parse fails", hint="keep one of the two")
+    if node.materialized not in ENFORCING_MATERIALIZATIONS:
+        warned = [(col, con) for col, con in cons if con.get("warn_unsupported", True)]
+        if warned:
+            col, _ = warned[0]
+            line = (col.line if col is not None else 0) or node.patch_line
+            c.add(node, path, line, "BLK207",
+                  f"model '{node.name}' is materialized as {node.materialized}: dbt does not "
+                  "apply its constraints (only table and incremental models get them)",
+                  hint="materialize it as a table, or test these properties with data tests")
+
+
+def _check_primary_key(c: _Ctx, node: Node) -> None:
+    if has_primary_key(node):
+        return
+    c.add(node, node.patch_path or node.repo_path, node.patch_line or 1, "BLK209",
+          f"model '{node.name}' must declare its primary key (contracts.require_primary_key)",
+          hint="add a primary_key constraint, or unique + not_null tests on the key column")
+
+
+def has_primary_key(node: Node) -> bool:
+    """A primary_key constraint, or a column both unique and not null (tests or constraints),
+    or a model-level unique-combination test."""
+    for _col, con in _constraint_list(node):
+        if con.get("type") == "primary_key":
+            return True
+    for col in node.columns:
+        kinds = {con.get("type") for con in col.constraints}
+        kinds |= {t.short_name for t in col.tests}
+        if "unique" in kinds and "not_null" in kinds:
+            return True
+    for test in node.tests:
+        if test.short_name in ("unique_combination_of_columns", "expect_compound_columns_to_be_unique"):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------- agreement
+
+
+def display_name(name: str, dialect: str, quoted: bool = False) -> str:
+    """The name the warehouse reports for a column written ``name`` (what dbt's preflight
+    compares): case kept where identifiers are case-preserving (DuckDB, BigQuery, Spark...),
+    folded where the dialect folds unquoted names (Snowflake: upper, PostgreSQL: lower)."""
+    from sqlglot.dialects.dialect import Dialect
+
+    from dbt_bulwark.columns import DEFAULT_DIALECT
+
+    try:
+        strategy = Dialect.get_or_raise(dialect).NORMALIZATION_STRATEGY.name
+    except Exception:  # noqa: BLE001
+        strategy = Dialect.get_or_raise(DEFAULT_DIALECT).NORMALIZATION_STRATEGY.name
+    if quoted or strategy in ("CASE_INSENSITIVE", "CASE_SENSITIVE"):
+        return name
+    if strategy == "UPPERCASE":
+        return name.upper()
+    if strategy == "LOWERCASE":
+        return name.lower()
+    return name
+
+
+def _check_agreement(c: _Ctx, node: Node) -> None:
+    check_columns = bool(c.policy.get("contracts.check_columns"))
+    check_types = bool(c.policy.get("contracts.check_types"))
+    if not (check_columns or check_types):
+        return
+    inferred = c.resolver.infer(node)
+    yaml_path = node.patch_path or node.repo_path
+    if inferred.columns is None:
+        c.add(node, yaml_path, node.patch_line or 1, "BLK213",
+              f"model '{node.name}': cannot infer the SQL's columns ({_reason(inferred)}); "
+              "the contract is checked by dbt at build time only",
+              hint="nothing to do; bulwark stays silent rather than guess")
+        return
+    sql_cols = {display_name(n, c.dialect): (n, t) for n, t in inferred.columns.items()}
+    declared: dict[str, Column] = {}
+    for col in node.columns:
+        declared.setdefault(display_name(col.name, c.dialect, bool(col.quote)), col)
+    if check_columns:
+        for key, col in declared.items():
+            if key not in sql_cols:
+                near = _near(key, sql_cols, c.dialect)
+                extra = f" (the SQL has '{near}': names differ in case)" if near else ""
+                c.add(node, yaml_path, col.line or node.patch_line, "BLK211",
+                      f"column '{col.name}' is declared in the contract of '{node.name}' but "
+                      f"the SQL does not produce it{extra}",
+                      hint="remove it from the YAML, or add it to the model's select"
+                           if not near else f"spell it '{near}' in the YAML, or alias it in the SQL",
+                      column=col.name)
+        missing = [(key, name) for key, (name, _t) in sql_cols.items() if key not in declared]
+        for _key, name in missing:
+            dtype = sql_cols[_key][1]
+            typed = f" (type {show_type(dtype, c.dialect)})" if dtype else ""
+            c.add(node, yaml_path, node.patch_line or 1, "BLK210",
+                  f"the SQL of '{node.name}' produces column '{name}'{typed} that the contract "
+                  "does not declare",
+                  hint="declare it in the YAML with its data_type"
+                       + (" (bulwark check-contracts --fix does it)" if dtype and not c.fix else ""),
+                  column=name)
+        if c.fix and missing:
+            _plan_columns(c, node, enforce=False, inferred=inferred)
+    if check_types:
+        from dbt_bulwark.columns import types_compatible
+
+        for key, col in declared.items():
+            if key not in sql_cols or not col.data_type:
+                continue
+            sql_type = sql_cols[key][1]
+            if not sql_type or not _valid_type(col.data_type, c.dialect):
+                continue
+            if not types_compatible(col.data_type, sql_type, c.dialect):
+                shown = show_type(sql_type, c.dialect)
+                c.add(node, yaml_path, col.line or node.patch_line, "BLK212",
+                      f"column '{col.name}' of '{node.name}' is declared {col.data_type} but "
+                      f"the SQL produces {shown}",
+                      hint=f"change data_type to {shown}, or cast the column in the "
+                           f"SQL to {col.data_type}", column=col.name)
+
+
+def _near(key: str, sql_cols: dict[str, Any], dialect: str) -> str | None:
+    low = key.lower()
+    for other, (name, _t) in sql_cols.items():
+        if other.lower() == low:
+            return str(name)
+    return None
+
+
+def _reason(schema: ModelSchema) -> str:
+    reason = schema.reason or "unknown"
+    compiled = schema.compiled
+    if compiled is not None and compiled.error:
+        reason = f"the model does not render: {compiled.error[1]}"
+    return reason.rstrip(".")
+
+
+# --------------------------------------------------------------------------- --fix planning
+
+
+def _plan_columns(c: _Ctx, node: Node, enforce: bool,
+                  inferred: ModelSchema | None = None) -> None:
+    """Record what --fix adds for ``node``; a finding (BLK221) when it cannot complete it."""
+    if node.version is not None and not node.patch_path:
+        return
+    if any(p.unique_id == node.unique_id for p in c.plans):
+        return
+    if enforce and "contract" in node.calls:
+        c.add(node, *node.where("contract"), "BLK221",
+              f"--fix: the contract of '{node.name}' is set in its SQL config() call, which "
+              "wins over YAML; not changed", hint="set contract enforced in the SQL config()")
+        return
+    inferred = inferred or c.resolver.infer(node)
+    path = node.patch_path or node.repo_path
+    line = node.patch_line or 1
+    if inferred.columns is None:
+        c.add(node, path, line, "BLK221",
+              f"--fix cannot write the contract of '{node.name}': its columns cannot be "
+              f"inferred ({_reason(inferred)})", hint="declare the columns and types by hand")
+        return
+    sql_cols = {display_name(n, c.dialect): (n, t) for n, t in inferred.columns.items()}
+    declared = {display_name(col.name, c.dialect, bool(col.quote)): col for col in node.columns}
+    add: list[dict[str, Any]] = []
+    unknown: list[str] = []
+    for key, (name, dtype) in sql_cols.items():
+        col = declared.get(key)
+        if col is not None and col.data_type:
+            continue
+        if not dtype:
+            unknown.append(name)
+            continue
+        add.append({"name": name, "data_type": _yaml_type(dtype, c.dialect)})
+    if enforce:
+        stray = [col.name for key, col in declared.items() if key not in sql_cols]
+        mismatched = []
+        if c.policy.get("contracts.check_types"):
+            from dbt_bulwark.columns import types_compatible
+
+            mismatched = [col.name for key, col in declared.items()
+                          if key in sql_cols and col.data_type
+                          and not types_compatible(col.data_type, sql_cols[key][1], c.dialect)]
+        if unknown or stray or mismatched:
+            why = []
+            if unknown:
+                why.append(f"the type of {_names(unknown)} is not knowable from the SQL")
+            if stray:
+                why.append(f"{_names(stray)} declared but not produced by the SQL")
+            if mismatched:
+                why.append(f"{_names(mismatched)} declared with another type than the SQL's")
+            c.add(node, path, line, "BLK221",
+                  f"--fix does not enforce the contract of '{node.name}': {'; '.join(why)}",
+                  hint="declare these columns (with data_type) by hand, then enforce the contract")
+            return
+    elif unknown:
+        c.add(node, path, line, "BLK221",
+              f"--fix cannot add {_names(unknown)} to the contract of '{node.name}': the type "
+              "is not knowable from the SQL", hint="add them with their data_type by hand")
+    if not add and not enforce:
+        return
+    target = node.patch_path or default_properties_path(c.project, node)
+    c.plans.append(FixPlan(c.project.root, node.unique_id, node.name, node.version, target,
+                           enforce, add))
+
+
+def _names(names: Iterable[str]) -> str:
+    items = [f"'{n}'" for n in names]
+    return ("column " if len(items) == 1 else "columns ") + ", ".join(items)
+
+
+def show_type(dtype: str, dialect: str) -> str:
+    """A type as sqlglot renders it, spelled the way users of the dialect write it."""
+    text = dtype.strip().lower()
+    if text == "text":
+        return "string" if dialect in ("bigquery", "spark", "databricks", "hive") else "varchar"
+    return text
+
+
+def _yaml_type(dtype: str, dialect: str) -> str:
+    return show_type(dtype, dialect)
+
+
+def default_properties_path(project: Project, node: Node) -> str:
+    """Where --fix describes a model that has no YAML entry yet.
+
+    The one properties file in the model's folder that already lists models, when
+    there is exactly one (the ``_<folder>__models.yml`` / ``schema.yml`` layout of
+    the dbt style guide); otherwise a new ``_<model>.yml`` next to the model.
+    """
+    folder = node.repo_path.rsplit("/", 1)[0] if "/" in node.repo_path else ""
+    candidates = []
+    for rp, data in project.yaml_files.items():
+        parent = rp.rsplit("/", 1)[0] if "/" in rp else ""
+        if parent == folder and isinstance(data, dict) and isinstance(data.get("models"), list):
+            candidates.append(rp)
+    if len(candidates) == 1:
+        return candidates[0]
+    name = f"_{node.name}.yml"
+    return f"{folder}/{name}" if folder else name
+
+
+# --------------------------------------------------------------------------- --fix applying
+
+
+@dataclass
+class FixResult:
+    changed: list[str] = field(default_factory=list)        # repo paths written
+    notes: list[str] = field(default_factory=list)          # one line per model fixed
+    findings: list[Finding] = field(default_factory=list)   # edits that were refused
+
+
+def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
+    """Apply the plans, one editor per file, atomically; never raises on a bad file."""
+    from pathlib import Path
+
+    from dbt_bulwark.yaml_edit import PropertiesEditor, YamlEditError
+
+    out = FixResult()
+    by_file: dict[str, list[FixPlan]] = {}
+    for plan in plans:
+        by_file.setdefault(plan.properties_path, []).append(plan)
+    for rel, file_plans in sorted(by_file.items()):
+        path = Path(repo_root) / rel
+        try:
+            editor = PropertiesEditor(path)
+            done: list[str] = []
+            for plan in file_plans:
+                entry = editor.model(plan.name, plan.version)
+                assert entry is not None
+                what = []
+                if plan.enforce and editor.set_config(entry, "contract", {"enforced": True}):
+                    what.append("contract enforced")
+                if plan.columns and editor.add_columns(entry, plan.columns):
+                    what.append(f"{len(plan.columns)} column(s) "
+                                f"({', '.join(col['name'] for col in plan.columns)})")
+                if what:
+                    label = plan.name + (f" v{plan.version}" if plan.version is not None else "")
+                    done.append(f"{label}: " + ", ".join(what))
+            if editor.save():
+                out.changed.append(rel)
+                out.notes.extend(f"fixed {rel}: {d}" for d in done)
+        except YamlEditError as exc:
+            line = exc.line or 0
+            for plan in file_plans:
+                out.findings.append(Finding(
+                    rel, line, 0, "BLK220",
+                    f"--fix could not edit this file for '{plan.name}': {exc.message}",
+                    "error", "make the change by hand", plan.unique_id))
+        except OSError as exc:
+            for plan in file_plans:
+                out.findings.append(Finding(rel, 0, 0, "BLK220",
+                                            f"--fix could not write this file: {exc}", "error",
+                                            "check permissions", plan.unique_id))
+    return out
