@@ -192,7 +192,7 @@ def prepare_project(key: str, workdir: Path, copies: dict[str, Path] | None = No
     ``copies`` (fixture folder -> copied folder) lets projects of one fixture (the
     monorepo) share one copy.
     """
-    fixture, sub = ORACLE_PROJECTS[key] if key in ORACLE_PROJECTS else (key, ".")
+    fixture, sub = ORACLE_PROJECTS.get(key, (key, "."))
     copies = {} if copies is None else copies
     if fixture not in copies:
         dest = workdir / fixture.replace("/", "__")
@@ -362,7 +362,7 @@ def run_dbt_ls_many(
             f"dbt ls batch failed ({proc.returncode})\n--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
         )
     results = json.loads(marker[-1][len("@@ORACLE@@"):])
-    return {s: set(ids) for s, ids in zip(selections, results)}
+    return {s: set(ids) for s, ids in zip(selections, results, strict=False)}
 
 
 _BATCH_SCRIPT = textwrap.dedent(
@@ -447,7 +447,7 @@ def run_dbt_batch(
         log = "\n".join(r["log"])
         results[key] = BatchResult(
             manifest=manifest,
-            ls={s: set(ids) for s, ids in zip(sels, r["ls"])},
+            ls={s: set(ids) for s, ids in zip(sels, r["ls"], strict=False)},
             parse_error=r["parse_error"] and f"{r['parse_error']}\n{log}",
             ls_error=r["ls_error"] and f"{r['ls_error']}\n{log}",
             log=r["log"],
@@ -585,7 +585,8 @@ class OracleSession:
 
     def bulwark_ls(self, key: str, **kwargs: Any) -> list[dict[str, Any]]:
         """``bulwark_ls_json`` cached per (project, options); a failure is re-raised per test."""
-        cache_key = (key, tuple(sorted(kwargs.items())))
+        cache_key = (key, tuple(sorted(
+            (k, tuple(v) if isinstance(v, list) else v) for k, v in kwargs.items())))
         if cache_key not in self._bulwark:
             try:
                 self._bulwark[cache_key] = bulwark_ls_json(self.project(key), **kwargs)

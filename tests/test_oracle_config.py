@@ -18,7 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from dbt_oracle import ORACLE_PROJECTS, OracleSession, manifest_nodes
 
 pytestmark = pytest.mark.oracle
@@ -96,6 +95,8 @@ FIELDS: dict[str, tuple[Callable, Callable, tuple[str, ...], bool]] = {
 
 # Every resource type whose unique_id set is compared (models, seeds, snapshots are the core).
 ID_TYPES = ["model", "seed", "snapshot", "source", "exposure", "test", "unit_test", "analysis"]
+# What plain `dbt ls` lists (of ID_TYPES): everything but analyses.
+DEFAULT_LS_TYPES = set(ID_TYPES) - {"analysis"}
 
 
 def _fmt(value: Any) -> str:
@@ -121,8 +122,11 @@ def _dbt_ids(manifest: dict[str, Any], rtype: str) -> set[str]:
 def test_unique_ids(oracle: OracleSession, key: str, rtype: str) -> None:
     manifest = oracle.manifest(key)
     expected = _dbt_ids(manifest, rtype)
-    got = {u for u, row in _bulwark_by_id(oracle, key).items()
-           if row.get("resource_type") == rtype}
+    if rtype in DEFAULT_LS_TYPES:
+        rows = _bulwark_by_id(oracle, key).values()
+    else:  # like `dbt ls`, bulwark lists analyses only when asked for them
+        rows = oracle.bulwark_ls(key, include_disabled=True, resource_types=[rtype])
+    got = {row["unique_id"] for row in rows if row.get("resource_type") == rtype}
     missing, extra = sorted(expected - got), sorted(got - expected)
     assert not missing and not extra, (
         f"[{key}] {rtype} unique_ids differ\n"
@@ -168,7 +172,7 @@ def test_disabled_nodes_are_flagged(oracle: OracleSession, key: str) -> None:
         row = bulwark.get(uid)
         if row is None or _cfg(row).get("enabled") is not False:
             problems.append(f"  {uid}  enabled  bulwark={_fmt(None if row is None else _cfg(row).get('enabled'))}  dbt=false (in manifest.disabled)")
-    for uid, node in manifest_nodes(manifest).items():
+    for uid, _node in manifest_nodes(manifest).items():
         if uid in manifest["nodes"] and uid in bulwark and _cfg(bulwark[uid]).get("enabled") is not True:
             problems.append(f"  {uid}  enabled  bulwark={_fmt(_cfg(bulwark[uid]).get('enabled'))}  dbt=true")
     assert not problems, f"[{key}] enabled/disabled differs:\n" + "\n".join(problems)

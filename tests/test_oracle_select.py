@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from dbt_oracle import OracleSession, register_ls_selections
 
 pytestmark = pytest.mark.oracle

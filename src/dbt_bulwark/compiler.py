@@ -49,12 +49,28 @@ class Compiled:
     missing_sources: list[tuple[str, str]] = field(default_factory=list)
     vars_missing: list[str] = field(default_factory=list)
     env_missing: list[str] = field(default_factory=list)
+    raw: str = ""                         # the template the SQL was rendered from
+    _map: TemplateMap | None = field(default=None, repr=False)
 
     @property
     def trusted(self) -> bool:
         """True when the SQL is what dbt would compile (nothing unknown was rendered)."""
         return self.sql is not None and not self.undefined and not self.missing_refs \
             and not self.missing_sources
+
+    def source_position(self, rendered_offset: int) -> tuple[int, int]:
+        """(line, col), 1-based, in the raw template of an offset in the rendered SQL.
+
+        A position inside literal SQL maps exactly; one inside the output of an
+        expression (a ref, a macro call) maps to the start of its ``{{ ... }}``.
+        """
+        if self._map is None:
+            self._map = TemplateMap(self.raw, self.sql or "")
+        return self._map.position(rendered_offset)
+
+    def rendered_offset(self, line: int, col: int) -> int:
+        """Offset in the rendered SQL of a 1-based (line, col) of that SQL."""
+        return line_col_to_offset(self.sql or "", line, col)
 
 
 def _line_of_exc(exc: Exception) -> int:
@@ -117,6 +133,10 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
         this_name=relation_identifier(project, node),
     )
     ctx.config.known = dict(node.config)
+    from dbt_bulwark.builtins import make_builtins
+
+    ctx.fallback = make_builtins(ctx)
+    out.raw = node.raw_code
     with record_undefined() as names:
         try:
             out.sql = render(node.raw_code, ctx)
@@ -134,3 +154,166 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
 def _find(text: str, needle: str) -> int:
     idx = text.find(needle) if needle else -1
     return text.count("\n", 0, idx) + 1 if idx >= 0 else 1
+
+
+# ----------------------------------------------------------------------------- positions
+
+
+def line_col_to_offset(text: str, line: int, col: int) -> int:
+    """Offset of a 1-based (line, col) in ``text`` (clamped to the text)."""
+    offset = 0
+    for _ in range(max(0, line - 1)):
+        nxt = text.find("\n", offset)
+        if nxt < 0:
+            return len(text)
+        offset = nxt + 1
+    return min(len(text), offset + max(0, col - 1))
+
+
+def offset_to_line_col(text: str, offset: int) -> tuple[int, int]:
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+_TAG_START = re.compile(r"\{[{%#]")
+_TAG_NAME = re.compile(r"\{%[-+]?\s*(\w+)")
+
+
+@dataclass
+class _Segment:
+    raw_start: int
+    text: str
+    loop_start: int | None   # index of the first segment of the innermost enclosing for loop
+
+
+def template_segments(raw: str) -> tuple[list[_Segment], list[tuple[int, str]]]:
+    """Literal data segments of a Jinja template (after whitespace control) and the
+    constructs between them as (raw offset, kind) with kind one of ``{{``, ``{%``, ``{#``."""
+    pieces: list[tuple[int, int]] = []       # data (start, end) in raw
+    constructs: list[tuple[int, str, str | None, bool, bool]] = []
+    pos = 0
+    n = len(raw)
+    while pos < n:
+        m = _TAG_START.search(raw, pos)
+        if m is None:
+            pieces.append((pos, n))
+            break
+        start = m.start()
+        kind = m.group(0)
+        close = {"{{": "}}", "{%": "%}", "{#": "#}"}[kind]
+        end = _tag_end(raw, start + 2, close, kind != "{#")
+        tag = None
+        if kind == "{%":
+            tm = _TAG_NAME.match(raw, start)
+            tag = tm.group(1) if tm else None
+        pieces.append((pos, start))
+        lstrip_prev = raw.startswith("-", start + 2)
+        rstrip_next = end - len(close) - 1 >= start + 2 and raw[end - len(close) - 1] == "-"
+        constructs.append((start, kind, tag, lstrip_prev, rstrip_next))
+        pos = end
+        if tag == "raw":   # {% raw %}...{% endraw %}: the body is data
+            em = re.compile(r"\{%-?\s*endraw\s*-?%\}").search(raw, pos)
+            stop = em.start() if em else n
+            pieces.append((pos, stop))
+            constructs.append((stop, "{%", "endraw", False, False))
+            pos = em.end() if em else n
+    # pieces[i] precedes constructs[i]; apply whitespace control
+    segments: list[_Segment] = []
+    loops: list[int] = []
+    out_constructs: list[tuple[int, str]] = []
+    for i, (a, b) in enumerate(pieces):
+        if i > 0 and constructs[i - 1][4]:   # the construct before ends with -}}
+            while a < b and raw[a].isspace():
+                a += 1
+        if i < len(constructs) and constructs[i][3]:   # the construct after starts with {{-
+            while b > a and raw[b - 1].isspace():
+                b -= 1
+        if b > a:
+            segments.append(_Segment(a, raw[a:b], loops[-1] if loops else None))
+        if i < len(constructs):
+            start, kind, tag, _l, _r = constructs[i]
+            out_constructs.append((start, kind))
+            if tag == "for":
+                loops.append(len(segments))
+            elif tag == "endfor" and loops:
+                loops.pop()
+    return segments, out_constructs
+
+
+def _tag_end(raw: str, pos: int, close: str, strings: bool) -> int:
+    n = len(raw)
+    quote: str | None = None
+    while pos < n:
+        ch = raw[pos]
+        if quote:
+            if ch == "\\":
+                pos += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif strings and ch in "'\"":
+            quote = ch
+        elif raw.startswith(close, pos):
+            return pos + len(close)
+        pos += 1
+    return n
+
+
+class TemplateMap:
+    """Aligns a template's literal segments with its rendered text (greedy, in order)."""
+
+    WINDOW = 8
+
+    def __init__(self, raw: str, rendered: str):
+        self.raw = raw
+        self.rendered = rendered
+        segments, self.constructs = template_segments(raw)
+        self.spans: list[tuple[int, int, int]] = []    # (rendered start, end, raw start)
+        cursor, idx, n = 0, -1, len(segments)
+        while idx + 1 < n:
+            cands = list(range(idx + 1, min(n, idx + 1 + self.WINDOW)))
+            loop_start = segments[idx].loop_start if idx >= 0 else None
+            if loop_start is not None:   # the loop body again
+                cands.extend(range(loop_start, idx + 1))
+            best: tuple[int, int] | None = None
+            for j in cands:
+                text = segments[j].text
+                if j != idx + 1 and len(text.strip()) < 3:
+                    continue
+                p = rendered.find(text, cursor)
+                if p >= 0 and (best is None or p < best[0]):
+                    best = (p, j)
+            if best is None:
+                idx = cands[-1] if cands[-1] > idx else idx + self.WINDOW
+                continue
+            p, j = best
+            self.spans.append((p, p + len(segments[j].text), segments[j].raw_start))
+            cursor = p + len(segments[j].text)
+            idx = j
+        self._starts = [s[0] for s in self.spans]
+
+    def raw_offset(self, offset: int) -> int:
+        import bisect
+
+        i = bisect.bisect_right(self._starts, offset) - 1
+        if i >= 0:
+            start, end, raw_start = self.spans[i]
+            if offset < end or (offset == end and (i + 1 == len(self.spans)
+                                                   or self.spans[i + 1][0] > end)
+                                and offset == len(self.rendered)):
+                return raw_start + (offset - start)
+            after = raw_start + (end - start)
+        else:
+            after = 0
+        limit = self.spans[i + 1][2] if i + 1 < len(self.spans) else len(self.raw)
+        between = [(s, k) for s, k in self.constructs if after <= s < limit]
+        exprs = [s for s, k in between if k == "{{"]
+        if exprs:
+            return exprs[0]
+        if between:
+            return between[0][0]
+        return min(after, len(self.raw))
+
+    def position(self, offset: int) -> tuple[int, int]:
+        return offset_to_line_col(self.raw, self.raw_offset(offset))

@@ -89,7 +89,16 @@ class _Ctx:
     selected: set[str]
     fix: bool
     plans: list[FixPlan]
+    guessed: bool = False          # no dialect in bulwark.yml and no profile found
     findings: list[Finding] = field(default_factory=list)
+
+    def dialect_severity(self) -> str:
+        """Findings that depend on the dialect are warnings while it is only a guess."""
+        return "warning" if self.guessed else "error"
+
+    def dialect_note(self) -> str:
+        return (f" [dialect guessed as {self.dialect}: set `dialect:` in bulwark.yml]"
+                if self.guessed else "")
 
     def add(self, node: Node, path: str, line: int, code: str, message: str, hint: str = "",
             severity: str | None = None, **extra: Any) -> None:
@@ -107,12 +116,13 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     from dbt_bulwark.schema import SchemaResolver, project_dialect
     from dbt_bulwark.selector import select
 
-    dialect, _how = project_dialect(project, policy.get("dialect"))
+    dialect, how = project_dialect(project, policy.get("dialect"))
     selected = {r.unique_id for r in select(project, policy.get("contracts.select"),
                                              resource_types=["model"])}
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
     plans: list[FixPlan] = ctx.state.setdefault("contract_fixes", []) if ctx is not None else []
-    c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect), selected, fix, plans)
+    c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect), selected, fix, plans,
+             guessed=how == "guess")
     for node in nodes_to_check(project, targets):
         try:
             check_node(c, node)
@@ -159,6 +169,8 @@ def nodes_to_check(project: Project, targets: set[str] | None) -> list[Node]:
 
 def check_node(c: _Ctx, node: Node) -> None:
     required = node.unique_id in c.selected
+    if required and c.policy.get("contracts.require_primary_key"):
+        _check_primary_key(c, node)
     if not node.contract_enforced:
         _check_constraints_without_contract(c, node)
         if required:
@@ -207,11 +219,10 @@ def check_node(c: _Ctx, node: Node) -> None:
         elif not _valid_type(col.data_type, c.dialect):
             c.add(node, yaml_path, col.line or node.patch_line, "BLK206",
                   f"column '{col.name}' of model '{node.name}': data_type '{col.data_type}' "
-                  f"is not a {c.dialect} type", hint="use a type the warehouse knows, e.g. "
-                  + _type_examples(c.dialect), column=col.name)
+                  f"is not a {c.dialect} type{c.dialect_note()}",
+                  hint="use a type the warehouse knows, e.g. " + _type_examples(c.dialect),
+                  severity=c.dialect_severity(), column=col.name)
     _check_constraints(c, node)
-    if required and c.policy.get("contracts.require_primary_key"):
-        _check_primary_key(c, node)
     _check_agreement(c, node)
 
 
@@ -226,7 +237,7 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
                   "or exclude it from contracts.select)")
     hint = "add `config: {contract: {enforced: true}}` and every column with its data_type"
     if not c.fix and not cannot:
-        hint += " (bulwark check-contracts --fix does it)"
+        hint += " (bulwark check-contracts --fix does it when the SQL's types are knowable)"
     c.add(node, path, line, "BLK201",
           f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint)
     if c.fix and not cannot:
@@ -391,21 +402,25 @@ def _check_agreement(c: _Ctx, node: Node) -> None:
     if check_columns:
         for key, col in declared.items():
             if key not in sql_cols:
-                near = _near(key, sql_cols, c.dialect)
-                extra = f" (the SQL has '{near}': names differ in case)" if near else ""
+                near = _near(key, sql_cols)
+                extra = f" (the SQL has '{near}': names differ in case){c.dialect_note()}" \
+                    if near else ""
                 c.add(node, yaml_path, col.line or node.patch_line, "BLK211",
                       f"column '{col.name}' is declared in the contract of '{node.name}' but "
                       f"the SQL does not produce it{extra}",
                       hint="remove it from the YAML, or add it to the model's select"
                            if not near else f"spell it '{near}' in the YAML, or alias it in the SQL",
-                      column=col.name)
+                      severity=c.dialect_severity() if near else None, column=col.name)
         missing = [(key, name) for key, (name, _t) in sql_cols.items() if key not in declared]
         for _key, name in missing:
             dtype = sql_cols[_key][1]
             typed = f" (type {show_type(dtype, c.dialect)})" if dtype else ""
+            near = _near(_key, declared)
+            case = f" (declared as '{near}': names differ in case){c.dialect_note()}" \
+                if near else ""
             c.add(node, yaml_path, node.patch_line or 1, "BLK210",
                   f"the SQL of '{node.name}' produces column '{name}'{typed} that the contract "
-                  "does not declare",
+                  f"does not declare{case}", severity=c.dialect_severity() if near else None,
                   hint="declare it in the YAML with its data_type"
                        + (" (bulwark check-contracts --fix does it)" if dtype and not c.fix else ""),
                   column=name)
@@ -424,16 +439,17 @@ def _check_agreement(c: _Ctx, node: Node) -> None:
                 shown = show_type(sql_type, c.dialect)
                 c.add(node, yaml_path, col.line or node.patch_line, "BLK212",
                       f"column '{col.name}' of '{node.name}' is declared {col.data_type} but "
-                      f"the SQL produces {shown}",
+                      f"the SQL produces {shown}{c.dialect_note()}", severity=c.dialect_severity(),
                       hint=f"change data_type to {shown}, or cast the column in the "
                            f"SQL to {col.data_type}", column=col.name)
 
 
-def _near(key: str, sql_cols: dict[str, Any], dialect: str) -> str | None:
+def _near(key: str, names: dict[str, Any]) -> str | None:
+    """The entry of ``names`` equal to ``key`` but for case."""
     low = key.lower()
-    for other, (name, _t) in sql_cols.items():
-        if other.lower() == low:
-            return str(name)
+    for other, value in names.items():
+        if other.lower() == low and other != key:
+            return str(value[0]) if isinstance(value, tuple) else other
     return None
 
 
@@ -460,9 +476,15 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
               f"--fix: the contract of '{node.name}' is set in its SQL config() call, which "
               "wins over YAML; not changed", hint="set contract enforced in the SQL config()")
         return
-    inferred = inferred or c.resolver.infer(node)
     path = node.patch_path or node.repo_path
     line = node.patch_line or 1
+    if c.guessed:
+        c.add(node, path, line, "BLK221",
+              f"--fix does not write types for '{node.name}': the warehouse dialect is unknown "
+              f"(guessed {c.dialect})", hint="set `dialect:` in bulwark.yml, or make the "
+              "profile readable (DBT_PROFILES_DIR / ~/.dbt/profiles.yml)")
+        return
+    inferred = inferred or c.resolver.infer(node)
     if inferred.columns is None:
         c.add(node, path, line, "BLK221",
               f"--fix cannot write the contract of '{node.name}': its columns cannot be "

@@ -368,6 +368,8 @@ class RenderContext:
             return self.vars[name]
         if default is _MISSING:
             self.vars_missing.append(name)
+            if not self.execute:
+                return None   # like dbt's parse-time var(): a missing var is None, not an error
             raise VarMissing(name)
         return default
 
@@ -382,6 +384,14 @@ class RenderContext:
     def _run_query(self, *args: Any, **kwargs: Any) -> Any:
         self.warehouse_calls.append("run_query")
         return PermissiveUndefined(obj=None, name="run_query")
+
+    def _statement(self, *args: Any, **kwargs: Any) -> str:
+        self.warehouse_calls.append("statement")
+        return ""
+
+    def _load_result(self, *args: Any, **kwargs: Any) -> Any:
+        self.warehouse_calls.append("load_result")
+        return PermissiveUndefined(obj=None, name="load_result")
 
     def _dispatch(self, macro_name: str, macro_namespace: str | None = None,
                   packages: Any = None) -> Any:
@@ -473,7 +483,7 @@ class RenderContext:
             "env_var": self._env_var, "config": self.config,
             "is_incremental": lambda: self.is_incremental, "execute": self.execute,
             "target": _Target(), "adapter": _Adapter(), "run_query": self._run_query,
-            "load_result": lambda *a, **k: PermissiveUndefined(obj=None, name="load_result"), "statement": PermissiveUndefined(obj=None, name="statement"),
+            "load_result": self._load_result, "statement": self._statement,
             "this": Relation(self.this_name, self.database, self.schema),
             "log": lambda *a, **k: "", "print": lambda *a, **k: "",
             "return": _raise_return,

@@ -573,6 +573,7 @@ class _ProjectBuilder:
             self.read_properties(pkg, rel, rp)
         self.apply_versions()
         self.resolve_all()
+        self.build_tests()
         self.link()
         project.findings = L.findings
         return project
@@ -599,6 +600,9 @@ class _ProjectBuilder:
                 return hit
         ctx = RenderContext(package=pkg.name, macros=self.macros, vars=vars_,
                             adapter_type=self.project.adapter_type or "duckdb")
+        from dbt_bulwark.builtins import make_builtins
+
+        ctx.fallback = make_builtins(ctx)   # dbt.* global-project macros exist at parse time
         error: tuple[int, str] | None = None
         try:
             render(text, ctx)
@@ -896,6 +900,73 @@ class _ProjectBuilder:
                            severity="warning",
                            hint=f"create the {rt} file, or remove or rename this entry")
 
+    def build_tests(self) -> None:
+        """Generic data tests and unit tests as dbt creates them (see generic_tests.py)."""
+        from dbt_bulwark.generic_tests import build_test_node
+
+        project = self.project
+        targets: list[tuple[Any, bool]] = [(n, True) for n in project.nodes.values()]
+        targets += [(n, False) for nodes in project.disabled.values() for n in nodes]
+        targets += [(s, True) for s in project.sources.values()]
+        targets += [(s, False) for s in project.disabled_sources.values()]
+        for target, enabled in targets:
+            if target.resource_type not in ("model", "seed", "snapshot", "source"):
+                continue
+            tests = [(t, None) for t in target.tests]
+            tests += [(t, c) for c in target.columns for t in c.tests]
+            if not tests:
+                continue
+            pkg = self.pkgs[target.package_name]
+            yaml_path = target.repo_path if isinstance(target, Source) else target.patch_path
+            if not yaml_path:
+                continue
+            ofp = yaml_path[len(pkg.root) + 1:] if pkg.root else yaml_path
+            yaml_rel = ofp.split("/", 1)[1] if "/" in ofp else ofp
+            for test, column in tests:
+                if isinstance(target, Source):
+                    node = build_test_node(test, package=pkg.name, target_kind="source",
+                                           target_name=target.source_name, version=None,
+                                           source_table=target.name, column=column,
+                                           yaml_rel=yaml_rel, repo_path=yaml_path,
+                                           original_file_path=ofp)
+                else:
+                    node = build_test_node(test, package=pkg.name, target_kind="model",
+                                           target_name=target.name, version=target.version,
+                                           source_table=None, column=column, yaml_rel=yaml_rel,
+                                           repo_path=yaml_path, original_file_path=ofp)
+                if node is None:
+                    continue
+                calls = node.calls
+                node.calls = {}
+                extra = node.config
+                node.config, node.config_origin = resolve_config(
+                    "test", node.fqn, pkg, self.root_pkg, None, None, calls, yaml_path)
+                node.config.update(extra)
+                if enabled and node.enabled:
+                    project.data_tests[node.unique_id] = node
+                else:
+                    node.config["enabled"] = False
+                    project.disabled_tests[node.unique_id] = node
+        for ut in project.unit_tests:
+            pkg = self.pkgs.get(ut.package_name)
+            if pkg is None:
+                continue
+            ofp = ut.repo_path[len(pkg.root) + 1:] if pkg.root else ut.repo_path
+            rel = ofp.split("/", 1)[1] if "/" in ofp else ofp
+            node = Node(unique_id=f"unit_test.{pkg.name}.{ut.model}.{ut.name}",
+                        resource_type="unit_test", name=ut.name, package_name=pkg.name,
+                        path=rel, original_file_path=ofp, repo_path=ut.repo_path,
+                        fqn=[pkg.name, *rel.split("/")[:-1], ut.model, ut.name],
+                        refs=[RefCall(ut.model)], patch_path=ut.repo_path, patch_line=ut.line)
+            node.config, node.config_origin = resolve_config(
+                "unit_test", node.fqn, pkg, self.root_pkg, None, None, None, ut.repo_path)
+            model = project.model_by_name(ut.model)
+            if model is not None and node.enabled:
+                project.data_tests[node.unique_id] = node
+            else:
+                node.config["enabled"] = False
+                project.disabled_tests[node.unique_id] = node
+
     def link(self) -> None:
         """Resolve refs and sources into ``depends_on`` (dbt's search order)."""
         project = self.project
@@ -939,7 +1010,8 @@ class _ProjectBuilder:
                         return cand
             return None
 
-        all_items: list[Any] = list(project.nodes.values()) + list(project.exposures.values())
+        all_items: list[Any] = list(project.nodes.values()) + list(project.exposures.values()) \
+            + list(project.data_tests.values())
         for nodes in project.disabled.values():
             all_items.extend(nodes)
         for item in all_items:

@@ -46,6 +46,7 @@ SCHEMA: dict[str, Any] = {
     "fast_compile": {
         "check_sql": (bool, True),
         "check_columns": (bool, True),
+        "trust_source_columns": (bool, False),   # declared source columns are complete
         "env_vars": (dict, {}),
     },
     "schema_diff": {

@@ -257,6 +257,9 @@ class Project:
     sources: dict[str, Source] = field(default_factory=dict)
     disabled_sources: dict[str, Source] = field(default_factory=dict)
     exposures: dict[str, Exposure] = field(default_factory=dict)
+    # generic data tests and unit tests as dbt names them (test.<pkg>.<name>.<hash>)
+    data_tests: dict[str, Node] = field(default_factory=dict)
+    disabled_tests: dict[str, Node] = field(default_factory=dict)
     unit_tests: list[UnitTest] = field(default_factory=list)
     groups: dict[str, tuple[str, int]] = field(default_factory=dict)
     macros: MacroIndex | None = None
@@ -274,14 +277,16 @@ class Project:
         yield from self.nodes.values()
         yield from self.sources.values()
         yield from self.exposures.values()
+        yield from self.data_tests.values()
         if include_disabled:
             for nodes in self.disabled.values():
                 yield from nodes
             yield from self.disabled_sources.values()
+            yield from self.disabled_tests.values()
 
     def get(self, unique_id: str) -> Resource | None:
         return self.nodes.get(unique_id) or self.sources.get(unique_id) or \
-            self.exposures.get(unique_id)
+            self.exposures.get(unique_id) or self.data_tests.get(unique_id)
 
     def models(self, include_packages: bool = True) -> list[Node]:
         return [n for n in self.nodes.values() if n.resource_type == "model"

@@ -166,25 +166,60 @@ def _select_atom(project: Project, atom: str, universe: list[Resource]) -> set[s
     return out
 
 
-def select(project: Project, selector: str | Iterable[str] | None,
-           exclude: str | Iterable[str] | None = None,
-           resource_types: Iterable[str] | None = None) -> list[Resource]:
-    """Resources of ``project`` matched by a dbt selector (None = everything)."""
-    universe = list(project.resources())
-    selectors = _split(selector)
-    if selectors:
-        chosen: set[str] = set()
-        for term in selectors:
-            parts = [p for p in term.split(",") if p]
-            sets = [_select_atom(project, p, universe) for p in parts]
-            chosen |= set.intersection(*sets) if sets else set()
-    else:
-        chosen = {r.unique_id for r in universe}
-    for term in _split(exclude):
+TEST_TYPES = frozenset({"test", "unit_test"})
+
+
+def _with_tests(project: Project, chosen: set[str], tests: list[Resource], mode: str) -> set[str]:
+    """Add the tests attached to ``chosen`` (dbt's indirect selection)."""
+    if mode == "empty":
+        return chosen
+    out = set(chosen)
+    ancestors: set[str] = set()
+    if mode == "buildable":
+        for uid in chosen:
+            ancestors |= project.ancestors(uid)
+    for test in tests:
+        parents = set(getattr(test, "depends_on", []) or [])
+        if not parents:
+            continue
+        if mode == "eager" and parents & chosen or \
+                mode == "cautious" and parents <= chosen or \
+                mode == "buildable" and parents <= chosen | ancestors and parents & chosen:
+            out.add(test.unique_id)
+    return out
+
+
+def _evaluate(project: Project, terms: list[str], universe: list[Resource]) -> set[str]:
+    chosen: set[str] = set()
+    for term in terms:
         parts = [p for p in term.split(",") if p]
         sets = [_select_atom(project, p, universe) for p in parts]
         if sets:
-            chosen -= set.intersection(*sets)
+            chosen |= set.intersection(*sets)
+    return chosen
+
+
+def select(project: Project, selector: str | Iterable[str] | None,
+           exclude: str | Iterable[str] | None = None,
+           resource_types: Iterable[str] | None = None,
+           indirect_selection: str = "eager") -> list[Resource]:
+    """Resources of ``project`` matched by a dbt selector (None = everything).
+
+    Tests attached to selected nodes are added the way dbt does it
+    (``indirect_selection``: eager, cautious, buildable or empty).
+    """
+    universe = list(project.resources())
+    tests = [r for r in universe if r.resource_type in TEST_TYPES]
+    selectors = _split(selector)
+    if selectors:
+        chosen = _with_tests(project, _evaluate(project, selectors, universe), tests,
+                             indirect_selection)
+    else:
+        chosen = {r.unique_id for r in universe}
+    excluded = _split(exclude)
+    if excluded:
+        chosen -= _with_tests(project, _evaluate(project, excluded, universe), tests,
+                              "eager" if indirect_selection != "empty" else "empty")
     types = set(resource_types or [])
     return [r for r in universe if r.unique_id in chosen and (not types or r.resource_type in types)]
 

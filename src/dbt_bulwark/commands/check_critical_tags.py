@@ -1,4 +1,8 @@
-"""`bulwark check-critical-tags` (placeholder until its issue lands)."""
+"""`bulwark check-critical-tags`: critical models carry their tags and protections.
+
+See docs/hooks/check-critical-tags.md. Findings BLK301-BLK312; ``--fix`` adds missing
+required tags to the model's properties YAML and exits 1 when it changed a file.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,36 @@ import argparse
 import sys
 
 from dbt_bulwark.cli import add_common_arguments
+from dbt_bulwark.findings import EXIT_FINDINGS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
+    parser.add_argument("--fix", action="store_true",
+                        help="add missing required tags to the models' properties YAML "
+                        "(exit code 1 when a file was changed)")
+    parser.add_argument("--base", default=None, metavar="REV",
+                        help="git revision to compare against for removed tags, tests and "
+                        "disabled models (default: HEAD; in a pre-push hook, the pushed range)")
+    parser.add_argument("--no-base", dest="base_check", action="store_false",
+                        help="do not compare with the base revision")
 
 
 def run(args: argparse.Namespace) -> int:
-    sys.stdout.write("bulwark check-critical-tags: not implemented yet\n")
-    return 0
+    from dbt_bulwark import critical, runner
+
+    ctx = runner.open_context(args)
+    if not ctx.ws.project_roots:
+        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+        return 0
+    try:
+        findings = runner.collect(ctx, critical.check)
+    finally:
+        tree = ctx.state.pop("critical_tree", None)
+        if tree is not None:
+            tree.close()
+    changed: list[str] = []
+    if args.fix:
+        findings, changed = critical.apply_tag_fixes(ctx, findings)
+    rc = runner.finish(ctx, findings, critical.summary_line(ctx))
+    return EXIT_FINDINGS if changed else rc

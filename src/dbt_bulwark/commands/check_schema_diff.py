@@ -1,17 +1,162 @@
-"""`bulwark check-schema-diff` (placeholder until its issue lands)."""
+"""`bulwark check-schema-diff`: output schema changes against a git base, and who they break.
+
+The base is ``--base REV``, else (pre-push) ``PRE_COMMIT_FROM_REF``, else ``HEAD``;
+``--merge-base`` compares with the merge base of HEAD and the main branch (CI). The
+head is the working tree (the staged state in a pre-commit run), or ``--head REV`` /
+``PRE_COMMIT_TO_REF`` at pre-push. See docs/hooks/check-schema-diff.md.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+from typing import Any
 
 from dbt_bulwark.cli import add_common_arguments
+from dbt_bulwark.findings import FORMATS, Finding, exit_code, report, sort_findings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
+    for action in parser._actions:  # markdown is a format of this command only
+        if action.dest == "format":
+            action.choices = (*FORMATS, "markdown")
+            action.help = "output format (markdown: a PR-comment summary)"
+    parser.add_argument("--base", default=None, metavar="REV",
+                        help="git revision to compare with (default: PRE_COMMIT_FROM_REF at "
+                             "pre-push, else HEAD)")
+    parser.add_argument("--merge-base", action="store_true",
+                        help="compare with the merge base of HEAD and the main branch "
+                             "(schema_diff.main_branch, else origin/HEAD, main, master)")
+    parser.add_argument("--head", default=None, metavar="REV",
+                        help="git revision to check instead of the working tree "
+                             "(default: PRE_COMMIT_TO_REF at pre-push)")
+
+
+def _zero(rev: str | None) -> bool:
+    return not rev or set(rev) == {"0"}
 
 
 def run(args: argparse.Namespace) -> int:
-    sys.stdout.write("bulwark check-schema-diff: not implemented yet\n")
-    return 0
+    from dbt_bulwark import gitfs
+    from dbt_bulwark.fs import join
+    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.runner import open_context
+    from dbt_bulwark.schema import project_dialect
+    from dbt_bulwark.schema_diff import BaseOverlay, SchemaDiff, to_findings, to_markdown
+
+    ctx = open_context(args)
+    ws = ctx.ws
+    if not ws.project_roots:
+        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+        return 0
+    top = gitfs.repo_root(ws.repo_root)
+    if top is None:
+        sys.stderr.write("bulwark check-schema-diff: not a git repository; nothing to compare\n")
+        return 0
+    try:
+        prefix = ws.repo_root.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        prefix = ""
+    prefix = "" if prefix == "." else prefix
+    repo_policy = load_policy(ws.fs)
+    if args.merge_base and not args.base:
+        branch = repo_policy.get("schema_diff.main_branch") or gitfs.default_branch(top)
+        if not branch:
+            from dbt_bulwark.findings import UsageError
+
+            raise UsageError("--merge-base: no main branch found; set schema_diff.main_branch")
+        base_rev = gitfs.merge_base(top, "HEAD", branch)
+    else:
+        base_rev = gitfs.resolve_base(top, args.base)
+    head_rev = args.head
+    env_to = os.environ.get("PRE_COMMIT_TO_REF") or os.environ.get("PRE_COMMIT_ORIGIN")
+    if head_rev is None and os.environ.get("PRE_COMMIT_FROM_REF") and not _zero(env_to) \
+            and env_to and gitfs.rev_exists(top, env_to):
+        head_rev = env_to
+    if head_rev is not None and not gitfs.rev_exists(top, head_rev):
+        from dbt_bulwark.findings import UsageError
+
+        raise UsageError(f"--head revision {head_rev!r} does not exist")
+
+    if ctx.all_files:
+        roots = list(ws.project_roots)
+    else:
+        roots = []
+        for f in ctx.files:
+            r = ws.project_root_for(f)
+            if r is not None and r not in roots:
+                roots.append(r)
+        # a deleted file is not passed by pre-commit: every project is checked when nothing
+        # else matched (cheap: only changed models are analysed)
+        if not roots:
+            roots = list(ws.project_roots)
+
+    base_tree = gitfs.GitTree(top, base_rev, prefix) if base_rev else None
+    head_tree = gitfs.GitTree(top, head_rev, prefix) if head_rev else None
+    base_fs: Any = base_tree
+    if base_tree is not None and head_tree is None:
+        # the head is the work tree: read unchanged files from disk, the rest from git
+        cut = len(prefix) + 1 if prefix else 0
+        changed_rel = [p[cut:] for p in gitfs.changed_files(top, base_rev)
+                       if not prefix or p.startswith(prefix + "/")]
+        base_fs = BaseOverlay(base_tree, ws.fs, changed_rel)
+    findings: list[Finding] = []
+    all_diffs: list[Any] = []
+    fail_on = "error"
+    changed = set(ctx.files)
+    try:
+        for root in roots:
+            if head_tree is not None:
+                if not head_tree.is_file(join(root, "dbt_project.yml")):
+                    continue
+                head = load_project(head_tree, root, ws.cli_vars, ws.cache)
+            else:
+                head = ws.project(root)
+            base = None
+            if base_tree is not None and base_tree.is_file(join(root, "dbt_project.yml")):
+                base = load_project(base_fs, root, ws.cli_vars, ws.cache)
+            policy = load_policy(ws.fs, root)
+            fail_on = policy.get("fail_on")
+            dialect, _how = project_dialect(head, policy.get("dialect"))
+            engine = SchemaDiff(head, base, dialect, policy.get("schema_diff.protected"),
+                                policy.get("locked.tag"), cache=ws.cache)
+            diffs = engine.run()
+            all_diffs.extend(diffs)
+            found = to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
+            found.extend(f for f in head.findings if f.path in changed and f.severity == "error")
+            excludes = policy.get("exclude")
+            if excludes:
+                from fnmatch import fnmatchcase
+
+                found = [f for f in found if not any(fnmatchcase(f.path, g) for g in excludes)]
+            findings.extend(found)
+    finally:
+        for tree in (base_tree, head_tree):
+            if tree is not None:
+                tree.close()
+        ws.save()
+
+    base_label = base_rev or "(nothing: no commits yet)"
+    fmt = args.format
+    out = sys.stdout
+    if fmt == "markdown":
+        out.write(to_markdown(all_diffs, base_label))
+    elif fmt == "json":
+        json.dump({"base": base_rev, "head": head_rev or "working tree",
+                   "findings": [f.to_dict() for f in sort_findings(findings)],
+                   "models": [d.to_dict() for d in all_diffs]}, out, indent=2, default=str)
+        out.write("\n")
+    else:
+        counts: dict[str, int] = {}
+        for d in all_diffs:
+            counts[d.classification] = counts.get(d.classification, 0) + 1
+        summary = ""
+        if fmt == "text":
+            what = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no model changed"
+            summary = f"check-schema-diff against {base_label}: {what}"
+        report(findings, fmt, out, summary)
+    return exit_code(findings, fail_on)

@@ -19,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exclude", nargs="+", default=None, help="dbt selector to exclude")
     parser.add_argument("--resource-type", action="append", default=None,
                         help="model, seed, snapshot, source, exposure, analysis, test")
+    parser.add_argument("--indirect-selection", default="eager",
+                        choices=("eager", "cautious", "buildable", "empty"),
+                        help="how tests attached to selected nodes are selected (as in dbt)")
     parser.add_argument("--output", choices=("name", "path", "json", "selector"), default="name")
     parser.add_argument("--include-disabled", action="store_true",
                         help="also list disabled nodes (json: config.enabled is false)")
@@ -55,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     problems = []
     for project in ws.projects():
         problems.extend(f for f in project.findings if f.severity in ("error", "warning"))
-        chosen = select(project, args.select, args.exclude, args.resource_type)
+        chosen = select(project, args.select, args.exclude, args.resource_type,
+                        args.indirect_selection)
         if not args.resource_type:  # like `dbt ls`: analyses only when asked for
             chosen = [r for r in chosen if r.resource_type != "analysis"]
         if args.include_disabled:
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
                 chosen.extend(n for n in nodes
                               if not args.resource_type or n.resource_type in args.resource_type)
             chosen.extend(project.disabled_sources.values())
+            chosen.extend(t for t in project.disabled_tests.values()
+                          if not args.resource_type or t.resource_type in args.resource_type)
         for res in chosen:
             if args.output == "json":
                 out.write(json.dumps(resource_json(project, res), default=str) + "\n")

@@ -1,0 +1,743 @@
+"""`bulwark ci`: every layer in order, each with its wall time and verdict, then a summary.
+
+Layers (in this order):
+
+=================  ========  ================================================================
+layer              kind      what
+=================  ========  ================================================================
+fast-compile       static    what dbt parse/compile would reject (``fast_compile.check``)
+critical-tags      static    critical models carry their tags and protections
+contracts          static    contracts present, complete, agreeing with the SQL
+schema-diff        static    output schema changes against the base and who they break
+build-empty        dbt       ``dbt build --empty`` of the modified models and their children
+data-quality       dbt       tests of critical + modified models; ERROR failures fail
+baselines          dbt       critical models' output compared with .bulwark/baselines/
+=================  ========  ================================================================
+
+``--fast`` (the default) runs the static layers, ``--full`` all of them, ``--layers``
+a chosen few. The static layers run in this process on ONE workspace load; the
+coupling to each hook is the :data:`STATIC_LAYERS` adapter table below (the lead
+fixes it there if a hook's API shifts). The base is the merge base of HEAD with
+the main branch (``ci.main_branch``, else ``origin/HEAD``/main/master), or
+``--base``; the static layers check what changed since it (``--all-files``:
+everything). The dbt layers share one :class:`~dbt_bulwark.dbt_exec.DbtSession`
+per project.
+
+A layer is *passed*, *failed* (findings at or above ``fail_on``, or dbt
+failures), *skipped* (cannot run here: hook not available, dbt or the adapter
+not installed, no data; the reason is printed) or *not run* (``--fail-fast``
+stopped earlier). Exit 0 only when every layer passed (``--allow-skipped``
+also accepts skipped layers), 1 otherwise, 2 on a usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from dbt_bulwark.findings import Finding, UsageError, exit_code, report, sort_findings
+
+STATIC = ("fast-compile", "critical-tags", "contracts", "schema-diff")
+EXECUTION = ("build-empty", "data-quality", "baselines")
+LAYERS = STATIC + EXECUTION
+OUTPUT_FORMATS = ("text", "markdown", "json", "github")
+
+
+# ----------------------------------------------------------------------------- adapters
+
+def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | None
+                       ) -> list[Finding]:
+    """check-schema-diff in the runner's ``check`` shape, against ``ctx.state['ci_base']``."""
+    from dbt_bulwark.fs import join
+    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.schema import project_dialect
+    from dbt_bulwark.schema_diff import SchemaDiff, to_findings
+
+    tree = ctx.state.get("ci_base_tree")
+    base = None
+    if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
+        base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
+    dialect, _how = project_dialect(project, policy.get("dialect"))
+    diffs = SchemaDiff(project, base, dialect, policy.get("schema_diff.protected"),
+                       policy.get("locked.tag"), cache=ctx.ws.cache).run()
+    counts = ctx.state.setdefault("ci_counts", {})
+    for d in diffs:
+        counts[d.classification] = counts.get(d.classification, 0) + 1
+    return to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
+
+
+@dataclass(frozen=True)
+class StaticLayer:
+    module: str                     # the hook module
+    check: str | Callable[..., list[Finding]]   # its runner-shaped check, or an adapter
+    command: str                    # the command module (for its argument defaults)
+    needs_base: bool = False
+
+
+STATIC_LAYERS: dict[str, StaticLayer] = {
+    "fast-compile": StaticLayer("dbt_bulwark.fast_compile", "check",
+                                "dbt_bulwark.commands.fast_compile"),
+    "critical-tags": StaticLayer("dbt_bulwark.critical", "check",
+                                 "dbt_bulwark.commands.check_critical_tags"),
+    "contracts": StaticLayer("dbt_bulwark.contracts", "check",
+                             "dbt_bulwark.commands.check_contracts"),
+    "schema-diff": StaticLayer("dbt_bulwark.schema_diff", _schema_diff_check,
+                               "dbt_bulwark.commands.check_schema_diff", needs_base=True),
+}
+
+
+# ----------------------------------------------------------------------------- results
+
+@dataclass
+class LayerResult:
+    name: str
+    status: str = "not run"          # passed | failed | skipped | error | not run
+    seconds: float = 0.0
+    summary: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.name, "status": self.status, "seconds": round(self.seconds, 3),
+                "summary": self.summary, "details": self.details,
+                "findings": [f.to_dict() for f in sort_findings(self.findings)]}
+
+
+@dataclass
+class Plan:
+    args: argparse.Namespace
+    ws: Any
+    layers: list[str]
+    base: str | None
+    base_label: str
+    files: list[str]
+    all_files: bool
+    git_top: Path | None
+    policy: Any
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- progress
+
+class Progress:
+    """A spinner line on a TTY; plain lines (one per step) otherwise."""
+
+    FRAMES = "|/-\\"
+
+    def __init__(self, out: TextIO, enabled: bool = True):
+        self.out = out
+        self.tty = enabled and hasattr(out, "isatty") and out.isatty()
+        self.enabled = enabled
+        self.layer = ""
+        self.frame = 0
+        self.last = 0.0
+        self.seen: set[str] = set()
+
+    def start(self, layer: str) -> None:
+        self.layer = layer
+        self.seen.clear()
+        if not self.enabled:
+            return
+        if self.tty:
+            self.update("starting")
+        else:
+            self.out.write(f"[ci] {layer} ...\n")
+            self.out.flush()
+
+    def update(self, message: str) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            now = time.monotonic()
+            if now - self.last < 0.08:
+                return
+            self.last = now
+            self.frame = (self.frame + 1) % len(self.FRAMES)
+            line = f"{self.FRAMES[self.frame]} {self.layer}: {message}"
+            self.out.write("\r\033[K" + line[:150])
+            self.out.flush()
+            return
+        step = message.split(":", 1)[0]
+        if step not in self.seen:
+            self.seen.add(step)
+            self.out.write(f"[ci] {self.layer}: {step}\n")
+            self.out.flush()
+
+    def done(self, res: LayerResult) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            self.out.write("\r\033[K")
+        self.out.write(f"[ci] {res.name}: {res.status} in {res.seconds:.2f}s"
+                       + (f" ({res.summary})" if res.summary else "") + "\n")
+        self.out.flush()
+
+
+# ----------------------------------------------------------------------------- planning
+
+def choose_layers(args: argparse.Namespace, policy: Any) -> list[str]:
+    if args.layers:
+        wanted = [x.strip() for x in args.layers.split(",") if x.strip()]
+        unknown = [x for x in wanted if x not in LAYERS]
+        if unknown:
+            raise UsageError(f"unknown layer(s) {', '.join(unknown)}; "
+                             f"layers: {', '.join(LAYERS)}")
+        return [x for x in LAYERS if x in wanted]
+    if args.full:
+        return list(LAYERS)
+    if not args.fast and policy is not None and policy.get("ci.layers"):
+        wanted = [str(x) for x in policy.get("ci.layers")]
+        unknown = [x for x in wanted if x not in LAYERS]
+        if unknown:
+            raise UsageError(f"ci.layers: unknown layer(s) {', '.join(unknown)}; "
+                             f"layers: {', '.join(LAYERS)}")
+        return [x for x in LAYERS if x in wanted]
+    return list(STATIC)
+
+
+def resolve_base(args: argparse.Namespace, ws: Any, policy: Any
+                 ) -> tuple[Path | None, str | None, str]:
+    """(git top, base revision, label). The base is None outside git or without commits."""
+    from dbt_bulwark import gitfs
+
+    top = gitfs.repo_root(ws.repo_root)
+    if top is None:
+        if args.base:
+            raise UsageError("--base needs a git repository")
+        return None, None, "no base (not a git repository)"
+    if args.base:
+        if not gitfs.rev_exists(top, args.base):
+            raise UsageError(f"--base revision {args.base!r} does not exist")
+        return top, args.base, args.base
+    if not gitfs.has_commits(top):
+        return top, None, "no base (no commits yet)"
+    branch = (policy.get("ci.main_branch") if policy is not None else None) \
+        or gitfs.default_branch(top)
+    if branch:
+        mb = gitfs.merge_base(top, "HEAD", branch)
+        if mb:
+            return top, mb, f"merge base of HEAD and {branch} ({mb[:10]})"
+        return top, None, f"no base (HEAD shares no history with {branch})"
+    return top, "HEAD", "HEAD (no main branch found)"
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    from dbt_bulwark import gitfs
+    from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.workspace import open_workspace
+
+    ws = open_workspace(args.project_dir, args.repo_root, args.vars, not args.no_cache)
+    root0 = ws.project_roots[0] if ws.project_roots else None
+    policy = load_policy(ws.fs, root0)
+    layers = choose_layers(args, policy)
+    top, base, label = resolve_base(args, ws, policy)
+    files = [ws.relative(f) for f in args.files or []]
+    all_files = bool(args.all_files)
+    if not files and not all_files:
+        if base is None:
+            all_files = True           # nothing to diff against: everything is new
+        else:
+            assert top is not None
+            changed = gitfs.changed_files(top, base)
+            prefix = ""
+            try:
+                prefix = ws.repo_root.resolve().relative_to(top.resolve()).as_posix()
+            except ValueError:
+                prefix = ""
+            if prefix and prefix != ".":
+                changed = [c[len(prefix) + 1:] for c in changed if c.startswith(prefix + "/")]
+            files = changed
+    return Plan(args, ws, layers, base, label, files, all_files, top, policy)
+
+
+# ----------------------------------------------------------------------------- static layers
+
+def _layer_args(spec: StaticLayer, plan: Plan) -> argparse.Namespace:
+    ns = argparse.Namespace()
+    try:
+        cmd = importlib.import_module(spec.command)
+        parser = argparse.ArgumentParser(add_help=False)
+        cmd.add_arguments(parser)
+        ns = parser.parse_args([])
+    except (ImportError, AttributeError, SystemExit, argparse.ArgumentError):
+        pass
+    a = plan.args
+    ns.files = list(plan.files)
+    ns.all_files = plan.all_files
+    ns.project_dir = a.project_dir
+    ns.repo_root = a.repo_root
+    ns.vars = a.vars
+    ns.no_cache = a.no_cache
+    ns.format = "text"
+    ns.fix = False
+    ns.base = plan.base
+    return ns
+
+
+def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
+    from dbt_bulwark.runner import HookContext, collect
+
+    res = LayerResult(name)
+    spec = STATIC_LAYERS[name]
+    check: Any = spec.check
+    try:
+        module = importlib.import_module(spec.module)
+        if isinstance(check, str):
+            check = getattr(module, check)
+    except (ImportError, AttributeError) as exc:
+        res.status = "skipped"
+        res.summary = f"not available ({spec.module}: {exc})"
+        return res
+    if spec.needs_base:
+        if plan.base is None:
+            res.status = "passed"
+            res.summary = f"{plan.base_label}: nothing to compare"
+            return res
+        from dbt_bulwark import gitfs
+
+        if "ci_base_tree" not in plan.state:
+            assert plan.git_top is not None
+            try:
+                prefix = plan.ws.repo_root.resolve().relative_to(
+                    plan.git_top.resolve()).as_posix()
+            except ValueError:
+                prefix = ""
+            plan.state["ci_base_tree"] = gitfs.GitTree(plan.git_top, plan.base,
+                                                       "" if prefix == "." else prefix)
+    ctx = HookContext(args=_layer_args(spec, plan), ws=plan.ws, files=list(plan.files),
+                      all_files=plan.all_files)
+    ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
+    findings = collect(ctx, check, include_load_findings=first)
+    res.findings = findings
+    res.details.extend(ctx.notes)
+    fail_on = ctx.state.get("fail_on", "error")
+    errors = sum(1 for f in findings if f.severity == "error")
+    warnings = sum(1 for f in findings if f.severity == "warning")
+    res.status = "failed" if exit_code(findings, fail_on) else "passed"
+    scope = "all files" if plan.all_files else f"{len(plan.files)} changed file(s)"
+    res.summary = f"{errors} error(s), {warnings} warning(s); {scope}"
+    counts = ctx.state.get("ci_counts")
+    if counts:
+        res.summary += "; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+    return res
+
+
+# ----------------------------------------------------------------------------- dbt layers
+
+class _Sessions:
+    """One DbtSession per project, opened on first use; closed at the end."""
+
+    def __init__(self, plan: Plan, progress: Progress):
+        self.plan = plan
+        self.progress = progress
+        self.sessions: dict[str, Any] = {}
+        self.unavailable: dict[str, str] = {}
+
+    def get(self, root: str) -> Any:
+        from dbt_bulwark.dbt_exec import DbtSession, DbtUnavailable
+
+        if root in self.unavailable:
+            raise DbtUnavailable(self.unavailable[root])
+        if root not in self.sessions:
+            a = self.plan.args
+            target = a.target or (self.plan.policy.get("ci.target") if self.plan.policy else None)
+            try:
+                self.sessions[root] = DbtSession(
+                    self.plan.ws.project(root), self.plan.ws.repo_root, target=target,
+                    profiles_dir=a.profiles_dir, embedded=a.embedded,
+                    cli_vars=self.plan.ws.cli_vars, use_cache=not a.no_cache,
+                    progress=self.progress.update)
+            except DbtUnavailable as exc:
+                self.unavailable[root] = str(exc)
+                raise
+        return self.sessions[root]
+
+    def close(self) -> None:
+        for s in self.sessions.values():
+            s.close()
+
+
+def _targets(plan: Plan, root: str) -> set[str] | None:
+    if plan.all_files:
+        return None
+    hit = plan.ws.affected(plan.files).get(root)
+    if hit is None:
+        return set()
+    return None if "*" in hit else hit
+
+
+def _merge(res: LayerResult, label: str, outcome: Any, many: bool) -> None:
+    prefix = f"[{label}] " if many else ""
+    res.findings.extend(outcome.findings)
+    res.details.extend(prefix + d for d in outcome.details)
+    res.summary = "; ".join(filter(None, [res.summary, prefix + outcome.summary]))
+
+
+def _combine(statuses: list[str]) -> str:
+    if any(s in ("failed", "error") for s in statuses):
+        return "failed"
+    if statuses and all(s == "skipped" for s in statuses):
+        return "skipped"
+    if any(s == "skipped" for s in statuses):
+        return "skipped"
+    return "passed"
+
+
+def run_execution(name: str, plan: Plan, sessions: _Sessions) -> LayerResult:
+    from dbt_bulwark.dbt_exec import DbtUnavailable, dbt_missing_reason
+    from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.quality import LayerOutcome
+
+    res = LayerResult(name)
+    missing = dbt_missing_reason()
+    if missing:
+        res.status, res.summary = "skipped", missing
+        return res
+    roots = list(plan.ws.project_roots)
+    statuses: list[str] = []
+    for root in roots:
+        label = root or plan.ws.project(root).name
+        try:
+            session = sessions.get(root)
+        except DbtUnavailable as exc:
+            statuses.append("skipped")
+            _merge(res, label, LayerOutcome("skipped", str(exc)), len(roots) > 1)
+            continue
+        policy = load_policy(plan.ws.fs, root)
+        try:
+            if name == "build-empty":
+                outcome = _build_empty(session, plan, root)
+            elif name == "data-quality":
+                outcome = _data_quality(session, plan, root, policy)
+            else:
+                outcome = _baselines(session, policy)
+        except DbtUnavailable as exc:
+            outcome = LayerOutcome("skipped", str(exc))
+        if not any(d.startswith("engine:") for d in res.details):
+            res.details.insert(0, f"engine: {session.engine.description}")
+        statuses.append(outcome.status)
+        _merge(res, label, outcome, len(roots) > 1)
+    res.status = _combine(statuses)
+    return res
+
+
+def _build_empty(session: Any, plan: Plan, root: str) -> Any:
+    from dbt_bulwark.quality import build_empty
+
+    return build_empty(session, _targets(plan, root))
+
+
+def _data_quality(session: Any, plan: Plan, root: str, policy: Any) -> Any:
+    from dbt_bulwark.project import Node
+    from dbt_bulwark.quality import data_quality
+    from dbt_bulwark.selector import select
+
+    project = session.project
+    spec = policy.get("data_quality.select")
+    if spec is None:
+        spec = " ".join(f"tag:{t}" for t in policy.get("critical.tags") or ["critical"])
+    elif isinstance(spec, list):
+        spec = " ".join(str(s) for s in spec)
+    chosen = {n.unique_id for n in select(project, spec, None, ["model"])
+              if isinstance(n, Node) and n.package_name == project.name}
+    targets = _targets(plan, root)
+    if targets:
+        chosen |= {u for u in targets if u in project.nodes
+                   and project.nodes[u].resource_type == "model"
+                   and project.nodes[u].package_name == project.name}
+    nodes = [project.nodes[u] for u in sorted(chosen)]
+    return data_quality(session, nodes)
+
+
+def _baselines(session: Any, policy: Any) -> Any:
+    from dbt_bulwark.quality import LayerOutcome
+
+    result = check_baselines(session, policy, None)
+    return LayerOutcome(result.status, result.summary, result.findings, result.details)
+
+
+@dataclass
+class BaselineRun:
+    status: str
+    summary: str
+    findings: list[Finding] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+
+
+def check_baselines(session: Any, policy: Any, selector: str | None) -> BaselineRun:
+    """Rebuild the selected models and compare them with their baseline files."""
+    from dbt_bulwark import baseline as bl
+
+    project = session.project
+    nodes = bl.select_models(project, policy, selector)
+    directory = bl.baseline_dir(session.project_dir, policy)
+    rel_dir = _repo_rel(session, directory)
+    run = BaselineRun("passed", "")
+    present = {p.name for p in directory.glob("*.json")} if directory.is_dir() else set()
+    all_models = {bl.file_name(n) for n in project.models(include_packages=False)}
+    for stale in sorted(present - all_models):
+        run.findings.append(Finding(f"{rel_dir}/{stale}", 0, 0, "BLK536",
+                                    "baseline of a model that no longer exists", "warning",
+                                    "delete the file"))
+    if not nodes:
+        run.summary = "no models selected by baselines.select"
+        return run
+    with_base, missing = [], []
+    for n in nodes:
+        (with_base if bl.file_name(n) in present else missing).append(n)
+    for n in missing:
+        run.findings.append(Finding(n.repo_path, 1, 0, "BLK534",
+                                    f"{n.name}: no baseline captured ({rel_dir}/"
+                                    f"{bl.file_name(n)})", "warning",
+                                    f"bulwark baseline capture {n.name}, then commit the file",
+                                    n.unique_id))
+    if not with_base:
+        run.status = "skipped"
+        run.summary = f"no baseline captured for the {len(nodes)} selected model(s)"
+        return run
+    tol = bl.Tolerances.from_policy(policy)
+    bases: dict[str, Any] = {}
+    for n in with_base:
+        path = directory / bl.file_name(n)
+        try:
+            bases[n.unique_id] = bl.load_baseline(path)
+        except (OSError, ValueError) as exc:
+            run.findings.append(Finding(f"{rel_dir}/{bl.file_name(n)}", 1, 0, "BLK535",
+                                        f"cannot read the baseline: {exc}", "error",
+                                        f"capture it again: bulwark baseline capture {n.name}",
+                                        n.unique_id))
+    measured = bl.measure(session, [n for n in with_base if n.unique_id in bases])
+    checked = skipped = 0
+    for n in with_base:
+        if n.unique_id not in bases:
+            continue
+        problem = measured.problems.get(n.unique_id)
+        if problem is not None:
+            code, msg = problem
+            sev = "warning" if code == "BLK538" else "error"
+            skipped += code == "BLK538"
+            run.findings.append(Finding(n.repo_path, 1, 0, code, f"{n.name}: {msg}", sev,
+                                        "use --target to check on your warehouse"
+                                        if code == "BLK538" else "fix the model", n.unique_id))
+            run.details.append(f"{n.name}: {'skipped' if sev == 'warning' else 'error'}: {msg}")
+            continue
+        checked += 1
+        diff = bl.compare(n, bases[n.unique_id], measured.snapshots[n.unique_id], tol,
+                          f"{rel_dir}/{bl.file_name(n)}")
+        run.findings.extend(diff.findings)
+        snap = measured.snapshots[n.unique_id]
+        if diff.lines:
+            run.details.append(f"{diff.label} ({rel_dir}/{bl.file_name(n)}): "
+                               f"{len(diff.lines)} difference(s)")
+            run.details.extend("  " + line for line in diff.lines)
+        else:
+            run.details.append(f"{diff.label}: matches ({snap.row_count} rows, "
+                               f"{len(snap.columns)} columns)")
+    errors = [f for f in run.findings if f.severity == "error"]
+    differing = len({f.node for f in errors})
+    if errors:
+        run.status = "failed"
+        run.summary = f"{differing} of {len(with_base)} model(s) differ from the baseline"
+    elif checked == 0:
+        run.status = "skipped"
+        run.summary = f"none of the {len(with_base)} model(s) could be measured here"
+    else:
+        run.summary = f"{checked} model(s) match their baseline"
+    if missing:
+        run.summary += f"; {len(missing)} without baseline"
+    if skipped:
+        run.summary += f"; {skipped} without data"
+    return run
+
+
+def capture_baselines(session: Any, policy: Any, selector: str | None) -> BaselineRun:
+    from dbt_bulwark import baseline as bl
+
+    project = session.project
+    nodes = bl.select_models(project, policy, selector)
+    directory = bl.baseline_dir(session.project_dir, policy)
+    rel_dir = _repo_rel(session, directory)
+    run = BaselineRun("passed", "")
+    if not nodes:
+        run.status = "failed" if selector else "passed"
+        run.summary = "no models selected" + ("" if selector else " by baselines.select")
+        return run
+    measured = bl.measure(session, nodes)
+    for n in nodes:
+        problem = measured.problems.get(n.unique_id)
+        if problem is not None:
+            code, msg = problem
+            run.findings.append(Finding(n.repo_path, 1, 0, code, f"{n.name}: {msg}", "error",
+                                        "fix the model, or capture on a target with data "
+                                        "(--target)", n.unique_id))
+            continue
+        snap = measured.snapshots[n.unique_id]
+        path = directory / bl.file_name(n)
+        changed = bl.write_atomic(path, bl.render(snap))
+        rel = f"{rel_dir}/{bl.file_name(n)}"
+        run.written.append(rel)
+        run.details.append(f"{'wrote' if changed else 'unchanged'} {rel} "
+                           f"({snap.row_count} rows, {len(snap.columns)} columns)")
+    if run.findings:
+        run.status = "failed"
+    run.summary = f"{len(run.written)} baseline(s) captured" + (
+        f", {len(run.findings)} model(s) could not be" if run.findings else "")
+    return run
+
+
+def _repo_rel(session: Any, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path(session.repo_root).resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# ----------------------------------------------------------------------------- running
+
+def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+           ) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    t_start = time.perf_counter()
+    plan = make_plan(args)
+    if not plan.ws.project_roots:
+        err.write("bulwark ci: no dbt_project.yml found; nothing to check\n")
+        return 2
+    progress = Progress(err, enabled=not args.quiet)
+    sessions = _Sessions(plan, progress)
+    results = [LayerResult(name) for name in plan.layers]
+    if args.format == "text":
+        scope = "all files" if plan.all_files else f"{len(plan.files)} changed file(s)"
+        out.write(f"bulwark ci: {len(plan.layers)} layer(s); base: {plan.base_label}; "
+                  f"{scope}\n")
+        out.flush()
+    first_static = True
+    stop = False
+    try:
+        for res in results:
+            if stop:
+                res.summary = "not run (--fail-fast)"
+                continue
+            progress.start(res.name)
+            t0 = time.perf_counter()
+            try:
+                if res.name in STATIC:
+                    done = run_static(res.name, plan, first_static)
+                    first_static = False
+                else:
+                    done = run_execution(res.name, plan, sessions)
+            except UsageError:
+                raise
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - one broken layer must not hide the rest
+                done = LayerResult(res.name, "error",
+                                   summary=f"internal error: {type(exc).__name__}: {exc}")
+            res.status, res.summary = done.status, done.summary
+            res.findings, res.details = done.findings, done.details
+            res.seconds = time.perf_counter() - t0
+            progress.done(res)
+            if args.format == "text":
+                _print_layer_text(res, out)
+            if args.fail_fast and res.status in ("failed", "error"):
+                stop = True
+    finally:
+        sessions.close()
+        tree = plan.state.get("ci_base_tree")
+        if tree is not None:
+            tree.close()
+        plan.ws.save()
+    total = time.perf_counter() - t_start
+    code = verdict(results, args.allow_skipped)
+    if args.format == "text":
+        out.write(summary_text(results, total, code))
+    elif args.format == "markdown":
+        out.write(summary_markdown(results, total, code, plan.base_label))
+    elif args.format == "json":
+        json.dump({"result": "passed" if code == 0 else "failed", "base": plan.base,
+                   "base_label": plan.base_label, "seconds": round(total, 3),
+                   "layers": [r.to_dict() for r in results]}, out, indent=2, default=str)
+        out.write("\n")
+    else:   # github: annotations, then the plain summary
+        report([f for r in results for f in r.findings], "github", out)
+        out.write(summary_text(results, total, code))
+    if args.summary_file:
+        with open(args.summary_file, "a", encoding="utf-8") as fh:
+            fh.write(summary_markdown(results, total, code, plan.base_label))
+    return code
+
+
+def verdict(results: list[LayerResult], allow_skipped: bool = False) -> int:
+    ok = ("passed", "skipped") if allow_skipped else ("passed",)
+    return 0 if all(r.status in ok for r in results) else 1
+
+
+def _print_layer_text(res: LayerResult, out: TextIO) -> None:
+    out.write(f"\n== {res.name}: {res.status.upper()} ({res.seconds:.2f}s)"
+              + (f" - {res.summary}" if res.summary else "") + "\n")
+    for d in res.details:
+        out.write(f"   {d}\n")
+    if res.findings:
+        buf = io.StringIO()
+        report(res.findings, "text", buf)
+        out.write(buf.getvalue())
+    out.flush()
+
+
+_MARK = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP", "error": "ERROR",
+         "not run": "-"}
+
+
+def summary_text(results: list[LayerResult], total: float, code: int) -> str:
+    w = max([len(r.name) for r in results] + [5])
+    lines = ["", "Summary", f"  {'layer':<{w}}  {'status':<8} {'time':>7}  details"]
+    for r in results:
+        lines.append(f"  {r.name:<{w}}  {_MARK.get(r.status, r.status):<8} "
+                     f"{r.seconds:>6.2f}s  {r.summary}")
+    bad = [r.name for r in results if r.status not in ("passed",)]
+    word = "PASSED" if code == 0 else "FAILED"
+    tail = f" (not passed: {', '.join(bad)})" if bad else ""
+    lines.append(f"bulwark ci {word}{tail} in {total:.2f}s")
+    return "\n".join(lines) + "\n"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def summary_markdown(results: list[LayerResult], total: float, code: int, base: str) -> str:
+    icon = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⚠️ skipped",
+            "error": "💥 error", "not run": "⏭️ not run"}
+    head = "✅ passed" if code == 0 else "❌ failed"
+    lines = [f"## bulwark ci: {head}", "",
+             f"Base: {_md(base)} · total {total:.1f}s", "",
+             "| layer | status | time | details |", "|---|---|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.name} | {icon.get(r.status, r.status)} | {r.seconds:.1f}s | "
+                     f"{_md(r.summary)} |")
+    lines.append("")
+    for r in results:
+        if not r.findings and not r.details:
+            continue
+        n = len(r.findings)
+        lines.append(f"<details><summary>{r.name}: {n} finding(s)</summary>")
+        lines.append("")
+        lines.append("```text")
+        lines.extend(r.details)
+        buf = io.StringIO()
+        report(r.findings, "text", buf)
+        lines.extend(buf.getvalue().splitlines())
+        lines.append("```")
+        lines.append("")
+        lines.append("</details>")
+        lines.append("")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,769 @@
+"""Critical models: which they are, what protects them, what a change took away.
+
+Used by ``bulwark check-critical-tags`` and ``bulwark critical suggest``.
+
+* :func:`critical_policy` reads the ``critical.*`` / ``locked.*`` policy keys.
+* :func:`classify` decides which models of a project are critical, and why: a model
+  carrying one of ``critical.tags`` or the ``locked.tag`` is critical (zero-config
+  default); the policy may add ``critical.select`` (dbt selector syntax),
+  ``min_downstream``, ``feeds_exposures`` and ``public``.
+* :func:`check` (the hook's ``check`` for :func:`dbt_bulwark.runner.run_hook`) reports
+  missing tags (BLK301), description (BLK302), owner (BLK303), tested primary key
+  (BLK304) and, against the base revision, removed protection tags (BLK310), a
+  disabled or deleted critical model (BLK311) and removed tests (BLK312).
+* :func:`apply_tag_fixes` / :func:`add_tags` write missing tags into the model's
+  properties YAML with :class:`dbt_bulwark.yaml_edit.PropertiesEditor`.
+* :func:`rank` scores models by downstream reach for ``critical suggest``.
+
+Only models of the root project (not of installed packages) are considered. The
+module imports nothing heavy at import time; git and the YAML editor are imported
+inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_bulwark.findings import Finding, UsageError
+from dbt_bulwark.fs import join
+from dbt_bulwark.policy import Policy
+from dbt_bulwark.project import DataTest, Node, Project
+
+CODES: dict[str, str] = {
+    "BLK301": "a critical (or locked) model lacks a required tag",
+    "BLK302": "a critical model has no description",
+    "BLK303": "a critical model has no owner (meta.owner or a group with an owner)",
+    "BLK304": "a critical model has no tested primary key",
+    "BLK310": "a protection tag present at the base revision was removed",
+    "BLK311": "a model critical at the base revision was disabled or deleted",
+    "BLK312": "tests of a locked (or critical) model present at the base revision were removed",
+}
+
+# Resource types that count as "downstream reach" (tests and analyses do not).
+REACH_TYPES = frozenset({"model", "snapshot", "seed"})
+POLICY_FILES = ("bulwark.yml", "pyproject.toml")
+_BASE_CACHE_VERSION = 1
+
+
+# --------------------------------------------------------------------------- policy
+
+
+@dataclass(frozen=True)
+class CriticalPolicy:
+    tags: tuple[str, ...]
+    locked_tag: str
+    select: Any
+    min_downstream: int | None
+    feeds_exposures: bool
+    public: bool
+    require: dict[str, bool]
+    check_base: bool
+
+    @property
+    def marker_tags(self) -> tuple[str, ...]:
+        """Tags that make a model critical by themselves: ``critical.tags`` + ``locked.tag``."""
+        out = list(self.tags)
+        if self.locked_tag and self.locked_tag not in out:
+            out.append(self.locked_tag)
+        return tuple(out)
+
+    @property
+    def has_rules(self) -> bool:
+        return bool(self.select) or self.min_downstream is not None or self.feeds_exposures \
+            or self.public
+
+    def key(self) -> str:
+        return repr((self.tags, self.locked_tag, self.select, self.min_downstream,
+                     self.feeds_exposures, self.public))
+
+
+def critical_policy(policy: Policy) -> CriticalPolicy:
+    tags = tuple(str(t) for t in policy.get("critical.tags") or [] if str(t))
+    require = {k: bool(v) for k, v in (policy.get("critical.require") or {}).items()}
+    return CriticalPolicy(
+        tags=tags,
+        locked_tag=str(policy.get("locked.tag") or ""),
+        select=policy.get("critical.select"),
+        min_downstream=policy.get("critical.min_downstream"),
+        feeds_exposures=bool(policy.get("critical.feeds_exposures")),
+        public=bool(policy.get("critical.public")),
+        require=require,
+        check_base=bool(policy.get("critical.check_base")),
+    )
+
+
+# --------------------------------------------------------------------------- graph reach
+
+
+@dataclass
+class Reach:
+    direct: int            # direct children that are models/snapshots/seeds
+    downstream: int        # transitive children that are models/snapshots/seeds
+    exposures: list[str]   # names of exposures fed, directly or transitively
+
+
+def reach_all(project: Project) -> dict[str, Reach]:
+    """Downstream reach of every node, in one pass over the DAG (bitsets, O(edges))."""
+    resources = [r for r in project.resources()
+                 if r.resource_type in REACH_TYPES or r.resource_type == "exposure"]
+    index = {r.unique_id: i for i, r in enumerate(resources)}
+    count_mask = 0
+    exposure_mask = 0
+    for r in resources:
+        if r.resource_type == "exposure":
+            exposure_mask |= 1 << index[r.unique_id]
+        else:
+            count_mask |= 1 << index[r.unique_id]
+    children = project.children_map()
+    memo: dict[str, int] = {}
+    for start in index:
+        if start in memo:
+            continue
+        # iterative post-order DFS; a cycle (invalid in dbt) just stops the walk
+        stack: list[tuple[str, bool]] = [(start, False)]
+        on_path: set[str] = set()
+        while stack:
+            uid, done = stack.pop()
+            if done:
+                on_path.discard(uid)
+                bits = 0
+                for child in children.get(uid, ()):
+                    if child in index:
+                        bits |= (1 << index[child]) | memo.get(child, 0)
+                memo[uid] = bits
+                continue
+            if uid in memo or uid in on_path:
+                continue
+            on_path.add(uid)
+            stack.append((uid, True))
+            for child in children.get(uid, ()):
+                if child in index and child not in memo and child not in on_path:
+                    stack.append((child, False))
+    names = {index[r.unique_id]: r.name for r in resources if r.resource_type == "exposure"}
+    out: dict[str, Reach] = {}
+    for uid, bits in memo.items():
+        direct = sum(1 for c in children.get(uid, ()) if c in index
+                     and (count_mask >> index[c]) & 1)
+        exp_bits = bits & exposure_mask
+        exposures = sorted(names[i] for i in names if (exp_bits >> i) & 1)
+        out[uid] = Reach(direct, _popcount(bits & count_mask), exposures)
+    return out
+
+
+def _popcount(value: int) -> int:
+    return bin(value).count("1")
+
+
+# --------------------------------------------------------------------------- classification
+
+
+@dataclass
+class Status:
+    node: Node
+    reasons: list[str] = field(default_factory=list)
+    locked: bool = False
+    required: bool = False       # selected by a policy rule, not only by its own tag
+
+    @property
+    def label(self) -> str:
+        return "locked" if self.locked else "critical"
+
+
+def own_models(project: Project) -> list[Node]:
+    return [n for n in project.models(include_packages=False)]
+
+
+def model_label(node: Node) -> str:
+    return node.name if node.version is None else f"{node.name}.v{node.version}"
+
+
+def required_by_policy(project: Project, cp: CriticalPolicy,
+                       reach: dict[str, Reach] | None = None) -> dict[str, list[str]]:
+    """unique_id -> reasons, for the models the policy's rules select (tags not counted)."""
+    out: dict[str, list[str]] = {}
+    models = {n.unique_id: n for n in own_models(project)}
+    if cp.select:
+        from dbt_bulwark.selector import select
+
+        try:
+            chosen = select(project, cp.select, resource_types=["model"])
+        except UsageError as exc:
+            raise UsageError(f"critical.select: {exc}") from None
+        for res in chosen:
+            if res.unique_id in models:
+                out.setdefault(res.unique_id, []).append("matches critical.select")
+    if cp.min_downstream is not None or cp.feeds_exposures:
+        reach = reach if reach is not None else reach_all(project)
+    if cp.min_downstream is not None and reach is not None:
+        for uid in models:
+            r = reach.get(uid)
+            n = (r.downstream + len(r.exposures)) if r else 0
+            if n >= cp.min_downstream:
+                out.setdefault(uid, []).append(
+                    f"{n} downstream models/exposures (critical.min_downstream: "
+                    f"{cp.min_downstream})")
+    if cp.feeds_exposures:
+        for exp in project.exposures.values():
+            for parent in exp.depends_on:
+                if parent in models:
+                    out.setdefault(parent, []).append(f"feeds exposure '{exp.name}'")
+    if cp.public:
+        for uid, node in models.items():
+            if node.access == "public":
+                out.setdefault(uid, []).append("access: public")
+    return out
+
+
+def classify(project: Project, cp: CriticalPolicy,
+             reach: dict[str, Reach] | None = None) -> dict[str, Status]:
+    """The critical models of ``project`` (own models only) and why each is critical."""
+    out: dict[str, Status] = {}
+    markers = cp.marker_tags
+    for node in own_models(project):
+        tags = node.tags
+        have = [t for t in markers if t in tags]
+        if have:
+            st = out.setdefault(node.unique_id, Status(node))
+            st.reasons.append("tagged " + ", ".join(f"'{t}'" for t in have))
+            st.locked = bool(cp.locked_tag) and cp.locked_tag in tags
+    for uid, reasons in required_by_policy(project, cp, reach).items():
+        st = out.setdefault(uid, Status(project.nodes[uid]))
+        st.reasons.extend(reasons)
+        st.required = True
+    return out
+
+
+# --------------------------------------------------------------------------- protections
+
+
+def _enabled_test(test: DataTest) -> bool:
+    from dbt_bulwark.config import truthy
+
+    return truthy(test.config.get("enabled", True))
+
+
+def _constraint_types(items: list[dict[str, Any]]) -> set[str]:
+    return {str(c.get("type", "")).lower() for c in items if isinstance(c, dict)}
+
+
+def primary_key(node: Node) -> str | None:
+    """How the model's primary key is protected, or None.
+
+    Accepted: a column with ``unique`` and ``not_null`` tests (``not_null`` may be a
+    constraint), a ``primary_key`` constraint on a column or the model, a
+    ``dbt_utils.unique_combination_of_columns`` model test, or a model-level
+    ``unique``/``not_null`` pair on the same ``column_name``. Disabled tests do not count.
+    """
+    per_column: dict[str, set[str]] = {}
+    for col in node.columns:
+        names = per_column.setdefault(col.name.lower(), set())
+        names.update(t.short_name for t in col.tests if _enabled_test(t))
+        cons = _constraint_types(col.constraints)
+        if "primary_key" in cons:
+            return f"column '{col.name}' has a primary_key constraint"
+        if "not_null" in cons:
+            names.add("not_null")
+    for test in node.tests:
+        if not _enabled_test(test):
+            continue
+        if test.short_name == "unique_combination_of_columns":
+            cols = test.kwargs.get("combination_of_columns")
+            shown = ", ".join(map(str, cols)) if isinstance(cols, list) else "columns"
+            return f"unique_combination_of_columns({shown}) is tested"
+        column = test.kwargs.get("column_name")
+        if isinstance(column, str) and test.short_name in ("unique", "not_null"):
+            per_column.setdefault(column.lower(), set()).add(test.short_name)
+    if "primary_key" in _constraint_types(node.constraints):
+        return "the model has a primary_key constraint"
+    for name, tests in per_column.items():
+        if {"unique", "not_null"} <= tests:
+            return f"'{name}' is tested unique + not_null"
+        if "primary_key" in tests:  # dbt_constraints.primary_key
+            return f"'{name}' has a primary_key test"
+    return None
+
+
+def owner(project: Project, node: Node) -> str | None:
+    """``meta.owner`` (top-level or ``config.meta``, any level) or the model's group owner."""
+    value = node.meta.get("owner")
+    if value not in (None, "", [], {}):
+        return f"meta.owner: {value}"
+    group = node.config.get("group")
+    if isinstance(group, str) and group:
+        found = _group_owner(project, group)
+        if found:
+            return f"group '{group}' ({found})"
+    return None
+
+
+def _group_owner(project: Project, group: str) -> str | None:
+    for data in project.yaml_files.values():
+        groups = data.get("groups") if isinstance(data, dict) else None
+        for entry in groups if isinstance(groups, list) else []:
+            if isinstance(entry, dict) and entry.get("name") == group:
+                own = entry.get("owner")
+                if isinstance(own, dict):
+                    for key in ("name", "email"):
+                        if own.get(key):
+                            return str(own[key])
+                return None
+    return None
+
+
+def entry_position(node: Node) -> tuple[str, int]:
+    """Where to point for a property the user adds in YAML: the entry, else the SQL file."""
+    if node.patch_path:
+        return node.patch_path, node.patch_line or 1
+    return node.repo_path, 1
+
+
+def test_keys(node: Node) -> Counter[tuple[str, str]]:
+    """Multiset of (test name, column) of the model's enabled generic tests."""
+    keys: Counter[tuple[str, str]] = Counter()
+    for col in node.columns:
+        for t in col.tests:
+            if _enabled_test(t):
+                keys[(t.test_name, col.name.lower())] += 1
+    for t in node.tests:
+        if _enabled_test(t):
+            column = t.kwargs.get("column_name")
+            keys[(t.test_name, str(column).lower() if isinstance(column, str) else "")] += 1
+    return keys
+
+
+# --------------------------------------------------------------------------- the hook
+
+
+def check(ctx: Any, project: Project, policy: Policy, targets: set[str] | None) -> list[Finding]:
+    """The ``check`` of :func:`dbt_bulwark.runner.run_hook` for ``check-critical-tags``."""
+    cp = critical_policy(policy)
+    statuses = classify(project, cp)
+    stats = ctx.state.setdefault("critical", {"critical": 0, "locked": 0, "no_contract": []})
+    findings: list[Finding] = []
+    base_tags: dict[str, set[str]] = {}
+    base_findings: list[Finding] = []
+    if cp.check_base and getattr(ctx.args, "base_check", True):
+        base_findings, base_tags = compare_with_base(ctx, project, policy, cp, targets)
+    for uid, st in sorted(statuses.items()):
+        node = st.node
+        stats["critical"] += 1
+        stats["locked"] += int(st.locked)
+        if cp.require.get("contract", True) and not node.contract_enforced:
+            stats["no_contract"].append(model_label(node))
+        if targets is not None and uid not in targets:
+            continue
+        findings.extend(protection_findings(project, st, cp, base_tags.get(uid, set())))
+    return findings + base_findings
+
+
+def protection_findings(project: Project, st: Status, cp: CriticalPolicy,
+                        had_at_base: set[str] | None = None) -> list[Finding]:
+    node = st.node
+    label = model_label(node)
+    why = "; ".join(st.reasons)
+    path, line = entry_position(node)
+    out: list[Finding] = []
+    missing = [t for t in cp.tags if t not in node.tags]
+    if missing:
+        shown = ", ".join(f"'{t}'" for t in missing)
+        what = "locked model" if st.locked else "critical model"
+        msg = f"{what} '{label}' is missing tag {shown} ({why})"
+        removed = sorted(set(missing) & (had_at_base or set()))
+        if removed:
+            msg += "; it had it at the base revision"
+        out.append(Finding(path, line, 1, "BLK301", msg, hint=f"add `tags: [{', '.join(missing)}]` "
+                           "under the model's `config:` in YAML (`bulwark check-critical-tags "
+                           "--fix` does it)", node=node.unique_id,
+                           extra={"tags": missing}))
+    if cp.require.get("description", True) and not node.description.strip():
+        out.append(Finding(path, line, 1, "BLK302",
+                           f"critical model '{label}' has no description ({why})",
+                           hint="add `description:` to the model's YAML entry",
+                           node=node.unique_id))
+    if cp.require.get("owner", True) and owner(project, node) is None:
+        group = node.config.get("group")
+        detail = f"; its group '{group}' has no owner" if isinstance(group, str) and group \
+            else ""
+        out.append(Finding(path, line, 1, "BLK303",
+                           f"critical model '{label}' has no owner{detail} ({why})",
+                           hint="set `config: {meta: {owner: ...}}` or `config: {group: ...}` "
+                           "with a group that has an owner", node=node.unique_id))
+    if cp.require.get("primary_key", True) and primary_key(node) is None:
+        out.append(Finding(path, line, 1, "BLK304",
+                           f"critical model '{label}' has no tested primary key ({why})",
+                           hint="add `data_tests: [unique, not_null]` to its key column, a "
+                           "`primary_key` constraint, or dbt_utils.unique_combination_of_columns",
+                           node=node.unique_id))
+    return out
+
+
+# --------------------------------------------------------------------------- base revision
+
+
+@dataclass
+class BaseModel:
+    """What protected a model at the base revision (plain data: it is cached)."""
+
+    unique_id: str
+    label: str
+    repo_path: str
+    patch_path: str | None
+    tags: list[str]              # marker tags it carried at base
+    locked: bool
+    required: bool               # selected by a rule of the base policy
+    tests: dict[tuple[str, str], int]
+
+
+def _git_base(ctx: Any) -> tuple[Any, str, str] | None:
+    """(git top level, base revision, prefix of the workspace inside it), or None."""
+    if "critical_base" in ctx.state:
+        return ctx.state["critical_base"]
+    from dbt_bulwark import gitfs
+
+    found: tuple[Any, str, str] | None = None
+    top = gitfs.repo_root(ctx.ws.repo_root)
+    if top is not None:
+        base = gitfs.resolve_base(top, getattr(ctx.args, "base", None))
+        if base is not None:
+            try:
+                prefix = os.path.relpath(ctx.ws.repo_root.resolve(), top.resolve())
+            except ValueError:
+                prefix = ""
+            prefix = "" if prefix == "." else prefix.replace(os.sep, "/")
+            if not prefix.startswith(".."):
+                found = (top, base, prefix)
+    elif getattr(ctx.args, "base", None):
+        raise UsageError("--base needs a git repository")
+    ctx.state["critical_base"] = found
+    return found
+
+
+def _base_tree(ctx: Any) -> Any:
+    if "critical_tree" not in ctx.state:
+        from dbt_bulwark.gitfs import GitTree
+
+        found = _git_base(ctx)
+        ctx.state["critical_tree"] = GitTree(found[0], found[1], found[2]) if found else None
+    return ctx.state["critical_tree"]
+
+
+def _summarise_base(project: Project, cp: CriticalPolicy) -> list[BaseModel]:
+    out = []
+    for uid, st in classify(project, cp).items():
+        node = st.node
+        out.append(BaseModel(uid, model_label(node), node.repo_path, node.patch_path,
+                             [t for t in cp.marker_tags if t in node.tags], st.locked,
+                             st.required, dict(test_keys(node))))
+    return out
+
+
+def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPolicy,
+                      targets: set[str] | None) -> tuple[list[Finding], dict[str, set[str]]]:
+    """Findings for protection the change removed, and the base marker tags per model."""
+    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.policy import load_policy
+
+    changed = set(ctx.files)
+    fs = ctx.ws.fs
+    if targets is not None and not targets and not any(
+            not fs.is_file(f) for f in changed if _under(f, project.root)):
+        return [], {}
+    if _git_base(ctx) is None:
+        return [], {}
+    tree = _base_tree(ctx)
+    if tree is None or not tree.is_file(join(project.root, "dbt_project.yml")):
+        return [], {}
+    try:
+        base_policy: Policy | None = load_policy(tree, project.root)
+    except UsageError:
+        base_policy = None
+    policy_changed = base_policy is None or base_policy.data != policy.data
+    base_cp = critical_policy(base_policy) if base_policy is not None else cp
+    cache = ctx.ws.cache
+    key = ("critical-base", _BASE_CACHE_VERSION, tree.tree_id, project.root,
+           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())))
+    summary = cache.get(key) if cache is not None else None
+    base_project: Project | None = None
+
+    def load_base() -> Project:
+        nonlocal base_project
+        if base_project is None:
+            base_project = load_project(tree, project.root, ctx.ws.cli_vars, cache)
+        return base_project
+
+    if summary is None:
+        summary = _summarise_base(load_base(), base_cp)
+        if cache is not None:
+            cache.put(key, summary)
+    base_tags = {bm.unique_id: set(bm.tags) for bm in summary}
+    now_required: dict[str, list[str]] | None = None
+
+    def still_required(bm: BaseModel) -> bool:
+        nonlocal now_required
+        if now_required is None:
+            now_required = required_by_policy(project, cp)
+        if bm.unique_id in project.nodes:
+            return bm.unique_id in now_required
+        return bm.unique_id in required_by_policy(load_base(), cp)
+
+    def excused(bm: BaseModel) -> bool:
+        return policy_changed and not still_required(bm)
+
+    findings: list[Finding] = []
+    disabled = {uid: nodes[0] for uid, nodes in project.disabled.items() if nodes}
+    for bm in summary:
+        if not (targets is None or bm.unique_id in targets or bm.repo_path in changed
+                or (bm.patch_path and bm.patch_path in changed) or not fs.is_file(bm.repo_path)):
+            continue
+        what = "locked" if bm.locked else "critical"
+        node = project.nodes.get(bm.unique_id)
+        if node is None:
+            if excused(bm):
+                continue
+            off = disabled.get(bm.unique_id)
+            if off is not None:
+                path, line = off.where("enabled")
+                findings.append(Finding(
+                    path, line or 1, 1, "BLK311",
+                    f"{what} model '{bm.label}' is disabled by this change (it was enabled and "
+                    f"{what} at the base revision)",
+                    hint="keep it enabled, or change the policy (bulwark.yml) in the same "
+                    "change if it is no longer critical", node=bm.unique_id))
+            else:
+                findings.append(Finding(
+                    bm.repo_path, 0, 0, "BLK311",
+                    f"{what} model '{bm.label}' was deleted or renamed (it was {what} at the "
+                    "base revision)",
+                    hint="restore it, or change the policy (bulwark.yml) in the same change if "
+                    "it is no longer critical", node=bm.unique_id))
+            continue
+        lost = [t for t in bm.tags if t not in node.tags]
+        required_now = classify_one(project, cp, node, now_required_cache=ctx.state)
+        reported_by_301 = set(cp.tags) if required_now else set()
+        lost_here = [t for t in lost if t not in reported_by_301]
+        if lost_here and not excused(bm):
+            path, line = node.where("tags")
+            shown = ", ".join(f"'{t}'" for t in lost_here)
+            findings.append(Finding(
+                path, line or 1, 1, "BLK310",
+                f"model '{bm.label}' lost tag {shown} (it was {what} at the base revision)",
+                hint="restore the tag, or change the policy (bulwark.yml) in the same change "
+                "to record that it is no longer critical", node=bm.unique_id))
+        removed = Counter(bm.tests) - test_keys(node)
+        if removed and not excused(bm):
+            items = sorted(removed.elements())
+            shown = ", ".join(f"{name}({col})" if col else name for name, col in items[:5])
+            if len(items) > 5:
+                shown += f", ... ({len(items)} in all)"
+            path, line = entry_position(node)
+            findings.append(Finding(
+                path, line, 1, "BLK312",
+                f"tests of {what} model '{bm.label}' were removed: {shown}",
+                severity="error" if bm.locked else "warning",
+                hint="restore the tests (a locked model's tests may not be removed), or change "
+                "the policy in the same change", node=bm.unique_id))
+    return findings, base_tags
+
+
+def classify_one(project: Project, cp: CriticalPolicy, node: Node,
+                 now_required_cache: dict[str, Any]) -> bool:
+    """Whether ``node`` is critical now (tags or policy rules); memoised per project."""
+    key = f"critical_now:{project.root}:{cp.key()}"
+    if key not in now_required_cache:
+        now_required_cache[key] = set(classify(project, cp))
+    return node.unique_id in now_required_cache[key]
+
+
+def _under(path: str, root: str) -> bool:
+    return not root or path == root or path.startswith(root + "/")
+
+
+# --------------------------------------------------------------------------- fixing
+
+
+def properties_file_for(project: Project, node: Node) -> str:
+    """The repo path of the properties YAML that should describe ``node``.
+
+    Its own entry's file when it has one; else the YAML file in the model's folder
+    that already describes the most models; else ``<folder>/schema.yml``.
+    """
+    if node.patch_path:
+        return node.patch_path
+    folder = node.repo_path.rsplit("/", 1)[0] if "/" in node.repo_path else ""
+    best: tuple[int, str] | None = None
+    for rp, data in project.yaml_files.items():
+        here = rp.rsplit("/", 1)[0] if "/" in rp else ""
+        if here != folder or not isinstance(data, dict):
+            continue
+        models = data.get("models")
+        if not isinstance(models, list):
+            continue
+        score = (len(models), rp)
+        if best is None or score[0] > best[0] or (score[0] == best[0] and rp < best[1]):
+            best = score
+    if best is not None:
+        return best[1]
+    return join(folder, "schema.yml")
+
+
+@dataclass
+class TagEdit:
+    node: Node
+    tags: list[str]
+    path: str            # repo path of the properties file
+
+
+def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[str], set[str]]:
+    """Apply tag edits file by file. Returns (changed files, error messages, done uids)."""
+    from dbt_bulwark.yaml_edit import PropertiesEditor, YamlEditError
+
+    by_file: dict[str, list[TagEdit]] = {}
+    for e in edits:
+        by_file.setdefault(e.path, []).append(e)
+    changed: list[str] = []
+    errors: list[str] = []
+    done: set[str] = set()
+    for rel, items in sorted(by_file.items()):
+        target = os.path.join(str(repo_root), rel)
+        try:
+            editor = PropertiesEditor(target)
+            ok: list[str] = []
+            for e in items:
+                try:
+                    entry = editor.model(e.node.name, e.node.version)
+                    if entry is None:
+                        continue
+                    editor.add_tags(entry, e.tags)
+                    ok.append(e.node.unique_id)
+                except YamlEditError as exc:
+                    errors.append(f"{rel}:{exc.line or 0}: cannot add tags to "
+                                  f"'{model_label(e.node)}': {exc.message}")
+            if editor.save():
+                changed.append(rel)
+            done.update(ok)
+        except (YamlEditError, OSError) as exc:
+            msg = exc.message if isinstance(exc, YamlEditError) else str(exc)
+            errors.append(f"{rel}: cannot edit: {msg}")
+    return changed, errors, done
+
+
+def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], list[str]]:
+    """Add the tags BLK301 findings ask for. Returns (remaining findings, changed files)."""
+    edits: list[TagEdit] = []
+    for f in findings:
+        if f.code != "BLK301" or not f.node:
+            continue
+        node = None
+        for project in ctx.ws.projects():
+            node = project.nodes.get(f.node)
+            if node is not None and node.package_name == project.name:
+                edits.append(TagEdit(node, list(f.extra.get("tags") or []),
+                                     properties_file_for(project, node)))
+                break
+    if not edits:
+        return findings, []
+    changed, errors, done = add_tags(ctx.ws.repo_root, edits)
+    for msg in errors:
+        ctx.notes.append(f"bulwark check-critical-tags: {msg}")
+    for rel in changed:
+        ctx.notes.append(f"bulwark check-critical-tags: added tags in {rel}")
+    remaining = [f for f in findings if not (f.code == "BLK301" and f.node in done)]
+    return remaining, changed
+
+
+def summary_line(ctx: Any) -> str:
+    stats = ctx.state.get("critical")
+    if not stats or not stats["critical"]:
+        return ""
+    text = f"check-critical-tags: {stats['critical']} critical model(s)"
+    if stats["locked"]:
+        text += f" ({stats['locked']} locked)"
+    missing = stats["no_contract"]
+    if missing:
+        shown = ", ".join(sorted(missing)[:5]) + (", ..." if len(missing) > 5 else "")
+        text += (f"; {len(missing)} without an enforced contract ({shown}): "
+                 "see check-contracts")
+    return text
+
+
+# --------------------------------------------------------------------------- suggest
+
+
+@dataclass
+class Suggestion:
+    project: Project
+    node: Node
+    reach: Reach
+    tests: int
+    marts: bool
+    score: float
+    tagged: bool
+
+    def reason(self) -> str:
+        parts: list[str] = []
+        r = self.reach
+        if r.exposures:
+            shown = ", ".join(r.exposures[:3]) + (", ..." if len(r.exposures) > 3 else "")
+            parts.append(f"feeds {len(r.exposures)} exposure(s) ({shown})")
+        if r.downstream:
+            parts.append(f"{r.downstream} downstream model(s), {r.direct} direct")
+        if self.marts:
+            parts.append("in marts")
+        if self.tests:
+            parts.append(f"{self.tests} test(s)")
+        return "; ".join(parts) or "no downstream reach"
+
+    def to_dict(self, rank: int) -> dict[str, Any]:
+        return {
+            "rank": rank, "project": self.project.name, "unique_id": self.node.unique_id,
+            "name": self.node.name, "version": self.node.version,
+            "path": self.node.repo_path, "score": self.score, "direct": self.reach.direct,
+            "downstream": self.reach.downstream, "exposures": self.reach.exposures,
+            "tests": self.tests, "marts": self.marts, "tagged": self.tagged,
+            "reason": self.reason(),
+        }
+
+
+def score_of(reach: Reach, tests: int, marts: bool) -> float:
+    """2 per direct child + 1 per downstream model + 5 per exposure fed + 3 for marts
+    + 0.5 per test (at most 10 tests counted)."""
+    return 2.0 * reach.direct + reach.downstream + 5.0 * len(reach.exposures) + \
+        (3.0 if marts else 0.0) + 0.5 * min(tests, 10)
+
+
+def _in_marts(node: Node) -> bool:
+    return any(part.lower() in ("marts", "mart") for part in node.fqn[1:-1])
+
+
+def test_count(project: Project, node: Node) -> int:
+    n = sum(test_keys(node).values())
+    for uid in project.children(node.unique_id):
+        child = project.nodes.get(uid)
+        if child is not None and child.resource_type == "test":
+            n += 1
+    n += sum(1 for ut in project.unit_tests if ut.model == node.name
+             and ut.package_name == node.package_name)
+    return n
+
+
+def rank(project: Project, cp: CriticalPolicy, select_expr: Any = None) -> list[Suggestion]:
+    """Own models ranked by downstream reach (highest first)."""
+    reach = reach_all(project)
+    models = own_models(project)
+    if select_expr:
+        from dbt_bulwark.selector import select
+
+        chosen = {r.unique_id for r in select(project, select_expr, resource_types=["model"])}
+        models = [m for m in models if m.unique_id in chosen]
+    out = []
+    for node in models:
+        r = reach.get(node.unique_id) or Reach(0, 0, [])
+        tests = test_count(project, node)
+        marts = _in_marts(node)
+        out.append(Suggestion(project, node, r, tests, marts, score_of(r, tests, marts),
+                              all(t in node.tags for t in cp.tags)))
+    out.sort(key=lambda s: (-s.score, -s.reach.downstream, s.node.name, str(s.node.version)))
+    return out

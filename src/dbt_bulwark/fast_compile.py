@@ -1,0 +1,1066 @@
+"""fast-compile: what ``dbt parse`` / ``dbt compile`` would reject, without dbt or a warehouse.
+
+Checks (codes BLK1xx; the loader's BLK0xx findings are attached by the runner):
+
+* project-wide graph checks, cheap, always run: refs/sources that do not resolve
+  (missing, disabled, wrong version, unknown package), ref cycles, two relations
+  with the same database.schema.alias;
+* per node (the changed ones and their children, or all with ``--all-files``):
+  compile-mode render (:func:`dbt_bulwark.compiler.compile_node`), unknown macros,
+  missing vars / env vars, SQL syntax (DuckDB's parser or a two-opinion sqlglot
+  verdict, see :func:`sql_syntax_error`), columns that no upstream relation provides;
+* Jinja syntax of macro files; properties YAML shapes dbt's schema validation rejects.
+
+Positions in rendered SQL are mapped back to the ``.sql`` file with
+:meth:`dbt_bulwark.compiler.Compiled.source_position`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_bulwark.compiler import Compiled, compile_node, offset_to_line_col
+from dbt_bulwark.dbt_names import BUILTIN_NAMES, GLOBAL_MACROS
+from dbt_bulwark.findings import Finding
+from dbt_bulwark.fs import join
+from dbt_bulwark.policy import Policy
+from dbt_bulwark.project import Node, Project, RefCall
+
+CHECKED_TYPES = ("model", "snapshot", "analysis", "test")
+# sqlglot dialects tried when the project's dialect is only a guess: any one parsing = valid
+GUESS_DIALECTS = ("duckdb", "snowflake", "bigquery", "postgres", "databricks", "redshift",
+                  "tsql", "trino")
+_BACKSLASH_DIALECTS = {"bigquery", "snowflake", "mysql", "databricks", "spark", "hive",
+                       "clickhouse", "doris", "starrocks", "singlestore"}
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    cands = sorted({c for c in candidates if c})
+    by_low = {c.lower(): c for c in cands}
+    match = difflib.get_close_matches(name.lower(), list(by_low), n=1, cutoff=0.6)
+    return f"did you mean '{by_low[match[0]]}'?" if match else ""
+
+
+def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]:
+    """1-based (line, col) of the first ``func(`` call in ``text`` whose arguments
+    mention every string of ``args`` (quoted); else of any ``func(``; else (1, 0)."""
+    pattern = re.compile(rf"\b{re.escape(func)}\s*\(")
+    first: int | None = None
+    for m in pattern.finditer(text):
+        first = m.start() if first is None else first
+        end = text.find(")", m.end())
+        inner = text[m.end():end if end >= 0 else len(text)]
+        if all(re.search(rf"""['"]{re.escape(a)}['"]""", inner) for a in args):
+            return offset_to_line_col(text, m.start())
+    if first is not None:
+        return offset_to_line_col(text, first)
+    return 1, 0
+
+
+def declared_packages(fs: Any, root: str) -> list[str]:
+    """Package names declared in packages.yml / dependencies.yml (best guess for git/tarball)."""
+    from dbt_bulwark import yamlio
+
+    names: list[str] = []
+    for fname in ("packages.yml", "dependencies.yml"):
+        path = join(root, fname)
+        try:
+            if not fs.is_file(path):
+                continue
+            data = yamlio.load(yamlio.decode(fs.read_bytes(path)))
+        except Exception:  # noqa: BLE001 - the loader reports unreadable YAML
+            continue
+        entries = data.get("packages") if isinstance(data, dict) else None
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict) or "local" in entry:
+                continue
+            ref = entry.get("name") or entry.get("package") or entry.get("git") or \
+                entry.get("tarball") or entry.get("private")
+            if not ref:
+                continue
+            name = str(ref).rstrip("/").split("/")[-1]
+            if name.endswith(".git"):
+                name = name[:-4]
+            names.append(name.replace("-", "_"))
+    return names
+
+
+def called_names(text: str) -> dict[str, int]:
+    """Names called in a Jinja template (``foo(...)``, ``pkg.foo(...)`` -> ``pkg``,
+    ``pkg.foo``) with the line of their first call."""
+    from dbt_bulwark.jinja_env import environment
+    import jinja2.nodes as jn
+
+    try:
+        tree = environment().parse(text)
+    except Exception:  # noqa: BLE001 - syntax errors are reported elsewhere
+        return {}
+    out: dict[str, int] = {}
+    for call in tree.find_all(jn.Call):
+        target = call.node
+        if isinstance(target, jn.Name):
+            out.setdefault(target.name, call.lineno)
+        elif isinstance(target, jn.Getattr) and isinstance(target.node, jn.Name):
+            out.setdefault(target.node.name, call.lineno)
+            out.setdefault(f"{target.node.name}.{target.attr}", call.lineno)
+    return out
+
+
+# ----------------------------------------------------------------------------- SQL syntax
+
+
+@dataclass
+class SyntaxVerdict:
+    offset: int          # in the rendered SQL
+    message: str
+    certain: bool        # False: at most an info ("not checked")
+
+
+def _duckdb_parse(sql: str) -> tuple[int, str] | None | bool:
+    """DuckDB's own parser: (offset, message) on a syntax error, None when it parses,
+    False when DuckDB is not installed or cannot judge (non-SELECT statements...)."""
+    try:
+        import duckdb
+    except ImportError:
+        return False
+    import json
+
+    con = _DUCK.get("con")
+    try:
+        if con is None:
+            con = _DUCK["con"] = duckdb.connect(":memory:")
+        raw = con.execute("select json_serialize_sql(?)", [sql]).fetchone()[0]
+        res = json.loads(raw)
+    except Exception:  # noqa: BLE001 - never crash on DuckDB trouble
+        return False
+    if not res.get("error"):
+        return None
+    if res.get("error_type") != "parser":
+        return False
+    pos = res.get("position")
+    try:
+        byte_pos = int(pos) if pos is not None else len(sql.encode())
+    except ValueError:
+        byte_pos = 0
+    offset = len(sql.encode("utf-8")[:byte_pos].decode("utf-8", "ignore"))
+    return offset, str(res.get("error_message") or "syntax error")
+
+
+_DUCK: dict[str, Any] = {}
+
+
+def _sqlglot_parse(sql: str, dialect: str) -> tuple[int, str] | None:
+    """(offset, message) when sqlglot cannot parse ``sql`` in ``dialect``, else None."""
+    import sqlglot
+    from sqlglot import errors
+
+    from dbt_bulwark.compiler import line_col_to_offset
+
+    try:
+        sqlglot.parse(sql, read=dialect)
+    except errors.ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        desc = str(first.get("description") or exc).splitlines()[0]
+        desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
+        line, col = int(first.get("line") or 1), int(first.get("col") or 1)
+        highlight = str(first.get("highlight") or "")
+        offset = line_col_to_offset(sql, line, col)
+        if highlight and offset >= len(highlight) - 1:
+            offset = max(0, offset - len(highlight) + 1)
+        return offset, desc
+    except Exception as exc:  # noqa: BLE001 - tokenizer errors and anything else
+        return 0, str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+    return None
+
+
+def lexical_problem(sql: str, backslash_escapes: bool, backticks: bool,
+                    hash_comments: bool) -> tuple[int, str] | None:
+    """Unterminated strings/comments and unbalanced parentheses: errors in any dialect."""
+    i, n = 0, len(sql)
+    stack: list[int] = []
+    while i < n:
+        ch = sql[i]
+        if ch == "-" and sql.startswith("--", i) or (hash_comments and ch == "#"):
+            nl = sql.find("\n", i)
+            i = n if nl < 0 else nl + 1
+            continue
+        if sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                return i, "unterminated /* comment"
+            i = end + 2
+            continue
+        if ch == "$":
+            m = re.match(r"\$([A-Za-z_]\w*)?\$", sql[i:])
+            if m:
+                end = sql.find(m.group(0), i + len(m.group(0)))
+                if end < 0:
+                    return i, "unterminated $$ string"
+                i = end + len(m.group(0))
+                continue
+        if ch in "'\"" or (backticks and ch == "`"):
+            j = i + 1
+            while j < n:
+                if backslash_escapes and sql[j] == "\\":
+                    j += 2
+                    continue
+                if sql[j] == ch:
+                    if j + 1 < n and sql[j + 1] == ch:
+                        j += 2
+                        continue
+                    break
+                j += 1
+            if j >= n:
+                kind = "string" if ch == "'" else "quoted identifier"
+                return i, f"unterminated {kind} (opening {ch} has no closing {ch})"
+            i = j + 1
+            continue
+        if ch == "(":
+            stack.append(i)
+        elif ch == ")":
+            if not stack:
+                return i, "unbalanced ')' (no matching '(')"
+            stack.pop()
+        i += 1
+    if stack:
+        return stack[-1], "unclosed '(' (no matching ')')"
+    return None
+
+
+def _lexical(sql: str, dialects: Iterable[str]) -> tuple[int, str] | None:
+    """A lexical problem only when every candidate dialect's rules see one."""
+    found: tuple[int, str] | None = None
+    for d in dialects:
+        problem = lexical_problem(sql, d in _BACKSLASH_DIALECTS,
+                                  d in ("bigquery", "databricks", "spark", "hive", "mysql",
+                                        "clickhouse", "doris", "starrocks", "singlestore"),
+                                  d in ("bigquery", "mysql"))
+        if problem is None:
+            return None
+        found = found or problem
+    return found
+
+
+_GLUED = re.compile(r"(?<=[\w$])(?=__(?:ref|src|missing)__)")
+
+
+def sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
+    """:func:`_sql_syntax_error` on ``sql`` with a space before every relation placeholder
+    glued to a word (``join{{ ref('x') }}`` is valid when dbt quotes the relation name);
+    the verdict's offset is in ``sql``."""
+    inserts = [m.start() for m in _GLUED.finditer(sql)]
+    if not inserts:
+        return _sql_syntax_error(sql, dialect, how)
+    padded = _GLUED.sub(" ", sql)
+    verdict = _sql_syntax_error(padded, dialect, how)
+    if verdict is not None:
+        shift = 0
+        for k, pos in enumerate(inserts):   # padded offset of insert k is pos + k
+            if pos + k < verdict.offset:
+                shift = k + 1
+        verdict.offset -= shift
+    return verdict
+
+
+def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
+    """Is ``sql`` syntactically invalid? ``how`` is how the dialect was chosen.
+
+    * DuckDB projects (dialect chosen from the profile or bulwark.yml): DuckDB's own
+      parser decides (when the ``duckdb`` package is installed).
+    * Otherwise sqlglot must fail in the dialect (in *every* common dialect when the
+      dialect is a guess) AND a second opinion must agree: a lexical problem
+      (unterminated string/comment, unbalanced parentheses) or DuckDB's parser failing
+      on the same line. A sqlglot failure alone is only "not checked" (info).
+    """
+    if not sql.strip():
+        return None
+    if dialect == "duckdb" and how != "guess":
+        duck = _duckdb_parse(sql)
+        if duck is None:
+            return None
+        if duck is not False:
+            assert isinstance(duck, tuple)
+            return SyntaxVerdict(duck[0], duck[1], True)
+    dialects = GUESS_DIALECTS if how == "guess" else (dialect,)
+    first: tuple[int, str] | None = None
+    for d in dialects:
+        err = _sqlglot_parse(sql, d)
+        if err is None:
+            return None
+        first = first or err
+    assert first is not None
+    lex = _lexical(sql, dialects)
+    if lex is not None:
+        return SyntaxVerdict(lex[0], lex[1], True)
+    duck = _duckdb_parse(sql)
+    if isinstance(duck, tuple):
+        line_g = sql.count("\n", 0, first[0])
+        line_d = sql.count("\n", 0, duck[0])
+        if line_g == line_d:
+            return SyntaxVerdict(first[0], first[1], True)
+    return SyntaxVerdict(first[0], first[1], False)
+
+
+# ----------------------------------------------------------------------------- the check
+
+
+@dataclass
+class FastCompile:
+    ctx: Any                   # runner.HookContext (or None in tests)
+    project: Project
+    policy: Policy | None
+    targets: set[str] | None
+    findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        from dbt_bulwark.schema import project_dialect
+
+        pol = self.policy
+        self.check_sql = bool(pol.get("fast_compile.check_sql")) if pol else True
+        self.check_columns = bool(pol.get("fast_compile.check_columns")) if pol else True
+        self.trust_sources = bool(pol.get("fast_compile.trust_source_columns")) if pol else False
+        env_extra = pol.get("fast_compile.env_vars") if pol else None
+        import os
+
+        self.env = dict(os.environ)
+        if isinstance(env_extra, dict):
+            for k, v in env_extra.items():
+                self.env.setdefault(str(k), str(v))
+        self.dialect, self.how = project_dialect(self.project,
+                                                 pol.get("dialect") if pol else None)
+        fs = self.ctx.ws.fs if self.ctx is not None else None
+        self.fs = fs
+        declared = declared_packages(fs, self.project.root) if fs is not None else []
+        installed = {p.lower() for p in self.project.packages}
+        self.missing_packages = sorted({d for d in declared if d.lower() not in installed})
+        self._resolver: Any = None
+        self._macro_calls: dict[str, dict[str, int]] | None = None
+        self._reported_macro_sites: set[tuple[str, str]] = set()
+
+    # -- helpers
+    def add(self, path: str, line: int, col: int, code: str, message: str,
+            severity: str = "error", hint: str = "", node: str = "") -> None:
+        self.findings.append(Finding(path, line, col, code, message, severity, hint, node))
+
+    def own(self, node: Node) -> bool:
+        return node.package_name == self.project.name
+
+    @property
+    def resolver(self) -> Any:
+        if self._resolver is None:
+            self._resolver = _resolver(self.project, self.dialect, self.trust_sources)
+        return self._resolver
+
+    # -- entry point
+    def run(self) -> list[Finding]:
+        self.check_references()
+        self.check_cycles()
+        self.check_aliases()
+        self.check_yaml()
+        if self.targets is None:
+            self.check_macro_files()
+        for node in self.nodes_to_check():
+            try:
+                self.check_node(node)
+            except Exception as exc:  # noqa: BLE001 - one odd node must not stop the hook
+                self.add(node.repo_path, 1, 0, "BLK199",
+                         f"internal error while checking {node.unique_id}: "
+                         f"{exc.__class__.__name__}: {exc}", "info", node=node.unique_id)
+        if self.how == "guess":
+            self.notes.append(
+                f"bulwark fast-compile: no profile or `dialect:` in bulwark.yml for project "
+                f"'{self.project.name}'; SQL is judged leniently against common dialects "
+                "(set `dialect:` in bulwark.yml to be exact)")
+        return self.findings
+
+    def nodes_to_check(self) -> list[Node]:
+        nodes = [n for n in self.project.nodes.values()
+                 if self.own(n) and n.resource_type in CHECKED_TYPES]
+        if self.targets is None:
+            return sorted(nodes, key=lambda n: n.unique_id)
+        wanted = set(self.targets)
+        for uid in self.targets:
+            wanted |= self.project.children(uid)
+        return sorted((n for n in nodes if n.unique_id in wanted), key=lambda n: n.unique_id)
+
+    # -- references
+    def check_references(self) -> None:
+        project = self.project
+        refable: dict[str, list[Node]] = {}
+        for n in project.nodes.values():
+            if n.resource_type in ("model", "seed", "snapshot"):
+                refable.setdefault(n.name, []).append(n)
+        disabled = {n.name: n for ns in project.disabled.values() for n in ns}
+        source_tables: dict[str, set[str]] = {}
+        for s in project.sources.values():
+            source_tables.setdefault(s.source_name, set()).add(s.name)
+        for uid, what, reason in project.unresolved:
+            res = project.get(uid)
+            if res is None or getattr(res, "package_name", None) != project.name:
+                continue   # disabled nodes are not checked by dbt; packages are not yours
+            path = res.repo_path
+            text = getattr(res, "raw_code", None)
+            if text is None:
+                text = self.read(path)
+            is_yaml = not hasattr(res, "raw_code")
+            if isinstance(what, RefCall):
+                args = [a for a in (what.package, what.name) if a]
+                line, col = find_call(text or "", "ref", args)
+                if is_yaml and line == 1 and col == 0:
+                    line = getattr(res, "line", 1)
+                self.ref_finding(res, what, reason, path, line, col, refable, disabled)
+            else:
+                src, tbl = what
+                line, col = find_call(text or "", "source", [src, tbl])
+                if is_yaml and line == 1 and col == 0:
+                    line = getattr(res, "line", 1)
+                label = f"source('{src}', '{tbl}')"
+                if self.missing_packages and src not in source_tables:
+                    self.add(path, line, col, "BLK103",
+                             f"not checked: {label} may be declared by a package that is not "
+                             f"installed ({', '.join(self.missing_packages)}); run dbt deps",
+                             "info", node=uid)
+                elif src in source_tables:
+                    hint = did_you_mean(tbl, source_tables[src]) or \
+                        f"declare table '{tbl}' under source '{src}' in a properties YAML"
+                    self.add(path, line, col, "BLK115",
+                             f"{label}: source '{src}' has no table '{tbl}'", hint=hint, node=uid)
+                else:
+                    hint = did_you_mean(src, source_tables) or \
+                        f"declare source '{src}' (with table '{tbl}') under `sources:` in YAML"
+                    self.add(path, line, col, "BLK114",
+                             f"{label}: no source named '{src}' is declared", hint=hint, node=uid)
+
+    def ref_finding(self, res: Any, ref: RefCall, reason: str, path: str, line: int, col: int,
+                    refable: dict[str, list[Node]], disabled: dict[str, Node]) -> None:
+        uid = res.unique_id
+        if getattr(res, "resource_type", "") == "test":
+            # dbt only warns for singular tests (and disables them when the target is disabled)
+            add = self.add
+
+            def as_test(path: str, line: int, col: int, code: str, message: str,
+                        severity: str = "error", hint: str = "", node: str = "") -> None:
+                sev = severity if severity == "info" else \
+                    ("info" if code == "BLK111" else "warning")
+                add(path, line, col, code, message + " (dbt warns and skips this test)", sev,
+                    hint, node)
+            self.add = as_test  # type: ignore[method-assign]
+            try:
+                self._ref_finding(res, ref, reason, path, line, col, refable, disabled)
+            finally:
+                del self.add
+            return
+        self._ref_finding(res, ref, reason, path, line, col, refable, disabled)
+
+    def _ref_finding(self, res: Any, ref: RefCall, reason: str, path: str, line: int, col: int,
+                     refable: dict[str, list[Node]], disabled: dict[str, Node]) -> None:
+        uid = res.unique_id
+        label = ref.label()
+        cands = refable.get(ref.name, [])
+        if ref.package and ref.package not in self.project.packages:
+            if self.missing_packages:
+                self.add(path, line, col, "BLK103",
+                         f"not checked: {label} names package '{ref.package}', which is not "
+                         f"installed; run dbt deps", "info", node=uid)
+            else:
+                hint = did_you_mean(ref.package, self.project.packages) or \
+                    "add the package to packages.yml, or drop the package argument"
+                self.add(path, line, col, "BLK113",
+                         f"{label}: there is no package named '{ref.package}'", hint=hint,
+                         node=uid)
+            return
+        if ref.version is not None and cands:
+            versions = sorted({str(c.version) for c in cands if c.version is not None})
+            self.add(path, line, col, "BLK112",
+                     f"{label}: model '{ref.name}' has no version {ref.version}"
+                     + (f" (versions: {', '.join(versions)})" if versions else
+                        " (it is not versioned)"),
+                     hint="reference an existing version, or drop `v=` for the latest",
+                     node=uid)
+            return
+        if reason == "disabled" or (not cands and ref.name in disabled):
+            other = disabled.get(ref.name)
+            where = f" ({other.repo_path})" if other else ""
+            self.add(path, line, col, "BLK111",
+                     f"{label}: '{ref.name}'{where} is disabled", node=uid,
+                     hint="enable it, or disable this node too, or remove the ref")
+            return
+        if self.missing_packages:
+            self.add(path, line, col, "BLK103",
+                     f"not checked: {label} may come from a package that is not installed "
+                     f"({', '.join(self.missing_packages)}); run dbt deps", "info", node=uid)
+            return
+        if cands and ref.package:
+            pkgs = ", ".join(sorted({c.package_name for c in cands}))
+            self.add(path, line, col, "BLK110",
+                     f"{label}: package '{ref.package}' has no model '{ref.name}' "
+                     f"(found in: {pkgs})", hint=f"use ref('{ref.name}')", node=uid)
+            return
+        hint = did_you_mean(ref.name, refable) or \
+            "create the model/seed/snapshot, or fix the name"
+        self.add(path, line, col, "BLK110",
+                 f"{label}: no model, seed or snapshot named '{ref.name}'", hint=hint, node=uid)
+
+    def read(self, path: str) -> str:
+        if self.fs is None:
+            return ""
+        try:
+            from dbt_bulwark import yamlio
+
+            return yamlio.decode(self.fs.read_bytes(path))
+        except Exception:  # noqa: BLE001
+            return ""
+
+    # -- cycles
+    def check_cycles(self) -> None:
+        project = self.project
+        graph = {uid: [d for d in n.depends_on if d in project.nodes]
+                 for uid, n in project.nodes.items()}
+        for comp in _sccs(graph):
+            if len(comp) == 1 and comp[0] not in graph.get(comp[0], []):
+                continue
+            members = set(comp)
+            start = min(comp)
+            cycle = _cycle_path(graph, start, members)
+            first = project.nodes[start]
+            nxt = project.nodes[cycle[1]] if len(cycle) > 1 else first
+            line, col = find_call(first.raw_code, "ref", [nxt.name])
+            shown = " -> ".join(project.nodes[u].name for u in cycle)
+            self.add(first.repo_path, line, col, "BLK116", f"ref cycle: {shown}",
+                     hint="a model cannot (indirectly) select from itself; break one of "
+                          "these refs", node=start)
+
+    # -- relation names
+    def check_aliases(self) -> None:
+        """Two relational nodes building the same database.schema.alias (dbt rejects)."""
+        project = self.project
+        root_macros = project.macros.by_package.get(project.name, {}) if project.macros else {}
+        if any(m in root_macros for m in ("generate_schema_name", "generate_alias_name",
+                                          "generate_database_name")):
+            return   # custom naming: needs the macros rendered with a real target
+        seen: dict[tuple[str, str, str], Node] = {}
+        for node in sorted(project.nodes.values(), key=lambda n: n.unique_id):
+            if node.resource_type not in ("model", "seed", "snapshot"):
+                continue
+            if node.materialized == "ephemeral":
+                continue
+            conf = node.config
+            if node.resource_type == "snapshot" and (conf.get("target_schema")
+                                                     or conf.get("target_database")):
+                schema = str(conf.get("target_schema") or "")
+                database = str(conf.get("target_database") or "")
+            else:
+                custom = conf.get("schema")
+                schema = f"<target>_{custom}" if custom else "<target>"
+                database = str(conf.get("database") or "<target>")
+            key = (database, schema, node.relation_name)
+            other = seen.get(key)
+            if other is None:
+                seen[key] = node
+                continue
+            if not (self.own(node) or self.own(other)):
+                continue
+            mine = node if self.own(node) else other
+            path, line = mine.where("alias") if "alias" in mine.config_origin else \
+                (mine.repo_path, 1)
+            self.add(path, line, 0, "BLK117",
+                     f"{node.unique_id} and {other.unique_id} both build relation "
+                     f"'{node.relation_name}' in the same schema; dbt rejects this",
+                     hint="rename one of them, or give it another `alias` or `schema`",
+                     node=mine.unique_id)
+
+    # -- macro files
+    def check_macro_files(self) -> None:
+        from dbt_bulwark.jinja_env import syntax_error
+
+        macros = self.project.macros
+        if macros is None:
+            return
+        paths = sorted({m.path: m.text for m in macros.by_package.get(self.project.name,
+                                                                       {}).values()}.items())
+        for path, text in paths:
+            err = syntax_error(text)
+            if err:
+                line, msg = err
+                self.add(path, line or 1, 0, "BLK101", f"Jinja syntax error: {msg}",
+                         hint="fix the template; dbt cannot load any macro of this file")
+
+    # -- properties YAML
+    def check_yaml(self) -> None:
+        project = self.project
+        changed = set(self.ctx.files) if self.ctx is not None and self.targets is not None \
+            else None
+        root = project.root
+        for path, data in sorted(project.yaml_files.items()):
+            if root and not path.startswith(root + "/"):
+                continue
+            if _in_packages(path, project):
+                continue
+            if changed is not None and path not in changed:
+                continue
+            for f in check_properties(path, data):
+                self.findings.append(f)
+
+    # -- per node
+    def compiled(self, node: Node, is_incremental: bool) -> Compiled:
+        if not is_incremental:
+            hit = self.resolver._compiled.get(node.unique_id)
+            if hit is not None:
+                return hit
+        out = compile_node(self.project, node, is_incremental=is_incremental, env=self.env)
+        if not is_incremental:
+            self.resolver._compiled[node.unique_id] = out
+        return out
+
+    def file_offset(self, node: Node) -> tuple[int, int]:
+        """(line offset, first-line col offset) of the node's raw code inside its file."""
+        if node.resource_type != "snapshot" or node.patch_path == node.repo_path:
+            return 0, 0
+        text = self.read(node.repo_path)
+        idx = text.find(node.raw_code) if node.raw_code else -1
+        if idx <= 0:
+            return 0, 0
+        line, col = offset_to_line_col(text, idx)
+        return line - 1, col - 1
+
+    def check_node(self, node: Node) -> None:
+        if node.language != "sql" or node.jinja_error:
+            return   # the loader reported BLK020 (or a Python syntax error)
+        if node.resource_type == "snapshot" and node.patch_path == node.repo_path:
+            return   # YAML-defined snapshot: no SQL of its own
+        runs = [False]
+        if "is_incremental" in node.raw_code:
+            runs.append(True)
+        seen: set[tuple[int, int, str]] = set()
+        for incremental in runs:
+            compiled = self.compiled(node, incremental)
+            before = len(self.findings)
+            self.check_compiled(node, compiled, incremental)
+            kept: list[Finding] = self.findings[:before]
+            for f in self.findings[before:]:
+                key = (f.line, f.col, f.code)
+                if key not in seen:
+                    seen.add(key)
+                    kept.append(f)
+            self.findings[:] = kept
+
+    def check_compiled(self, node: Node, compiled: Compiled, incremental: bool) -> None:
+        path = node.repo_path
+        uid = node.unique_id
+        dl, dc = self.file_offset(node)
+
+        def at(line: int, col: int) -> tuple[int, int]:
+            return line + dl, col + (dc if line == 1 else 0)
+
+        branch = " (is_incremental() branch)" if incremental else ""
+        if compiled.error is not None:
+            line, msg = compiled.error
+            for name in compiled.vars_missing:
+                line_v, col_v = find_call(node.raw_code, "var", [name])
+                self.add(path, *at(line_v, col_v), "BLK120",
+                         f"var('{name}') has no default and is not set in `vars:` of "
+                         "dbt_project.yml", node=uid,
+                         hint=f"add `{name}:` under `vars:` in dbt_project.yml, pass --vars, "
+                              f"or give a default: var('{name}', ...)")
+            for name in compiled.env_missing:
+                line_e, col_e = find_call(node.raw_code, "env_var", [name])
+                self.add(path, *at(line_e, col_e), "BLK121",
+                         f"env_var('{name}') has no default and is not set", node=uid,
+                         hint=f"give a default: env_var('{name}', '...'), or set it in "
+                              "bulwark.yml `fast_compile: env_vars:` for the check")
+            if not compiled.vars_missing and not compiled.env_missing:
+                self.add(path, *at(line, 0), "BLK105",
+                         f"not checked: cannot render in compile mode{branch}: {msg}", "info",
+                         node=uid)
+            return
+        untrusted = self.check_names(node, compiled, at)
+        if untrusted or compiled.sql is None:
+            return
+        if compiled.missing_refs or compiled.missing_sources:
+            return   # reported by check_references
+        if compiled.warehouse_calls:
+            calls = ", ".join(compiled.warehouse_calls[:3])
+            self.add(path, *at(1, 0), "BLK104",
+                     f"SQL not checked: uses warehouse calls ({calls}) whose result bulwark "
+                     "cannot know", "info", node=uid)
+            return
+        sql = compiled.sql
+        if not self.check_sql or not _has_sql(sql):
+            return
+        verdict = sql_syntax_error(sql, self.dialect, self.how)
+        if verdict is not None:
+            line, col = compiled.source_position(verdict.offset)
+            if verdict.certain:
+                self.add(path, *at(line, col), "BLK130",
+                         f"SQL syntax error{branch}: {verdict.message}", node=uid,
+                         hint=f"fix the SQL ({self.dialect} dialect)")
+            else:
+                self.add(path, *at(line, col), "BLK131",
+                         f"SQL not checked: the {self.dialect} parser used by bulwark cannot "
+                         f"read it ({verdict.message})", "info", node=uid)
+            return
+        if self.check_columns and node.resource_type in ("model", "snapshot"):
+            self.check_node_columns(node, compiled, at, branch)
+
+    def check_names(self, node: Node, compiled: Compiled, at: Any) -> bool:
+        """Classify undefined names; True when the SQL cannot be trusted."""
+        if not compiled.undefined:
+            return False
+        path, uid = node.repo_path, node.unique_id
+        raw_calls = called_names(node.raw_code)
+        packages = self.project.packages
+        missing_pkg_used: set[str] = set()
+        builtins_used: list[str] = []
+        for name in compiled.undefined:
+            head = name.split(".", 1)[0]
+            if "." in name:
+                attr = name.split(".", 1)[1]
+                if head == "dbt":
+                    if attr in GLOBAL_MACROS:
+                        builtins_used.append(name)
+                        continue
+                    self.unknown_macro(node, name, raw_calls, at,
+                                       did_you_mean(attr, GLOBAL_MACROS))
+                    continue
+                if head in packages and self.project.macros is not None:
+                    names = self.project.macros.by_package.get(head, {})
+                    self.unknown_macro(node, name, raw_calls, at, did_you_mean(attr, names))
+                    continue
+            if head.replace("-", "_") in self.missing_packages:
+                missing_pkg_used.add(head)
+                continue
+            if head in BUILTIN_NAMES:
+                builtins_used.append(head)
+                continue
+            if head in packages:
+                continue
+            site = self.call_site(node, name, raw_calls)
+            if site is None:
+                continue   # used as a value, not called: dbt renders it empty too
+            if self.missing_packages:
+                missing_pkg_used.add(", ".join(self.missing_packages))
+                continue
+            cands = set(self.project.macros.names()) if self.project.macros else set()
+            self.unknown_macro(node, name, raw_calls, at,
+                               did_you_mean(name, cands | set(GLOBAL_MACROS)))
+        if missing_pkg_used:
+            pkgs = ", ".join(sorted(missing_pkg_used))
+            self.add(path, *at(1, 0), "BLK103",
+                     f"not checked: package {pkgs} not installed (run dbt deps)", "info",
+                     node=uid)
+        elif builtins_used:
+            self.add(path, *at(1, 0), "BLK104",
+                     f"SQL not checked: uses dbt built-in(s) bulwark does not emulate "
+                     f"({', '.join(sorted(set(builtins_used))[:3])})", "info", node=uid)
+        return True
+
+    def macro_calls(self) -> dict[str, dict[str, int]]:
+        """repo path of each root-project macro file -> names it calls (with lines)."""
+        if self._macro_calls is None:
+            self._macro_calls = {}
+            macros = self.project.macros
+            if macros is not None:
+                for m in macros.by_package.get(self.project.name, {}).values():
+                    if m.path not in self._macro_calls:
+                        self._macro_calls[m.path] = called_names(m.text)
+        return self._macro_calls
+
+    def call_site(self, node: Node, name: str, raw_calls: dict[str, int]
+                  ) -> tuple[str, int, int] | None:
+        if name in raw_calls:
+            line, col = find_call(node.raw_code, name.split(".")[-1])
+            return node.repo_path, line, col
+        for path, calls in sorted(self.macro_calls().items()):
+            if name in calls:
+                text = self.project.macros.by_package[self.project.name]  # type: ignore[union-attr]
+                body = next((m.text for m in text.values() if m.path == path), "")
+                line, col = find_call(body, name.split(".")[-1])
+                return path, line, col
+        return None
+
+    def unknown_macro(self, node: Node, name: str, raw_calls: dict[str, int], at: Any,
+                      hint: str) -> None:
+        site = self.call_site(node, name, raw_calls)
+        if site is None:
+            return
+        path, line, col = site
+        if path == node.repo_path:
+            line, col = at(line, col)
+        elif (path, name) in self._reported_macro_sites:
+            return
+        self._reported_macro_sites.add((path, name))
+        self.add(path, line, col, "BLK102",
+                 f"unknown macro '{name}': not in the project, an installed package or dbt",
+                 hint=hint or "define the macro, install its package, or fix the name",
+                 node=node.unique_id)
+
+    def check_node_columns(self, node: Node, compiled: Compiled, at: Any, branch: str) -> None:
+        from dbt_bulwark.columns import find_unknown_columns
+
+        if not compiled.trusted:
+            return
+        upstream: dict[str, Any] = {}
+        for ident, uid in compiled.relations.items():
+            cols = self.resolver.relation_columns(uid)
+            if cols is None:
+                return   # an upstream relation of unknown shape: stay silent
+            upstream[ident] = cols
+        if not upstream:
+            return
+        sql = compiled.sql or ""
+        for unk in find_unknown_columns(sql, self.dialect, upstream):
+            offset = compiled.rendered_offset(unk.line, unk.col)
+            line, col = compiled.source_position(offset)
+            what = f"{unk.table}.{unk.name}" if unk.table else unk.name
+            hint = f"did you mean '{unk.suggestion}'?" if unk.suggestion else \
+                "check the upstream model's columns"
+            self.add(node.repo_path, *at(line, col), "BLK140",
+                     f"column '{what}' is not provided by any relation this query "
+                     f"reads{branch}", hint=hint, node=node.unique_id)
+
+
+# ----------------------------------------------------------------------------- properties YAML
+# What dbt's schema validation of a properties file rejects (verified with `dbt parse`):
+# a known key with the wrong type, a list element that is not a mapping, a column
+# without `name`, a version without `v`, a latest_version that is not a version.
+# Shapes the loader already reports (BLK030/032/033) are not repeated.
+
+_STR, _DICT, _LIST, _BOOL = "a string", "a mapping", "a list", "true/false"
+_TAGS = "a string or a list of strings"
+
+_CONFIG_KEYS = {"enabled": _BOOL, "tags": _TAGS, "meta": _DICT, "docs": _DICT,
+                "contract": _DICT, "materialized": _STR}
+_COLUMN_KEYS = {"name": _STR, "description": _STR, "data_type": _STR, "meta": _DICT,
+                "quote": _BOOL, "constraints": _LIST, "data_tests": _LIST, "tests": _LIST,
+                "config": _DICT, "granularity": _STR}
+_NODE_KEYS = {"name": _STR, "description": _STR, "meta": _DICT, "docs": _DICT, "config": _DICT,
+              "data_tests": _LIST, "tests": _LIST, "constraints": _LIST, "versions": _LIST}
+_VERSION_KEYS = {"description": _STR, "meta": _DICT, "docs": _DICT, "config": _DICT,
+                 "data_tests": _LIST, "tests": _LIST, "constraints": _LIST, "defined_in": _STR}
+_SOURCE_KEYS = {"name": _STR, "description": _STR, "meta": _DICT, "config": _DICT,
+                "schema": _STR, "database": _STR, "loader": _STR, "quoting": _DICT,
+                "tables": _LIST}
+_TABLE_KEYS = {"name": _STR, "description": _STR, "meta": _DICT, "config": _DICT,
+               "identifier": _STR, "data_tests": _LIST, "tests": _LIST, "quoting": _DICT,
+               "external": _DICT}
+
+
+def _type_ok(value: Any, kind: str) -> bool:
+    if value is None:
+        return True   # dbt treats an empty key as absent
+    if isinstance(value, str) and ("{{" in value or "{%" in value):
+        return True   # rendered by dbt before validation
+    if kind == _STR:
+        return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+    if kind == _DICT:
+        return isinstance(value, dict)
+    if kind == _LIST:
+        return isinstance(value, list)
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if kind == _TAGS:
+        return isinstance(value, str) or (isinstance(value, list)
+                                          and all(isinstance(t, str) for t in value))
+    return True
+
+
+def check_properties(path: str, data: Any) -> list[Finding]:
+    """dbt-rejected shapes in one parsed properties file (BLK150-BLK153)."""
+    from dbt_bulwark import yamlio
+
+    out: list[Finding] = []
+    if not isinstance(data, dict):
+        return out
+
+    def bad(obj: Any, key: str, what: str, owner: str, kind: str) -> None:
+        out.append(Finding(path, yamlio.line_of(obj, key) or yamlio.line_of(obj), 0, "BLK150",
+                           f"`{key}` of {owner} must be {kind}; dbt parse rejects this file",
+                           hint=f"write `{key}:` as {kind}" + (f" ({what})" if what else "")))
+
+    def keys(obj: dict, spec: dict[str, str], owner: str) -> None:
+        for key, kind in spec.items():
+            if key in obj and not _type_ok(obj[key], kind):
+                bad(obj, key, "", owner, kind)
+        conf = obj.get("config")
+        if isinstance(conf, dict):
+            for key, kind in _CONFIG_KEYS.items():
+                if key in conf and not _type_ok(conf[key], kind):
+                    bad(conf, key, "", f"{owner} (config)", kind)
+
+    def items(parent: dict, key: str, owner: str) -> list[dict]:
+        value = parent.get(key)
+        if not isinstance(value, list):
+            return []
+        good = []
+        for item in value:
+            if isinstance(item, dict):
+                good.append(item)
+            else:
+                out.append(Finding(path, yamlio.line_of(parent, key) or yamlio.line_of(parent),
+                                   0, "BLK151",
+                                   f"an element of `{key}` of {owner} is not a mapping "
+                                   f"({str(item)[:40]!r}); dbt parse rejects this file",
+                                   hint="write each element as `- name: ...`"))
+        return good
+
+    def columns(obj: dict, owner: str, allow_include: bool = False) -> None:
+        if not isinstance(obj.get("columns"), list):
+            return   # not a list: the loader reports BLK032
+        for col in items(obj, "columns", owner):
+            if allow_include and ("include" in col or "exclude" in col) and "name" not in col:
+                continue
+            if "name" not in col:
+                out.append(Finding(path, yamlio.line_of(col), 0, "BLK152",
+                                   f"a column of {owner} has no `name`; dbt parse rejects "
+                                   "this file", hint="add `name:` to the column"))
+                continue
+            keys(col, _COLUMN_KEYS, f"column '{col.get('name')}' of {owner}")
+
+    for section, label in (("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"),
+                           ("analyses", "analysis")):
+        for entry in items(data, section, f"`{section}:`"):
+            if not isinstance(entry.get("name"), str):
+                continue   # the loader reports BLK033
+            owner = f"{label} '{entry['name']}'"
+            keys(entry, _NODE_KEYS, owner)
+            columns(entry, owner)
+            versions = items(entry, "versions", owner) if section == "models" else []
+            seen_v = []
+            for ventry in versions:
+                if "v" not in ventry:
+                    out.append(Finding(path, yamlio.line_of(ventry), 0, "BLK152",
+                                       f"a version of {owner} has no `v`; dbt parse rejects "
+                                       "this file", hint="add `v: <number>` to the version"))
+                    continue
+                seen_v.append(ventry["v"])
+                keys(ventry, _VERSION_KEYS, f"version {ventry['v']} of {owner}")
+                columns(ventry, f"version {ventry['v']} of {owner}", allow_include=True)
+            latest = entry.get("latest_version")
+            if seen_v and latest is not None and \
+                    str(latest) not in {str(v) for v in seen_v}:
+                out.append(Finding(path, yamlio.line_of(entry, "latest_version"), 0, "BLK153",
+                                   f"latest_version {latest} of {owner} is not one of its "
+                                   f"versions ({', '.join(str(v) for v in seen_v)})",
+                                   hint="set latest_version to a declared `v:`"))
+    for src in items(data, "sources", "`sources:`"):
+        if not isinstance(src.get("name"), str):
+            continue
+        owner = f"source '{src['name']}'"
+        keys(src, _SOURCE_KEYS, owner)
+        for table in items(src, "tables", owner):
+            if not isinstance(table.get("name"), str):
+                continue
+            towner = f"source table '{src['name']}.{table['name']}'"
+            keys(table, _TABLE_KEYS, towner)
+            columns(table, towner)
+    return out
+
+
+def _resolver(project: Project, dialect: str, trust_sources: bool) -> Any:
+    """A SchemaResolver; declared source columns count only when trusted by policy
+    (documentation often lists only part of a raw table's columns)."""
+    from dbt_bulwark.project import Source
+    from dbt_bulwark.schema import ModelSchema, SchemaResolver
+
+    class _Resolver(SchemaResolver):
+        def _schema(self, unique_id: str) -> ModelSchema:
+            if not trust_sources and isinstance(self.project.get(unique_id), Source):
+                return ModelSchema(unique_id, None, "unknown",
+                                   "declared source columns may be incomplete")
+            return super()._schema(unique_id)
+
+    return _Resolver(project, dialect)
+
+
+def _in_packages(path: str, project: Project) -> bool:
+    for pkg in project.packages.values():
+        if not pkg.is_root and pkg.root and (path == pkg.root or path.startswith(pkg.root + "/")):
+            return True
+    return False
+
+
+def _has_sql(sql: str) -> bool:
+    text = re.sub(r"--[^\n]*|/\*.*?\*/", "", sql, flags=re.S)
+    return bool(text.strip().strip(";").strip())
+
+
+def _sccs(graph: dict[str, list[str]]) -> list[list[str]]:
+    """Strongly connected components (iterative Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    out: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work: list[tuple[str, int]] = [(root, 0)]
+        while work:
+            v, i = work.pop()
+            if i == 0:
+                index[v] = low[v] = counter
+                counter += 1
+                stack.append(v)
+                on_stack.add(v)
+            succ = graph.get(v, [])
+            if i < len(succ):
+                work.append((v, i + 1))
+                w = succ[i]
+                if w not in index:
+                    work.append((w, 0))
+                elif w in on_stack:
+                    low[v] = min(low[v], index[w])
+                continue
+            if low[v] == index[v]:
+                comp: list[str] = []
+                while True:
+                    w = stack.pop()
+                    on_stack.discard(w)
+                    comp.append(w)
+                    if w == v:
+                        break
+                out.append(comp)
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[v])
+    return out
+
+
+def _cycle_path(graph: dict[str, list[str]], start: str, members: set[str]) -> list[str]:
+    """start -> ... -> start inside one strongly connected component (BFS)."""
+    from collections import deque
+
+    prev: dict[str, str] = {}
+    queue = deque([start])
+    while queue:
+        v = queue.popleft()
+        for w in sorted(graph.get(v, [])):
+            if w not in members:
+                continue
+            if w == start:
+                path = [v]
+                while path[-1] != start:
+                    path.append(prev[path[-1]])
+                return [start, *reversed(path[:-1]), start] if v != start else [start, start]
+            if w not in prev:
+                prev[w] = v
+                queue.append(w)
+    return [start, start]
+
+
+def check(ctx: Any, project: Project, policy: Policy, targets: set[str] | None) -> list[Finding]:
+    """The runner's hook function."""
+    fc = FastCompile(ctx, project, policy, targets)
+    findings = fc.run()
+    if ctx is not None:
+        ctx.notes.extend(fc.notes)
+    return findings

@@ -1,0 +1,159 @@
+"""`check-critical-tags --fix`: missing tags are *inserted*, nothing else in the YAML moves.
+
+Every test compares the file before and after with a character diff and accepts
+only insertions (comments, anchors, flow lists, quoting and CRLF line endings stay
+byte for byte), then reloads the project to prove dbt would now see the tags.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from test_critical import check_json, load, make_repo, only_insertions, run
+from dbt_bulwark.critical import classify, critical_policy
+
+STG = "models/staging/_staging.yml"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path, "tagged")
+
+
+def fix(repo: Path, capsys, *extra: str) -> tuple[int, str, str]:
+    return run(repo, capsys, "check-critical-tags", "--fix", "--no-base", "--no-cache", *extra)
+
+
+def tags_of(repo: Path, name: str, version=None) -> list[str]:
+    project, _ = load(repo)
+    node = project.model_by_name(name, version)
+    assert node is not None
+    return node.tags
+
+
+def test_fix_extends_a_quoted_flow_list(repo: Path, capsys) -> None:
+    before = (repo / STG).read_text()
+    rc, out, err = fix(repo, capsys, "--all-files")
+    assert rc == 1
+    assert f"added tags in {STG}" in err
+    assert "BLK301" not in out  # fixed findings are not reported again
+    after = (repo / STG).read_text()
+    assert only_insertions(before, after) == [', "critical"']
+    assert set(tags_of(repo, "stg_orders")) == {"locked", "critical"}
+    # nothing left to fix: the file is not touched again
+    rc, out, err = fix(repo, capsys, "--all-files")
+    assert "added tags" not in err and (repo / STG).read_text() == after
+
+
+CRLF_YAML = (
+    "# staging models -- keep this comment\r\n"
+    "version: 2\r\n"
+    "\r\n"
+    "models:\r\n"
+    "  - name: stg_customers\r\n"
+    "    description: &desc 'Customers from the CRM.'   # an anchor, reused below\r\n"
+    "  - name: stg_orders\r\n"
+    "    description: *desc\r\n"
+    "    config: {tags: [locked], meta: {owner: 'orders-team'}}   # flow mapping\r\n"
+    "    columns:\r\n"
+    "      - name: order_id\r\n"
+    "        data_tests: [unique, not_null]   # flow list\r\n"
+    "\r\n"
+    "# trailing comment\r\n"
+)
+
+
+def test_fix_keeps_comments_anchors_flow_style_and_crlf(repo: Path, capsys) -> None:
+    path = repo / STG
+    path.write_bytes(CRLF_YAML.encode())
+    rc, out, err = fix(repo, capsys, STG)
+    assert rc == 1, out + err
+    after = path.read_bytes().decode()
+    assert only_insertions(CRLF_YAML, after) == [", critical"]
+    assert after.count("\r\n") == CRLF_YAML.count("\r\n") and "\n" not in after.replace("\r\n", "")
+    assert set(tags_of(repo, "stg_orders")) == {"locked", "critical"}
+
+
+BLOCK_YAML = """\
+version: 2
+
+models:
+  - name: stg_customers
+    description: Customers from the CRM.
+  - name: stg_orders
+    description: >
+      One row per order,
+      folded.
+    config:
+      tags:
+        - locked          # block list with a comment
+      meta:
+        owner: orders-team
+    columns:
+      - name: order_id
+        data_tests:
+          - unique
+          - not_null
+"""
+
+
+def test_fix_extends_a_block_list(repo: Path, capsys) -> None:
+    path = repo / STG
+    path.write_text(BLOCK_YAML)
+    rc, out, err = fix(repo, capsys, STG)
+    assert rc == 1
+    inserted = "".join(only_insertions(BLOCK_YAML, path.read_text()))
+    assert inserted.strip() == "- critical"
+    assert set(tags_of(repo, "stg_orders")) == {"locked", "critical"}
+
+
+def test_fix_creates_entries_and_files(repo: Path, capsys) -> None:
+    (repo / "bulwark.yml").write_text(
+        "critical:\n  select: 'path:models/marts/finance path:models/marts/misc dim_accounts'\n"
+        "  require: {description: false, owner: false, primary_key: false}\n")
+    (repo / "models/marts/finance/forecast.sql").write_text("select 1 as id\n")
+    core = repo / "models/marts/finance/_finance.yml"
+    acc = repo / "models/marts/accounts/_accounts.yml"
+    before_core, before_acc = core.read_text(), acc.read_text()
+    rc, out, err = fix(repo, capsys, "--all-files")
+    assert rc == 1, out + err
+    # forecast has no entry: appended to the properties file of its folder
+    inserted = "".join(only_insertions(before_core, core.read_text()))
+    assert "- name: forecast" in inserted and "critical" in inserted
+    # scratch has no YAML in its folder: models/marts/misc/schema.yml is created
+    created = (repo / "models/marts/misc/schema.yml").read_text()
+    assert created.startswith("version: 2\n") and "- name: scratch" in created
+    # version 1 of dim_accounts gets the tag on its own `- v: 1` entry
+    inserted = "".join(only_insertions(before_acc, acc.read_text()))
+    assert "critical" in inserted
+    project, policy = load(repo)
+    st = classify(project, critical_policy(policy))
+    for s in st.values():
+        assert "critical" in s.node.tags, s.node.unique_id
+    assert "critical" in tags_of(repo, "forecast")
+    assert "critical" in tags_of(repo, "budget")
+    assert "critical" in tags_of(repo, "scratch")
+    assert "critical" in tags_of(repo, "dim_accounts", 1)
+    rc, findings = check_json(repo, capsys, "--all-files", "--no-base")
+    assert (rc, findings) == (0, [])
+
+
+def test_fix_refuses_to_edit_through_an_alias(repo: Path, capsys) -> None:
+    text = (
+        "version: 2\n"
+        "models:\n"
+        "  - name: stg_customers\n"
+        "    config: &shared\n"
+        "      tags: [locked]\n"
+        "  - name: stg_orders\n"
+        "    config: *shared\n"
+    )
+    path = repo / STG
+    path.write_text(text)
+    rc, out, err = fix(repo, capsys, STG)
+    assert rc == 1
+    assert path.read_text() == text  # untouched
+    assert "cannot add tags to 'stg_customers'" in err and "Traceback" not in err
+    assert out.count("BLK301") == 2  # still reported
