@@ -125,6 +125,14 @@ HOOK_CASES: list[Case] = [
         vs="dbt parse (partial)",
     ),
     Case(
+        "bulwark check-contracts 10 files (warm)",
+        "bulwark",
+        [["{bulwark}", "check-contracts", "--project-dir", "{project}", "{changed}"]],
+        setup="change:10",
+        warmup=1,
+        vs="dbt parse (partial)",
+    ),
+    Case(
         "bulwark check-schema-diff --base HEAD",
         "bulwark",
         [
@@ -139,6 +147,22 @@ HOOK_CASES: list[Case] = [
             ]
         ],
         setup="change:10",
+        warmup=1,
+        vs="dbt parse (partial)",
+    ),
+    Case(
+        "bulwark check-critical-tags 10 files (warm)",
+        "bulwark",
+        [["{bulwark}", "check-critical-tags", "--project-dir", "{project}", "{changed}"]],
+        setup="change:10",
+        warmup=1,
+        vs="dbt parse (partial)",
+        note="compares with HEAD; the warm-up fills the parse cache and the base summary",
+    ),
+    Case(
+        "bulwark critical suggest",
+        "bulwark",
+        [["{bulwark}", "critical", "suggest", "--top", "20", "--project-dir", "{project}"]],
         warmup=1,
         vs="dbt parse (partial)",
     ),

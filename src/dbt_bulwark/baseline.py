@@ -272,12 +272,12 @@ def measure(session: DbtSession, nodes: list[Node]) -> Measured:
             out.problems[n.unique_id] = ("BLK537", f"cannot read its columns: {inv.error}")
         return out
     cols: dict[int, list[tuple[int, str, str]]] = {}
-    for row in inv.rows:
-        r = _lower_keys(row)
-        m = int(r["m"])
+    for raw in inv.rows:
+        rec = _lower_keys(raw)
+        m = int(rec["m"])
         if m >= 0:
-            cols.setdefault(m, []).append((int(r["pos"]), str(r["col_name"]),
-                                           str(r["col_type"])))
+            cols.setdefault(m, []).append((int(rec["pos"]), str(rec["col_name"]),
+                                           str(rec["col_type"])))
     adapter = session.engine.adapter
     for i, node in enumerate(ready):
         ordered = [(name, dtype) for _, name, dtype in sorted(cols.get(i, []))]

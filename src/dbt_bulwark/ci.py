@@ -491,7 +491,8 @@ def check_baselines(session: Any, policy: Any, selector: str | None) -> Baseline
     if not nodes:
         run.summary = "no models selected by baselines.select"
         return run
-    with_base, missing = [], []
+    with_base: list[Any] = []
+    missing: list[Any] = []
     for n in nodes:
         (with_base if bl.file_name(n) in present else missing).append(n)
     for n in missing:

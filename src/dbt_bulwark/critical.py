@@ -320,7 +320,7 @@ def entry_position(node: Node) -> tuple[str, int]:
     return node.repo_path, 1
 
 
-def test_keys(node: Node) -> Counter[tuple[str, str]]:
+def generic_test_keys(node: Node) -> Counter[tuple[str, str]]:
     """Multiset of (test name, column) of the model's enabled generic tests."""
     keys: Counter[tuple[str, str]] = Counter()
     for col in node.columns:
@@ -456,7 +456,7 @@ def _summarise_base(project: Project, cp: CriticalPolicy) -> list[BaseModel]:
         node = st.node
         out.append(BaseModel(uid, model_label(node), node.repo_path, node.patch_path,
                              [t for t in cp.marker_tags if t in node.tags], st.locked,
-                             st.required, dict(test_keys(node))))
+                             st.required, dict(generic_test_keys(node))))
     return out
 
 
@@ -552,7 +552,7 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
                 f"model '{bm.label}' lost tag {shown} (it was {what} at the base revision)",
                 hint="restore the tag, or change the policy (bulwark.yml) in the same change "
                 "to record that it is no longer critical", node=bm.unique_id))
-        removed = Counter(bm.tests) - test_keys(node)
+        removed = Counter(bm.tests) - generic_test_keys(node)
         if removed and not excused(bm):
             items = sorted(removed.elements())
             shown = ", ".join(f"{name}({col})" if col else name for name, col in items[:5])
@@ -738,8 +738,8 @@ def _in_marts(node: Node) -> bool:
     return any(part.lower() in ("marts", "mart") for part in node.fqn[1:-1])
 
 
-def test_count(project: Project, node: Node) -> int:
-    n = sum(test_keys(node).values())
+def count_tests(project: Project, node: Node) -> int:
+    n = sum(generic_test_keys(node).values())
     for uid in project.children(node.unique_id):
         child = project.nodes.get(uid)
         if child is not None and child.resource_type == "test":
@@ -761,7 +761,7 @@ def rank(project: Project, cp: CriticalPolicy, select_expr: Any = None) -> list[
     out = []
     for node in models:
         r = reach.get(node.unique_id) or Reach(0, 0, [])
-        tests = test_count(project, node)
+        tests = count_tests(project, node)
         marts = _in_marts(node)
         out.append(Suggestion(project, node, r, tests, marts, score_of(r, tests, marts),
                               all(t in node.tags for t in cp.tags)))

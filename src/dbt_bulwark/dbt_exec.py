@@ -271,7 +271,7 @@ class DbtSession:
         for uid, src in sorted(self.project.sources.items()):
             if src.package_name != self.project.name and not self._used(uid):
                 continue
-            cols = [(c.name, c.data_type) for c in src.columns]
+            cols: list[tuple[str, str | None]] = [(c.name, c.data_type) for c in src.columns]
             if not cols:
                 self.unemulated_sources[uid] = "declares no columns"
                 continue
@@ -289,8 +289,8 @@ class DbtSession:
                 attach.append({"path": str(path), "alias": db})
             con = duckdb.connect(str(path))
             try:
-                for uid, schema, ident, cols in items:
-                    body = ", ".join(f"{_q(n)} {t}" for n, t in cols)
+                for uid, schema, ident, typed in items:
+                    body = ", ".join(f"{_q(n)} {t}" for n, t in typed)
                     try:
                         con.execute(f"create schema if not exists {_q(schema)}")
                         con.execute(f"create table {_q(schema)}.{_q(ident)} ({body})")
@@ -390,7 +390,7 @@ class DbtSession:
         inv = Invocation(args, bool(res.success), seconds=time.perf_counter() - t0)
         if res.exception is not None:
             inv.error = _one_line(str(res.exception))
-        result = res.result
+        result: Any = res.result
         if args[0] == "parse":
             self._manifest = result if res.success else None
             return inv

@@ -816,7 +816,16 @@ class FastCompile:
         if not upstream:
             return
         sql = compiled.sql or ""
-        for unk in find_unknown_columns(sql, self.dialect, upstream):
+        unknown = find_unknown_columns(sql, self.dialect, upstream)
+        if unknown and self.how == "guess":
+            # the dialect is a guess: keep only what every common dialect agrees on
+            for other in ("snowflake", "bigquery", "postgres"):
+                if not unknown:
+                    break
+                again = {(u.line, u.col, u.name) for u in
+                         find_unknown_columns(sql, other, upstream)}
+                unknown = [u for u in unknown if (u.line, u.col, u.name) in again]
+        for unk in unknown:
             offset = compiled.rendered_offset(unk.line, unk.col)
             line, col = compiled.source_position(offset)
             what = f"{unk.table}.{unk.name}" if unk.table else unk.name

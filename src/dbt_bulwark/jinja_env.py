@@ -342,6 +342,7 @@ class RenderContext:
     warehouse_calls: list[str] = field(default_factory=list)
     # names resolved after the project's and packages' macros (dbt's global-project stand-ins)
     fallback: Mapping[str, Any] = field(default_factory=dict)
+    _module_cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
 
     # -- dbt functions
     def _ref(self, *args: Any, **kwargs: Any) -> Relation:
@@ -408,11 +409,16 @@ class RenderContext:
     # -- macros
     def _macro_callable(self, mdef: MacroDef) -> Any:
         key = (mdef.package, mdef.path)
-        mod = self.macros._modules.get(key)
+        # compiled templates are shared; modules are per context (their globals are this
+        # node's ref/this/var/is_incremental, not those of whichever node came first)
+        mod = self._module_cache.get(key)
         if mod is None:
-            template = environment(True).from_string(mdef.text)
+            template = self.macros._modules.get(key)
+            if template is None:
+                template = environment(True).from_string(mdef.text)
+                self.macros._modules[key] = template
             mod = template.make_module(vars=self.namespace(mdef.package), shared=True)
-            self.macros._modules[key] = mod
+            self._module_cache[key] = mod
         fn = getattr(mod, mdef.name, None)
         if fn is None:
             return PermissiveUndefined(name=mdef.name)
@@ -436,6 +442,10 @@ class RenderContext:
             def dispatch(self, name: str, macro_namespace: str | None = None,
                          packages: Any = None) -> Any:
                 return ctx._dispatch(name, macro_namespace, packages)
+
+            def quote(self, identifier: Any) -> str:   # no warehouse needed
+                q = "`" if ctx.adapter_type in ("bigquery", "databricks", "spark") else '"'
+                return f"{q}{identifier}{q}"
 
             def __getattr__(self, name: str) -> Any:
                 if name.startswith("__"):

@@ -121,7 +121,7 @@ def _label(project: Project, uid: str | None) -> str:
         return uid or "?"
     if isinstance(node, Node) and node.version is not None:
         return f"{node.name}.v{node.version}"
-    return node.name if node.resource_type != "source" else uid.split(".", 2)[-1]
+    return node.name if node.resource_type != "source" else node.unique_id.split(".", 2)[-1]
 
 
 def _node_finding(project: Project, r: NodeResult, code: str, message: str, hint: str,

@@ -202,11 +202,13 @@ def _evaluate(project: Project, terms: list[str], universe: list[Resource]) -> s
 def select(project: Project, selector: str | Iterable[str] | None,
            exclude: str | Iterable[str] | None = None,
            resource_types: Iterable[str] | None = None,
-           indirect_selection: str = "eager") -> list[Resource]:
+           indirect_selection: str = "empty") -> list[Resource]:
     """Resources of ``project`` matched by a dbt selector (None = everything).
 
-    Tests attached to selected nodes are added the way dbt does it
-    (``indirect_selection``: eager, cautious, buildable or empty).
+    With ``indirect_selection`` eager, cautious or buildable, data tests attached to
+    selected nodes are added the way dbt does it (``bulwark ls`` uses eager, like
+    ``dbt ls``). The default for policies, ``empty``, returns no test nodes unless
+    ``resource_types`` asks for them.
     """
     universe = list(project.resources())
     tests = [r for r in universe if r.resource_type in TEST_TYPES]
@@ -221,6 +223,8 @@ def select(project: Project, selector: str | Iterable[str] | None,
         chosen -= _with_tests(project, _evaluate(project, excluded, universe), tests,
                               "eager" if indirect_selection != "empty" else "empty")
     types = set(resource_types or [])
+    if indirect_selection == "empty" and not types & TEST_TYPES:
+        chosen = {u for u in chosen if not u.startswith(("test.", "unit_test."))}
     return [r for r in universe if r.unique_id in chosen and (not types or r.resource_type in types)]
 
 
