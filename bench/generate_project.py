@@ -197,6 +197,7 @@ class Model:
     sql: str = ""
     contracted: bool = False
     contract_from_sql: bool = False
+    contract_from_yaml: bool = False
     materialized: str | None = None
     tags: list[str] = field(default_factory=list)
     version_cols: dict[int, list[Col]] | None = None  # versioned models only
@@ -557,10 +558,18 @@ class Generator:
                 pool = ints
             folder_contract = domain == self.contract_domain
             sql_contract = (not folder_contract) and rng.random() < 0.08
+            # policy: critical models carry an enforced contract (in their YAML config)
+            yaml_contract = i in critical_idx and not (folder_contract or sql_contract)
             m = self._downstream(
-                name, "marts", f"marts/{domain}", pool, folder_contract or sql_contract, True
+                name,
+                "marts",
+                f"marts/{domain}",
+                pool,
+                folder_contract or sql_contract or yaml_contract,
+                True,
             )
             m.contract_from_sql = sql_contract
+            m.contract_from_yaml = yaml_contract
             cfg = []
             if sql_contract:
                 cfg.append("contract={'enforced': var('enforce_contracts', true)}")
@@ -782,6 +791,8 @@ class Generator:
                 cfg.append(
                     '      meta:\n        owner: "data-platform@example.com"\n        tier: 1'
                 )
+            if m.contract_from_yaml:
+                cfg.append("      contract:\n        enforced: true")
             if m.layer == "marts" and not m.contracted and rng.random() < 0.1:
                 cfg.append("      materialized: table")
             if cfg:

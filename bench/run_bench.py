@@ -185,6 +185,7 @@ class Result:
     times: list[float] = field(default_factory=list)
     error: str | None = None
     stub: bool = False
+    load: float | None = None  # 1-minute load average when the case started
 
     @property
     def median(self) -> float | None:
@@ -285,7 +286,7 @@ class Runner:
 
     # -- one case
     def measure(self, case: Case) -> Result:
-        res = Result(self.size, case)
+        res = Result(self.size, case, load=_load1())
         cmds = lambda: [self.expand(c) for c in case.cmds]  # noqa: E731 (changed files are known late)
         try:
             self.step(case.setup)
@@ -369,6 +370,13 @@ def _dbt_python(dbt: str) -> str:
     return sys.executable
 
 
+def _load1() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -388,8 +396,8 @@ def render(
 ) -> str:
     medians = {(r.size, r.case.name): r.median for r in results}
     rows = [
-        "| size | case | tool | median s | min–max s | runs | dbt/bulwark | note |",
-        "|---:|---|---|---:|---|---:|---:|---|",
+        "| size | case | tool | median s | min–max s | runs | dbt/bulwark | load | note |",
+        "|---:|---|---|---:|---|---:|---:|---:|---|",
     ]
     for r in results:
         if r.error:
@@ -403,8 +411,9 @@ def render(
             if ref and r.median and not r.stub:
                 ratio = f"{ref / r.median:.1f}× (vs {r.case.vs})"
             note = r.case.note + ("; stub: prints 'not implemented yet'" if r.stub else "")
+        load = "?" if r.load is None else f"{r.load:.1f}"
         rows.append(
-            f"| {r.size} | {r.case.name} | {r.case.tool} | {med} | {span} | {len(r.times)} | {ratio} | {note.strip('; ')} |"
+            f"| {r.size} | {r.case.name} | {r.case.tool} | {med} | {span} | {len(r.times)} | {ratio} | {load} | {note.strip('; ')} |"
         )
     table = "\n".join(rows)
 
@@ -436,6 +445,9 @@ def render(
         f"- python: {machine['python']}; dbt-core {machine['dbt']}, dbt-duckdb {machine['dbt_duckdb']}; "
         f"dbt-bulwark {machine['bulwark']}",
         f"- invocation: `{machine['argv']}`",
+        f"- 1-minute load average: {machine['load_start']} at start, {_fmt(_load1())} at the end "
+        f"(the `load` column is taken as each case starts; above {machine['nproc']} the machine "
+        "was busy with other work and timings are inflated)",
         f"- projects: `bench/generate_project.py <size> {args.workdir}/p<size> --seed {args.seed}` "
         f"(wall clock incl. process start-up, median of {args.repeat} run(s))",
         f"- executables: bulwark=`{runner.bulwark}`, dbt=`{runner.dbt}`; cwd = project; "
@@ -487,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     machine = {
         "date": _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "nproc": str(os.cpu_count()),
+        "load_start": _fmt(_load1()),
         "cpu": _cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),

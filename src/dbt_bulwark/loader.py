@@ -576,6 +576,8 @@ class _ProjectBuilder:
         self.build_tests()
         self.link()
         project.findings = L.findings
+        project.macros_hash = self.macros_hash
+        project.cache = L.cache
         return project
 
     # -- files

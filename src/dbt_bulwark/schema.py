@@ -30,6 +30,8 @@ class ModelSchema:
 
 
 class SchemaResolver:
+    """Columns of relations; compile and inference results are cached by content."""
+
     def __init__(self, project: Project, dialect: str, trust_declared_sources: bool = False):
         self.project = project
         self.dialect = dialect
@@ -41,7 +43,15 @@ class SchemaResolver:
     def compiled(self, node: Node) -> Compiled:
         hit = self._compiled.get(node.unique_id)
         if hit is None:
-            hit = self._compiled[node.unique_id] = compile_node(self.project, node)
+            cache = self.project.cache
+            key = _compile_key(self.project, node) if cache is not None else None
+            if key is not None and cache is not None:
+                hit = cache.get(key)
+            if hit is None:
+                hit = compile_node(self.project, node)
+                if key is not None and cache is not None and not hit.env_missing:
+                    cache.put(key, hit)
+            self._compiled[node.unique_id] = hit
         return hit
 
     # -- relations
@@ -96,9 +106,22 @@ class SchemaResolver:
             upstream[ident] = self.relation_columns(uid)
         return compiled, upstream
 
+    def _infer_cached(self, sql: str, upstream: dict[str, Columns | None]) -> Any:
+        from dbt_bulwark.columns import infer_output_columns
+
+        cache = self.project.cache
+        key = _infer_key(self.dialect, sql, upstream) if cache is not None else None
+        if key is not None and cache is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        out = infer_output_columns(sql, self.dialect, upstream)
+        if key is not None and cache is not None:
+            cache.put(key, out)
+        return out
+
     def infer(self, node: Node) -> ModelSchema:
         """Columns the node's SQL produces (types where knowable)."""
-        from dbt_bulwark.columns import infer_output_columns
 
         compiled, upstream = self.upstream_for(node)
         if compiled.sql is None:
@@ -110,11 +133,30 @@ class SchemaResolver:
             return ModelSchema(node.unique_id, None, "unknown",
                                f"the SQL uses something bulwark cannot render ({what})",
                                compiled, upstream)
-        out = infer_output_columns(compiled.sql, self.dialect, upstream)
+        out = self._infer_cached(compiled.sql, upstream)
         if not out.complete:
             return ModelSchema(node.unique_id, None, "unknown", out.reason, compiled, upstream)
         return ModelSchema(node.unique_id, {c.name: c.data_type for c in out.columns}, "sql",
                            None, compiled, upstream)
+
+
+def _infer_key(self_dialect: str, sql: str, upstream: dict[str, Columns | None]) -> tuple:
+    import hashlib
+
+    blob = repr((sql, sorted((k, sorted(v.items()) if v else v) for k, v in upstream.items())))
+    return ("infer", self_dialect, hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+def _compile_key(project: Project, node: Node) -> tuple | None:
+    """Content key of a compile: the node's code, its resolved parents, macros and vars."""
+    import hashlib
+
+    if node.language != "sql" or "env_var" in node.raw_code:
+        return None
+    blob = repr((node.checksum, node.raw_code, node.package_name, tuple(node.depends_on),
+                 project.macros_hash, sorted(project.vars.items(), key=lambda kv: str(kv[0])),
+                 sorted((k, str(v)) for k, v in node.config.items()), project.adapter_type))
+    return ("compile", hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def project_dialect(project: Project, policy_dialect: str | None = None) -> tuple[str, str]:
