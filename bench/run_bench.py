@@ -61,6 +61,12 @@ class Case:
     before_each: str | None = None
     vs: str | None = None
     note: str = ""
+    # exit codes that count as a completed run; default: 0, plus 1 (= findings
+    # reported, EXIT_FINDINGS) for bulwark hooks
+    ok_rcs: tuple[int, ...] | None = None
+
+    def accepts(self, rc: int) -> bool:
+        return rc in (self.ok_rcs or ((0, 1) if self.tool == "bulwark" else (0,)))
 
 
 # --------------------------------------------------------------------- cases
@@ -186,6 +192,7 @@ class Result:
     error: str | None = None
     stub: bool = False
     load: float | None = None  # 1-minute load average when the case started
+    findings: bool = False  # a run exited 1: the hook reported findings
 
     @property
     def median(self) -> float | None:
@@ -298,7 +305,9 @@ class Runner:
                 t0 = time.perf_counter()
                 for argv in cmds():
                     rc, out = self.run(argv, self.args.timeout)
-                    if rc != 0:
+                    if rc == 1 and case.accepts(rc):
+                        res.findings = True
+                    if not case.accepts(rc):
                         res.error = f"rc={rc}: {_last_line(out)}"
                         break
                     if "not implemented yet" in out:
@@ -411,6 +420,7 @@ def render(
             if ref and r.median and not r.stub:
                 ratio = f"{ref / r.median:.1f}× (vs {r.case.vs})"
             note = r.case.note + ("; stub: prints 'not implemented yet'" if r.stub else "")
+            note += "; exit 1 (findings reported)" if r.findings else ""
         load = "?" if r.load is None else f"{r.load:.1f}"
         rows.append(
             f"| {r.size} | {r.case.name} | {r.case.tool} | {med} | {span} | {len(r.times)} | {ratio} | {load} | {note.strip('; ')} |"

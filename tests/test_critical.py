@@ -27,8 +27,8 @@ import pytest
 
 from dbt_bulwark import cli
 from dbt_bulwark.critical import classify, critical_policy, primary_key, rank, reach_all
-from dbt_bulwark.loader import load_project
 from dbt_bulwark.fs import WorkTree
+from dbt_bulwark.loader import load_project
 from dbt_bulwark.policy import load_policy
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "critical"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from test_critical import check_json, edit, git, make_repo, run
 
 FIN = "models/marts/finance/_finance.yml"

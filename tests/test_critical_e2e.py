@@ -4,7 +4,7 @@ The hook repository is a one-commit snapshot of this work tree (try-repo on the
 checkout itself would leave out untracked files, see test_pre_commit_e2e.py); the
 dbt repository is the ``tagged`` fixture, committed. A staged change that removes
 the `critical` tag of a model must fail the commit with BLK310; restaging the tag
-makes it pass.
+with the tag kept passes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_critical import GIT_ENV, edit, git, make_repo
 
 pytestmark = pytest.mark.slow
@@ -65,7 +64,7 @@ def test_try_repo_blocks_removing_a_critical_tag(tmp_path: Path) -> None:
     assert "Failed" in out
     assert "models/marts/finance/_finance.yml:10:1: BLK310 model 'revenue' lost tag 'critical'" \
         in out
-    sql.write_text(original)
+    sql.write_text(original + "-- reviewed: the tag stays\n")  # a change that keeps the tag
     git(repo, "add", "-A")
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr

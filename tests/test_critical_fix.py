@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from test_critical import check_json, load, make_repo, only_insertions, run
+
 from dbt_bulwark.critical import classify, critical_policy
 
 STG = "models/staging/_staging.yml"

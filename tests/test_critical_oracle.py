@@ -13,10 +13,10 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import dbt_oracle
 import pytest
 
-import dbt_oracle
-from dbt_bulwark.critical import classify, critical_policy, reach_all, generic_test_keys
+from dbt_bulwark.critical import classify, critical_policy, generic_test_keys, reach_all
 from dbt_bulwark.fs import WorkTree
 from dbt_bulwark.loader import load_project
 from dbt_bulwark.policy import load_policy

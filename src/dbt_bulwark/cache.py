@@ -34,6 +34,10 @@ class ParseCache:
                     loaded = pickle.load(fh)  # noqa: S301 - our own file in a git-ignored dir
                 if isinstance(loaded, dict):
                     self._data = loaded
+                    # the cache is long-lived data: keep the cyclic GC from rescanning it
+                    import gc
+
+                    gc.freeze()
             except Exception:  # noqa: BLE001 - a broken cache is just a cold start
                 self._data = {}
 

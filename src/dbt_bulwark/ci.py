@@ -255,6 +255,8 @@ def make_plan(args: argparse.Namespace) -> Plan:
             if prefix and prefix != ".":
                 changed = [c[len(prefix) + 1:] for c in changed if c.startswith(prefix + "/")]
             files = changed
+    # only what the checked projects hold counts (and is printed)
+    files = [f for f in files if ws.project_root_for(f) is not None]
     return Plan(args, ws, layers, base, label, files, all_files, top, policy)
 
 

@@ -43,6 +43,19 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def fresh_defaults(resource_type: str) -> dict[str, Any]:
+    """A private copy of the defaults of a resource type (containers copied one level)."""
+    base = DEFAULTS.get(resource_type, DEFAULTS["model"])
+    return {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
+            for k, v in base.items()}
+
+
+def _copy(value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return copy.deepcopy(value)
+
+
 def listify(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
@@ -55,7 +68,7 @@ def merge_into(result: dict[str, Any], partial: Mapping[str, Any]) -> dict[str, 
     """Merge one config layer into ``result`` in place (dbt's ``update_from``)."""
     for raw_key, value in partial.items():
         key = _canonical_key(str(raw_key))
-        value = copy.deepcopy(value)
+        value = _copy(value)
         if key not in result or result[key] is None and key not in APPEND_KEYS:
             result[key] = listify(value) if key in APPEND_KEYS else value
         elif key in APPEND_KEYS:
@@ -124,7 +137,7 @@ def resolve(resource_type: str, fqn: list[str], own_section: Any,
     ``own_section``: the node's package ``dbt_project.yml`` section for its type;
     ``root_section``: the root project's section when the node is in a package.
     """
-    result = copy.deepcopy(DEFAULTS.get(resource_type, DEFAULTS["model"]))
+    result = fresh_defaults(resource_type)
     for layer in project_layers(own_section, fqn):
         merge_into(result, layer)
     if patch:

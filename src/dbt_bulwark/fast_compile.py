@@ -281,13 +281,14 @@ def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
     """
     if not sql.strip():
         return None
-    if dialect == "duckdb" and how != "guess":
-        duck = _duckdb_parse(sql)
+    duck = _duckdb_parse(sql)
+    if dialect == "duckdb" and how != "guess" and duck is not False:
         if duck is None:
             return None
-        if duck is not False:
-            assert isinstance(duck, tuple)
-            return SyntaxVerdict(duck[0], duck[1], True)
+        assert isinstance(duck, tuple)
+        return SyntaxVerdict(duck[0], duck[1], True)
+    if duck is None:
+        return None   # DuckDB reads it: no second opinion can confirm an error (and fast)
     dialects = GUESS_DIALECTS if how == "guess" else (dialect,)
     first: tuple[int, str] | None = None
     for d in dialects:
@@ -299,7 +300,6 @@ def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
     lex = _lexical(sql, dialects)
     if lex is not None:
         return SyntaxVerdict(lex[0], lex[1], True)
-    duck = _duckdb_parse(sql)
     if isinstance(duck, tuple):
         line_g = sql.count("\n", 0, first[0])
         line_d = sql.count("\n", 0, duck[0])

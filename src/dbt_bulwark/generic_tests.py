@@ -10,7 +10,6 @@ This is what makes ``bulwark ls`` and indirect test selection match ``dbt ls``.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import re
 from collections.abc import Mapping
@@ -70,7 +69,7 @@ def build_test_node(test: DataTest, *, package: str, target_kind: str, target_na
     if not m:
         return None
     ns, name = m.group("ns"), m.group("name")
-    args: dict[str, Any] = copy.deepcopy(_plain(test.kwargs))
+    args: dict[str, Any] = _plain(test.kwargs)  # a fresh copy
     if "arguments" in args and isinstance(args["arguments"], dict):
         args = {**args, **args.pop("arguments")}
     if column is not None:
@@ -121,17 +120,15 @@ def build_test_node(test: DataTest, *, package: str, target_kind: str, target_na
         node.sources.append((target_name, source_table or ""))
     else:
         node.refs.append(RefCall(target_name, None, version))
-    for value in _strings(args):
+    extra_args = [v for k, v in args.items() if k not in ("model", "column_name")]
+    for value in _strings(extra_args):
         for rm in re.finditer(r"\bref\(\s*['\"]([^'\"]+)['\"]\s*(?:,\s*['\"]([^'\"]+)['\"])?", value):
-            if "get_where_subquery" in value:
-                continue
             if rm.group(2):
                 node.refs.append(RefCall(rm.group(2), rm.group(1), None))
             else:
                 node.refs.append(RefCall(rm.group(1), None, None))
         for sm in re.finditer(r"\bsource\(\s*['\"]([^'\"]+)['\"]\s*,\s*['\"]([^'\"]+)['\"]", value):
-            if "get_where_subquery" not in value:
-                node.sources.append((sm.group(1), sm.group(2)))
+            node.sources.append((sm.group(1), sm.group(2)))
     node.config = {"test_metadata": metadata, "column_name": args.get("column_name")}
     return node
 

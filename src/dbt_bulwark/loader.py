@@ -338,9 +338,10 @@ def resolve_config(node_rt: str, fqn: list[str], pkg: Package, root: Package,
                    ) -> tuple[dict[str, Any], dict[str, tuple[str, int]]]:
     """Effective config plus where each key was last set (path, line)."""
     origin: dict[str, tuple[str, int]] = {}
-    result = dict(cfg.DEFAULTS.get(node_rt, cfg.DEFAULTS["model"]))
-    result = {k: (list(v) if isinstance(v, list) else dict(v) if isinstance(v, dict) else v)
-              for k, v in result.items()}
+    if not patch and not calls and _section(pkg, node_rt) is None and \
+            (pkg.is_root or _section(root, node_rt) is None):
+        return cfg.finalize(cfg.fresh_defaults(node_rt)), origin
+    result = cfg.fresh_defaults(node_rt)
 
     def apply_project(p: Package) -> None:
         path = join(p.root, "dbt_project.yml")

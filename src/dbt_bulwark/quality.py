@@ -16,6 +16,7 @@ Both take a :class:`~dbt_bulwark.dbt_exec.DbtSession` and return a
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -130,7 +131,25 @@ def _node_finding(project: Project, r: NodeResult, code: str, message: str, hint
     path, line = (node.repo_path, 1) if node is not None else (project.root or ".", 0)
     if node is not None and "contract" in r.message.lower() and node.patch_path:
         path, line = node.patch_path, node.patch_line
+    elif node is not None:
+        line = _line_in_source(node.raw_code, r.message) or line
     return Finding(path, line, 0, code, message, severity, hint, r.unique_id)
+
+
+_DB_LINE = re.compile(r"LINE \d+:\s*(?P<text>.+?)\s*\^")
+
+
+def _line_in_source(raw: str, message: str) -> int | None:
+    """The source line of the SQL text a database error quotes (``LINE n: <text> ^``)."""
+    m = _DB_LINE.search(message)
+    if not m:
+        return None
+    text = m.group("text").strip()
+    hits = [i for i, ln in enumerate(raw.splitlines(), 1) if text and text in ln]
+    if not hits:
+        token = re.split(r"[\s(,]", text, maxsplit=1)[0]
+        hits = [i for i, ln in enumerate(raw.splitlines(), 1) if len(token) > 2 and token in ln]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _invocation_failed(inv: Invocation, what: str, session: DbtSession) -> Finding | None:
