@@ -589,9 +589,11 @@ class Generator:
                 m.tags.append("critical")
             if i in locked_idx:
                 m.tags.append("locked")
-            if i in versioned_idx and len(m.cols) > 2 and m.sql.endswith("select * from final\n"):
+            droppable = [c for c in m.cols if c.name != m.pk and c.name not in m.keys]
+            if i in versioned_idx and droppable and m.sql.endswith("select * from final\n"):
                 # v1 = all columns, v2 (latest) drops the last non-key column
-                drop = m.cols[-1]
+                # (keys stay: consumers join on them)
+                drop = droppable[-1]
                 m.version_cols = {1: list(m.cols), 2: [c for c in m.cols if c is not drop]}
                 m.cols = m.version_cols[2]
             self._add(m)

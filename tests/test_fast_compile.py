@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from fast_compile_cases import BENIGN, CASES, SHOP, Case, apply
 
 from dbt_bulwark.cli import main

@@ -15,7 +15,7 @@ the stand-in, like dbt's dispatch does for the ``dbt`` namespace. Names listed i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from dbt_bulwark.jinja_env import PermissiveUndefined, RenderContext
@@ -41,8 +41,49 @@ def _fields(value: Any) -> list[str]:
     return [_s(value)]
 
 
-def make_builtins(ctx: RenderContext) -> dict[str, Any]:
-    """Global stand-ins (name -> callable) plus the ``dbt`` namespace object."""
+NAMES = frozenset({
+    "current_timestamp", "current_timestamp_backcompat", "current_timestamp_in_utc_backcompat",
+    "dateadd", "datediff", "date_trunc", "last_day", "safe_cast", "cast", "concat", "hash",
+    "split_part", "cast_bool_to_text", "any_value", "bool_or", "listagg",
+    "escape_single_quotes", "string_literal", "position", "length", "replace", "right",
+    "array_construct", "array_append", "array_concat", "generate_series", "date_spine",
+    "intersect", "except", "get_powers_of_two", "type_string", "type_int", "type_bigint",
+    "type_float", "type_numeric", "type_timestamp", "type_boolean", "dbt"})
+
+
+class LazyBuiltins(Mapping[str, Any]):
+    """The stand-ins of :func:`make_builtins`, built on first use (most nodes never ask)."""
+
+    def __init__(self, ctx: RenderContext):
+        self._ctx = ctx
+        self._built: dict[str, Any] | None = None
+
+    def _get(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = _build(self._ctx)
+        return self._built
+
+    def __contains__(self, key: object) -> bool:
+        return key in NAMES
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in NAMES:
+            raise KeyError(key)
+        return self._get()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NAMES)
+
+    def __len__(self) -> int:
+        return len(NAMES)
+
+
+def make_builtins(ctx: RenderContext) -> Mapping[str, Any]:
+    """Global stand-ins (name -> callable) plus the ``dbt`` namespace object (lazy)."""
+    return LazyBuiltins(ctx)
+
+
+def _build(ctx: RenderContext) -> dict[str, Any]:
     adapter = (ctx.adapter_type or "duckdb").lower()
 
     def current_timestamp(*a: Any, **k: Any) -> str:

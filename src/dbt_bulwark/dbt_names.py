@@ -7,8 +7,13 @@ from "an unknown macro" (a finding).
 
 from __future__ import annotations
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 # members of dbt's Jinja context (base, target, configured, provider, macro contexts)
-CONTEXT_MEMBERS: frozenset[str] = frozenset("""
+CONTEXT_MEMBERS: frozenset[str] = frozenset(_words("""
 adapter adapter_macro api builtins column compiled_code config context_macro_stack database
 dbt dbt_metadata_envs dbt_version debug defer_relation diff_of_two_dicts doc env env_var
 exceptions execute flags fromjson fromyaml function graph invocation_args_dict invocation_id
@@ -18,10 +23,10 @@ selected_resources set set_strict source source_node sql sql_now statement store
 store_result submit_python_job target this thread_id tojson toyaml try_or_compiler_error
 validation var write zip zip_strict caller varargs kwargs loop range dict list namespace
 lipsum cycler joiner true false none True False None
-""".split())
+"""))
 
 # macros of dbt's global project (the internal `dbt` package), adapter prefixes removed
-GLOBAL_MACROS: frozenset[str] = frozenset("""
+GLOBAL_MACROS: frozenset[str] = frozenset(_words("""
 after_commit alter_column_comment alter_column_type alter_relation_add_remove_columns
 alter_relation_comment any_value apply_grants array_append array_concat array_construct
 assert_columns_equivalent before_begin bool_or build_config_dict build_ref_function
@@ -70,6 +75,6 @@ support_multiple_grantees_per_dcl_statement sync_column_schemas table_columns_an
 test_accepted_values test_not_null test_relationships test_unique truncate_relation
 type_bigint type_boolean type_float type_int type_numeric type_string type_timestamp
 unique_key_fields unique_key_is_not_null unique_key_is_null unique_key_join_on validate_sql
-""".split())
+"""))
 
 BUILTIN_NAMES: frozenset[str] = CONTEXT_MEMBERS | GLOBAL_MACROS

@@ -31,6 +31,9 @@ from dbt_bulwark.policy import Policy
 from dbt_bulwark.project import Node, Project, RefCall
 
 CHECKED_TYPES = ("model", "snapshot", "analysis", "test")
+# pre-commit mode: how many levels of ancestors are inferred for the column check (beyond
+# that an upstream is "unknown" and the check stays silent); --all-files infers everything
+UPSTREAM_DEPTH = 3
 # sqlglot dialects tried when the project's dialect is only a guess: any one parsing = valid
 GUESS_DIALECTS = ("duckdb", "snowflake", "bigquery", "postgres", "databricks", "redshift",
                   "tsql", "trino")
@@ -95,8 +98,9 @@ def declared_packages(fs: Any, root: str) -> list[str]:
 def called_names(text: str) -> dict[str, int]:
     """Names called in a Jinja template (``foo(...)``, ``pkg.foo(...)`` -> ``pkg``,
     ``pkg.foo``) with the line of their first call."""
-    from dbt_bulwark.jinja_env import environment
     import jinja2.nodes as jn
+
+    from dbt_bulwark.jinja_env import environment
 
     try:
         tree = environment().parse(text)
@@ -136,8 +140,8 @@ def _duckdb_parse(sql: str) -> tuple[int, str] | None | bool:
     try:
         if con is None:
             con = _DUCK["con"] = duckdb.connect(":memory:")
-        raw = con.execute("select json_serialize_sql(?)", [sql]).fetchone()[0]
-        res = json.loads(raw)
+        row = con.execute("select json_serialize_sql(?)", [sql]).fetchone()
+        res = json.loads(row[0]) if row else {}
     except Exception:  # noqa: BLE001 - never crash on DuckDB trouble
         return False
     if not res.get("error"):
@@ -344,11 +348,16 @@ class FastCompile:
         self._resolver: Any = None
         self._macro_calls: dict[str, dict[str, int]] | None = None
         self._reported_macro_sites: set[tuple[str, str]] = set()
+        self.column_nodes: set[str] | None = None   # None: every checked node
 
     # -- helpers
     def add(self, path: str, line: int, col: int, code: str, message: str,
             severity: str = "error", hint: str = "", node: str = "") -> None:
         self.findings.append(Finding(path, line, col, code, message, severity, hint, node))
+
+    def add_at(self, path: str, pos: tuple[int, int], code: str, message: str,
+               severity: str = "error", hint: str = "", node: str = "") -> None:
+        self.add(path, pos[0], pos[1], code, message, severity, hint, node)
 
     def own(self, node: Node) -> bool:
         return node.package_name == self.project.name
@@ -356,8 +365,14 @@ class FastCompile:
     @property
     def resolver(self) -> Any:
         if self._resolver is None:
-            self._resolver = _resolver(self.project, self.dialect, self.trust_sources)
+            self._resolver = _resolver(self.project, self.dialect, self.trust_sources,
+                                       self.cache,
+                                       None if self.targets is None else UPSTREAM_DEPTH)
         return self._resolver
+
+    @property
+    def cache(self) -> Any:
+        return getattr(self.ctx.ws, "cache", None) if self.ctx is not None else None
 
     # -- entry point
     def run(self) -> list[Finding]:
@@ -386,9 +401,21 @@ class FastCompile:
                  if self.own(n) and n.resource_type in CHECKED_TYPES]
         if self.targets is None:
             return sorted(nodes, key=lambda n: n.unique_id)
+        changed = set(self.ctx.files) if self.ctx is not None else set()
         wanted = set(self.targets)
+        self.column_nodes = set()
         for uid in self.targets:
-            wanted |= self.project.children(uid)
+            target = self.project.nodes.get(uid)
+            if target is None:
+                continue
+            # the output of a node changes with its SQL/CSV, or with the YAML of a contract;
+            # a description or a test in YAML changes nothing its children read
+            if target.repo_path in changed or target.contract_enforced or \
+                    target.resource_type == "seed":
+                self.column_nodes.add(uid)
+                kids = self.project.children(uid)
+                wanted |= kids
+                self.column_nodes |= kids
         return sorted((n for n in nodes if n.unique_id in wanted), key=lambda n: n.unique_id)
 
     # -- references
@@ -441,7 +468,6 @@ class FastCompile:
 
     def ref_finding(self, res: Any, ref: RefCall, reason: str, path: str, line: int, col: int,
                     refable: dict[str, list[Node]], disabled: dict[str, Node]) -> None:
-        uid = res.unique_id
         if getattr(res, "resource_type", "") == "test":
             # dbt only warns for singular tests (and disables them when the target is disabled)
             add = self.add
@@ -665,19 +691,19 @@ class FastCompile:
             line, msg = compiled.error
             for name in compiled.vars_missing:
                 line_v, col_v = find_call(node.raw_code, "var", [name])
-                self.add(path, *at(line_v, col_v), "BLK120",
+                self.add_at(path, at(line_v, col_v), "BLK120",
                          f"var('{name}') has no default and is not set in `vars:` of "
                          "dbt_project.yml", node=uid,
                          hint=f"add `{name}:` under `vars:` in dbt_project.yml, pass --vars, "
                               f"or give a default: var('{name}', ...)")
             for name in compiled.env_missing:
                 line_e, col_e = find_call(node.raw_code, "env_var", [name])
-                self.add(path, *at(line_e, col_e), "BLK121",
+                self.add_at(path, at(line_e, col_e), "BLK121",
                          f"env_var('{name}') has no default and is not set", node=uid,
                          hint=f"give a default: env_var('{name}', '...'), or set it in "
                               "bulwark.yml `fast_compile: env_vars:` for the check")
             if not compiled.vars_missing and not compiled.env_missing:
-                self.add(path, *at(line, 0), "BLK105",
+                self.add_at(path, at(line, 0), "BLK105",
                          f"not checked: cannot render in compile mode{branch}: {msg}", "info",
                          node=uid)
             return
@@ -688,7 +714,7 @@ class FastCompile:
             return   # reported by check_references
         if compiled.warehouse_calls:
             calls = ", ".join(compiled.warehouse_calls[:3])
-            self.add(path, *at(1, 0), "BLK104",
+            self.add_at(path, at(1, 0), "BLK104",
                      f"SQL not checked: uses warehouse calls ({calls}) whose result bulwark "
                      "cannot know", "info", node=uid)
             return
@@ -699,15 +725,16 @@ class FastCompile:
         if verdict is not None:
             line, col = compiled.source_position(verdict.offset)
             if verdict.certain:
-                self.add(path, *at(line, col), "BLK130",
+                self.add_at(path, at(line, col), "BLK130",
                          f"SQL syntax error{branch}: {verdict.message}", node=uid,
                          hint=f"fix the SQL ({self.dialect} dialect)")
             else:
-                self.add(path, *at(line, col), "BLK131",
+                self.add_at(path, at(line, col), "BLK131",
                          f"SQL not checked: the {self.dialect} parser used by bulwark cannot "
                          f"read it ({verdict.message})", "info", node=uid)
             return
-        if self.check_columns and node.resource_type in ("model", "snapshot"):
+        if self.check_columns and node.resource_type in ("model", "snapshot") and \
+                (self.column_nodes is None or uid in self.column_nodes):
             self.check_node_columns(node, compiled, at, branch)
 
     def check_names(self, node: Node, compiled: Compiled, at: Any) -> bool:
@@ -753,11 +780,11 @@ class FastCompile:
                                did_you_mean(name, cands | set(GLOBAL_MACROS)))
         if missing_pkg_used:
             pkgs = ", ".join(sorted(missing_pkg_used))
-            self.add(path, *at(1, 0), "BLK103",
+            self.add_at(path, at(1, 0), "BLK103",
                      f"not checked: package {pkgs} not installed (run dbt deps)", "info",
                      node=uid)
         elif builtins_used:
-            self.add(path, *at(1, 0), "BLK104",
+            self.add_at(path, at(1, 0), "BLK104",
                      f"SQL not checked: uses dbt built-in(s) bulwark does not emulate "
                      f"({', '.join(sorted(set(builtins_used))[:3])})", "info", node=uid)
         return True
@@ -816,22 +843,30 @@ class FastCompile:
         if not upstream:
             return
         sql = compiled.sql or ""
-        unknown = find_unknown_columns(sql, self.dialect, upstream)
-        if unknown and self.how == "guess":
-            # the dialect is a guess: keep only what every common dialect agrees on
-            for other in ("snowflake", "bigquery", "postgres"):
-                if not unknown:
-                    break
-                again = {(u.line, u.col, u.name) for u in
-                         find_unknown_columns(sql, other, upstream)}
-                unknown = [u for u in unknown if (u.line, u.col, u.name) in again]
+        key = ("fc-unknown-columns", _digest(sql), self.dialect, self.how,
+               _digest(repr(sorted((k, sorted(v.items())) for k, v in upstream.items()))))
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            unknown = cached
+        else:
+            unknown = find_unknown_columns(sql, self.dialect, upstream)
+            if unknown and self.how == "guess":
+                # the dialect is a guess: keep only what every common dialect agrees on
+                for other in ("snowflake", "bigquery", "postgres"):
+                    if not unknown:
+                        break
+                    again = {(u.line, u.col, u.name) for u in
+                             find_unknown_columns(sql, other, upstream)}
+                    unknown = [u for u in unknown if (u.line, u.col, u.name) in again]
+            if self.cache is not None:
+                self.cache.put(key, unknown)
         for unk in unknown:
             offset = compiled.rendered_offset(unk.line, unk.col)
             line, col = compiled.source_position(offset)
             what = f"{unk.table}.{unk.name}" if unk.table else unk.name
             hint = f"did you mean '{unk.suggestion}'?" if unk.suggestion else \
                 "check the upstream model's columns"
-            self.add(node.repo_path, *at(line, col), "BLK140",
+            self.add_at(node.repo_path, at(line, col), "BLK140",
                      f"column '{what}' is not provided by any relation this query "
                      f"reads{branch}", hint=hint, node=node.unique_id)
 
@@ -973,18 +1008,51 @@ def check_properties(path: str, data: Any) -> list[Finding]:
     return out
 
 
-def _resolver(project: Project, dialect: str, trust_sources: bool) -> Any:
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _resolver(project: Project, dialect: str, trust_sources: bool, cache: Any = None,
+              max_depth: int | None = None) -> Any:
     """A SchemaResolver; declared source columns count only when trusted by policy
-    (documentation often lists only part of a raw table's columns)."""
+    (documentation often lists only part of a raw table's columns). Inferred model
+    schemas are kept in the parse cache, keyed by the SQL and its upstream columns."""
     from dbt_bulwark.project import Source
     from dbt_bulwark.schema import ModelSchema, SchemaResolver
 
     class _Resolver(SchemaResolver):
+        def schema(self, unique_id: str) -> ModelSchema:
+            if max_depth is not None and unique_id not in self._memo and \
+                    len(self._busy) >= max_depth:
+                # too far up the DAG for a pre-commit run: unknown (silence), not memoized
+                return ModelSchema(unique_id, None, "unknown", "beyond the depth checked")
+            return super().schema(unique_id)
+
         def _schema(self, unique_id: str) -> ModelSchema:
             if not trust_sources and isinstance(self.project.get(unique_id), Source):
                 return ModelSchema(unique_id, None, "unknown",
                                    "declared source columns may be incomplete")
             return super()._schema(unique_id)
+
+        def infer(self, node: Node) -> ModelSchema:
+            if cache is None:
+                return super().infer(node)
+            compiled, upstream = self.upstream_for(node)
+            if compiled.sql is None or not compiled.trusted:
+                return super().infer(node)
+            key = ("fc-infer", _digest(compiled.sql), self.dialect, _digest(repr(sorted(
+                (k, sorted(v.items()) if v is not None else None)
+                for k, v in upstream.items()))))
+            hit = cache.get(key)
+            if hit is not None:
+                cols, reason = hit
+                return ModelSchema(node.unique_id, cols, "sql" if cols is not None else
+                                   "unknown", reason, compiled, upstream)
+            out = super().infer(node)
+            cache.put(key, (out.columns, out.reason))
+            return out
 
     return _Resolver(project, dialect)
 

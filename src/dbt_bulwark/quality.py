@@ -249,7 +249,7 @@ def build_empty(session: DbtSession, targets: set[str] | None) -> LayerOutcome:
             return out
         out.summary = f"{len(errors)} model(s)/test(s) rejected by the database"
     else:
-        out.summary = f"{models} model(s) built empty, {tests} test(s) ran"
+        out.summary = f"{models} node(s) built empty, {tests} test(s) ran"
         if skipped:
             out.summary += f"; {len(skipped)} skipped"
     return out
