@@ -124,6 +124,20 @@ HOOK_CASES: list[Case] = [
         vs="dbt parse && dbt compile",
     ),
     Case(
+        "bulwark fast-compile --all-files (cold)",
+        "bulwark",
+        [FC + ["--no-cache", "--all-files"]],
+        before_each="clear-cache",
+        vs="dbt parse (full)",
+    ),
+    Case(
+        "bulwark fast-compile --all-files (warm)",
+        "bulwark",
+        [FC + ["--all-files"]],
+        warmup=1,
+        vs="dbt parse (partial)",
+    ),
+    Case(
         "bulwark check-contracts (all)",
         "bulwark",
         [["{bulwark}", "check-contracts", "--all-files", "--project-dir", "{project}"]],

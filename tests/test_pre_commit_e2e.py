@@ -34,7 +34,9 @@ import yaml
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FIXTURE_PROJECT = REPO_ROOT / "tests" / "fixtures" / "projects" / "basic"
+# the bundled sample project: clean under every hook (the oracle fixtures carry
+# deliberate policy violations, so they are not "a clean project")
+FIXTURE_PROJECT = REPO_ROOT / "examples" / "jaffle_bulwark"
 EXAMPLE_CONFIG = REPO_ROOT / "hooks" / "pre-commit-config.example.yaml"
 STATIC_HOOKS = ("fast-compile", "check-contracts", "check-critical-tags", "check-schema-diff")
 PUSH_ONLY_HOOKS = ("bulwark-ci", "check-baselines")
