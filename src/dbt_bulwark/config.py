@@ -11,7 +11,7 @@ update key by key, ``grants`` appends per key, everything else is replaced.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 APPEND_KEYS = frozenset({"tags", "pre-hook", "post-hook", "packages"})
@@ -91,7 +91,7 @@ def merge_into(result: dict[str, Any], partial: Mapping[str, Any]) -> dict[str, 
     return result
 
 
-def merge_config_calls(calls: list[Mapping[str, Any]]) -> dict[str, Any]:
+def merge_config_calls(calls: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Several ``config()`` calls in one file, merged as dbt's ``merge_config_dicts``."""
     out: dict[str, Any] = {}
     for call in calls:

@@ -110,7 +110,7 @@ class PermissiveUndefined(jinja2.Undefined):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self
 
-    def __iter__(self):  # type: ignore[override]
+    def __iter__(self):  # type: ignore[override,unused-ignore]
         return iter(())
 
     def __bool__(self) -> bool:
@@ -592,7 +592,7 @@ class _Namespace(dict):
         return bool(ctx.macros.find(key, self._package) if self._package else None) or bool(
             ctx.macros.find(key)) or key in ctx.macros.by_package or key in ctx.fallback
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override,unused-ignore]
         try:
             return self[key]
         except KeyError:
@@ -604,7 +604,7 @@ def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     template = environment(True).from_string(text)
     context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
     try:
-        return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined]
+        return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
     except _Return as ret:  # a top-level {{ return() }}
         return str(ret.value)
 

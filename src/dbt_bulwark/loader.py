@@ -61,9 +61,9 @@ def project_for_path(project_roots: list[str], repo_path: str) -> str | None:
     """The innermost project directory containing ``repo_path``."""
     best: str | None = None
     for root in project_roots:
-        if root == "" or repo_path == root or repo_path.startswith(root + "/"):
-            if best is None or len(root) > len(best):
-                best = root
+        inside = root == "" or repo_path == root or repo_path.startswith(root + "/")
+        if inside and (best is None or len(root) > len(best)):
+            best = root
     return best
 
 
@@ -219,6 +219,16 @@ class _Loader:
                     seen.add(repo_path)
                     out.append((repo_path[len(base) + 1:] if base else repo_path, repo_path))
         return out
+
+
+def _dict_at(item: Mapping[str, Any], key: str) -> dict[str, Any]:
+    value = item.get(key)
+    return dict(value) if isinstance(value, Mapping) else {}
+
+
+def _list_at(item: Mapping[str, Any], key: str) -> list[Any]:
+    value = item.get(key)
+    return list(value) if isinstance(value, list) else []
 
 
 def _coerce_scalar(text: str) -> Any:
@@ -425,8 +435,8 @@ def parse_tests(items: Any, column: str | None, path: str, line: int) -> list[Da
                 keys = [k for k in item if k not in ("name", "config", "description")]
                 name = str(keys[0] if keys else next(iter(item)))
                 kwargs = item[name] if isinstance(item.get(name), dict) else {}
-            conf = kwargs.get("config") if isinstance(kwargs.get("config"), dict) else {}
-            out.append(DataTest(name, column, dict(kwargs), path, item_line, dict(conf)))
+            out.append(DataTest(name, column, dict(kwargs), path, item_line,
+                                _dict_at(kwargs, "config")))
     return out
 
 
@@ -445,11 +455,8 @@ def parse_columns(items: Any, path: str, loader: _Loader, owner: str) -> list[Co
         line = yamlio.line_of(item)
         tests = parse_tests(item.get("data_tests", item.get("tests")), name, path, line)
         dt = item.get("data_type")
-        cons = item.get("constraints") if isinstance(item.get("constraints"), list) else []
-        meta = item.get("meta") if isinstance(item.get("meta"), dict) else {}
-        conf = item.get("config") if isinstance(item.get("config"), dict) else {}
-        if isinstance(conf.get("meta"), dict):
-            meta = {**meta, **conf["meta"]}
+        cons = _list_at(item, "constraints")
+        meta = {**_dict_at(item, "meta"), **_dict_at(_dict_at(item, "config"), "meta")}
         out.append(Column(name=name, data_type=str(dt) if dt is not None else None,
                           description=str(item.get("description") or ""), line=line,
                           constraints=[c for c in cons if isinstance(c, dict)], tests=tests,
@@ -793,7 +800,7 @@ class _ProjectBuilder:
         exp = Exposure(unique_id=f"exposure.{pkg.name}.{name}", name=name, package_name=pkg.name,
                        repo_path=rp, line=yamlio.line_of(entry), fqn=fqn,
                        exposure_type=str(entry.get("type") or ""),
-                       owner=entry.get("owner") if isinstance(entry.get("owner"), dict) else {},
+                       owner=_dict_at(entry, "owner"),
                        refs=[RefCall(str(n), p, v) for n, p, v in parsed["refs"]],
                        sources=[(str(a), str(b)) for a, b in parsed["sources"]], config=conf,
                        description=str(entry.get("description") or ""),
@@ -951,9 +958,10 @@ class _ProjectBuilder:
                     node.config["enabled"] = False
                     project.disabled_tests[node.unique_id] = node
         for ut in project.unit_tests:
-            pkg = self.pkgs.get(ut.package_name)
-            if pkg is None:
+            ut_pkg = self.pkgs.get(ut.package_name)
+            if ut_pkg is None:
                 continue
+            pkg = ut_pkg
             ofp = ut.repo_path[len(pkg.root) + 1:] if pkg.root else ut.repo_path
             rel = ofp.split("/", 1)[1] if "/" in ofp else ofp
             node = Node(unique_id=f"unit_test.{pkg.name}.{ut.model}.{ut.name}",

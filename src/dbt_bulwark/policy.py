@@ -163,7 +163,7 @@ def read_policy_file(fs: Any, rel: str) -> dict[str, Any] | None:
             import tomllib
         except ImportError:  # pragma: no cover - Python 3.10
             try:
-                import tomli as tomllib  # type: ignore[no-redef]
+                import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
             except ImportError:
                 return None
         try:

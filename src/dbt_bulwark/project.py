@@ -304,7 +304,8 @@ class Project:
                       if n.version is not None and str(n.version) == str(n.latest_version)]
             candidates = latest or candidates
         own = [n for n in candidates if n.package_name == self.name]
-        return (own or candidates or [None])[0]
+        found = own or candidates
+        return found[0] if found else None
 
     def node_for_file(self, repo_path: str) -> list[Node]:
         out = [n for n in self.nodes.values() if n.repo_path == repo_path]

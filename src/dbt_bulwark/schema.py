@@ -84,19 +84,19 @@ class SchemaResolver:
         if res.resource_type == "seed":
             types = res.config.get("column_types") or {}
             declared = {c.name.lower(): c.data_type for c in res.columns}
-            cols = {name: (types.get(name) if isinstance(types, dict) else None)
-                    or declared.get(name.lower()) for name in res.seed_columns}
-            return ModelSchema(unique_id, cols or None, "seed")
+            seed_cols: Columns = {name: (types.get(name) if isinstance(types, dict) else None)
+                                  or declared.get(name.lower()) for name in res.seed_columns}
+            return ModelSchema(unique_id, seed_cols or None, "seed")
         if res.resource_type not in ("model", "snapshot"):
             return ModelSchema(unique_id, None, "unknown", f"{res.resource_type}")
         if res.contract_enforced and res.columns:
             return ModelSchema(unique_id, {c.name: c.data_type for c in res.columns}, "contract")
         inferred = self.infer(res)
         if res.resource_type == "snapshot" and inferred.columns is not None:
-            cols = dict(inferred.columns)
+            snap_cols: Columns = dict(inferred.columns)
             for extra in ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"):
-                cols.setdefault(extra, None)
-            inferred.columns = cols
+                snap_cols.setdefault(extra, None)
+            inferred.columns = snap_cols
         return inferred
 
     def upstream_for(self, node: Node) -> tuple[Compiled, dict[str, Columns | None]]:

@@ -112,7 +112,7 @@ def _method_match(project: Project, res: Resource, method: str, arg: str | None,
             return fnmatchcase(names[1], parts[0])
         if len(parts) == 2:
             return fnmatchcase(names[1], parts[0]) and fnmatchcase(names[2], parts[1])
-        return all(fnmatchcase(n, p) for n, p in zip(names, parts))
+        return all(fnmatchcase(n, p) for n, p in zip(names, parts, strict=False))
     if method == "resource_type":
         return rt == value
     if method == "unique_id":

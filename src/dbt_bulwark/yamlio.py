@@ -42,7 +42,7 @@ def _rebuild_linedict(data: dict, line: int, key_lines: dict) -> LineDict:
     return d
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type,unused-ignore]
     pass
 
 

@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from dbt_bulwark.findings import EXIT_OK, report
+from dbt_bulwark.findings import EXIT_OK, Finding, report
 from dbt_bulwark.project import Node, Project, Resource
 
 CONFIG_KEYS = ("tags", "materialized", "enabled", "contract", "access", "meta", "group",
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
 
     ws = open_workspace(args.project_dir, args.repo_root, args.vars, not args.no_cache)
     out = sys.stdout
-    problems = []
+    problems: list[Finding] = []
     for project in ws.projects():
         problems.extend(f for f in project.findings if f.severity in ("error", "warning"))
         chosen = select(project, args.select, args.exclude, args.resource_type,
