@@ -1,14 +1,16 @@
 """A content-hash parse cache, so a second run on an unchanged tree does not re-parse.
 
 Keys are tuples such as ``("yaml", sha1-of-text)``; values are whatever the loader
-stored (plain data that pickles). The cache is one file under
-``<repo>/.bulwark-cache/`` (which ignores itself via its own ``.gitignore``).
+stored (plain data that pickles). Each cache is one file under
+``<repo>/.bulwark-cache/`` (which ignores itself via its own ``.gitignore``), named
+after a stamp of the code so that another version never reads it.
 Entries not used by a run are dropped when the file grows past ``MAX_ENTRIES``.
 A corrupt or unreadable cache is ignored, never an error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
@@ -21,13 +23,35 @@ CACHE_DIR = ".bulwark-cache"
 MAX_ENTRIES = 200_000
 
 
+def _code_stamp() -> str:
+    """Version plus the size/mtime of this package's modules: a code change is a new cache."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    parts = [__version__]
+    for path in sorted(here.glob("*.py")):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path.name}:{st.st_size}:{int(st.st_mtime)}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
 class ParseCache:
+    """Loaded from disk on first use, so a run that never asks pays nothing."""
+
     def __init__(self, directory: str | os.PathLike[str] | None, name: str = "parse"):
         self.directory = Path(directory) if directory else None
-        self.path = self.directory / f"{name}-{__version__}.pickle" if self.directory else None
+        self.path = self.directory / f"{name}-{_code_stamp()}.pickle" if self.directory else None
+        self.name = name
         self._data: dict[Any, Any] = {}
         self._used: set[Any] = set()
         self._dirty = False
+        self._loaded = False
+
+    def _load(self) -> None:
+        self._loaded = True
         if self.path and self.path.is_file():
             try:
                 with open(self.path, "rb") as fh:
@@ -42,12 +66,16 @@ class ParseCache:
                 self._data = {}
 
     def get(self, key: Any) -> Any:
+        if not self._loaded:
+            self._load()
         value = self._data.get(key)
         if value is not None:
             self._used.add(key)
         return value
 
     def put(self, key: Any, value: Any) -> None:
+        if not self._loaded:
+            self._load()
         self._data[key] = value
         self._used.add(key)
         self._dirty = True
@@ -68,11 +96,18 @@ class ParseCache:
                 pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, self.path)
             self._dirty = False
+            for old in self.directory.glob(f"{self.name}-*.pickle"):
+                if old != self.path:  # caches written by another version of the code
+                    with contextlib.suppress(OSError):
+                        old.unlink()
         except OSError:
             pass  # a read-only checkout still works, just without a cache
 
 
-def open_cache(repo_root: str | os.PathLike[str] | None, enabled: bool = True) -> ParseCache | None:
+def open_cache(repo_root: str | os.PathLike[str] | None, enabled: bool = True,
+               name: str = "parse") -> ParseCache | None:
+    """The parse cache (YAML, dbt-extractor, parse renders) or, with ``name="analysis"``,
+    the cache of compiled SQL and inferred columns (read only by hooks that need it)."""
     if not enabled or repo_root is None or os.environ.get("BULWARK_NO_CACHE"):
         return None
-    return ParseCache(Path(repo_root) / CACHE_DIR)
+    return ParseCache(Path(repo_root) / CACHE_DIR, name)

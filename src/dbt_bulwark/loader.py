@@ -581,8 +581,8 @@ class _ProjectBuilder:
             self.read_properties(pkg, rel, rp)
         self.apply_versions()
         self.resolve_all()
-        self.build_tests()
         self.link()
+        project._tests_loader = self.load_tests
         project.findings = L.findings
         project.macros_hash = self.macros_hash
         project.cache = L.cache
@@ -910,7 +910,13 @@ class _ProjectBuilder:
                            severity="warning",
                            hint=f"create the {rt} file, or remove or rename this entry")
 
-    def build_tests(self) -> None:
+    def load_tests(self, enabled_out: dict[str, Node], disabled_out: dict[str, Node]) -> None:
+        """Build the test nodes into the given dicts and link them (called lazily)."""
+        self.build_tests(enabled_out, disabled_out)
+        self.link(list(enabled_out.values()), record_unresolved=False)
+        self.project.invalidate_graph()
+
+    def build_tests(self, enabled_out: dict[str, Node], disabled_out: dict[str, Node]) -> None:
         """Generic data tests and unit tests as dbt creates them (see generic_tests.py)."""
         from dbt_bulwark.generic_tests import build_test_node
 
@@ -953,10 +959,10 @@ class _ProjectBuilder:
                     "test", node.fqn, pkg, self.root_pkg, None, None, calls, yaml_path)
                 node.config.update(extra)
                 if enabled and node.enabled:
-                    project.data_tests[node.unique_id] = node
+                    enabled_out[node.unique_id] = node
                 else:
                     node.config["enabled"] = False
-                    project.disabled_tests[node.unique_id] = node
+                    disabled_out[node.unique_id] = node
         for ut in project.unit_tests:
             ut_pkg = self.pkgs.get(ut.package_name)
             if ut_pkg is None:
@@ -973,12 +979,12 @@ class _ProjectBuilder:
                 "unit_test", node.fqn, pkg, self.root_pkg, None, None, None, ut.repo_path)
             model = project.model_by_name(ut.model)
             if model is not None and node.enabled:
-                project.data_tests[node.unique_id] = node
+                enabled_out[node.unique_id] = node
             else:
                 node.config["enabled"] = False
-                project.disabled_tests[node.unique_id] = node
+                disabled_out[node.unique_id] = node
 
-    def link(self) -> None:
+    def link(self, items: list[Any] | None = None, record_unresolved: bool = True) -> None:
         """Resolve refs and sources into ``depends_on`` (dbt's search order)."""
         project = self.project
         refable: dict[str, list[Node]] = {}
@@ -989,8 +995,6 @@ class _ProjectBuilder:
         by_source: dict[tuple[str, str], list[Source]] = {}
         for src in project.sources.values():
             by_source.setdefault((src.source_name, src.name), []).append(src)
-        project.unresolved = []
-
         def search(current_pkg: str, target_pkg: str | None) -> list[str | None]:
             if target_pkg:
                 return [target_pkg]
@@ -1021,23 +1025,25 @@ class _ProjectBuilder:
                         return cand
             return None
 
-        all_items: list[Any] = list(project.nodes.values()) + list(project.exposures.values()) \
-            + list(project.data_tests.values())
-        for nodes in project.disabled.values():
-            all_items.extend(nodes)
-        for item in all_items:
+        if items is None:
+            items = list(project.nodes.values()) + list(project.exposures.values())
+            for nodes in project.disabled.values():
+                items.extend(nodes)
+        for item in items:
             deps: list[str] = []
             for ref in item.refs:
                 target = resolve_ref(ref, item.package_name)
                 if target is None:
                     reason = "disabled" if ref.name in disabled_names else "missing"
-                    project.unresolved.append((item.unique_id, ref, reason))
+                    if record_unresolved:
+                        project.unresolved.append((item.unique_id, ref, reason))
                 elif target.unique_id not in deps:
                     deps.append(target.unique_id)
             for src in item.sources:
                 found = resolve_source(src, item.package_name)
                 if found is None:
-                    project.unresolved.append((item.unique_id, src, "missing"))
+                    if record_unresolved:
+                        project.unresolved.append((item.unique_id, src, "missing"))
                 elif found.unique_id not in deps:
                     deps.append(found.unique_id)
             item.depends_on = deps

@@ -257,9 +257,6 @@ class Project:
     sources: dict[str, Source] = field(default_factory=dict)
     disabled_sources: dict[str, Source] = field(default_factory=dict)
     exposures: dict[str, Exposure] = field(default_factory=dict)
-    # generic data tests and unit tests as dbt names them (test.<pkg>.<name>.<hash>)
-    data_tests: dict[str, Node] = field(default_factory=dict)
-    disabled_tests: dict[str, Node] = field(default_factory=dict)
     unit_tests: list[UnitTest] = field(default_factory=list)
     groups: dict[str, tuple[str, int]] = field(default_factory=dict)
     macros: MacroIndex | None = None
@@ -273,22 +270,51 @@ class Project:
     # (unique_id of the referring node, RefCall or (source, table), "missing" | "disabled")
     unresolved: list[tuple[str, Any, str]] = field(default_factory=list)
     _children: dict[str, set[str]] | None = field(default=None, repr=False)
+    _test_children: dict[str, set[str]] | None = field(default=None, repr=False)
+    # generic data tests and unit tests as dbt names them (test.<pkg>.<name>.<hash>):
+    # built on first use (most hooks never need them), see ``data_tests``
+    _data_tests: dict[str, Node] = field(default_factory=dict, repr=False)
+    _disabled_tests: dict[str, Node] = field(default_factory=dict, repr=False)
+    _tests_loader: Any = field(default=None, repr=False)
+
+    # -- data tests (lazy)
+    def _ensure_tests(self) -> None:
+        loader, self._tests_loader = self._tests_loader, None
+        if loader is not None:
+            loader(self._data_tests, self._disabled_tests)
+
+    @property
+    def data_tests(self) -> dict[str, Node]:
+        """Enabled generic data tests and unit tests (``test.*``, ``unit_test.*``)."""
+        self._ensure_tests()
+        return self._data_tests
+
+    @property
+    def disabled_tests(self) -> dict[str, Node]:
+        self._ensure_tests()
+        return self._disabled_tests
 
     # -- lookups
-    def resources(self, include_disabled: bool = False) -> Iterator[Resource]:
+    def resources(self, include_disabled: bool = False,
+                  include_tests: bool = True) -> Iterator[Resource]:
         yield from self.nodes.values()
         yield from self.sources.values()
         yield from self.exposures.values()
-        yield from self.data_tests.values()
+        if include_tests:
+            yield from self.data_tests.values()
         if include_disabled:
             for nodes in self.disabled.values():
                 yield from nodes
             yield from self.disabled_sources.values()
-            yield from self.disabled_tests.values()
+            if include_tests:
+                yield from self.disabled_tests.values()
 
     def get(self, unique_id: str) -> Resource | None:
-        return self.nodes.get(unique_id) or self.sources.get(unique_id) or \
-            self.exposures.get(unique_id) or self.data_tests.get(unique_id)
+        found = self.nodes.get(unique_id) or self.sources.get(unique_id) or \
+            self.exposures.get(unique_id)
+        if found is None and unique_id.startswith(("test.", "unit_test.")):
+            found = self.data_tests.get(unique_id)
+        return found
 
     def models(self, include_packages: bool = True) -> list[Node]:
         return [n for n in self.nodes.values() if n.resource_type == "model"
@@ -319,25 +345,42 @@ class Project:
         return list(getattr(res, "depends_on", []) or []) if res else []
 
     def children_map(self) -> dict[str, set[str]]:
+        """Parent -> children over models, seeds, snapshots, sources, exposures and
+        singular tests (generic data tests: see :meth:`test_children_map`)."""
         if self._children is None:
             children: dict[str, set[str]] = {}
-            for res in self.resources():
+            for res in self.resources(include_tests=False):
                 for parent in getattr(res, "depends_on", []) or []:
                     children.setdefault(parent, set()).add(res.unique_id)
             self._children = children
         return self._children
 
-    def children(self, unique_id: str) -> set[str]:
-        return self.children_map().get(unique_id, set())
+    def test_children_map(self) -> dict[str, set[str]]:
+        """Parent -> generic data tests and unit tests attached to it."""
+        if self._test_children is None:
+            children: dict[str, set[str]] = {}
+            for test in self.data_tests.values():
+                for parent in test.depends_on:
+                    children.setdefault(parent, set()).add(test.unique_id)
+            self._test_children = children
+        return self._test_children
 
-    def descendants(self, unique_id: str, depth: int | None = None) -> set[str]:
-        return _walk(unique_id, self.children, depth)
+    def children(self, unique_id: str, include_tests: bool = False) -> set[str]:
+        kids = self.children_map().get(unique_id, set())
+        if include_tests:
+            kids = kids | self.test_children_map().get(unique_id, set())
+        return kids
+
+    def descendants(self, unique_id: str, depth: int | None = None,
+                    include_tests: bool = False) -> set[str]:
+        return _walk(unique_id, lambda u: self.children(u, include_tests), depth)
 
     def ancestors(self, unique_id: str, depth: int | None = None) -> set[str]:
         return _walk(unique_id, lambda u: set(self.parents(u)), depth)
 
     def invalidate_graph(self) -> None:
         self._children = None
+        self._test_children = None
 
     def repo_path_of_project_file(self, rel: str) -> str:
         from dbt_bulwark.fs import join

@@ -141,7 +141,8 @@ def _parse_method(body: str) -> tuple[str, str | None, str]:
     return "fqn", None, body
 
 
-def _select_atom(project: Project, atom: str, universe: list[Resource]) -> set[str]:
+def _select_atom(project: Project, atom: str, universe: list[Resource],
+                 with_tests: bool = True) -> set[str]:
     m = _ATOM_RE.match(atom)
     if not m or not m.group("body"):
         raise UsageError(f"cannot parse selector {atom!r}")
@@ -150,7 +151,7 @@ def _select_atom(project: Project, atom: str, universe: list[Resource]) -> set[s
     out = set(base)
     if m.group("at"):
         for uid in base:
-            desc = project.descendants(uid)
+            desc = project.descendants(uid, include_tests=with_tests)
             out |= desc
             for d in desc | {uid}:
                 out |= project.ancestors(d)
@@ -162,7 +163,7 @@ def _select_atom(project: Project, atom: str, universe: list[Resource]) -> set[s
     if m.group("children"):
         depth = int(m.group("cdepth")) if m.group("cdepth") else None
         for uid in base:
-            out |= project.descendants(uid, depth)
+            out |= project.descendants(uid, depth, include_tests=with_tests)
     return out
 
 
@@ -189,11 +190,12 @@ def _with_tests(project: Project, chosen: set[str], tests: list[Resource], mode:
     return out
 
 
-def _evaluate(project: Project, terms: list[str], universe: list[Resource]) -> set[str]:
+def _evaluate(project: Project, terms: list[str], universe: list[Resource],
+              with_tests: bool = True) -> set[str]:
     chosen: set[str] = set()
     for term in terms:
         parts = [p for p in term.split(",") if p]
-        sets = [_select_atom(project, p, universe) for p in parts]
+        sets = [_select_atom(project, p, universe, with_tests) for p in parts]
         if sets:
             chosen |= set.intersection(*sets)
     return chosen
@@ -210,19 +212,20 @@ def select(project: Project, selector: str | Iterable[str] | None,
     ``dbt ls``). The default for policies, ``empty``, returns no test nodes unless
     ``resource_types`` asks for them.
     """
-    universe = list(project.resources())
+    types = set(resource_types or [])
+    with_tests = indirect_selection != "empty" or bool(types & TEST_TYPES)
+    universe = list(project.resources(include_tests=with_tests))
     tests = [r for r in universe if r.resource_type in TEST_TYPES]
     selectors = _split(selector)
     if selectors:
-        chosen = _with_tests(project, _evaluate(project, selectors, universe), tests,
+        chosen = _with_tests(project, _evaluate(project, selectors, universe, with_tests), tests,
                              indirect_selection)
     else:
         chosen = {r.unique_id for r in universe}
     excluded = _split(exclude)
     if excluded:
-        chosen -= _with_tests(project, _evaluate(project, excluded, universe), tests,
+        chosen -= _with_tests(project, _evaluate(project, excluded, universe, with_tests), tests,
                               "eager" if indirect_selection != "empty" else "empty")
-    types = set(resource_types or [])
     if indirect_selection == "empty" and not types & TEST_TYPES:
         chosen = {u for u in chosen if not u.startswith(("test.", "unit_test."))}
     return [r for r in universe if r.unique_id in chosen and (not types or r.resource_type in types)]

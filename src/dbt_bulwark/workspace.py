@@ -57,11 +57,14 @@ class Workspace:
     project_roots: list[str]
     cli_vars: dict[str, Any] = field(default_factory=dict)
     cache: ParseCache | None = None
+    analysis_cache: ParseCache | None = None
     _projects: dict[str, Project] = field(default_factory=dict)
 
     def project(self, root: str) -> Project:
         if root not in self._projects:
-            self._projects[root] = load_project(self.fs, root, self.cli_vars, self.cache)
+            project = load_project(self.fs, root, self.cli_vars, self.cache)
+            project.cache = self.analysis_cache
+            self._projects[root] = project
         return self._projects[root]
 
     def projects(self) -> list[Project]:
@@ -117,8 +120,9 @@ class Workspace:
             return join(p.as_posix())
 
     def save(self) -> None:
-        if self.cache is not None:
-            self.cache.save()
+        for cache in (self.cache, self.analysis_cache):
+            if cache is not None:
+                cache.save()
 
 
 def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,
@@ -143,7 +147,8 @@ def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None 
     else:
         roots = discover_projects(fs)
     ws = Workspace(repo_root=root, fs=fs, project_roots=roots, cli_vars=parse_vars(vars_text),
-                   cache=open_cache(root, use_cache))
+                   cache=open_cache(root, use_cache),
+                   analysis_cache=open_cache(root, use_cache, "analysis"))
     return ws
 
 
