@@ -585,6 +585,11 @@ class _ProjectBuilder:
         project._tests_loader = self.load_tests
         project.findings = L.findings
         project.macros_hash = self.macros_hash
+        fs_root = getattr(L.fs, "root", None)
+        if fs_root is not None:
+            from pathlib import Path
+
+            project.abs_root = Path(fs_root) / getattr(L.fs, "prefix", "") / L.root
         project.cache = L.cache
         return project
 

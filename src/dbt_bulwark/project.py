@@ -265,6 +265,7 @@ class Project:
     findings: list[Finding] = field(default_factory=list)     # problems met while loading
     yaml_files: dict[str, Any] = field(default_factory=dict)  # repo path -> parsed YAML
     adapter_type: str | None = None
+    abs_root: Any = None                                      # pathlib.Path of the project dir
     macros_hash: str = ""                                     # content hash of every macro file
     cache: Any = field(default=None, repr=False)              # the ParseCache it was loaded with
     # (unique_id of the referring node, RefCall or (source, table), "missing" | "disabled")

@@ -183,7 +183,7 @@ def detect_adapter(project: Project) -> str | None:
     candidates = []
     if os.environ.get("DBT_PROFILES_DIR"):
         candidates.append(Path(os.environ["DBT_PROFILES_DIR"]) / "profiles.yml")
-    candidates.append(Path(project.root or ".") / "profiles.yml")
+    candidates.append(Path(project.abs_root or project.root or ".") / "profiles.yml")
     candidates.append(Path.home() / ".dbt" / "profiles.yml")
     for path in candidates:
         try:
