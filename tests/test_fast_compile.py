@@ -221,3 +221,21 @@ def test_sql_verdicts_never_come_from_sqlglot_alone() -> None:
     assert v is not None and v.certain
     # DuckDB accepts trailing commas: so does a DuckDB project
     assert sql_syntax_error("select a, from t", "duckdb", "profile") is None
+
+
+def test_macro_parameter_left_out_is_not_an_unknown_macro(tmp_path) -> None:
+    """`{{ money() }}` where `money(col)` ignores its parameter: dbt renders it fine."""
+    from dbt_bulwark.compiler import compile_node
+    from dbt_bulwark.fs import WorkTree
+    from dbt_bulwark.loader import load_project
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "macros").mkdir()
+    (tmp_path / "dbt_project.yml").write_text("name: p\n")
+    (tmp_path / "macros" / "m.sql").write_text(
+        "{% macro money(col) -%}\n::decimal(16,3)\n{%- endmacro %}\n")
+    (tmp_path / "models" / "a.sql").write_text("select 1{{ money() }} as x\n")
+    project = load_project(WorkTree(tmp_path), "")
+    compiled = compile_node(project, project.nodes["model.p.a"])
+    assert compiled.undefined == []
+    assert compiled.sql is not None and "::decimal(16,3)" in compiled.sql

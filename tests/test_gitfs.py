@@ -350,3 +350,14 @@ def test_changed_files_staged_untracked_deleted(repo):
     assert changed_files(repo / "models", "HEAD") == changed_files(repo, "HEAD")
     with pytest.raises(GitError, match="'nope'"):
         changed_files(repo, "nope")
+
+
+def test_missing_blob_is_an_unreadable_file_not_a_failure(repo: Path) -> None:
+    """A partial clone may lack a blob: that one file raises OSError, the tree still reads."""
+    commit(repo, {"big.csv": "a,b\n1,2\n", "small.sql": "select 1\n"})
+    oid = git(repo, "rev-parse", "HEAD:big.csv").strip()
+    (repo / ".git" / "objects" / oid[:2] / oid[2:]).unlink()
+    with GitTree(repo, "HEAD") as tree:
+        with pytest.raises(OSError, match="missing"):
+            tree.read_bytes("big.csv")
+        assert tree.read_bytes("small.sql") == b"select 1\n"

@@ -317,7 +317,7 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
     ctx = HookContext(args=_layer_args(spec, plan), ws=plan.ws, files=list(plan.files),
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
-    findings = collect(ctx, check, include_load_findings=first)
+    findings = collect(ctx, check, include_load_findings=first, load_findings="all")
     res.findings = findings
     res.details.extend(ctx.notes)
     fail_on = ctx.state.get("fail_on", "error")

@@ -242,9 +242,16 @@ class _CatFile:
                     if len(data) == size and proc.stdout.read(1) == b"\n":
                         return data
                 elif len(parts) == 2 and parts[1] == b"missing":
-                    raise GitError(f"object {oid} for {what} is missing from {self.top}")
+                    missing = True
+                else:
+                    missing = False
             except (OSError, ValueError):
-                pass
+                missing = False
+            else:
+                if missing:
+                    # a partial or shallow clone: that one file cannot be read (an OSError,
+                    # like an unreadable file on disk); the rest of the tree still can
+                    raise OSError(f"object {oid} for {what} is missing from {self.top}")
             self.close()  # the protocol is out of step: restart on the next read
             raise GitError(f"git cat-file failed while reading {what} in {self.top}")
 

@@ -96,7 +96,8 @@ class PermissiveUndefined(jinja2.Undefined):
     def __init__(self, hint: Any = None, obj: Any = jinja2.utils.missing, name: Any = None,
                  exc: Any = jinja2.exceptions.UndefinedError):
         super().__init__(hint, obj, name, exc)
-        if _UNDEFINED_LOG and name and obj is jinja2.utils.missing:
+        # a name looked up and not found (not a macro parameter left out: those carry a hint)
+        if _UNDEFINED_LOG and name and obj is jinja2.utils.missing and hint is None:
             _UNDEFINED_LOG[-1].append(str(name))
 
     def __getattr__(self, name: str) -> Any:

@@ -43,8 +43,14 @@ def open_context(args: argparse.Namespace) -> HookContext:
     return HookContext(args=args, ws=ws, files=files, all_files=all_files)
 
 
-def collect(ctx: HookContext, check: Check, include_load_findings: bool = True) -> list[Finding]:
-    """Run ``check`` on every project the change touches; return all findings."""
+def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
+            load_findings: str = "errors") -> list[Finding]:
+    """Run ``check`` on every project the change touches; return all findings.
+
+    Problems met while loading (invalid YAML, unreadable files...) of the touched files
+    are added: only errors by default (a hook cannot check what it cannot read), every
+    severity with ``load_findings="all"`` (fast-compile: what ``dbt parse`` reports).
+    """
     ws = ctx.ws
     affected = {} if ctx.all_files else ws.affected(ctx.files)
     roots = ws.project_roots if ctx.all_files else [r for r in ws.project_roots if r in affected]
@@ -55,7 +61,9 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True) 
         policy = load_policy(ws.fs, root)
         targets = None if ctx.all_files or "*" in affected.get(root, set()) else affected[root]
         if include_load_findings:
-            findings.extend(f for f in project.findings if ctx.all_files or f.path in changed)
+            findings.extend(f for f in project.findings
+                            if (ctx.all_files or f.path in changed)
+                            and (load_findings == "all" or f.severity == "error"))
         findings.extend(check(ctx, project, policy, targets))
         excludes = policy.get("exclude")
         if excludes:
@@ -73,10 +81,11 @@ def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
     return exit_code(findings, ctx.state.get("fail_on", "error"))
 
 
-def run_hook(args: argparse.Namespace, check: Check, summary: str = "") -> int:
+def run_hook(args: argparse.Namespace, check: Check, summary: str = "",
+             load_findings: str = "errors") -> int:
     ctx = open_context(args)
     if not ctx.ws.project_roots:
         sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
         return 0
-    findings = collect(ctx, check)
+    findings = collect(ctx, check, load_findings=load_findings)
     return finish(ctx, findings, summary)

@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from dbt_bulwark.fast_compile import check
     from dbt_bulwark.runner import run_hook
 
-    return run_hook(args, check)
+    return run_hook(args, check, load_findings="all")
 
 
 def run_dbt_parse(args: argparse.Namespace) -> int:
