@@ -151,6 +151,66 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
     return out
 
 
+_ENV_VAR_RE = re.compile(r"""env_var\(\s*['"]([^'"]+)['"]""")
+
+
+def _env_names(project: Project, node: Node) -> list[str] | None:
+    """Environment variables the node's template (or any macro) reads; None: unknowable."""
+    names = set(_ENV_VAR_RE.findall(node.raw_code))
+    macro_names = getattr(project, "_macro_env_names", None)
+    if macro_names is None:
+        macro_names = set()
+        if project.macros is not None:
+            for macros in project.macros.by_package.values():
+                for m in macros.values():
+                    macro_names.update(_ENV_VAR_RE.findall(m.text))
+        project._macro_env_names = macro_names  # type: ignore[attr-defined]
+    names |= macro_names
+    if "env_var" in node.raw_code and not names:
+        return None   # env_var() with a computed name
+    return sorted(names)
+
+
+def compile_key(project: Project, node: Node, is_incremental: bool = False,
+                env: Any = None) -> tuple | None:
+    """Content key of a compile: the node's code, its resolved parents, macros, vars,
+    config, and the values of the environment variables it can read."""
+    import hashlib
+    import os
+
+    if node.language != "sql":
+        return None
+    names = _env_names(project, node)
+    if names is None:
+        return None
+    environ = env if env is not None else os.environ
+    blob = repr((node.checksum, node.raw_code, node.package_name, node.unique_id,
+                 tuple(node.depends_on), project.macros_hash,
+                 sorted(project.vars.items(), key=lambda kv: str(kv[0])),
+                 sorted((k, str(v)) for k, v in node.config.items()), project.adapter_type,
+                 is_incremental, [(n, environ.get(n)) for n in names]))
+    return ("compile", hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
+
+
+def compile_cached(project: Project, node: Node, is_incremental: bool = False,
+                   env: dict[str, str] | None = None) -> Compiled:
+    """:func:`compile_node` through the project's content-hash cache (when it has one).
+
+    ``env`` replaces ``os.environ`` for ``env_var()``; the key holds the values of the
+    variables the template and macros read.
+    """
+    cache = getattr(project, "cache", None)
+    key = compile_key(project, node, is_incremental, env) if cache is not None else None
+    if key is not None and cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    out = compile_node(project, node, is_incremental=is_incremental, env=env)
+    if key is not None and cache is not None and not out.env_missing:
+        cache.put(key, out)
+    return out
+
+
 def _find(text: str, needle: str) -> int:
     idx = text.find(needle) if needle else -1
     return text.count("\n", 0, idx) + 1 if idx >= 0 else 1

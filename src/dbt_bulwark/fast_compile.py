@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.compiler import Compiled, compile_node, offset_to_line_col
+from dbt_bulwark.compiler import Compiled, compile_cached, offset_to_line_col
 from dbt_bulwark.dbt_names import BUILTIN_NAMES, GLOBAL_MACROS
 from dbt_bulwark.findings import Finding
 from dbt_bulwark.fs import join
@@ -366,13 +366,13 @@ class FastCompile:
     def resolver(self) -> Any:
         if self._resolver is None:
             self._resolver = _resolver(self.project, self.dialect, self.trust_sources,
-                                       self.cache,
                                        None if self.targets is None else UPSTREAM_DEPTH)
         return self._resolver
 
     @property
     def cache(self) -> Any:
-        return getattr(self.ctx.ws, "cache", None) if self.ctx is not None else None
+        """The analysis cache (compiled SQL, verdicts), read only by checks that need it."""
+        return self.project.cache
 
     # -- entry point
     def run(self) -> list[Finding]:
@@ -641,7 +641,7 @@ class FastCompile:
             hit = self.resolver._compiled.get(node.unique_id)
             if hit is not None:
                 return hit
-        out = compile_node(self.project, node, is_incremental=is_incremental, env=self.env)
+        out = compile_cached(self.project, node, is_incremental=is_incremental, env=self.env)
         if not is_incremental:
             self.resolver._compiled[node.unique_id] = out
         return out
@@ -721,7 +721,7 @@ class FastCompile:
         sql = compiled.sql
         if not self.check_sql or not _has_sql(sql):
             return
-        verdict = sql_syntax_error(sql, self.dialect, self.how)
+        verdict = self.syntax_verdict(sql)
         if verdict is not None:
             line, col = compiled.source_position(verdict.offset)
             if verdict.certain:
@@ -828,6 +828,17 @@ class FastCompile:
                  f"unknown macro '{name}': not in the project, an installed package or dbt",
                  hint=hint or "define the macro, install its package, or fix the name",
                  node=node.unique_id)
+
+    def syntax_verdict(self, sql: str) -> SyntaxVerdict | None:
+        """:func:`sql_syntax_error`, cached by content (parsing 2,000 models takes seconds)."""
+        key = ("fc-syntax", _digest(sql), self.dialect, self.how)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            return cached[0]
+        verdict = sql_syntax_error(sql, self.dialect, self.how)
+        if self.cache is not None:
+            self.cache.put(key, (verdict,))
+        return verdict
 
     def check_node_columns(self, node: Node, compiled: Compiled, at: Any, branch: str) -> None:
         from dbt_bulwark.columns import find_unknown_columns
@@ -1014,47 +1025,14 @@ def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _resolver(project: Project, dialect: str, trust_sources: bool, cache: Any = None,
+def _resolver(project: Project, dialect: str, trust_sources: bool,
               max_depth: int | None = None) -> Any:
     """A SchemaResolver; declared source columns count only when trusted by policy
-    (documentation often lists only part of a raw table's columns). Inferred model
-    schemas are kept in the parse cache, keyed by the SQL and its upstream columns."""
-    from dbt_bulwark.project import Source
-    from dbt_bulwark.schema import ModelSchema, SchemaResolver
+    (documentation often lists only part of a raw table's columns)."""
+    from dbt_bulwark.schema import SchemaResolver
 
-    class _Resolver(SchemaResolver):
-        def schema(self, unique_id: str) -> ModelSchema:
-            if max_depth is not None and unique_id not in self._memo and \
-                    len(self._busy) >= max_depth:
-                # too far up the DAG for a pre-commit run: unknown (silence), not memoized
-                return ModelSchema(unique_id, None, "unknown", "beyond the depth checked")
-            return super().schema(unique_id)
-
-        def _schema(self, unique_id: str) -> ModelSchema:
-            if not trust_sources and isinstance(self.project.get(unique_id), Source):
-                return ModelSchema(unique_id, None, "unknown",
-                                   "declared source columns may be incomplete")
-            return super()._schema(unique_id)
-
-        def infer(self, node: Node) -> ModelSchema:
-            if cache is None:
-                return super().infer(node)
-            compiled, upstream = self.upstream_for(node)
-            if compiled.sql is None or not compiled.trusted:
-                return super().infer(node)
-            key = ("fc-infer", _digest(compiled.sql), self.dialect, _digest(repr(sorted(
-                (k, sorted(v.items()) if v is not None else None)
-                for k, v in upstream.items()))))
-            hit = cache.get(key)
-            if hit is not None:
-                cols, reason = hit
-                return ModelSchema(node.unique_id, cols, "sql" if cols is not None else
-                                   "unknown", reason, compiled, upstream)
-            out = super().infer(node)
-            cache.put(key, (out.columns, out.reason))
-            return out
-
-    return _Resolver(project, dialect)
+    return SchemaResolver(project, dialect, sources="always" if trust_sources else "never",
+                          max_depth=max_depth)
 
 
 def _in_packages(path: str, project: Project) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.compiler import Compiled, compile_node
+from dbt_bulwark.compiler import Compiled, compile_cached
 from dbt_bulwark.project import Node, Project, Source
 
 Columns = dict[str, str | None]
@@ -27,15 +27,26 @@ class ModelSchema:
     reason: str | None = None               # why unknown / incomplete
     compiled: Compiled | None = None
     upstream: dict[str, Columns | None] = field(default_factory=dict)
+    # lower-cased column name -> the (qualified) SQL expression producing it (inferred only)
+    expressions: dict[str, str] = field(default_factory=dict)
 
 
 class SchemaResolver:
-    """Columns of relations; compile and inference results are cached by content."""
+    """Columns of relations; compile and inference results are cached by content.
 
-    def __init__(self, project: Project, dialect: str, trust_declared_sources: bool = False):
+    ``sources``: when a source's declared columns count as its real columns —
+    ``"typed"`` (every column has a data_type: a deliberate, complete declaration),
+    ``"always"`` or ``"never"`` (documentation often lists only part of a raw table).
+    ``max_depth``: relations further up the DAG than this are unknown (a pre-commit
+    run need not infer the whole project to check what changed).
+    """
+
+    def __init__(self, project: Project, dialect: str, trust_declared_sources: bool = False,
+                 sources: str | None = None, max_depth: int | None = None):
         self.project = project
         self.dialect = dialect
-        self.trust_declared_sources = trust_declared_sources
+        self.sources = sources or ("always" if trust_declared_sources else "typed")
+        self.max_depth = max_depth
         self._memo: dict[str, ModelSchema] = {}
         self._busy: set[str] = set()
         self._compiled: dict[str, Compiled] = {}
@@ -43,15 +54,7 @@ class SchemaResolver:
     def compiled(self, node: Node) -> Compiled:
         hit = self._compiled.get(node.unique_id)
         if hit is None:
-            cache = self.project.cache
-            key = _compile_key(self.project, node) if cache is not None else None
-            if key is not None and cache is not None:
-                hit = cache.get(key)
-            if hit is None:
-                hit = compile_node(self.project, node)
-                if key is not None and cache is not None and not hit.env_missing:
-                    cache.put(key, hit)
-            self._compiled[node.unique_id] = hit
+            hit = self._compiled[node.unique_id] = compile_cached(self.project, node)
         return hit
 
     # -- relations
@@ -63,6 +66,8 @@ class SchemaResolver:
             return self._memo[unique_id]
         if unique_id in self._busy:   # a ref cycle: unknown
             return ModelSchema(unique_id, None, "unknown", "ref cycle")
+        if self.max_depth is not None and len(self._busy) >= self.max_depth:
+            return ModelSchema(unique_id, None, "unknown", "beyond the depth checked")
         self._busy.add(unique_id)
         try:
             result = self._schema(unique_id)
@@ -75,7 +80,9 @@ class SchemaResolver:
         res = self.project.get(unique_id)
         if isinstance(res, Source):
             cols = res.columns
-            if cols and (self.trust_declared_sources or all(c.data_type for c in cols)):
+            trusted = self.sources == "always" or \
+                self.sources == "typed" and all(c.data_type for c in cols)
+            if cols and trusted:
                 return ModelSchema(unique_id, {c.name: c.data_type for c in cols}, "source")
             return ModelSchema(unique_id, None, "unknown",
                                "source columns are not fully declared (with data_type)")
@@ -134,10 +141,12 @@ class SchemaResolver:
                                f"the SQL uses something bulwark cannot render ({what})",
                                compiled, upstream)
         out = self._infer_cached(compiled.sql, upstream)
+        expressions = {c.name.lower(): c.expression_sql for c in out.columns}
         if not out.complete:
-            return ModelSchema(node.unique_id, None, "unknown", out.reason, compiled, upstream)
+            return ModelSchema(node.unique_id, None, "unknown", out.reason, compiled, upstream,
+                               expressions)
         return ModelSchema(node.unique_id, {c.name: c.data_type for c in out.columns}, "sql",
-                           None, compiled, upstream)
+                           None, compiled, upstream, expressions)
 
 
 def _infer_key(self_dialect: str, sql: str, upstream: dict[str, Columns | None]) -> tuple:
@@ -145,18 +154,6 @@ def _infer_key(self_dialect: str, sql: str, upstream: dict[str, Columns | None])
 
     blob = repr((sql, sorted((k, sorted(v.items()) if v else v) for k, v in upstream.items())))
     return ("infer", self_dialect, hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
-
-
-def _compile_key(project: Project, node: Node) -> tuple | None:
-    """Content key of a compile: the node's code, its resolved parents, macros and vars."""
-    import hashlib
-
-    if node.language != "sql" or "env_var" in node.raw_code:
-        return None
-    blob = repr((node.checksum, node.raw_code, node.package_name, tuple(node.depends_on),
-                 project.macros_hash, sorted(project.vars.items(), key=lambda kv: str(kv[0])),
-                 sorted((k, str(v)) for k, v in node.config.items()), project.adapter_type))
-    return ("compile", hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
 
 
 def project_dialect(project: Project, policy_dialect: str | None = None) -> tuple[str, str]:

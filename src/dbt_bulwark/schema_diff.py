@@ -32,6 +32,7 @@ from typing import Any
 
 from dbt_bulwark.findings import Finding
 from dbt_bulwark.project import Node, Project
+from dbt_bulwark.schema import SchemaResolver
 
 RELATION_TYPES = ("model", "seed", "snapshot")
 
@@ -284,47 +285,6 @@ class BaseOverlay:
 # ----------------------------------------------------------------------------- engine
 
 
-def make_resolver(project: Project, dialect: str, cache: Any = None) -> Any:
-    """A :class:`~dbt_bulwark.schema.SchemaResolver` whose SQL inference (columns and the
-    expression of each column) is kept in the parse cache, keyed by the compiled SQL and the
-    columns of its upstream relations: a warm run does not need sqlglot at all."""
-    from dbt_bulwark.schema import ModelSchema, SchemaResolver
-
-    class _Resolver(SchemaResolver):
-        exprs: dict[str, dict[str, str]]
-
-        def infer(self, node: Node) -> ModelSchema:
-            from dbt_bulwark.columns import infer_output_columns
-
-            if not hasattr(self, "exprs"):
-                self.exprs = {}
-            compiled, upstream = self.upstream_for(node)
-            if compiled.sql is None or not compiled.trusted:
-                return super().infer(node)
-            key = ("schema-diff", dialect, hashlib.sha1(
-                (compiled.sql + "\0" + json.dumps(upstream, sort_keys=True, default=str))
-                .encode("utf-8", "surrogatepass")).hexdigest())
-            hit = cache.get(key) if cache is not None else None
-            if hit is not None:
-                cols, reason, exprs = hit
-                self.exprs[node.unique_id] = exprs
-                return ModelSchema(node.unique_id, cols, "sql" if cols is not None else
-                                   "unknown", reason, compiled, upstream)
-            result = super().infer(node)
-            try:
-                out = infer_output_columns(compiled.sql, self.dialect, upstream)
-                exprs = {c.name.lower(): c.expression_sql for c in out.columns}
-            except Exception:  # noqa: BLE001
-                exprs = {}
-            self.exprs[node.unique_id] = exprs
-            if cache is not None:
-                cache.put(key, (result.columns, result.reason, exprs))
-            return result
-
-    return _Resolver(project, dialect)
-
-
-
 @dataclass
 class _Side:
     project: Project
@@ -345,8 +305,8 @@ class SchemaDiff:
         self.locked_tag = locked_tag
         self.today = today
         self.cache = cache
-        self.head = _Side(head, make_resolver(head, dialect, cache), self._fps(head))
-        self.base = _Side(base, make_resolver(base, dialect, cache), self._fps(base)) \
+        self.head = _Side(head, SchemaResolver(head, dialect), self._fps(head))
+        self.base = _Side(base, SchemaResolver(base, dialect), self._fps(base)) \
             if base is not None else None
         if self.base is not None:
             self._share_unchanged()
@@ -475,11 +435,11 @@ class SchemaDiff:
             ms = ModelSchema(node.unique_id, None, "unknown", f"{exc.__class__.__name__}: {exc}")
         exprs: dict[str, str] = {}
         if node.resource_type in ("model", "snapshot"):
-            known = getattr(side.resolver, "exprs", {})
-            if node.unique_id not in known:
+            if ms.source == "sql":
+                exprs = ms.expressions
+            else:
                 with contextlib.suppress(Exception):  # a contract: infer for the expressions
-                    side.resolver.infer(node)
-            exprs = getattr(side.resolver, "exprs", {}).get(node.unique_id, {})
+                    exprs = side.resolver.infer(node).expressions
         return ms, exprs
 
     def _schema_changes(self, diff: ModelDiff, bn: Node, hn: Node) -> None:
