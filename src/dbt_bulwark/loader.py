@@ -11,6 +11,7 @@ ref/source graph. Problems become :class:`~dbt_bulwark.findings.Finding` objects
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import os
 import re
@@ -356,11 +357,9 @@ def resolve_config(node_rt: str, fqn: list[str], pkg: Package, root: Package,
     def apply_project(p: Package) -> None:
         path = join(p.root, "dbt_project.yml")
         for level in cfg.fqn_search(_section(p, node_rt), fqn):
-            layer = cfg.level_configs(level)
+            layer, lines = _level(p, level)
             cfg.merge_into(result, layer)
-            for key in layer:
-                line = yamlio.line_of(level, f"+{key}") if f"+{key}" in level else \
-                    yamlio.line_of(level, key)
+            for key, line in lines.items():
                 origin[key] = (path, line)
 
     apply_project(pkg)
@@ -375,6 +374,19 @@ def resolve_config(node_rt: str, fqn: list[str], pkg: Package, root: Package,
     if not pkg.is_root:
         apply_project(root)
     return cfg.finalize(result), origin
+
+
+def _level(pkg: Package, level: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """Config keys of one dbt_project.yml level and their lines (memoized per package:
+    every model of a folder walks the same levels)."""
+    memo = pkg.level_memo
+    hit = memo.get(id(level))
+    if hit is None:
+        layer = cfg.level_configs(level)
+        lines = {key: yamlio.line_of(level, f"+{key}") if f"+{key}" in level
+                 else yamlio.line_of(level, key) for key in layer}
+        hit = memo[id(level)] = (layer, lines)
+    return hit
 
 
 _CONFIG_CALL_RE = re.compile(r"\bconfig\s*\(")
@@ -882,8 +894,13 @@ class _ProjectBuilder:
                     patch = patch_config(entry, patch_path, self.L)
                     node.patch_path, node.patch_line = patch_path, yamlio.line_of(entry)
                     node.description = str(entry.get("description") or "")
-                    node.columns = parse_columns(entry.get("columns"), patch_path, self.L,
-                                                 f"{node.resource_type} '{node.name}'")
+                    items = entry.get("columns")
+                    owner = f"{node.resource_type} '{node.name}'"
+                    if items is not None and not isinstance(items, list):
+                        parse_columns(items, patch_path, self.L, owner)   # the finding
+                    elif items:
+                        node.set_columns_lazily(
+                            functools.partial(parse_columns, items, patch_path, self.L, owner))
                     node.constraints = entry.get("constraints") or []
                     node.deprecation_date = _str_or_none(entry.get("deprecation_date"))
                     node.tests = parse_tests(entry.get("data_tests", entry.get("tests")), None,

@@ -75,7 +75,6 @@ class Node:
     deprecation_date: str | None = None
     config: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    columns: list[Column] = field(default_factory=list)
     constraints: list[dict[str, Any]] = field(default_factory=list)
     tests: list[DataTest] = field(default_factory=list)
     refs: list[RefCall] = field(default_factory=list)
@@ -89,6 +88,24 @@ class Node:
     rendered_by: str = "static"        # static | jinja | python-ast | none
     seed_columns: list[str] = field(default_factory=list)
     checksum: str = ""
+    # YAML columns, parsed on first use (most hooks read the columns of few models)
+    _columns: list[Column] | None = field(default=None, repr=False, compare=False)
+    _columns_thunk: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def columns(self) -> list[Column]:
+        """The columns declared in YAML, in order."""
+        if self._columns is None:
+            thunk, self._columns_thunk = self._columns_thunk, None
+            self._columns = list(thunk()) if thunk is not None else []
+        return self._columns
+
+    @columns.setter
+    def columns(self, value: list[Column]) -> None:
+        self._columns, self._columns_thunk = list(value), None
+
+    def set_columns_lazily(self, thunk: Any) -> None:
+        self._columns, self._columns_thunk = None, thunk
 
     # convenient views of the effective config
     @property
@@ -222,6 +239,8 @@ class Package:
     project_yml: dict[str, Any]
     is_root: bool = False
     local: bool = False
+    # id(level dict of project_yml) -> (config keys, their lines): see loader._level
+    level_memo: dict[int, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def paths(self, key: str, default: str) -> list[str]:
         value = self.project_yml.get(key)
