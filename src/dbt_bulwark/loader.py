@@ -23,13 +23,7 @@ from dbt_bulwark import yamlio
 from dbt_bulwark.cache import ParseCache
 from dbt_bulwark.findings import Finding
 from dbt_bulwark.fs import SKIP_DIRS, FileSource, join
-from dbt_bulwark.jinja_env import (
-    EnvVarMissing,
-    MacroIndex,
-    RenderContext,
-    VarMissing,
-    render,
-)
+from dbt_bulwark.macros import MacroIndex
 from dbt_bulwark.project import (
     Column,
     DataTest,
@@ -163,6 +157,8 @@ class _Loader:
             if isinstance(value, list):
                 return [walk(v) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
+                from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
+
                 ctx = RenderContext(package="", macros=MacroIndex(""), vars=self.cli_vars)
                 try:
                     out = render(value, ctx).strip()
@@ -224,12 +220,7 @@ class _Loader:
 
 def _dict_at(item: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = item.get(key)
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
-def _list_at(item: Mapping[str, Any], key: str) -> list[Any]:
-    value = item.get(key)
-    return list(value) if isinstance(value, list) else []
+    return dict(value) if isinstance(value, dict) else {}
 
 
 def _coerce_scalar(text: str) -> Any:
@@ -464,15 +455,21 @@ def parse_columns(items: Any, path: str, loader: _Loader, owner: str) -> list[Co
         if not isinstance(item, dict) or "name" not in item:
             continue
         name = str(item["name"])
-        line = yamlio.line_of(item)
-        tests = parse_tests(item.get("data_tests", item.get("tests")), name, path, line)
+        line = item.line if isinstance(item, yamlio.LineDict) else 0
+        raw_tests = item.get("data_tests") or item.get("tests")
+        tests = parse_tests(raw_tests, name, path, line) if raw_tests else []
         dt = item.get("data_type")
-        cons = _list_at(item, "constraints")
-        meta = {**_dict_at(item, "meta"), **_dict_at(_dict_at(item, "config"), "meta")}
+        cons = item.get("constraints")
+        meta = item.get("meta")
+        conf = item.get("config")
+        if isinstance(conf, dict) and isinstance(conf.get("meta"), dict):
+            meta = {**(meta if isinstance(meta, dict) else {}), **conf["meta"]}
         out.append(Column(name=name, data_type=str(dt) if dt is not None else None,
                           description=str(item.get("description") or ""), line=line,
-                          constraints=[c for c in cons if isinstance(c, dict)], tests=tests,
-                          meta=meta, quote=item.get("quote")))
+                          constraints=[c for c in cons if isinstance(c, dict)]
+                          if isinstance(cons, list) else [],
+                          tests=tests, meta=meta if isinstance(meta, dict) else {},
+                          quote=item.get("quote")))
     return out
 
 
@@ -625,6 +622,8 @@ class _ProjectBuilder:
             hit = cache.get(key)
             if hit is not None:
                 return hit
+        from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
+
         ctx = RenderContext(package=pkg.name, macros=self.macros, vars=vars_,
                             adapter_type=self.project.adapter_type or "duckdb")
         from dbt_bulwark.builtins import make_builtins

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbt_bulwark.findings import Finding
-from dbt_bulwark.jinja_env import MacroIndex
+from dbt_bulwark.macros import MacroIndex
 
 
 @dataclass
