@@ -92,9 +92,12 @@ class _Ctx:
     guessed: bool = False          # no dialect in bulwark.yml and no profile found
     findings: list[Finding] = field(default_factory=list)
 
-    def dialect_severity(self) -> str:
-        """Findings that depend on the dialect are warnings while it is only a guess."""
-        return "warning" if self.guessed else "error"
+    def dialect_severity(self, types: bool = False) -> str:
+        """Findings that depend on the dialect are warnings while it is only a guess; a
+        type mismatch is info then (a type is unknowable without the dialect)."""
+        if not self.guessed:
+            return "error"
+        return "info" if types else "warning"
 
     def dialect_note(self) -> str:
         return (f" [dialect guessed as {self.dialect}: set `dialect:` in bulwark.yml]"
@@ -439,7 +442,7 @@ def _check_agreement(c: _Ctx, node: Node) -> None:
                 shown = show_type(sql_type, c.dialect)
                 c.add(node, yaml_path, col.line or node.patch_line, "BLK212",
                       f"column '{col.name}' of '{node.name}' is declared {col.data_type} but "
-                      f"the SQL produces {shown}{c.dialect_note()}", severity=c.dialect_severity(),
+                      f"the SQL produces {shown}{c.dialect_note()}", severity=c.dialect_severity(types=True),
                       hint=f"change data_type to {shown}, or cast the column in the "
                            f"SQL to {col.data_type}", column=col.name)
 
