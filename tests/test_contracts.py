@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from dbt_bulwark import cli
-from dbt_bulwark.contracts import display_name, has_primary_key, nodes_to_check
+from dbt_bulwark.columns import display_name
+from dbt_bulwark.contracts import has_primary_key, nodes_to_check
 from dbt_bulwark.workspace import open_workspace
 
 FIXTURES = Path(__file__).parent / "fixtures" / "contracts"

@@ -218,8 +218,11 @@ def _key(name: str, dialect: str) -> str:
     return normalize_identifier(name, dialect, quoted=True)
 
 
-def _display_name(name: str, dialect: str, quoted: bool) -> str:
-    """The name the warehouse reports for an output column written ``name``."""
+def display_name(name: str, dialect: str, quoted: bool = False) -> str:
+    """The name the warehouse reports for a column written ``name`` (what dbt's contract
+    preflight compares): case kept where identifiers are case-preserving (DuckDB, BigQuery,
+    Spark...), folded where the dialect folds unquoted names (Snowflake: upper, Postgres:
+    lower)."""
     strategy = _strategy(dialect)
     if quoted or strategy in ("CASE_INSENSITIVE", "CASE_SENSITIVE"):
         return name
@@ -939,7 +942,7 @@ def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> 
         if isinstance(orig, exp.Alias):
             ident = orig.args.get("alias")
             quoted = bool(getattr(ident, "quoted", False))
-            return _display_name(orig.alias, dialect, quoted)
+            return display_name(orig.alias, dialect, quoted)
         if isinstance(orig, exp.Column):
             # an unaliased column keeps the spelling the relation stores it with
             inner = proj.this if isinstance(proj, exp.Alias) else proj
@@ -948,9 +951,9 @@ def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> 
                 return spelled
             ident = orig.args.get("this")
             quoted = bool(getattr(ident, "quoted", False))
-            return _display_name(orig.name, dialect, quoted)
+            return display_name(orig.name, dialect, quoted)
         if isinstance(orig, exp.Dot):
-            return _display_name(orig.name, dialect, False)
+            return display_name(orig.name, dialect, False)
     name = proj.alias_or_name
     # star expansion: restore the upstream's spelling
     inner = proj.this if isinstance(proj, exp.Alias) else proj

@@ -15,7 +15,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, record_undefined, render
+from dbt_bulwark.jinja_env import (
+    EnvVarMissing,
+    RenderContext,
+    VarMissing,
+    error_line,
+    record_undefined,
+    render,
+)
 from dbt_bulwark.loader import node_vars
 from dbt_bulwark.project import Node, Project, Source
 
@@ -71,18 +78,6 @@ class Compiled:
     def rendered_offset(self, line: int, col: int) -> int:
         """Offset in the rendered SQL of a 1-based (line, col) of that SQL."""
         return line_col_to_offset(self.sql or "", line, col)
-
-
-def _line_of_exc(exc: Exception) -> int:
-    line = getattr(exc, "lineno", None)
-    if isinstance(line, int) and line > 0:
-        return line
-    import traceback
-
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == "<template>" and frame.lineno:
-            return frame.lineno
-    return 1
 
 
 def compile_node(project: Project, node: Node, is_incremental: bool = False,
@@ -143,7 +138,7 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
         except (VarMissing, EnvVarMissing) as exc:
             out.error = (_find(node.raw_code, exc.name), str(exc))
         except Exception as exc:  # noqa: BLE001 - any template failure is reported, not raised
-            out.error = (_line_of_exc(exc), f"{exc.__class__.__name__}: {exc}")
+            out.error = (error_line(exc), f"{exc.__class__.__name__}: {exc}")
     out.undefined = sorted(set(names))
     out.warehouse_calls = sorted(set(ctx.warehouse_calls))
     out.vars_missing = ctx.vars_missing

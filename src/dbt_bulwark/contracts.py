@@ -364,28 +364,9 @@ def has_primary_key(node: Node) -> bool:
 # --------------------------------------------------------------------------- agreement
 
 
-def display_name(name: str, dialect: str, quoted: bool = False) -> str:
-    """The name the warehouse reports for a column written ``name`` (what dbt's preflight
-    compares): case kept where identifiers are case-preserving (DuckDB, BigQuery, Spark...),
-    folded where the dialect folds unquoted names (Snowflake: upper, PostgreSQL: lower)."""
-    from sqlglot.dialects.dialect import Dialect
-
-    from dbt_bulwark.columns import DEFAULT_DIALECT
-
-    try:
-        strategy = Dialect.get_or_raise(dialect).NORMALIZATION_STRATEGY.name
-    except Exception:  # noqa: BLE001
-        strategy = Dialect.get_or_raise(DEFAULT_DIALECT).NORMALIZATION_STRATEGY.name
-    if quoted or strategy in ("CASE_INSENSITIVE", "CASE_SENSITIVE"):
-        return name
-    if strategy == "UPPERCASE":
-        return name.upper()
-    if strategy == "LOWERCASE":
-        return name.lower()
-    return name
-
-
 def _check_agreement(c: _Ctx, node: Node) -> None:
+    from dbt_bulwark.columns import display_name
+
     check_columns = bool(c.policy.get("contracts.check_columns"))
     check_types = bool(c.policy.get("contracts.check_types"))
     if not (check_columns or check_types):
@@ -470,6 +451,8 @@ def _reason(schema: ModelSchema) -> str:
 def _plan_columns(c: _Ctx, node: Node, enforce: bool,
                   inferred: ModelSchema | None = None) -> None:
     """Record what --fix adds for ``node``; a finding (BLK221) when it cannot complete it."""
+    from dbt_bulwark.columns import display_name
+
     if node.version is not None and not node.patch_path:
         return
     if any(p.unique_id == node.unique_id for p in c.plans):

@@ -177,6 +177,19 @@ def environment(permissive: bool = True) -> jinja2.Environment:
     return env
 
 
+def error_line(exc: BaseException) -> int:
+    """The template line a rendering error happened on (1 when unknown)."""
+    line = getattr(exc, "lineno", None)
+    if isinstance(line, int) and line > 0:
+        return line
+    import traceback
+
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename == "<template>" and frame.lineno:
+            return frame.lineno
+    return 1
+
+
 def syntax_error(text: str) -> tuple[int, str] | None:
     """(line, message) of a Jinja syntax error in ``text``, or None."""
     try:

@@ -622,7 +622,13 @@ class _ProjectBuilder:
             hit = cache.get(key)
             if hit is not None:
                 return hit
-        from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
+        from dbt_bulwark.jinja_env import (
+            EnvVarMissing,
+            RenderContext,
+            VarMissing,
+            error_line,
+            render,
+        )
 
         ctx = RenderContext(package=pkg.name, macros=self.macros, vars=vars_,
                             adapter_type=self.project.adapter_type or "duckdb")
@@ -635,7 +641,7 @@ class _ProjectBuilder:
         except (VarMissing, EnvVarMissing) as exc:
             error = (_find_line(text, getattr(exc, "name", "")), str(exc))
         except Exception as exc:  # noqa: BLE001 - any Jinja failure becomes a finding
-            error = (_jinja_line(exc, text), f"{exc.__class__.__name__}: {exc}")
+            error = (error_line(exc), f"{exc.__class__.__name__}: {exc}")
         calls = cfg.merge_config_calls(ctx.config.calls)
         out = {"refs": [(n, p, v) for n, p, v in ctx.refs], "sources": list(ctx.sources),
                "calls": calls, "error": error, "by": "jinja"}
@@ -1082,13 +1088,3 @@ def _find_line(text: str, needle: str) -> int:
     return text.count("\n", 0, idx) + 1 if idx >= 0 else 1
 
 
-def _jinja_line(exc: Exception, text: str) -> int:
-    line = getattr(exc, "lineno", None)
-    if isinstance(line, int) and line > 0:
-        return line
-    import traceback
-
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == "<template>" and frame.lineno:
-            return frame.lineno
-    return 1

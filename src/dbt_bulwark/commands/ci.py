@@ -20,24 +20,16 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
                         help="always use the embedded DuckDB, even when a profile exists")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dbt_bulwark.ci import LAYERS, OUTPUT_FORMATS
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `bulwark ci` and `bulwark check` share: scope, base, output."""
+    from dbt_bulwark.ci import OUTPUT_FORMATS
 
     parser.add_argument("files", nargs="*",
                         help="check these files (default: what changed since the base)")
     parser.add_argument("--all-files", action="store_true",
                         help="static layers check the whole project, not only the changes")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--fast", action="store_true",
-                      help="static layers only (the default)")
-    mode.add_argument("--full", action="store_true",
-                      help="static layers, then dbt build --empty, data quality and baselines")
-    mode.add_argument("--layers", default=None, metavar="A,B",
-                      help="run these layers: " + ", ".join(LAYERS))
     parser.add_argument("--fail-fast", action="store_true",
                         help="stop at the first layer that fails")
-    parser.add_argument("--allow-skipped", action="store_true",
-                        help="exit 0 even when a layer was skipped (cannot run here)")
     parser.add_argument("--base", default=None, metavar="REV",
                         help="git revision to compare with (default: merge base of HEAD "
                              "and the main branch)")
@@ -57,6 +49,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not read or write the parse cache; dbt runs in a temp dir")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress lines on stderr")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from dbt_bulwark.ci import LAYERS
+
+    add_run_arguments(parser)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--fast", action="store_true",
+                      help="static layers only (the default)")
+    mode.add_argument("--full", action="store_true",
+                      help="static layers, then dbt build --empty, data quality and baselines")
+    mode.add_argument("--layers", default=None, metavar="A,B",
+                      help="run these layers: " + ", ".join(LAYERS))
+    parser.add_argument("--allow-skipped", action="store_true",
+                        help="exit 0 even when a layer was skipped (cannot run here)")
     add_execution_arguments(parser)
 
 
