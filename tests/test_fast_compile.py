@@ -239,3 +239,24 @@ def test_macro_parameter_left_out_is_not_an_unknown_macro(tmp_path) -> None:
     compiled = compile_node(project, project.nodes["model.p.a"])
     assert compiled.undefined == []
     assert compiled.sql is not None and "::decimal(16,3)" in compiled.sql
+
+
+def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--all-files` on many nodes forks one worker per core; the verdict must not change."""
+    import dbt_bulwark.fast_compile as fc
+
+    faults = [c for c in CASES if c.files and len(c.edits) == 1]
+    edits: dict = {}
+    for case in faults:
+        for rel, change in case.edits.items():
+            edits.setdefault(rel, change)   # one edit per file, several faults at once
+    root = apply(Case("many", edits), tmp_path / "shop")
+    _rc, serial = run_fc(capsys, root)
+    monkeypatch.setattr(fc, "PARALLEL_MIN_NODES", 1)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    _rc, parallel = run_fc(capsys, root)
+    assert serial, "the fixture should produce findings"
+    key = lambda f: (f["path"], f["line"], f["col"], f["code"], f["message"])  # noqa: E731
+    assert sorted(map(key, parallel)) == sorted(map(key, serial))

@@ -49,6 +49,7 @@ class ParseCache:
         self._used: set[Any] = set()
         self._dirty = False
         self._loaded = False
+        self.journal: list[tuple[Any, Any]] | None = None   # puts, when a worker records them
 
     def _load(self) -> None:
         self._loaded = True
@@ -77,6 +78,8 @@ class ParseCache:
         if not self._loaded:
             self._load()
         self._data[key] = value
+        if self.journal is not None:
+            self.journal.append((key, value))
         self._used.add(key)
         self._dirty = True
 

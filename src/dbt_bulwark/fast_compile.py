@@ -382,19 +382,66 @@ class FastCompile:
         self.check_yaml()
         if self.targets is None:
             self.check_macro_files()
-        for node in self.nodes_to_check():
-            try:
-                self.check_node(node)
-            except Exception as exc:  # noqa: BLE001 - one odd node must not stop the hook
-                self.add(node.repo_path, 1, 0, "BLK199",
-                         f"internal error while checking {node.unique_id}: "
-                         f"{exc.__class__.__name__}: {exc}", "info", node=node.unique_id)
+        nodes = self.nodes_to_check()
+        if len(nodes) >= PARALLEL_MIN_NODES:
+            self.check_nodes_parallel(nodes)
+        else:
+            self.check_nodes(nodes)
         if self.how == "guess":
             self.notes.append(
                 f"bulwark fast-compile: no profile or `dialect:` in bulwark.yml for project "
                 f"'{self.project.name}'; SQL is judged leniently against common dialects "
                 "(set `dialect:` in bulwark.yml to be exact)")
         return self.findings
+
+    def check_nodes(self, nodes: list[Node]) -> None:
+        for node in nodes:
+            try:
+                self.check_node(node)
+            except Exception as exc:  # noqa: BLE001 - one odd node must not stop the hook
+                self.add(node.repo_path, 1, 0, "BLK199",
+                         f"internal error while checking {node.unique_id}: "
+                         f"{exc.__class__.__name__}: {exc}", "info", node=node.unique_id)
+
+    def check_nodes_parallel(self, nodes: list[Node]) -> None:
+        """Check many nodes (``--all-files``) in forked workers, one per core.
+
+        Each worker takes a contiguous slice (nodes of a folder share their upstream) and
+        sends back its findings and the cache entries it computed. Falls back to one
+        process where fork is unavailable or a worker fails.
+        """
+        import multiprocessing
+        import os
+        import pickle
+
+        workers = min(os.cpu_count() or 1, 4)
+        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+            self.check_nodes(nodes)
+            return
+        mp = multiprocessing.get_context("fork")
+        size = -(-len(nodes) // workers)
+        chunks = [nodes[i:i + size] for i in range(0, len(nodes), size)]
+        cache = self.cache
+        jobs = []
+        for chunk in chunks[1:]:
+            reader, writer = mp.Pipe(duplex=False)
+            proc = mp.Process(target=_worker, args=(self, chunk, writer), daemon=True)
+            proc.start()
+            writer.close()
+            jobs.append((proc, reader, chunk))
+        self.check_nodes(chunks[0])
+        for proc, reader, chunk in jobs:
+            try:
+                findings, entries = pickle.loads(reader.recv_bytes())
+            except (EOFError, OSError, pickle.PickleError):
+                proc.join()
+                self.check_nodes(chunk)   # the worker died: do its share here
+                continue
+            proc.join()
+            self.findings.extend(findings)
+            if cache is not None:
+                for key, value in entries:
+                    cache.put(key, value)
 
     def nodes_to_check(self) -> list[Node]:
         nodes = [n for n in self.project.nodes.values()
@@ -1025,6 +1072,29 @@ def _digest(text: str) -> str:
     return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+PARALLEL_MIN_NODES = 100
+
+
+def _worker(checker: Any, nodes: list[Node], conn: Any) -> None:
+    """Forked worker of :meth:`FastCompile.check_nodes_parallel`."""
+    import os
+    import pickle
+
+    try:
+        cache = checker.cache
+        if cache is not None:
+            cache.journal = []
+        checker.findings = []
+        checker.check_nodes(nodes)
+        entries = cache.journal if cache is not None else []
+        conn.send_bytes(pickle.dumps((checker.findings, entries), pickle.HIGHEST_PROTOCOL))
+    except BaseException:  # noqa: BLE001 - the parent redoes this share
+        pass
+    finally:
+        conn.close()
+        os._exit(0)   # no atexit handlers, no cache save: the parent owns the cache
+
+
 def _resolver(project: Project, dialect: str, trust_sources: bool,
               max_depth: int | None = None) -> Any:
     """A SchemaResolver; declared source columns count only when trusted by policy
@@ -1032,7 +1102,7 @@ def _resolver(project: Project, dialect: str, trust_sources: bool,
     from dbt_bulwark.schema import SchemaResolver
 
     return SchemaResolver(project, dialect, sources="always" if trust_sources else "never",
-                          max_depth=max_depth)
+                          max_depth=max_depth, types=False)   # names are all it checks
 
 
 def _in_packages(path: str, project: Project) -> bool:

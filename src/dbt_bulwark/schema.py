@@ -39,12 +39,15 @@ class SchemaResolver:
     ``"always"`` or ``"never"`` (documentation often lists only part of a raw table).
     ``max_depth``: relations further up the DAG than this are unknown (a pre-commit
     run need not infer the whole project to check what changed).
+    ``types=False``: column names only (every type unknown), for checks that need no types.
     """
 
     def __init__(self, project: Project, dialect: str, trust_declared_sources: bool = False,
-                 sources: str | None = None, max_depth: int | None = None):
+                 sources: str | None = None, max_depth: int | None = None,
+                 types: bool = True):
         self.project = project
         self.dialect = dialect
+        self.types = types           # False: column names only (types unknown), faster
         self.sources = sources or ("always" if trust_declared_sources else "typed")
         self.max_depth = max_depth
         self._memo: dict[str, ModelSchema] = {}
@@ -117,12 +120,13 @@ class SchemaResolver:
         from dbt_bulwark.columns import infer_output_columns
 
         cache = self.project.cache
-        key = _infer_key(self.dialect, sql, upstream) if cache is not None else None
+        key = _infer_key(self.dialect, sql, upstream) + (self.types,) \
+            if cache is not None else None
         if key is not None and cache is not None:
             hit = cache.get(key)
             if hit is not None:
                 return hit
-        out = infer_output_columns(sql, self.dialect, upstream)
+        out = infer_output_columns(sql, self.dialect, upstream, self.types)
         if key is not None and cache is not None:
             cache.put(key, out)
         return out
