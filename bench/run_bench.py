@@ -88,6 +88,15 @@ CASES: list[Case] = [
         vs="dbt parse (partial)",
         note="after one warm-up run that fills the cache",
     ),
+    Case(
+        "bulwark ls models (warm)",
+        "bulwark",
+        [["{bulwark}", "ls", "--resource-type", "model", "--indirect-selection", "empty",
+          "--project-dir", "{project}"]],
+        warmup=1,
+        vs="dbt parse (partial)",
+        note="the project model without generated data-test nodes; names only",
+    ),
     Case("dbt parse (full)", "dbt", [["{dbt}", "parse", "--no-partial-parse"]]),
     Case(
         "dbt parse (partial)",
