@@ -70,8 +70,9 @@ def build_test_node(test: DataTest, *, package: str, target_kind: str, target_na
         return None
     ns, name = m.group("ns"), m.group("name")
     args: dict[str, Any] = _plain(test.kwargs)  # a fresh copy
-    if "arguments" in args and isinstance(args["arguments"], dict):
-        args = {**args, **args.pop("arguments")}
+    if isinstance(args.get("arguments"), dict):
+        arguments = args.pop("arguments")
+        args = {**args, **arguments}
     if column is not None:
         col = column.name
         args["column_name"] = f'"{col}"' if column.quote is True else col
