@@ -451,3 +451,139 @@ def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
 
 def load_baseline(path: Path) -> Snapshot:
     return Snapshot.from_json(json.loads(path.read_text(encoding="utf-8")))
+
+
+# ----------------------------------------------------------------------------- runs
+
+@dataclass
+class BaselineRun:
+    status: str
+    summary: str
+    findings: list[Finding] = field(default_factory=list)
+    details: list[str] = field(default_factory=list)
+    written: list[str] = field(default_factory=list)
+
+
+def check_baselines(session: Any, policy: Any, selector: str | None) -> BaselineRun:
+    """Rebuild the selected models and compare them with their baseline files."""
+    project = session.project
+    nodes = select_models(project, policy, selector)
+    directory = baseline_dir(session.project_dir, policy)
+    rel_dir = _repo_rel(session, directory)
+    run = BaselineRun("passed", "")
+    present = {p.name for p in directory.glob("*.json")} if directory.is_dir() else set()
+    all_models = {file_name(n) for n in project.models(include_packages=False)}
+    for stale in sorted(present - all_models):
+        run.findings.append(Finding(f"{rel_dir}/{stale}", 0, 0, "BLK536",
+                                    "baseline of a model that no longer exists", "warning",
+                                    "delete the file"))
+    if not nodes:
+        run.summary = "no models selected by baselines.select"
+        return run
+    with_base: list[Any] = []
+    missing: list[Any] = []
+    for n in nodes:
+        (with_base if file_name(n) in present else missing).append(n)
+    for n in missing:
+        run.findings.append(Finding(n.repo_path, 1, 0, "BLK534",
+                                    f"{n.name}: no baseline captured ({rel_dir}/"
+                                    f"{file_name(n)})", "warning",
+                                    f"bulwark baseline capture {n.name}, then commit the file",
+                                    n.unique_id))
+    if not with_base:
+        run.status = "skipped"
+        run.summary = f"no baseline captured for the {len(nodes)} selected model(s)"
+        return run
+    tol = Tolerances.from_policy(policy)
+    bases: dict[str, Any] = {}
+    for n in with_base:
+        path = directory / file_name(n)
+        try:
+            bases[n.unique_id] = load_baseline(path)
+        except (OSError, ValueError) as exc:
+            run.findings.append(Finding(f"{rel_dir}/{file_name(n)}", 1, 0, "BLK535",
+                                        f"cannot read the baseline: {exc}", "error",
+                                        f"capture it again: bulwark baseline capture {n.name}",
+                                        n.unique_id))
+    measured = measure(session, [n for n in with_base if n.unique_id in bases])
+    checked = skipped = 0
+    for n in with_base:
+        if n.unique_id not in bases:
+            continue
+        problem = measured.problems.get(n.unique_id)
+        if problem is not None:
+            code, msg = problem
+            sev = "warning" if code == "BLK538" else "error"
+            skipped += code == "BLK538"
+            run.findings.append(Finding(n.repo_path, 1, 0, code, f"{n.name}: {msg}", sev,
+                                        "use --target to check on your warehouse"
+                                        if code == "BLK538" else "fix the model", n.unique_id))
+            run.details.append(f"{n.name}: {'skipped' if sev == 'warning' else 'error'}: {msg}")
+            continue
+        checked += 1
+        diff = compare(n, bases[n.unique_id], measured.snapshots[n.unique_id], tol,
+                          f"{rel_dir}/{file_name(n)}")
+        run.findings.extend(diff.findings)
+        snap = measured.snapshots[n.unique_id]
+        if diff.lines:
+            run.details.append(f"{diff.label} ({rel_dir}/{file_name(n)}): "
+                               f"{len(diff.lines)} difference(s)")
+            run.details.extend("  " + line for line in diff.lines)
+        else:
+            run.details.append(f"{diff.label}: matches ({snap.row_count} rows, "
+                               f"{len(snap.columns)} columns)")
+    errors = [f for f in run.findings if f.severity == "error"]
+    differing = len({f.node for f in errors})
+    if errors:
+        run.status = "failed"
+        run.summary = f"{differing} of {len(with_base)} model(s) differ from the baseline"
+    elif checked == 0:
+        run.status = "skipped"
+        run.summary = f"none of the {len(with_base)} model(s) could be measured here"
+    else:
+        run.summary = f"{checked} model(s) match their baseline"
+    if missing:
+        run.summary += f"; {len(missing)} without baseline"
+    if skipped:
+        run.summary += f"; {skipped} without data"
+    return run
+
+
+def capture_baselines(session: Any, policy: Any, selector: str | None) -> BaselineRun:
+    project = session.project
+    nodes = select_models(project, policy, selector)
+    directory = baseline_dir(session.project_dir, policy)
+    rel_dir = _repo_rel(session, directory)
+    run = BaselineRun("passed", "")
+    if not nodes:
+        run.status = "failed" if selector else "passed"
+        run.summary = "no models selected" + ("" if selector else " by baselines.select")
+        return run
+    measured = measure(session, nodes)
+    for n in nodes:
+        problem = measured.problems.get(n.unique_id)
+        if problem is not None:
+            code, msg = problem
+            run.findings.append(Finding(n.repo_path, 1, 0, code, f"{n.name}: {msg}", "error",
+                                        "fix the model, or capture on a target with data "
+                                        "(--target)", n.unique_id))
+            continue
+        snap = measured.snapshots[n.unique_id]
+        path = directory / file_name(n)
+        changed = write_atomic(path, render(snap))
+        rel = f"{rel_dir}/{file_name(n)}"
+        run.written.append(rel)
+        run.details.append(f"{'wrote' if changed else 'unchanged'} {rel} "
+                           f"({snap.row_count} rows, {len(snap.columns)} columns)")
+    if run.findings:
+        run.status = "failed"
+    run.summary = f"{len(run.written)} baseline(s) captured" + (
+        f", {len(run.findings)} model(s) could not be" if run.findings else "")
+    return run
+
+
+def _repo_rel(session: Any, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(Path(session.repo_root).resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark.ci import capture_baselines, check_baselines
+    from dbt_bulwark.baseline import capture_baselines, check_baselines
     from dbt_bulwark.dbt_exec import DbtSession, DbtUnavailable
     from dbt_bulwark.findings import EXIT_USAGE, exit_code, report
     from dbt_bulwark.policy import load_policy
