@@ -88,8 +88,8 @@ FIELDS: dict[str, tuple[Callable, Callable, tuple[str, ...], bool]] = {
         _config_key("on_schema_change"), _config_key("on_schema_change"), ("model",), False
     ),
     # dbt leaves depends_on.nodes EMPTY on disabled nodes (refs are never resolved for
-    # them), so dependencies are compared on enabled nodes only.
-    "depends_on": (_deps, _deps, ("model", "snapshot"), True),
+    # them); `bulwark ls` prints the same, so disabled nodes are compared too.
+    "depends_on": (_deps, _deps, ("model", "snapshot"), False),
     "identity": (_identity, _identity, ("model", "seed", "snapshot"), False),
 }
 

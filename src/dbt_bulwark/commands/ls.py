@@ -45,7 +45,9 @@ def resource_json(project: Project, res: Resource) -> dict[str, Any]:
         "original_file_path": res.original_file_path,
         "version": getattr(res, "version", None),
         "config": config,
-        "depends_on": {"nodes": list(getattr(res, "depends_on", []) or [])},
+        # like dbt's manifest: a disabled node's refs are not resolved
+        "depends_on": {"nodes": list(getattr(res, "depends_on", []) or [])
+                       if getattr(res, "enabled", True) else []},
     }
 
 
