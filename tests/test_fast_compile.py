@@ -260,3 +260,26 @@ def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixtur
     assert serial, "the fixture should produce findings"
     key = lambda f: (f["path"], f["line"], f["col"], f["code"], f["message"])  # noqa: E731
     assert sorted(map(key, parallel)) == sorted(map(key, serial))
+
+
+def test_ref_in_generic_test_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """`relationships: {to: ref('missing')}`: dbt warns and skips the test; so do we, at the
+    line and column of the ref() in the YAML."""
+    root = tmp_path / "p"
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: p\n")
+    (root / "models" / "a.sql").write_text("select 1 as id\n")
+    (root / "models" / "s.yml").write_text(
+        "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n"
+        "        data_tests:\n          - relationships:\n              arguments:\n"
+        "                to: ref('missing_model')\n                field: id\n")
+    rc, findings = run_fc(capsys, root)
+    hits = [f for f in findings if f["code"] == "BLK110"]
+    assert [(h["path"], h["line"], h["col"], h["severity"]) for h in hits] == \
+        [("models/s.yml", 9, 21, "warning")]
+    assert rc == 0
+    # pre-commit mode: only when the YAML that calls ref() is among the changed files
+    rc, findings = run_fc(capsys, root, ["models/a.sql"])
+    assert not [f for f in findings if f["code"] == "BLK110"]
+    rc, findings = run_fc(capsys, root, ["models/s.yml"])
+    assert [f["code"] for f in findings if f["code"] == "BLK110"] == ["BLK110"]

@@ -476,15 +476,28 @@ class FastCompile:
         source_tables: dict[str, set[str]] = {}
         for s in project.sources.values():
             source_tables.setdefault(s.source_name, set()).add(s.name)
+        changed = set(self.ctx.files) if self.ctx is not None else set()
+        if self.targets is None or changed & project.yaml_with_refs:
+            _ = project.data_tests   # generic tests: ref()/source() in their arguments
         for uid, what, reason in project.unresolved:
             res = project.get(uid)
             if res is None or getattr(res, "package_name", None) != project.name:
                 continue   # disabled nodes are not checked by dbt; packages are not yours
             path = res.repo_path
             text = getattr(res, "raw_code", None)
-            if text is None:
+            patch_line = int(getattr(res, "patch_line", 0) or 0)
+            if text is None or (not text and patch_line):
+                # a YAML resource, or a generic test declared in YAML: search from its line
                 text = self.read(path)
-            is_yaml = not hasattr(res, "raw_code")
+                start = patch_line or int(getattr(res, "line", 0) or 0)
+                if start > 1 and text:
+                    offset = sum(len(x) for x in text.splitlines(keepends=True)[:start - 1])
+                    tail_line, tail_col = self._find_in(text[offset:], what)
+                    if tail_line:
+                        self.ref_finding_at(res, what, reason, path, start + tail_line - 1,
+                                            tail_col, refable, disabled, source_tables)
+                        continue
+            is_yaml = not hasattr(res, "raw_code") or not res.raw_code
             if isinstance(what, RefCall):
                 args = [a for a in (what.package, what.name) if a]
                 line, col = find_call(text or "", "ref", args)
@@ -512,6 +525,38 @@ class FastCompile:
                         f"declare source '{src}' (with table '{tbl}') under `sources:` in YAML"
                     self.add(path, line, col, "BLK114",
                              f"{label}: no source named '{src}' is declared", hint=hint, node=uid)
+
+    @staticmethod
+    def _find_in(text: str, what: Any) -> tuple[int, int]:
+        """(line, col) of the ref()/source() call ``what`` in ``text``; (0, 0) if absent."""
+        if isinstance(what, RefCall):
+            func, args = "ref", [a for a in (what.package, what.name) if a]
+        else:
+            func, args = "source", list(what)
+        pattern = re.compile(rf"\b{func}\s*\(")
+        for m in pattern.finditer(text):
+            end = text.find(")", m.end())
+            inner = text[m.end():end if end >= 0 else len(text)]
+            if all(re.search(rf"""['"]{re.escape(a)}['"]""", inner) for a in args):
+                return offset_to_line_col(text, m.start())
+        return 0, 0
+
+    def ref_finding_at(self, res: Any, what: Any, reason: str, path: str, line: int, col: int,
+                       refable: dict[str, list[Node]], disabled: dict[str, Node],
+                       source_tables: dict[str, set[str]]) -> None:
+        """A finding for an unresolved ref()/source() in a generic test's arguments."""
+        if isinstance(what, RefCall):
+            self.ref_finding(res, what, reason, path, line, col, refable, disabled)
+            return
+        src, tbl = what
+        label = f"source('{src}', '{tbl}')"
+        known = source_tables.get(src)
+        hint = (did_you_mean(tbl, known) if known else did_you_mean(src, source_tables)) or \
+            "declare it under `sources:` in a properties YAML"
+        self.add(path, line, col, "BLK115" if known else "BLK114",
+                 f"{label}: " + (f"source '{src}' has no table '{tbl}'" if known else
+                                 f"no source named '{src}' is declared")
+                 + " (dbt warns and skips this test)", "warning", hint, res.unique_id)
 
     def ref_finding(self, res: Any, ref: RefCall, reason: str, path: str, line: int, col: int,
                     refable: dict[str, list[Node]], disabled: dict[str, Node]) -> None:

@@ -73,6 +73,7 @@ class _Loader:
         self.cli_vars = dict(cli_vars or {})
         self.cache = cache
         self.findings: list[Finding] = []
+        self.yaml_with_refs: set[str] = set()   # YAML files that call ref()/source()
 
     # -- small helpers
     def finding(self, path: str, line: int, code: str, message: str, severity: str = "error",
@@ -103,6 +104,8 @@ class _Loader:
             text = self.read_text(path)
             if text is None:
                 return None
+        if "ref(" in text or "source(" in text:
+            self.yaml_with_refs.add(path)
         key = ("yaml", hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -594,6 +597,7 @@ class _ProjectBuilder:
         project._tests_loader = self.load_tests
         project.findings = L.findings
         project.macros_hash = self.macros_hash
+        project.yaml_with_refs = L.yaml_with_refs
         fs_root = getattr(L.fs, "root", None)
         if fs_root is not None:
             from pathlib import Path
@@ -938,9 +942,10 @@ class _ProjectBuilder:
                            hint=f"create the {rt} file, or remove or rename this entry")
 
     def load_tests(self, enabled_out: dict[str, Node], disabled_out: dict[str, Node]) -> None:
-        """Build the test nodes into the given dicts and link them (called lazily)."""
+        """Build the test nodes into the given dicts and link them (called lazily); refs
+        in their arguments that do not resolve are added to ``project.unresolved``."""
         self.build_tests(enabled_out, disabled_out)
-        self.link(list(enabled_out.values()), record_unresolved=False)
+        self.link(list(enabled_out.values()))
         self.project.invalidate_graph()
 
     def build_tests(self, enabled_out: dict[str, Node], disabled_out: dict[str, Node]) -> None:
