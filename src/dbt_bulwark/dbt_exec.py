@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt_bulwark.findings import UsageError
+from dbt_bulwark.profiles import find_user_profile, profile_adapter
 from dbt_bulwark.project import Node, Project, Source
 
 EMBEDDED_TARGET = "bulwark_embedded"
@@ -65,48 +66,6 @@ def adapter_installed(adapter_type: str) -> bool:
         return importlib.util.find_spec(f"dbt.adapters.{adapter_type}") is not None
     except (ModuleNotFoundError, ValueError):
         return False
-
-
-# ----------------------------------------------------------------------------- profiles
-
-def _read_yaml(path: Path) -> Any:
-    from dbt_bulwark import yamlio
-
-    try:
-        return yamlio.load(yamlio.decode(path.read_bytes()))
-    except Exception:  # noqa: BLE001 - an unreadable profiles.yml is "no profile"
-        return None
-
-
-def find_user_profile(profile_name: str, project_dir: Path,
-                      profiles_dir: str | None = None) -> tuple[Path, dict[str, Any]] | None:
-    """The ``profiles.yml`` dbt would use for ``profile_name`` and the profile's entry."""
-    candidates: list[Path] = []
-    if profiles_dir:
-        candidates.append(Path(profiles_dir))
-    elif os.environ.get("DBT_PROFILES_DIR"):
-        candidates.append(Path(os.environ["DBT_PROFILES_DIR"]))
-    else:
-        candidates += [project_dir, Path.cwd(), Path.home() / ".dbt"]
-    for d in candidates:
-        path = d / "profiles.yml"
-        if not path.is_file():
-            continue
-        data = _read_yaml(path)
-        if isinstance(data, dict) and isinstance(data.get(profile_name), dict):
-            return d.resolve(), dict(data[profile_name])
-        if profiles_dir or os.environ.get("DBT_PROFILES_DIR"):
-            return None
-    return None
-
-
-def _profile_adapter(profile: dict[str, Any], target: str | None) -> str | None:
-    outputs = profile.get("outputs") or {}
-    name = target or profile.get("target") or "dev"
-    out = outputs.get(name) if isinstance(outputs, dict) else None
-    if isinstance(out, dict) and isinstance(out.get("type"), str):
-        return out["type"].strip().lower()
-    return None
 
 
 @dataclass
@@ -217,7 +176,7 @@ class DbtSession:
         substitute = None
         if found is not None:
             pdir, profile = found
-            adapter = _profile_adapter(profile, target)
+            adapter = profile_adapter(profile, target)
             if adapter and adapter_installed(adapter):
                 name = target or profile.get("target") or "dev"
                 return Engine("profile", adapter, pdir, target,

@@ -26,7 +26,6 @@ from typing import Any
 from dbt_bulwark.compiler import Compiled, compile_cached, offset_to_line_col
 from dbt_bulwark.dbt_names import BUILTIN_NAMES, GLOBAL_MACROS
 from dbt_bulwark.findings import Finding
-from dbt_bulwark.fs import join
 from dbt_bulwark.policy import Policy
 from dbt_bulwark.project import Node, Project, RefCall
 
@@ -65,34 +64,6 @@ def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]
     if first is not None:
         return offset_to_line_col(text, first)
     return 1, 0
-
-
-def declared_packages(fs: Any, root: str) -> list[str]:
-    """Package names declared in packages.yml / dependencies.yml (best guess for git/tarball)."""
-    from dbt_bulwark import yamlio
-
-    names: list[str] = []
-    for fname in ("packages.yml", "dependencies.yml"):
-        path = join(root, fname)
-        try:
-            if not fs.is_file(path):
-                continue
-            data = yamlio.load(yamlio.decode(fs.read_bytes(path)))
-        except Exception:  # noqa: BLE001 - the loader reports unreadable YAML
-            continue
-        entries = data.get("packages") if isinstance(data, dict) else None
-        for entry in entries if isinstance(entries, list) else []:
-            if not isinstance(entry, dict) or "local" in entry:
-                continue
-            ref = entry.get("name") or entry.get("package") or entry.get("git") or \
-                entry.get("tarball") or entry.get("private")
-            if not ref:
-                continue
-            name = str(ref).rstrip("/").split("/")[-1]
-            if name.endswith(".git"):
-                name = name[:-4]
-            names.append(name.replace("-", "_"))
-    return names
 
 
 def called_names(text: str) -> dict[str, int]:
@@ -342,7 +313,7 @@ class FastCompile:
                                                  pol.get("dialect") if pol else None)
         fs = self.ctx.ws.fs if self.ctx is not None else None
         self.fs = fs
-        declared = declared_packages(fs, self.project.root) if fs is not None else []
+        declared = self.project.declared_packages
         installed = {p.lower() for p in self.project.packages}
         self.missing_packages = sorted({d for d in declared if d.lower() not in installed})
         self._resolver: Any = None

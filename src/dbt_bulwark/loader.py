@@ -74,6 +74,7 @@ class _Loader:
         self.cache = cache
         self.findings: list[Finding] = []
         self.yaml_with_refs: set[str] = set()   # YAML files that call ref()/source()
+        self.declared_packages: list[str] = []  # hub/git/tarball packages of packages.yml
 
     # -- small helpers
     def finding(self, path: str, line: int, code: str, message: str, severity: str = "error",
@@ -188,6 +189,9 @@ class _Loader:
             data = self.read_yaml(path)
             entries = data.get("packages") if isinstance(data, dict) else None
             for entry in entries if isinstance(entries, list) else []:
+                declared = _declared_package_name(entry)
+                if declared:
+                    self.declared_packages.append(declared)
                 if isinstance(entry, dict) and isinstance(entry.get("local"), str):
                     local_root = join(self.root, entry["local"])
                     if self.fs.is_file(join(local_root, "dbt_project.yml")):
@@ -224,6 +228,21 @@ class _Loader:
 def _dict_at(item: Mapping[str, Any], key: str) -> dict[str, Any]:
     value = item.get(key)
     return dict(value) if isinstance(value, dict) else {}
+
+
+def _declared_package_name(entry: Any) -> str | None:
+    """The package name a hub/git/tarball entry of packages.yml installs (a best guess
+    for git and tarball: the last path part); None for ``local:`` entries."""
+    if not isinstance(entry, dict) or "local" in entry:
+        return None
+    ref = entry.get("name") or entry.get("package") or entry.get("git") or \
+        entry.get("tarball") or entry.get("private")
+    if not ref:
+        return None
+    name = str(ref).rstrip("/").split("/")[-1]
+    if name.endswith(".git"):
+        name = name[:-4]
+    return name.replace("-", "_")
 
 
 def _coerce_scalar(text: str) -> Any:
@@ -598,6 +617,7 @@ class _ProjectBuilder:
         project.findings = L.findings
         project.macros_hash = self.macros_hash
         project.yaml_with_refs = L.yaml_with_refs
+        project.declared_packages = L.declared_packages
         fs_root = getattr(L.fs, "root", None)
         if fs_root is not None:
             from pathlib import Path

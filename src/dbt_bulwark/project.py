@@ -287,6 +287,7 @@ class Project:
     abs_root: Any = None                                      # pathlib.Path of the project dir
     macros_hash: str = ""                                     # content hash of every macro file
     yaml_with_refs: set[str] = field(default_factory=set)     # YAML files calling ref()/source()
+    declared_packages: list[str] = field(default_factory=list)  # packages.yml (not local:)
     cache: Any = field(default=None, repr=False)              # the ParseCache it was loaded with
     # (unique_id of the referring node, RefCall or (source, table), "missing" | "disabled")
     unresolved: list[tuple[str, Any, str]] = field(default_factory=list)

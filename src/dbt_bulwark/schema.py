@@ -175,32 +175,9 @@ def project_dialect(project: Project, policy_dialect: str | None = None) -> tupl
 
 def detect_adapter(project: Project) -> str | None:
     """The adapter type of the project's profile target, from profiles.yml if readable."""
-    import os
     from pathlib import Path
 
-    from dbt_bulwark import yamlio
+    from dbt_bulwark.profiles import project_adapter
 
-    profile = project.project_yml.get("profile")
-    candidates = []
-    if os.environ.get("DBT_PROFILES_DIR"):
-        candidates.append(Path(os.environ["DBT_PROFILES_DIR"]) / "profiles.yml")
-    candidates.append(Path(project.abs_root or project.root or ".") / "profiles.yml")
-    candidates.append(Path.home() / ".dbt" / "profiles.yml")
-    for path in candidates:
-        try:
-            data: Any = yamlio.load(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yamlio.YamlError):
-            continue
-        if not isinstance(data, dict) or not isinstance(profile, str):
-            continue
-        prof = data.get(profile)
-        if not isinstance(prof, dict):
-            continue
-        outputs = prof.get("outputs") or {}
-        target = prof.get("target")
-        out = outputs.get(target) if isinstance(outputs, dict) and isinstance(target, str) else None
-        if out is None and isinstance(outputs, dict) and outputs:
-            out = next(iter(outputs.values()))
-        if isinstance(out, dict) and isinstance(out.get("type"), str):
-            return out["type"]
-    return None
+    return project_adapter(project.project_yml.get("profile"),
+                           Path(project.abs_root or project.root or "."))
