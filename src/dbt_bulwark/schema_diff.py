@@ -234,6 +234,18 @@ def find_in_source(raw: str, rendered: str | None, line: int, col: int,
     return (min(max(line, 1), max(len(lines), 1)), 0)
 
 
+def _in_source(compiled: Any, node: Node, line: int, col: int, name: str) -> tuple[int, int]:
+    """The .sql (line, col) of a rendered position: the compiler's template map when the
+    position is in literal SQL of the node's own file, else a search for ``name``."""
+    if compiled.raw and node.raw_code and compiled.raw == node.raw_code and \
+            node.resource_type != "snapshot":
+        try:
+            return compiled.source_position(compiled.rendered_offset(line, col))
+        except Exception:  # noqa: BLE001 - fall back to the search
+            pass
+    return find_in_source(node.raw_code, compiled.sql, line, col, name)
+
+
 def _line_of_name(raw: str, name: str) -> int:
     for i, text in enumerate(raw.splitlines(), 1):
         if re.search(_WORD.format(re.escape(name)), text, re.I):
@@ -708,16 +720,14 @@ class SchemaDiff:
                     if is_star:
                         star_outputs.update(o for o in u.output_columns
                                             if o.lower() == column.lower())
-                        line, col = find_in_source(child.raw_code, compiled.sql, u.line, u.col,
-                                                   "*")
+                        line, col = _in_source(compiled, child, u.line, u.col, "*")
                         if u.output_columns and child.resource_type in ("model", "snapshot"):
                             out.append(Use(child_uid, child.resource_type, child.name,
                                            child.repo_path, line, col, "star", False, column,
                                            parent.name))
                         continue
                     explicit = True
-                    line, col = find_in_source(child.raw_code, compiled.sql, u.line, u.col,
-                                               column)
+                    line, col = _in_source(compiled, child, u.line, u.col, column)
                     out.append(Use(child_uid, child.resource_type, child.name, child.repo_path,
                                    line, col, "select", certain, column, parent.name))
                     if kind == "retyped" and child.resource_type in ("model", "snapshot"):
