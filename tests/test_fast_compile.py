@@ -256,7 +256,17 @@ def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixtur
     _rc, serial = run_fc(capsys, root)
     monkeypatch.setattr(fc, "PARALLEL_MIN_NODES", 1)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
+    in_parent: list[int] = []
+    real = fc.FastCompile.check_nodes
+
+    def spy(self, nodes):  # runs in the parent only for its own share
+        in_parent.append(len(nodes))
+        return real(self, nodes)
+
+    monkeypatch.setattr(fc.FastCompile, "check_nodes", spy)
     _rc, parallel = run_fc(capsys, root)
+    assert len(in_parent) == 1 and in_parent[0] < sum(1 for _ in (root / "models").rglob("*.sql")), \
+        "the parent must have checked only its share: the workers did the rest"
     assert serial, "the fixture should produce findings"
     key = lambda f: (f["path"], f["line"], f["col"], f["code"], f["message"])  # noqa: E731
     assert sorted(map(key, parallel)) == sorted(map(key, serial))
