@@ -303,17 +303,7 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
             res.status = "passed"
             res.summary = f"{plan.base_label}: nothing to compare"
             return res
-        from dbt_bulwark import gitfs
-
-        if "ci_base_tree" not in plan.state:
-            assert plan.git_top is not None
-            try:
-                prefix = plan.ws.repo_root.resolve().relative_to(
-                    plan.git_top.resolve()).as_posix()
-            except ValueError:
-                prefix = ""
-            plan.state["ci_base_tree"] = gitfs.GitTree(plan.git_top, plan.base,
-                                                       "" if prefix == "." else prefix)
+        plan.state["ci_base_tree"] = plan.ws.tree_at(plan.base)
     ctx = HookContext(args=_layer_args(spec, plan), ws=plan.ws, files=list(plan.files),
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})

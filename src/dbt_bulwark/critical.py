@@ -424,17 +424,11 @@ def _git_base(ctx: Any) -> tuple[Any, str, str] | None:
     from dbt_bulwark import gitfs
 
     found: tuple[Any, str, str] | None = None
-    top = gitfs.repo_root(ctx.ws.repo_root)
-    if top is not None:
-        base = gitfs.resolve_base(top, getattr(ctx.args, "base", None))
+    loc = ctx.ws.git_location()
+    if loc is not None:
+        base = gitfs.resolve_base(loc[0], getattr(ctx.args, "base", None))
         if base is not None:
-            try:
-                prefix = os.path.relpath(ctx.ws.repo_root.resolve(), top.resolve())
-            except ValueError:
-                prefix = ""
-            prefix = "" if prefix == "." else prefix.replace(os.sep, "/")
-            if not prefix.startswith(".."):
-                found = (top, base, prefix)
+            found = (loc[0], base, loc[1])
     elif getattr(ctx.args, "base", None):
         raise UsageError("--base needs a git repository")
     ctx.state["critical_base"] = found
@@ -442,12 +436,8 @@ def _git_base(ctx: Any) -> tuple[Any, str, str] | None:
 
 
 def _base_tree(ctx: Any) -> Any:
-    if "critical_tree" not in ctx.state:
-        from dbt_bulwark.gitfs import GitTree
-
-        found = _git_base(ctx)
-        ctx.state["critical_tree"] = GitTree(found[0], found[1], found[2]) if found else None
-    return ctx.state["critical_tree"]
+    found = _git_base(ctx)
+    return ctx.ws.tree_at(found[1]) if found else None
 
 
 def _summarise_base(project: Project, cp: CriticalPolicy) -> list[BaseModel]:

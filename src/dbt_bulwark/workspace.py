@@ -59,6 +59,8 @@ class Workspace:
     cache: ParseCache | None = None
     analysis_cache: ParseCache | None = None
     _projects: dict[str, Project] = field(default_factory=dict)
+    _git: Any = field(default=None, repr=False)
+    _trees: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def project(self, root: str) -> Project:
         if root not in self._projects:
@@ -118,6 +120,34 @@ class Workspace:
             return join((cwd / p).resolve().relative_to(self.repo_root).as_posix())
         except ValueError:
             return join(p.as_posix())
+
+    def git_location(self) -> tuple[Path, str] | None:
+        """(git top level, the workspace root's path inside it), or None outside git."""
+        if self._git is None:
+            from dbt_bulwark import gitfs
+
+            top = gitfs.repo_root(self.repo_root)
+            found: Any = ()
+            if top is not None:
+                try:
+                    prefix = self.repo_root.resolve().relative_to(top.resolve()).as_posix()
+                    found = (top, "" if prefix == "." else prefix)
+                except ValueError:
+                    found = ()
+            self._git = found
+        return self._git or None
+
+    def tree_at(self, rev: str | None) -> Any:
+        """The files of git revision ``rev`` rooted like :attr:`fs` (a
+        :class:`~dbt_bulwark.gitfs.GitTree`, one per revision); None without git or rev."""
+        loc = self.git_location()
+        if not rev or loc is None:
+            return None
+        if rev not in self._trees:
+            from dbt_bulwark.gitfs import GitTree
+
+            self._trees[rev] = GitTree(loc[0], rev, loc[1])
+        return self._trees[rev]
 
     def save(self) -> None:
         for cache in (self.cache, self.analysis_cache):

@@ -53,15 +53,11 @@ def run(args: argparse.Namespace) -> int:
     if not ws.project_roots:
         sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
         return 0
-    top = gitfs.repo_root(ws.repo_root)
-    if top is None:
+    loc = ws.git_location()
+    if loc is None:
         sys.stderr.write("bulwark check-schema-diff: not a git repository; nothing to compare\n")
         return 0
-    try:
-        prefix = ws.repo_root.resolve().relative_to(top.resolve()).as_posix()
-    except ValueError:
-        prefix = ""
-    prefix = "" if prefix == "." else prefix
+    top, prefix = loc
     repo_policy = load_policy(ws.fs)
     if args.merge_base and not args.base:
         branch = repo_policy.get("schema_diff.main_branch") or gitfs.default_branch(top)
@@ -95,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
         if not roots:
             roots = list(ws.project_roots)
 
-    base_tree = gitfs.GitTree(top, base_rev, prefix) if base_rev else None
-    head_tree = gitfs.GitTree(top, head_rev, prefix) if head_rev else None
+    base_tree = ws.tree_at(base_rev)
+    head_tree = ws.tree_at(head_rev)
     base_fs: Any = base_tree
     if base_tree is not None and head_tree is None:
         # the head is the work tree: read unchanged files from disk, the rest from git
