@@ -2,8 +2,10 @@
 ``[tool.bulwark]`` in ``pyproject.toml``.
 
 A project-level ``bulwark.yml`` is deep-merged over the repository-level one.
-Unknown keys and wrong types are a :class:`~dbt_bulwark.findings.UsageError`
-naming the file, the line and the key (exit code 2). :data:`SCHEMA` is the one
+Unknown keys, wrong types and wrong values (an unknown ``fail_on``, dialect, code,
+layer, or a selector that does not parse) are a
+:class:`~dbt_bulwark.findings.UsageError` naming the file, the line, the key and the
+allowed values (exit code 2). :data:`SCHEMA` is the one
 place that lists every key, its type and its default; the README documents it.
 """
 
@@ -20,6 +22,9 @@ SCHEMA: dict[str, Any] = {
     "dialect": ((str, type(None)), None),   # sqlglot dialect / dbt adapter type for SQL parsing
     "fail_on": (str, "error"),              # error | warning: the lowest severity that fails
     "exclude": (list, []),                  # glob patterns of repo paths never checked
+    "select": ((list, str, type(None)), None),  # codes/prefixes to report (None = all)
+    "ignore": ((list, str), []),            # codes/prefixes never reported
+    "per_path_ignores": (dict, {}),         # glob -> codes/prefixes ignored in those paths
     "critical": {
         "select": ((str, list, type(None)), None),   # dbt selector; None = already tagged
         "min_downstream": ((int, type(None)), None),
@@ -102,8 +107,105 @@ def _validate(data: Any, schema: dict[str, Any], path: str, prefix: str) -> dict
             raise UsageError(f"`{dotted}` must be {_type_names(types)}, not a boolean", path, line)
         if not isinstance(value, types):
             raise UsageError(f"`{dotted}` must be {_type_names(types)}", path, line)
+        check = VALUE_CHECKS.get(dotted.removeprefix("tool.bulwark."))
+        if check is not None and value is not None:
+            try:
+                value = check(value)
+            except ValueError as exc:
+                raise UsageError(f"`{dotted}`: {exc}", path, line) from None
         out[key] = value
     return out
+
+
+# ----------------------------------------------------------------------------- values
+
+def _check_fail_on(value: str) -> str:
+    from dbt_bulwark.findings import SEVERITIES
+
+    if value not in SEVERITIES:
+        raise ValueError(f"unknown severity {value!r}; allowed: {', '.join(SEVERITIES)}")
+    return value
+
+
+def known_dialects() -> list[str]:
+    """Every name ``dialect:`` accepts: sqlglot's dialects and the dbt adapter types
+    bulwark maps to one (``sqlserver`` -> tsql, ``synapse``, ``fabric``, ``glue``...)."""
+    from sqlglot.dialects.dialect import Dialects
+
+    from dbt_bulwark.columns import _ADAPTER_DIALECTS
+
+    return sorted({d.value for d in Dialects if d.value} | set(_ADAPTER_DIALECTS))
+
+
+def _check_dialect(value: str) -> str:
+    name = value.strip().lower()
+    allowed = known_dialects()
+    if name not in allowed:
+        import difflib
+
+        close = difflib.get_close_matches(name, allowed, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown dialect {value!r}{hint}; allowed: {', '.join(allowed)}")
+    return name
+
+
+def _check_selector(value: Any) -> Any:
+    from dbt_bulwark.selector import validate
+
+    items = value if isinstance(value, list) else [value]
+    for item in items:
+        if not isinstance(item, str):
+            raise ValueError(f"a selector must be a string, not {item!r}")
+    try:
+        validate(items)
+    except UsageError as exc:
+        raise ValueError(str(exc)) from None
+    return value
+
+
+def _check_codes(value: Any) -> list[str]:
+    from dbt_bulwark.codes import check_code_list
+
+    return check_code_list(value)
+
+
+def _check_per_path(value: dict) -> dict[str, list[str]]:
+    from dbt_bulwark.codes import check_code_list
+
+    out: dict[str, list[str]] = {}
+    for glob, codes in value.items():
+        if not isinstance(glob, str) or not glob:
+            raise ValueError(f"keys are glob patterns of paths, not {glob!r}")
+        try:
+            out[glob] = check_code_list(codes)
+        except ValueError as exc:
+            raise ValueError(f"{glob!r}: {exc}") from None
+    return out
+
+
+def _check_layers(value: list) -> list:
+    from dbt_bulwark.ci import LAYERS
+
+    unknown = [str(x) for x in value if x not in LAYERS]
+    if unknown:
+        raise ValueError(f"unknown layer(s) {', '.join(unknown)}; allowed: {', '.join(LAYERS)}")
+    return value
+
+
+# dotted key -> check(value) returning the (normalised) value or raising ValueError
+VALUE_CHECKS: dict[str, Any] = {
+    "fail_on": _check_fail_on,
+    "dialect": _check_dialect,
+    "select": _check_codes,
+    "ignore": _check_codes,
+    "per_path_ignores": _check_per_path,
+    "critical.select": _check_selector,
+    "contracts.select": _check_selector,
+    "schema_diff.protected": _check_selector,
+    "baselines.select": _check_selector,
+    "data_quality.select": _check_selector,
+    "ci.layers": _check_layers,
+}
 
 
 def _type_names(types: tuple[type, ...]) -> str:
@@ -159,16 +261,15 @@ def read_policy_file(fs: Any, rel: str) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read policy: {exc}", rel) from None
     if rel.endswith("pyproject.toml"):
+        if "bulwark" not in text:
+            return None
+        toml = _toml_module()
+        if toml is None:
+            raise UsageError("[tool.bulwark] needs the `tomli` package on Python < 3.11 "
+                             "(pip install tomli), or move the policy to bulwark.yml", rel)
         try:
-            import tomllib
-        except ImportError:  # pragma: no cover - Python 3.10
-            try:
-                import tomli as tomllib  # type: ignore[no-redef,unused-ignore]
-            except ImportError:
-                return None
-        try:
-            doc = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
+            doc = toml.loads(text)
+        except toml.TOMLDecodeError as exc:
             raise UsageError(f"invalid TOML: {exc}", rel) from None
         section = doc.get("tool", {}).get("bulwark")
         if section is None:
@@ -181,6 +282,18 @@ def read_policy_file(fs: Any, rel: str) -> dict[str, Any] | None:
     if data is None:
         return {}
     return _validate(data, SCHEMA, rel, "")
+
+
+def _toml_module() -> Any:
+    """``tomllib`` (Python >= 3.11), else ``tomli`` (declared for Python 3.10), else None."""
+    import importlib
+
+    for name in ("tomllib", "tomli"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
 
 
 def load_policy(fs: Any, project_root: str | None = None) -> Policy:

@@ -240,3 +240,14 @@ def _split(value: str | Iterable[str] | None) -> list[str]:
     for v in value:
         out.extend(str(v).split())
     return out
+
+
+def validate(selector: str | Iterable[str] | None) -> None:
+    """Parse ``selector`` without a project: a :class:`UsageError` for what cannot be
+    parsed or names an unknown method (used to validate policy values)."""
+    for term in _split(selector):
+        for part in (p for p in term.split(",") if p):
+            m = _ATOM_RE.match(part)
+            if not m or not m.group("body"):
+                raise UsageError(f"cannot parse selector {part!r}")
+            _parse_method(m.group("body"))
