@@ -48,7 +48,7 @@ from dbt_bulwark.findings import Finding, UsageError, exit_code, report, sort_fi
 STATIC = ("fast-compile", "critical-tags", "contracts", "schema-diff")
 EXECUTION = ("build-empty", "data-quality", "baselines")
 LAYERS = STATIC + EXECUTION
-OUTPUT_FORMATS = ("text", "markdown", "json", "github")
+OUTPUT_FORMATS = ("text", "markdown", "json", "github", "sarif")
 
 
 # ----------------------------------------------------------------------------- adapters
@@ -285,7 +285,7 @@ def _layer_args(spec: StaticLayer, plan: Plan) -> argparse.Namespace:
 
 
 def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
-    from dbt_bulwark.runner import HookContext, collect
+    from dbt_bulwark.runner import HookContext, collect, filter_findings
 
     res = LayerResult(name)
     spec = STATIC_LAYERS[name]
@@ -308,6 +308,10 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
     findings = collect(ctx, check, include_load_findings=first, load_findings="all")
+    ctx.args.select_codes = getattr(plan.args, "select_codes", None)
+    ctx.args.ignore_codes = getattr(plan.args, "ignore_codes", None)
+    findings = filter_findings(ctx, findings, hook=name, report_directives=first,
+                               with_loader=first)
     res.findings = findings
     res.details.extend(ctx.notes)
     fail_on = ctx.state.get("fail_on", "error")
@@ -522,6 +526,8 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                    "base_label": plan.base_label, "seconds": round(total, 3),
                    "layers": [r.to_dict() for r in results]}, out, indent=2, default=str)
         out.write("\n")
+    elif args.format == "sarif":
+        report([f for r in results for f in r.findings], "sarif", out)
     else:   # github: annotations, then the plain summary
         report([f for r in results for f in r.findings], "github", out)
         out.write(summary_text(results, total, code))

@@ -41,6 +41,22 @@ def add_common_arguments(parser: argparse.ArgumentParser, files: bool = True) ->
     parser.add_argument("--vars", default=None,
                         help="YAML/JSON dict of vars, as for dbt --vars")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the parse cache")
+    add_code_selection(parser)
+    # the hook's name (its code families decide which unused suppressions it reports)
+    parser.set_defaults(bulwark_hook=parser.prog.split()[-1] if parser.prog else None)
+
+
+def add_code_selection(parser: argparse.ArgumentParser) -> None:
+    """``--select`` / ``--ignore`` of finding codes (by code or prefix, comma-separated,
+    repeatable); bulwark.yml has the same as ``select:`` / ``ignore:``."""
+    parser.add_argument("--select", dest="select_codes", action="append", default=None,
+                        metavar="CODES",
+                        help="report only these codes or prefixes, e.g. BLK1,BLK201 "
+                             "(default: bulwark.yml `select`, else all)")
+    parser.add_argument("--ignore", dest="ignore_codes", action="append", default=None,
+                        metavar="CODES",
+                        help="never report these codes or prefixes, e.g. BLK131 (added to "
+                             "bulwark.yml `ignore`)")
 
 
 def _top_parser() -> argparse.ArgumentParser:

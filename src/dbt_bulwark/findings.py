@@ -13,12 +13,14 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
+from dbt_bulwark.codes import FIXABLE
+
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 
 SEVERITIES = ("error", "warning", "info")
-FORMATS = ("text", "json", "github")
+FORMATS = ("text", "json", "github", "sarif")
 
 
 class UsageError(Exception):
@@ -37,8 +39,11 @@ class UsageError(Exception):
 class Finding:
     """A problem at a place the user must edit.
 
-    ``line`` and ``col`` are 1-based; 0 means "the whole file" / unknown.
-    ``code`` is stable (documented in the README), e.g. ``BLK101``.
+    ``line`` and ``col`` are 1-based; line 0 means "the whole file" (its col is 0 too).
+    A finding on a known line without a known column gets column 1, so one place is
+    written the same way by every hook. ``code`` is stable (documented in the README),
+    e.g. ``BLK101``. ``fixable``: the hook's ``--fix`` repairs it (default: by code,
+    :data:`dbt_bulwark.codes.FIXABLE`).
     """
 
     path: str
@@ -50,6 +55,15 @@ class Finding:
     hint: str = ""
     node: str = ""  # unique_id of the node concerned, when there is one
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    fixable: bool | None = field(default=None, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.line > 0 and self.col < 1:
+            object.__setattr__(self, "col", 1)
+        elif self.line <= 0 and self.col:
+            object.__setattr__(self, "col", 0)
+        if self.fixable is None:
+            object.__setattr__(self, "fixable", self.code in FIXABLE)
 
     def text(self) -> str:
         out = f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}"
@@ -77,11 +91,88 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(set(findings), key=lambda f: (f.path, f.line, f.col, f.code, f.message))
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def totals_line(findings: Iterable[Finding]) -> str:
+    """``Found 3 errors, 1 warning (2 fixable with --fix)`` / ``All checks passed``."""
+    items = list(findings)
+    errors = sum(1 for f in items if f.severity == "error")
+    warnings = sum(1 for f in items if f.severity == "warning")
+    infos = len(items) - errors - warnings
+    if not errors and not warnings:
+        return "All checks passed" + (f" ({infos} info)" if infos else "")
+    parts = [_plural(errors, "error"), _plural(warnings, "warning")]
+    if infos:
+        parts.append(f"{infos} info")
+    fixable = sum(1 for f in items if f.fixable and f.severity != "info")
+    tail = f" ({fixable} fixable with --fix)" if fixable else ""
+    return f"Found {', '.join(parts)}{tail}"
+
+
+def fingerprint(f: Finding) -> str:
+    """Stable across runs and line moves: the code, file, node and message, not the line."""
+    import hashlib
+
+    key = "\0".join((f.code, f.path, f.node, f.message))
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+
+
+def to_sarif(findings: Iterable[Finding]) -> dict:
+    """A SARIF 2.1.0 log for GitHub code scanning (``--format sarif``)."""
+    from dbt_bulwark import __version__
+    from dbt_bulwark.codes import CODES, REPO_URL, help_uri
+
+    items = sort_findings(findings)
+    codes = sorted({f.code for f in items})
+    index = {c: i for i, c in enumerate(codes)}
+    level = {"error": "error", "warning": "warning", "info": "note"}
+    rules = []
+    for code in codes:
+        desc = CODES.get(code, ("common", code))[1]
+        rules.append({"id": code, "name": code,
+                      "shortDescription": {"text": desc},
+                      "helpUri": help_uri(code)})
+    results = []
+    for f in items:
+        message = f.message + (f"\nhint: {f.hint}" if f.hint else "")
+        result: dict = {
+            "ruleId": f.code, "ruleIndex": index[f.code],
+            "level": level.get(f.severity, "error"),
+            "message": {"text": message},
+            "locations": [{"physicalLocation": {
+                "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": max(f.line, 1), "startColumn": max(f.col, 1)}}}],
+            "partialFingerprints": {"bulwarkFinding/v1": fingerprint(f)},
+            "baselineState": "unchanged" if getattr(f, "existing", False) else "new",
+        }
+        if f.node:
+            result["properties"] = {"node": f.node}
+        results.append(result)
+    return {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [{
+            "tool": {"driver": {"name": "dbt-bulwark", "version": __version__,
+                                "semanticVersion": __version__,
+                                "informationUri": REPO_URL, "rules": rules}},
+            "columnKind": "unicodeCodePoints",
+            "results": results,
+        }],
+    }
+
+
 def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = None,
-           summary: str = "") -> None:
-    """Print findings in one of :data:`FORMATS`."""
+           summary: str = "", totals: bool = False) -> None:
+    """Print findings in one of :data:`FORMATS`; ``totals``: end the text output with
+    :func:`totals_line`."""
     out = out or sys.stdout
     items = sort_findings(findings)
+    if fmt == "sarif":
+        json.dump(to_sarif(items), out, indent=2)
+        out.write("\n")
+        return
     if fmt == "json":
         json.dump({"findings": [f.to_dict() for f in items]}, out, indent=2)
         out.write("\n")
@@ -102,6 +193,8 @@ def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = 
         out.write(f.text() + "\n")
     if summary:
         out.write(summary + "\n")
+    if totals:
+        out.write(totals_line(items) + "\n")
 
 
 def exit_code(findings: Iterable[Finding], fail_on: str = "error") -> int:

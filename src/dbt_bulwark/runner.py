@@ -74,11 +74,28 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
 
 def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
     fmt = getattr(ctx.args, "format", "text")
-    report(findings, fmt, sys.stdout, summary if fmt == "text" else "")
+    findings = filter_findings(ctx, findings)
+    report(findings, fmt, sys.stdout, summary if fmt == "text" else "", totals=fmt == "text")
     for note in ctx.notes:
         sys.stderr.write(note + "\n")
     ctx.ws.save()
     return exit_code(findings, ctx.state.get("fail_on", "error"))
+
+
+def filter_findings(ctx: HookContext, findings: list[Finding], hook: str | None = None,
+                    report_directives: bool = True, with_loader: bool | None = None
+                    ) -> list[Finding]:
+    """Inline suppressions and ``--select``/``--ignore``/policy code selection
+    (:func:`dbt_bulwark.suppressions.apply`): the one filter every hook's output passes."""
+    from dbt_bulwark import suppressions
+
+    hook = hook or getattr(ctx.args, "bulwark_hook", None)
+    return suppressions.apply(
+        findings, ctx.ws, files=ctx.files, all_files=ctx.all_files, hook=hook,
+        report_directives=report_directives,
+        with_loader=hook == "fast-compile" if with_loader is None else with_loader,
+        select=suppressions.codes_arg(getattr(ctx.args, "select_codes", None)),
+        ignore=suppressions.codes_arg(getattr(ctx.args, "ignore_codes", None)))
 
 
 def run_hook(args: argparse.Namespace, check: Check, summary: str = "",

@@ -136,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
                 tree.close()
         ws.save()
 
+    from dbt_bulwark.runner import filter_findings
+
+    findings = filter_findings(ctx, findings)
     base_label = base_rev or "(nothing: no commits yet)"
     fmt = args.format
     out = sys.stdout
@@ -154,5 +157,5 @@ def run(args: argparse.Namespace) -> int:
         if fmt == "text":
             what = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no model changed"
             summary = f"check-schema-diff against {base_label}: {what}"
-        report(findings, fmt, out, summary)
+        report(findings, fmt, out, summary, totals=fmt == "text")
     return exit_code(findings, fail_on)

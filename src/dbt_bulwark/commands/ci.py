@@ -49,6 +49,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="do not read or write the parse cache; dbt runs in a temp dir")
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress lines on stderr")
+    from dbt_bulwark.cli import add_code_selection
+
+    add_code_selection(parser)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
