@@ -358,11 +358,6 @@ class FastCompile:
             self.check_nodes_parallel(nodes)
         else:
             self.check_nodes(nodes)
-        if self.how == "guess":
-            self.notes.append(
-                f"bulwark fast-compile: no profile or `dialect:` in bulwark.yml for project "
-                f"'{self.project.name}'; SQL is judged leniently against common dialects "
-                "(set `dialect:` in bulwark.yml to be exact)")
         return self.findings
 
     def check_nodes(self, nodes: list[Node]) -> None:
@@ -1204,4 +1199,24 @@ def check(ctx: Any, project: Project, policy: Policy, targets: set[str] | None) 
     findings = fc.run()
     if ctx is not None:
         ctx.notes.extend(fc.notes)
+        if fc.how == "guess":
+            _note_guessed_dialect(ctx, project.name)
     return findings
+
+
+def _note_guessed_dialect(ctx: Any, name: str) -> None:
+    """One note per run naming every project whose dialect is guessed (not one per project)."""
+    names = ctx.state.setdefault("dialect_guessed", [])
+    if name in names:
+        return
+    names.append(name)
+    which = ", ".join(f"'{n}'" for n in names)
+    note = (f"bulwark fast-compile: no profile or `dialect:` in bulwark.yml for project"
+            f"{'s' if len(names) > 1 else ''} {which}; SQL is judged leniently against common "
+            "dialects (set `dialect:` in bulwark.yml to be exact)")
+    index = ctx.state.get("dialect_note_index")
+    if index is not None and index < len(ctx.notes):
+        ctx.notes[index] = note
+    else:
+        ctx.state["dialect_note_index"] = len(ctx.notes)
+        ctx.notes.append(note)

@@ -8,6 +8,7 @@ Usage and configuration errors are raised as :class:`UsageError` and exit 2.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -35,6 +36,30 @@ class UsageError(Exception):
         super().__init__(where + message)
 
 
+_REQUIRED_RE = re.compile(r"Required keyword: '\w+' missing for <class '(?:[\w.]*\.)?(\w+)'>")
+_CLASS_RE = re.compile(r"<class '(?:[\w.]*\.)?(\w+)'>")
+_UNDEFINED_RE = re.compile(r"'?(?:[\w.]+\.)?\w*Undefined object'?|\b\w*Undefined\b")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+_SQL_WORDS = {"Paren": "parenthesis", "Where": "WHERE clause", "Having": "HAVING clause",
+              "Join": "JOIN", "Select": "SELECT", "From": "FROM clause", "Order": "ORDER BY",
+              "Group": "GROUP BY", "Case": "CASE expression", "If": "CASE branch"}
+
+
+def _words(name: str) -> str:
+    return _SQL_WORDS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", " ", name).upper()
+
+
+def humane(message: str) -> str:
+    """A message without the internals of the libraries it came from: sqlglot class
+    reprs (``<class 'sqlglot.expressions.query.Where'>``), bulwark's Jinja stand-ins
+    (``PermissiveUndefined object``), terminal escapes."""
+    message = _ANSI_RE.sub("", message)
+    message = _REQUIRED_RE.sub(lambda m: f"incomplete {_words(m.group(1))}", message)
+    message = _CLASS_RE.sub(lambda m: _words(m.group(1)), message)
+    message = _UNDEFINED_RE.sub("an undefined value", message)
+    return message
+
+
 @dataclass(frozen=True, order=True)
 class Finding:
     """A problem at a place the user must edit.
@@ -58,6 +83,8 @@ class Finding:
     fixable: bool | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
+        if "<class '" in self.message or "Undefined" in self.message or "\x1b[" in self.message:
+            object.__setattr__(self, "message", humane(self.message))
         if self.line > 0 and self.col < 1:
             object.__setattr__(self, "col", 1)
         elif self.line <= 0 and self.col:

@@ -112,7 +112,8 @@ def _validate(data: Any, schema: dict[str, Any], path: str, prefix: str) -> dict
             try:
                 value = check(value)
             except ValueError as exc:
-                raise UsageError(f"`{dotted}`: {exc}", path, line) from None
+                raise UsageError(f"`{dotted}`: {exc}", path,
+                                 getattr(exc, "line", None) or line) from None
         out[key] = value
     return out
 
@@ -179,7 +180,11 @@ def _check_per_path(value: dict) -> dict[str, list[str]]:
         try:
             out[glob] = check_code_list(codes)
         except ValueError as exc:
-            raise ValueError(f"{glob!r}: {exc}") from None
+            from dbt_bulwark import yamlio
+
+            problem = ValueError(f"{glob!r}: {exc}")
+            problem.line = yamlio.line_of(value, glob) or None  # type: ignore[attr-defined]
+            raise problem from None
     return out
 
 
