@@ -156,7 +156,8 @@ def test_text_output_and_summary(tagged: Path, capsys: pytest.CaptureFixture[str
     first = out.splitlines()[0]
     assert first.startswith("models/marts/core/fct_orders.sql:1:1: BLK302 ")
     assert "hint: " in out
-    summary = out.strip().splitlines()[-1]
+    summary, totals = out.strip().splitlines()[-2:]
+    assert totals == "Found 4 errors, 0 warnings (1 fixable with --fix)"
     assert summary.startswith("check-critical-tags: 6 critical model(s) (2 locked); ")
     assert "without an enforced contract" in summary and "see check-contracts" in summary
 
