@@ -289,7 +289,10 @@ def test_dialect_names_dbt_and_sqlglot_use_are_accepted(tmp_path: Path, name: st
 
 def test_tool_bulwark_read_with_tomli_when_tomllib_is_absent(tmp_path: Path,
                                                              monkeypatch) -> None:
-    import tomllib
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: tomli is the same parser
+        import tomli as tomllib
 
     from dbt_bulwark.findings import UsageError
     from dbt_bulwark.fs import WorkTree
