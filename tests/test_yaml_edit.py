@@ -138,12 +138,21 @@ def test_add_tags_after_folded_and_literal(tmp_path):
     ("    tags: daily\n", "    tags: [daily, new]\n"),
     ("    tags: 'daily'\n", "    tags: ['daily', 'new']\n"),
 ])
-def test_add_tags_extends_top_level_in_its_style(tmp_path, tags_src, expected_line):
-    src = "models:\n  - name: m\n" + tags_src + "    description: x\n"
+def test_add_tags_extends_config_tags_in_its_style(tmp_path, tags_src, expected_line):
+    src = "models:\n  - name: m\n    config:\n  " + tags_src + "    description: x\n"
     out = edit(tmp_path, src, lambda ed: ed.add_tags(ed.model("m"), ["new", "daily"]))
-    assert_only_insertions(src, out, [expected_line])
-    assert expected_line in out
-    assert "config" not in out
+    assert_only_insertions(src, out, ["  " + expected_line])
+    assert "  " + expected_line in out
+
+
+def test_add_tags_never_writes_top_level_tags(tmp_path):
+    # dbt 1.11 ignores a model's top-level `tags:`: it is left alone and not counted
+    src = "models:\n  - name: m\n    tags: [daily]\n    description: x\n"
+    out = edit(tmp_path, src, lambda ed: ed.add_tags(ed.model("m"), ["daily", "new"]))
+    assert_only_insertions(src, out, ["    config:\n      tags: [daily, new]\n"])
+    assert yaml.safe_load(out)["models"][0] == {"name": "m", "tags": ["daily"],
+                                                "description": "x",
+                                                "config": {"tags": ["daily", "new"]}}
 
 
 def test_add_tags_extends_block_list_under_config(tmp_path):
@@ -157,7 +166,7 @@ def test_add_tags_extends_block_list_under_config(tmp_path):
 def test_add_tags_prefers_config_tags_over_top_level(tmp_path):
     src = "models:\n  - name: m\n    tags: [x]\n    config:\n      tags: [y]\n"
     out = edit(tmp_path, src, lambda ed: ed.add_tags(ed.model("m"), ["x", "y", "z"]))
-    assert_only_insertions(src, out, ["      tags: [y, z]\n"])
+    assert_only_insertions(src, out, ["      tags: [y, x, z]\n"])
 
 
 def test_add_tags_into_existing_config_without_tags(tmp_path):
@@ -168,7 +177,7 @@ def test_add_tags_into_existing_config_without_tags(tmp_path):
 
 
 def test_add_tags_noop_returns_false_and_save_writes_nothing(tmp_path):
-    src = "models:\n  - name: m\n    config: {tags: [a]}\n    tags: b\n"
+    src = "models:\n  - name: m\n    config: {tags: [a, b]}\n    tags: c\n"
     path = write(tmp_path, src)
     before = os.stat(path)
     ed = PropertiesEditor(path)
@@ -179,17 +188,17 @@ def test_add_tags_noop_returns_false_and_save_writes_nothing(tmp_path):
 
 
 def test_add_tags_to_null_config_and_null_tags(tmp_path):
-    src = "models:\n  - name: m\n    config:\n  - name: n\n    tags:\n"
+    src = "models:\n  - name: m\n    config:\n  - name: n\n    config:\n      tags:\n"
 
     def fn(ed):
         ed.add_tags(ed.model("m"), ["a"])
         ed.add_tags(ed.model("n"), ["b"])
 
     out = edit(tmp_path, src, fn)
-    assert_only_insertions(src, out, ["      tags:\n        - a\n", "      - b\n"])
+    assert_only_insertions(src, out, ["      tags:\n        - a\n", "        - b\n"])
     data = yaml.safe_load(out)
     assert data["models"][0]["config"] == {"tags": ["a"]}
-    assert data["models"][1]["tags"] == ["b"]
+    assert data["models"][1]["config"] == {"tags": ["b"]}
 
 
 # --------------------------------------------------------------------------- set_config
@@ -295,11 +304,11 @@ def test_crlf_bom_and_missing_final_newline(tmp_path):
         ed.model("n")
 
     out = edit(tmp_path, src, fn, bom=True)
-    assert_only_insertions(src, out, ["    config:\r\n      contract:\r\n        enforced: true",
-                                      "  - name: n"])
+    assert_only_insertions(src, out, ["    config:\r\n      tags: [b]\r\n      contract:\r\n"
+                                      "        enforced: true", "  - name: n"])
     assert not out.endswith("\n")
     assert "\n" not in out.replace("\r\n", "")
-    assert out.endswith("    tags: [a, b]\r\n    config:\r\n      contract:\r\n"
+    assert out.endswith("    tags: [a]\r\n    config:\r\n      tags: [b]\r\n      contract:\r\n"
                         "        enforced: true\r\n  - name: n")
 
 
@@ -397,7 +406,8 @@ def test_anchors_aliases_and_merge_keys(tmp_path):
     assert yaml.safe_load(out)["models"][0]["config"] == {
         "materialized": "table", "schema": "s", "tags": ["t"], "contract": {"enforced": True}}
     # extending a list shared through an alias would change x-tags too: refused
-    ed = PropertiesEditor(write(tmp_path, src))
+    shared = src.replace("    tags: *tags\n", "    config:\n      tags: *tags\n")
+    ed = PropertiesEditor(write(tmp_path, shared))
     with pytest.raises(YamlEditError, match="alias"):
         ed.add_tags(ed.model("n"), ["z"])
     # a key only inherited through << would be shadowed: refused
@@ -502,13 +512,11 @@ def _expected(data, tags, key, value, cols):
         models.append(entry)
     cfg = entry.get("config")
     have = set()
-    for place in (entry.get("tags"), (cfg or {}).get("tags")):
+    for place in ((cfg or {}).get("tags"),):  # a model's top-level tags: dbt ignores them
         have.update(place if isinstance(place, list) else [] if place is None else [place])
     missing = [t for t in tags if t not in have]
     if isinstance(cfg, dict) and "tags" in cfg:
         target, k = cfg, "tags"
-    elif "tags" in entry:
-        target, k = entry, "tags"
     else:
         if not isinstance(cfg, dict):
             entry["config"] = {}

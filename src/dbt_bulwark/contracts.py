@@ -579,7 +579,7 @@ def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
     for rel, file_plans in sorted(by_file.items()):
         path = Path(repo_root) / rel
         try:
-            editor = PropertiesEditor(path)
+            editor = PropertiesEditor(path, repo_root)
             done: list[str] = []
             for plan in file_plans:
                 entry = editor.model(plan.name, plan.version)

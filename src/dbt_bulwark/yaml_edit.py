@@ -24,7 +24,9 @@ change; anything else -- or any edit that would go through an alias, an
 anchor that is referenced elsewhere, or shadow a key inherited through a merge
 key (``<<: *x``) -- is refused with :class:`YamlEditError` and the text is left
 as it was. Files are written atomically (temp file in the same directory,
-fsync, ``os.replace``, original mode kept).
+fsync, ``os.replace``, original mode and owner kept: :func:`dbt_bulwark.fs.atomic_write`),
+and only regular files inside the repository are written (symlinks leaving it,
+read-only files and hard-linked files are refused).
 
 Nothing on a hook's hot path imports this module; import it only when fixing.
 """
@@ -32,12 +34,9 @@ Nothing on a hook's hot path imports this module; import it only when fixing.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import copy
 import os
 import re
-import stat
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -235,10 +234,21 @@ class ModelEntry(Mapping[str, Any]):
 class PropertiesEditor:
     """Lossless editor for one dbt properties YAML file (which may not exist yet)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str],
+                 root: str | os.PathLike[str] | None = None):
+        """``root``: the repository; the file (or a symlink's target) must lie inside it
+        and be safe to replace (see :func:`dbt_bulwark.fs.check_writable`), else
+        :class:`YamlEditError` -- before anything is planned."""
+        from dbt_bulwark.fs import UnsafeWrite, check_writable
+
         self.path = Path(path)
+        self.root = root
         self._bom = False
         self._raw: bytes | None = None
+        try:
+            check_writable(self.path, root)
+        except UnsafeWrite as exc:
+            raise YamlEditError(self.path, None, _unsafe_message(exc, self.path)) from None
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -290,13 +300,14 @@ class PropertiesEditor:
         return ModelEntry(self, name, version)
 
     def add_tags(self, entry: ModelEntry, tags: Sequence[str] | str) -> bool:
-        """Add the tags the entry does not have yet (neither in ``tags:`` nor in
-        ``config.tags``). An existing ``config.tags`` -- else top-level ``tags`` --
-        is extended in its own style (string, block list, flow list); otherwise
-        ``config.tags`` is created. Returns True when something was added."""
+        """Add the tags the entry's ``config.tags`` does not have yet, where dbt reads a
+        model's tags (dbt 1.11 ignores a top-level ``tags:`` on a model entry, so one is
+        neither extended nor counted). An existing ``config.tags`` is extended in its
+        own style (string, block list, flow list); otherwise it is created. Returns True
+        when something was added."""
         wanted = [tags] if isinstance(tags, str) else list(tags)
         data = self._entry_data(entry) or {}
-        have = set(_as_tags(data.get("tags")))
+        have: set[str] = set()
         cfg = data.get("config")
         if isinstance(cfg, dict):
             have.update(_as_tags(cfg.get("tags")))
@@ -306,14 +317,7 @@ class PropertiesEditor:
                 missing.append(tag)
         if not missing:
             return False
-        node, _ = self._resolve(entry, for_edit=True)
-        cfg_pair = node.own("config")
-        if cfg_pair and cfg_pair[1].kind == "map" and cfg_pair[1].own("tags"):
-            path = ["config", "tags"]
-        elif node.own("tags"):
-            path = ["tags"]
-        else:
-            path = ["config", "tags"]
+        path = ["config", "tags"]
 
         def expect(d: Any) -> None:
             e = self._find_entry(d, entry)
@@ -367,7 +371,12 @@ class PropertiesEditor:
         """Write the file atomically; False (and nothing written) when unchanged."""
         if not self.changed:
             return False
-        target = Path(os.path.realpath(self.path))
+        from dbt_bulwark.fs import UnsafeWrite, atomic_write, check_writable
+
+        try:
+            target = Path(check_writable(self.path, self.root))
+        except UnsafeWrite as exc:
+            raise YamlEditError(self.path, None, _unsafe_message(exc, self.path)) from None
         current: bytes | None
         try:
             current = target.read_bytes()
@@ -376,32 +385,10 @@ class PropertiesEditor:
         if current != self._raw:
             raise YamlEditError(self.path, None, "changed on disk since it was read; not saved")
         payload = (codecs.BOM_UTF8 if self._bom else b"") + self._text.encode("utf-8")
-        if current is not None:
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if hasattr(os, "O_DIRECTORY"):
-            with contextlib.suppress(OSError):
-                dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+            atomic_write(target, payload, self.root)
+        except UnsafeWrite as exc:
+            raise YamlEditError(self.path, None, _unsafe_message(exc, self.path)) from None
         self._raw = payload
         self._saved = self._text
         self.exists = True
@@ -974,6 +961,15 @@ class PropertiesEditor:
         if new:
             node, data = self._resolve(entry, for_edit=True)
             self._put_items(node, data, "columns", new, what)
+
+
+def _unsafe_message(exc: Exception, path: Path) -> str:
+    """The reason of an :class:`~dbt_bulwark.fs.UnsafeWrite`, without repeating the path."""
+    msg = str(exc)
+    for prefix in (f"{path}: ", f"{path} "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):] if prefix.endswith(": ") else msg[len(str(path)) + 1:]
+    return msg
 
 
 def _as_tags(value: Any) -> list[str]:

@@ -73,7 +73,7 @@ def suggest(args: argparse.Namespace) -> int:
                 edits.append(critical.TagEdit(s.node, missing,
                                               critical.properties_file_for(project, s.node)))
     changed: list[str] = []
-    errors: list[str] = []
+    errors: list[Any] = []
     done: set[str] = set()
     if edits:
         changed, errors, done = critical.add_tags(ws.repo_root, edits)
@@ -85,15 +85,16 @@ def suggest(args: argparse.Namespace) -> int:
             d = s.to_dict(i)
             d["written"] = s.node.unique_id in done
             items.append(d)
-        json.dump({"suggestions": items, "changed_files": changed, "errors": errors}, out,
+        json.dump({"suggestions": items, "changed_files": changed,
+                   "errors": [f"{f.path}:{f.line}: {f.message}" for f in errors]}, out,
                   indent=2, default=str)
         out.write("\n")
     else:
         out.write(_table(rows, multi=len(ws.project_roots) > 1, done=done))
         for rel in changed:
             out.write(f"added tags in {rel}\n")
-        for msg in errors:
-            sys.stderr.write(f"bulwark critical suggest: {msg}\n")
+        for f in errors:
+            sys.stderr.write(f"bulwark critical suggest: {f.path}:{f.line}: {f.message}\n")
     return EXIT_FINDINGS if errors else EXIT_OK
 
 
