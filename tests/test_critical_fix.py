@@ -158,3 +158,52 @@ def test_fix_refuses_to_edit_through_an_alias(repo: Path, capsys) -> None:
     assert "BLK320 --fix could not add tag 'critical' to 'stg_customers'" in out
     assert "Traceback" not in err
     assert out.count("BLK301") == 2  # still reported
+
+
+def test_fix_writes_config_tags_never_top_level(repo: Path, capsys) -> None:
+    # a top-level `tags:` on a model entry is ignored by dbt 1.11: not extended, not counted
+    text = (
+        "version: 2\n"
+        "models:\n"
+        "  - name: stg_customers\n"
+        "  - name: stg_orders\n"
+        "    tags: [critical]          # dbt ignores this\n"
+        "    config:\n"
+        "      tags: [locked]\n"
+    )
+    path = repo / STG
+    path.write_text(text)
+    rc, out, err = fix(repo, capsys, STG)
+    assert rc == 1, out + err
+    assert only_insertions(text, path.read_text()) == [", critical"]
+    assert "      tags: [locked, critical]\n" in path.read_text()
+    assert "    tags: [critical]          # dbt ignores this\n" in path.read_text()
+    assert set(tags_of(repo, "stg_orders")) == {"locked", "critical"}
+
+
+def test_fix_that_does_not_take_effect_is_an_error(repo: Path, capsys, monkeypatch) -> None:
+    import dbt_bulwark.critical as critical
+
+    # tags written to a file dbt does not read (outside model-paths): the re-check sees it
+    monkeypatch.setattr(critical, "properties_file_for", lambda project, node: "docs/x.yml")
+    rc, out, err = fix(repo, capsys, STG)
+    assert rc == 1
+    assert (repo / "docs" / "x.yml").exists()
+    assert "BLK321" in out and "stg_orders" in out and "BLK301" not in out
+    assert "Traceback" not in err
+
+
+def test_suggest_write_puts_tags_under_config(repo: Path, capsys) -> None:
+    import yaml
+
+    rc, out, err = run(repo, capsys, "critical", "suggest", "--top", "0", "--write",
+                       "--no-cache")
+    assert rc == 0, err
+    for yml in repo.glob("models/**/*.yml"):
+        data = yaml.safe_load(yml.read_text()) or {}
+        for entry in data.get("models") or []:
+            assert "tags" not in entry, (yml, entry)
+            for v in entry.get("versions") or []:
+                assert "tags" not in v, (yml, v)
+    project, _ = load(repo)
+    assert all("critical" in n.tags for n in project.models(include_packages=False))
