@@ -207,3 +207,33 @@ def test_suggest_write_puts_tags_under_config(repo: Path, capsys) -> None:
                 assert "tags" not in v, (yml, v)
     project, _ = load(repo)
     assert all("critical" in n.tags for n in project.models(include_packages=False))
+
+
+def test_fix_refuses_while_a_file_that_may_describe_the_model_does_not_load(
+        repo: Path, capsys) -> None:
+    # the model's own `_scratch.yml` has a syntax error: a new schema.yml entry would make
+    # it "described twice" once the user repairs the file
+    (repo / "bulwark.yml").write_text(
+        "critical:\n  select: scratch\n  require: {description: false, owner: false, "
+        "primary_key: false}\n")
+    broken = repo / "models/marts/misc/_scratch.yml"
+    broken.write_text("version: 2\nmodels:\n  - name: scratch\n    description: [oops\n")
+    rc, out, err = fix(repo, capsys, "--all-files")
+    assert rc == 1 and "Traceback" not in err
+    assert not (repo / "models/marts/misc/schema.yml").exists()
+    assert "models/marts/misc/_scratch.yml:" in out and "BLK320" in out
+    assert "described twice" in out or "describe it twice" in out
+
+
+def test_fix_refuses_a_model_in_a_sibling_document(repo: Path, capsys) -> None:
+    path = repo / STG
+    text = ("version: 2\nmodels:\n  - name: stg_customers\n---\nversion: 2\nmodels:\n"
+            "  - name: stg_orders\n    config:\n      tags: [locked]\n")
+    path.write_text(text)
+    (repo / "models/staging/stg_orders.sql").write_text(
+        "{{ config(tags=['locked']) }}\nselect 1 as order_id\n")
+    rc, out, err = fix(repo, capsys, "--all-files")
+    assert rc == 1 and "Traceback" not in err
+    assert path.read_text() == text
+    assert not (repo / "models/staging/schema.yml").exists()
+    assert f"{STG}:" in out and "BLK320" in out and "stg_orders" in out

@@ -58,6 +58,8 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK213": ("info", "the SQL's columns cannot be inferred; agreement not checked"),
     "BLK220": ("error", "--fix could not edit a properties file"),
     "BLK221": ("warning", "--fix cannot complete this contract; edit it by hand"),
+    "BLK222": ("error", "--fix refused: a properties file that could describe the model "
+                        "failed to load"),
 }
 
 CONSTRAINT_TYPES = ("check", "not_null", "unique", "primary_key", "foreign_key", "custom")
@@ -90,6 +92,7 @@ class _Ctx:
     fix: bool
     plans: list[FixPlan]
     guessed: bool = False          # no dialect in bulwark.yml and no profile found
+    repo_root: Any = None          # where --fix writes (None: no fixing context)
     findings: list[Finding] = field(default_factory=list)
 
     def dialect_severity(self, types: bool = False) -> str:
@@ -125,7 +128,7 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
     plans: list[FixPlan] = ctx.state.setdefault("contract_fixes", []) if ctx is not None else []
     c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect), selected, fix, plans,
-             guessed=how == "guess")
+             guessed=how == "guess", repo_root=ctx.ws.repo_root if ctx is not None else None)
     for node in nodes_to_check(project, targets):
         try:
             check_node(c, node)
@@ -464,6 +467,8 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
         return
     path = node.patch_path or node.repo_path
     line = node.patch_line or 1
+    if c.repo_root is not None and _blocked(c, node):
+        return
     if c.guessed:
         c.add(node, path, line, "BLK221",
               f"--fix does not write types for '{node.name}': the warehouse dialect is unknown "
@@ -518,6 +523,22 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     target = node.patch_path or default_properties_path(c.project, node)
     c.plans.append(FixPlan(c.project.root, node.unique_id, node.name, node.version, target,
                            enforce, add))
+
+
+def _blocked(c: _Ctx, node: Node) -> bool:
+    """A BLK222 (and True) when a properties file that could describe ``node`` failed to
+    load: an entry written now would describe it twice once that file is repaired."""
+    from dbt_bulwark.yaml_edit import unloaded_properties
+
+    found = unloaded_properties(c.project, c.repo_root, node.name)
+    if found is None:
+        return False
+    bad, bad_line, why = found
+    c.add(node, bad, bad_line, "BLK222",
+          f"--fix does not touch '{node.name}': {bad} {why} and may describe it; an entry "
+          "written now would describe it twice (dbt parse fails) once that file is repaired",
+          hint=f"repair {bad} first, then run --fix again")
+    return True
 
 
 def _names(names: Iterable[str]) -> str:

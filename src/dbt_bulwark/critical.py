@@ -662,6 +662,7 @@ def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], l
     does not show (a fix that did not take effect is an error, never a silent pass)."""
 
     edits: list[TagEdit] = []
+    blocked: list[Finding] = []
     for f in findings:
         if f.code != "BLK301" or not f.node:
             continue
@@ -669,12 +670,18 @@ def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], l
         for project in ctx.ws.projects():
             node = project.nodes.get(f.node)
             if node is not None and node.package_name == project.name:
-                edits.append(TagEdit(node, list(f.extra.get("tags") or []),
-                                     properties_file_for(project, node)))
+                edit = TagEdit(node, list(f.extra.get("tags") or []),
+                               properties_file_for(project, node))
+                why = fix_blocker(ctx.ws.repo_root, project, edit)
+                if why is not None:
+                    blocked.append(why)
+                else:
+                    edits.append(edit)
                 break
     if not edits:
-        return findings, []
+        return findings + blocked, []
     changed, errors, done = add_tags(ctx.ws.repo_root, edits)
+    errors = blocked + errors
     if not changed:
         return findings + errors, []
     for rel in changed:
@@ -695,6 +702,22 @@ def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], l
         else:
             out.append(f)
     return out + errors, changed
+
+
+def fix_blocker(repo_root: Any, project: Project, edit: TagEdit) -> Finding | None:
+    """A BLK320 when a properties file that could describe the model failed to load
+    (an entry written now would describe it twice once that file is repaired)."""
+    from dbt_bulwark.yaml_edit import unloaded_properties
+
+    found = unloaded_properties(project, repo_root, edit.node.name)
+    if found is None:
+        return None
+    bad, line, why = found
+    return Finding(bad, line, 1 if line else 0, "BLK320",
+                   f"--fix does not tag '{model_label(edit.node)}': {bad} {why} and may "
+                   "describe it; an entry written now would describe it twice (dbt parse "
+                   "fails) once that file is repaired",
+                   hint=f"repair {bad} first, then run --fix again", node=edit.node.unique_id)
 
 
 def recheck(ctx: Any) -> list[Finding]:

@@ -996,3 +996,38 @@ def _deep_set(target: dict[str, Any], key: str, value: Any) -> None:
             _deep_set(target[key], k, v)
     else:
         target[key] = copy.deepcopy(value)
+
+
+# --------------------------------------------------------------------------- fix guards
+
+# loading findings of a YAML file that dbt would read but bulwark could not
+_LOAD_FAILURES = frozenset({"BLK001", "BLK002", "BLK003", "BLK004", "BLK030"})
+_NOT_PROPERTIES = frozenset({"dbt_project.yml", "packages.yml", "dependencies.yml",
+                             "selectors.yml", "package-lock.yml", "profiles.yml", "bulwark.yml"})
+
+
+def unloaded_properties(project: Any, repo_root: str | os.PathLike[str],
+                        name: str) -> tuple[str, int, str] | None:
+    """A properties file of ``project`` that failed to load and could describe the model
+    ``name``, as (repo path, line, why), or None.
+
+    A fix must not describe a model while such a file exists: the entry it would add
+    becomes a second one ("described twice", a dbt parse error) once the user repairs
+    the file. "Could describe" is decided on the file's text: it mentions ``name`` as a
+    word (a file that cannot be read at all could describe any model)."""
+    root = str(getattr(project, "root", "") or "")
+    word = re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w])")
+    for f in getattr(project, "findings", []):
+        path = str(f.path)
+        if f.code not in _LOAD_FAILURES or not path.endswith((".yml", ".yaml")):
+            continue
+        if path.rsplit("/", 1)[-1] in _NOT_PROPERTIES or "dbt_packages/" in path \
+                or (root and not path.startswith(root.rstrip("/") + "/")):
+            continue
+        try:
+            text = Path(repo_root, path).read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return path, f.line, "cannot be read"
+        if word.search(text):
+            return path, f.line, f"does not load ({f.message})"
+    return None

@@ -57,6 +57,7 @@ def suggest(args: argparse.Namespace) -> int:
         return EXIT_OK
     rows: list[tuple[int, Any]] = []
     edits: list[critical.TagEdit] = []
+    blocked: list[Any] = []
     for root in ws.project_roots:
         project = ws.project(root)
         problems = [f for f in project.findings if f.severity == "error"]
@@ -70,13 +71,19 @@ def suggest(args: argparse.Namespace) -> int:
             rows.append((i, s))
             if args.write and not s.tagged and cp.tags:
                 missing = [t for t in cp.tags if t not in s.node.tags]
-                edits.append(critical.TagEdit(s.node, missing,
-                                              critical.properties_file_for(project, s.node)))
+                edit = critical.TagEdit(s.node, missing,
+                                        critical.properties_file_for(project, s.node))
+                why = critical.fix_blocker(ws.repo_root, project, edit)
+                if why is None:
+                    edits.append(edit)
+                else:
+                    blocked.append(why)
     changed: list[str] = []
     errors: list[Any] = []
     done: set[str] = set()
     if edits:
         changed, errors, done = critical.add_tags(ws.repo_root, edits)
+    errors = blocked + errors
     ws.save()
     out = sys.stdout
     if args.format == "json":
