@@ -587,3 +587,89 @@ def test_hook_modules_do_not_import_yaml_edit():
     code = ("import sys, dbt_bulwark.cli; "
             "assert 'dbt_bulwark.yaml_edit' not in sys.modules and 'ruamel.yaml' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- one pass per file
+#
+# Entries of a plain file are edited one by one in small documents and put back in one
+# pass, verified once. These tests hold that path to the whole-file path byte for byte.
+
+MULTI = [
+    BASIC,
+    "version: 2\n\nmodels:\n  - name: a   # first\n    description: x\n\n  # about b\n"
+    "  - name: b\n    config:\n      tags: [t]\n    columns:\n      - name: id\n"
+    "  - name: c\n    columns:\n    - name: id\n      data_type: int\n# trailing\n",
+    "models:\n- name: a\n  description: |\n    keep\n\n- name: b\n  config: {tags: [x]}\n"
+    "- name: c",
+    "version: 2\r\nmodels:\r\n    -   name: a\r\n        config:\r\n            enabled: true\r\n"
+    "    -   name: b\r\n",
+    "version: 2\nmodels:\n  - name: a\n    versions:\n      - v: 1\n  - name: b\n"
+    "    description: >-\n      folded\n\n\n",
+    "models:\n  - name: a\n    description: |+\n      keep\n\n  - name: b\n    tags: [q]\n",
+]
+
+
+def _multi_ops(ed: PropertiesEditor) -> None:
+    for name in ("a", "b", "c", "new_one", "new_two"):
+        m = ed.model(name)
+        ed.add_tags(m, ["critical"])
+        ed.set_config(m, "contract", {"enforced": True})
+        ed.add_columns(m, [{"name": "id", "data_type": "integer"},
+                           {"name": f"{name}_col", "data_type": "varchar"}])
+    ed.model("a", 2)
+    ed.add_tags(ed.model("a", 2), ["v2"])
+
+
+@pytest.mark.parametrize("src", MULTI, ids=range(len(MULTI)))
+def test_one_pass_edits_equal_whole_file_edits(tmp_path, monkeypatch, src):
+    fast = edit(tmp_path, src, _multi_ops)
+    with monkeypatch.context() as mp:
+        mp.setattr(PropertiesEditor, "_fast_seq", lambda self: None)
+        slow = edit(tmp_path, src, _multi_ops)
+    assert fast == slow
+    assert_only_insertions(src, fast, ["new_one"])
+
+
+def test_one_pass_parses_the_whole_file_a_fixed_number_of_times(tmp_path, monkeypatch):
+    import dbt_bulwark.yaml_edit as ye
+
+    n = 60
+    src = "version: 2\n\nmodels:\n" + "".join(
+        f"  - name: m{i}   # c{i}\n    description: 'd {i}'\n    columns:\n      - name: id\n"
+        for i in range(n))
+    whole: list[int] = []
+    real = ye._compose
+
+    def counting(text, info=None):
+        if len(text) >= len(src):
+            whole.append(len(text))
+        return real(text, info)
+
+    monkeypatch.setattr(ye, "_compose", counting)
+
+    def fn(ed):
+        for i in range(n):
+            m = ed.model(f"m{i}")
+            ed.set_config(m, "contract", {"enforced": True})
+            ed.add_columns(m, [{"name": "id", "data_type": "integer"},
+                               {"name": "x", "data_type": "date"}])
+        ed.model("brand_new")
+
+    out = edit(tmp_path, src, fn)
+    assert len(whole) == 2  # read once, verified once: not once per edit
+    data = yaml.safe_load(out)
+    assert len(data["models"]) == n + 1
+    assert all(m.get("config") == {"contract": {"enforced": True}} for m in data["models"][:n])
+    assert_only_insertions(src, out, ["brand_new"])
+
+
+def test_one_pass_refuses_what_the_whole_file_check_rejects(tmp_path, monkeypatch):
+    # if the pieces put back ever disagree with the edits made, nothing is written
+    path = write(tmp_path, BASIC)
+    ed = PropertiesEditor(path)
+    ed.add_tags(ed.model("orders"), ["t"])
+    monkeypatch.setattr(PropertiesEditor, "_assemble",
+                        lambda self: self._text.replace("orders", "orderz"))
+    with pytest.raises(YamlEditError, match="more than intended"):
+        ed.save()
+    assert read(path) == BASIC
