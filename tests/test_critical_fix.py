@@ -237,3 +237,51 @@ def test_fix_refuses_a_model_in_a_sibling_document(repo: Path, capsys) -> None:
     assert path.read_text() == text
     assert not (repo / "models/staging/schema.yml").exists()
     assert f"{STG}:" in out and "BLK320" in out and "stg_orders" in out
+
+
+def test_suggest_write_says_what_the_tags_require(tmp_path: Path, capsys) -> None:
+    hubs = make_repo(tmp_path, "hubs")
+    rc, out, err = run(hubs, capsys, "critical", "suggest", "--top", "2", "--write",
+                       "--no-cache")
+    assert rc == 0, err
+    assert ("each needs an enforced contract, an owner (meta.owner or a group), a "
+            "description, a tested primary key (critical.require)") in out
+    assert "int_customers: missing contract, owner, description, primary key" in out
+    assert "--with-protections" in out
+
+
+def test_suggest_with_protections_leaves_only_what_it_cannot_write(tmp_path: Path,
+                                                                   capsys) -> None:
+    import json
+
+    import yaml
+    from test_critical import GIT_ENV
+
+    hubs = make_repo(tmp_path, "hubs", commit=False)
+    (hubs / "bulwark.yml").write_text("dialect: duckdb\n")
+    from test_critical import git
+
+    git(hubs, "add", "-A")
+    git(hubs, "commit", "-q", "--no-verify", "-m", "base")
+    author = f"{GIT_ENV['GIT_AUTHOR_NAME']} <{GIT_ENV['GIT_AUTHOR_EMAIL']}>"
+    rc, out, err = run(hubs, capsys, "critical", "suggest", "--top", "4", "--write",
+                       "--with-protections", "--no-cache")
+    assert rc == 0 and "Traceback" not in err, err
+    assert f"owner set to '{author}'" in out
+    # what it wrote: tags, owner and an enforced contract, where dbt reads them
+    marts = yaml.safe_load((hubs / "models/marts/_marts.yml").read_text())
+    sales = next(m for m in marts["models"] if m["name"] == "fct_sales")
+    assert sales["config"]["tags"] == ["critical"]
+    assert sales["config"]["meta"] == {"owner": author}
+    assert sales["config"]["contract"] == {"enforced": True}
+    assert [c.get("data_type") in ("int", "integer") for c in sales["columns"]] == [True]
+    # what it could not write is exactly what the hooks now report
+    listed = {tuple(line.split(": ", 1)[0].split(":")[:2]) + (line.split()[1],)
+              for line in out.split("still to do by hand")[1].splitlines()[1:] if line.strip()}
+    rc, found = check_json(hubs, capsys, "--all-files", "--no-base")
+    reported = {(f["path"], str(f["line"]), f["code"]) for f in found}
+    rc2, out2, _ = run(hubs, capsys, "check-contracts", "--all-files", "--no-cache",
+                       "--format", "json")
+    assert rc2 == 0 and json.loads(out2)["findings"] == []
+    assert {code for _p, _l, code in reported} == {"BLK302", "BLK304"}
+    assert {(p.strip(), ln, code) for p, ln, code in listed} == reported

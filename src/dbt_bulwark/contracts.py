@@ -541,6 +541,35 @@ def _blocked(c: _Ctx, node: Node) -> bool:
     return True
 
 
+def plan_contracts(project: Project, policy: Policy, nodes: Iterable[Node],
+                   repo_root: Any) -> tuple[list[FixPlan], list[Finding]]:
+    """What ``--fix`` would write to enforce a contract on each of ``nodes`` (whether or
+    not ``contracts.select`` picks them), and a BLK221/BLK222 for each it cannot.
+    Used by ``critical suggest --write --with-protections``."""
+    from dbt_bulwark.schema import SchemaResolver, project_dialect
+
+    dialect, how = project_dialect(project, policy.get("dialect"))
+    todo = [n for n in nodes if not n.contract_enforced]
+    c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect),
+             {n.unique_id for n in todo}, True, [], guessed=how == "guess", repo_root=repo_root)
+    for node in todo:
+        path, line = node.where("contract")
+        if node.language != "sql" or node.materialized in UNSUPPORTED_MATERIALIZATIONS:
+            what = node.language if node.language != "sql" else node.materialized
+            c.add(node, path, line, "BLK221",
+                  f"--fix cannot give '{node.name}' a contract: dbt does not enforce one on a "
+                  f"{what} model", hint="exclude it from critical.require.contract, or "
+                  "change how it is built")
+            continue
+        try:
+            _plan_columns(c, node, enforce=True)
+        except Exception as exc:  # noqa: BLE001 - one odd model never stops the others
+            c.add(node, path, line, "BLK221",
+                  f"--fix cannot write the contract of '{node.name}' ({exc.__class__.__name__})",
+                  hint="declare the columns and types by hand")
+    return c.plans, c.findings
+
+
 def _names(names: Iterable[str]) -> str:
     items = [f"'{n}'" for n in names]
     return ("column " if len(items) == 1 else "columns ") + ", ".join(items)

@@ -739,6 +739,82 @@ def recheck(ctx: Any) -> list[Finding]:
         args.fix = fix
 
 
+# what ``critical.require`` keys ask of a critical model, in words
+PROTECTIONS = {"contract": "an enforced contract", "owner": "an owner (meta.owner or a group)",
+               "description": "a description", "primary_key": "a tested primary key"}
+
+
+def required_protections(cp: CriticalPolicy) -> list[str]:
+    """The ``critical.require`` keys in force (each defaults to true)."""
+    return [k for k in PROTECTIONS if cp.require.get(k, True)]
+
+
+def missing_protections(project: Project, cp: CriticalPolicy, node: Node) -> list[str]:
+    """The required protections ``node`` lacks (keys of :data:`PROTECTIONS`)."""
+    have = {"contract": node.contract_enforced,
+            "owner": owner(project, node) is not None,
+            "description": bool(node.description.strip()),
+            "primary_key": primary_key(node) is not None}
+    return [k for k in required_protections(cp) if not have[k]]
+
+
+def git_author(repo_root: Any, rel: str) -> str | None:
+    """The last author of ``rel`` in git (``Name <email>``), or None (no git, no commit)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(repo_root), "log", "-1", "--format=%an%x00%ae",
+                               "--", rel], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name, _, email = proc.stdout.strip().partition("\0")
+    if proc.returncode != 0 or not (name or email):
+        return None
+    return f"{name} <{email}>" if name and email else (name or email)
+
+
+def write_owners(repo_root: Any, project: Project, nodes: list[Node]
+                 ) -> tuple[list[str], list[Finding], dict[str, str]]:
+    """Write ``config: meta: owner:`` (the last git author of the model's SQL file, a
+    placeholder to review) for the nodes without an owner. Returns (changed files,
+    BLK320 findings, uid -> owner written)."""
+    from dbt_bulwark.yaml_edit import PropertiesEditor, YamlEditError
+
+    by_file: dict[str, list[tuple[Node, str]]] = {}
+    skipped: list[Finding] = []
+    for node in nodes:
+        who = git_author(repo_root, node.repo_path)
+        if who is None:
+            skipped.append(Finding(*entry_position(node), 1, "BLK320",
+                                   f"no owner written for '{model_label(node)}': git has no "
+                                   f"author for {node.repo_path}",
+                                   hint="set `config: {meta: {owner: ...}}` by hand",
+                                   node=node.unique_id))
+            continue
+        by_file.setdefault(properties_file_for(project, node), []).append((node, who))
+    changed: list[str] = []
+    written: dict[str, str] = {}
+    for rel, items in sorted(by_file.items()):
+        try:
+            editor = PropertiesEditor(os.path.join(str(repo_root), rel), repo_root)
+            for node, who in items:
+                entry = editor.model(node.name, node.version)
+                if entry is not None and editor.set_config(entry, "meta", {"owner": who}):
+                    written[node.unique_id] = who
+            if editor.save():
+                changed.append(rel)
+        except (YamlEditError, OSError) as exc:
+            msg = exc.message if isinstance(exc, YamlEditError) else str(exc)
+            line = exc.line if isinstance(exc, YamlEditError) else None
+            skipped.extend(Finding(rel, line or 0, 1 if line else 0, "BLK320",
+                                   f"no owner written for '{model_label(n)}': {msg}",
+                                   hint="set `config: {meta: {owner: ...}}` by hand",
+                                   node=n.unique_id) for n, _ in items)
+            for n, _ in items:
+                written.pop(n.unique_id, None)
+    return changed, skipped, written
+
+
 def summary_line(ctx: Any) -> str:
     stats = ctx.state.get("critical")
     if not stats or not stats["critical"]:
