@@ -298,3 +298,26 @@ def test_fix_refuses_while_a_properties_file_of_the_model_does_not_load(
     refused = [f for f in findings if f["code"] == "BLK222"]
     assert len(refused) == 1 and refused[0]["path"] == f"models/{broken_name}"
     assert "twice" in refused[0]["message"]
+
+
+@pytest.mark.parametrize("dtype, expression, dialect, expected", [
+    ("TIMESTAMP", "CURRENT_TIMESTAMP", "duckdb", "timestamp with time zone"),
+    ("TIMESTAMP", "CURRENT_TIMESTAMP - INTERVAL '1' DAY", "duckdb", None),
+    ("TIMESTAMP", "CAST(CURRENT_TIMESTAMP AS TIMESTAMP)", "duckdb", "timestamp"),
+    ("DECIMAL(10, 2)", "t.d * 2", "duckdb", None),
+    ("DECIMAL(10, 2)", "COALESCE(t.x, t.d)", "duckdb", None),
+    ("DECIMAL(10, 2)", "t.d", "duckdb", "decimal(10, 2)"),
+    ("DECIMAL(18, 4)", "CAST(t.i AS DECIMAL(18, 4))", "duckdb", "decimal(18, 4)"),
+    ("BIGINT", "COUNT(*)", "duckdb", "bigint"),
+    ("TEXT", "UPPER(t.s)", "duckdb", "varchar"),
+    # dialects no oracle runs: only what a cast says
+    ("BIGINT", "COUNT(*)", "snowflake", None),
+    ("TIMESTAMP", "CURRENT_TIMESTAMP()", "snowflake", None),
+    ("VARCHAR", "CAST(t.s AS VARCHAR)", "snowflake", "varchar"),
+    ("INT", "CAST(t.i AS INT64)", "bigquery", "int64"),
+    (None, "t.i", "duckdb", None),
+])
+def test_fix_writes_only_certain_types(dtype, expression, dialect, expected):
+    from dbt_bulwark.contracts import certain_type
+
+    assert certain_type(dtype, expression, dialect) == expected

@@ -485,14 +485,16 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     declared = {display_name(col.name, c.dialect, bool(col.quote)): col for col in node.columns}
     add: list[dict[str, Any]] = []
     unknown: list[str] = []
+    exprs = getattr(inferred, "expressions", None) or {}
     for key, (name, dtype) in sql_cols.items():
         col = declared.get(key)
         if col is not None and col.data_type:
             continue
-        if not dtype:
+        written = certain_type(dtype, exprs.get(str(name).lower()), c.dialect) if dtype else None
+        if not written:
             unknown.append(name)
             continue
-        add.append({"name": name, "data_type": _yaml_type(dtype, c.dialect)})
+        add.append({"name": name, "data_type": written})
     if enforce:
         stray = [col.name for key, col in declared.items() if key not in sql_cols]
         mismatched = []
@@ -505,7 +507,8 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
         if unknown or stray or mismatched:
             why = []
             if unknown:
-                why.append(f"the type of {_names(unknown)} is not knowable from the SQL")
+                why.append(f"the type of {_names(unknown)} is not certain from the SQL "
+                           f"for {c.dialect} (see docs/hooks/check-contracts.md)")
             if stray:
                 why.append(f"{_names(stray)} declared but not produced by the SQL")
             if mismatched:
@@ -517,7 +520,8 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     elif unknown:
         c.add(node, path, line, "BLK221",
               f"--fix cannot add {_names(unknown)} to the contract of '{node.name}': the type "
-              "is not knowable from the SQL", hint="add them with their data_type by hand")
+              f"is not certain from the SQL for {c.dialect}",
+              hint="add them with their data_type by hand")
     if not add and not enforce:
         return
     target = node.patch_path or default_properties_path(c.project, node)
@@ -585,6 +589,64 @@ def show_type(dtype: str, dialect: str) -> str:
 
 def _yaml_type(dtype: str, dialect: str) -> str:
     return show_type(dtype, dialect)
+
+
+# Dialects whose warehouse the type oracle runs (tests/test_fix_types_oracle.py: --fix,
+# then real `dbt build` checks every contract): there, sqlglot's type is written unless
+# a rule below says the warehouse decides. Elsewhere only an explicit cast is certain.
+ORACLE_DIALECTS = ("duckdb",)
+_TZ_NOW = ("CurrentTimestamp",)
+
+
+def certain_type(dtype: str | None, expression: str | None, dialect: str) -> str | None:
+    """The ``data_type`` --fix writes for a column: the type the warehouse reports for
+    it, or None when that is not certain (the column is then left to a human).
+
+    * an expression that is a ``CAST``/``TRY_CAST``: the type it casts to (any dialect);
+    * DuckDB (proven by the oracle): sqlglot's type, except ``current_timestamp`` (DuckDB
+      reports ``timestamp with time zone``; ``now()``-like expressions combined with
+      anything else are not certain) and a ``decimal`` computed by arithmetic,
+      ``coalesce``, ``case`` or an aggregate (precision and scale are the warehouse's
+      rules; dbt-duckdb compares them) -- a bare column or cast keeps its type;
+    * any other dialect: nothing but casts (types there are not proven by an oracle).
+    """
+    if not dtype or not expression:
+        return None
+    try:
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(expression, read=dialect)
+    except Exception:  # noqa: BLE001 - unparseable: not certain
+        return None
+    while isinstance(tree, (exp.Alias, exp.Paren)):
+        tree = tree.this
+    if isinstance(tree, (exp.Cast, exp.TryCast)) and isinstance(tree.to, exp.DataType):
+        to = tree.to
+        if to.this == exp.DataType.Type.USERDEFINED:
+            return None
+        return show_type(to.sql(dialect), dialect)
+    base = dtype.strip().lower()
+    if dialect not in ORACLE_DIALECTS:
+        return None
+    now = [n for n in tree.walk() if type(n).__name__ in _TZ_NOW
+           and not any(isinstance(a, (exp.Cast, exp.TryCast)) for a in _ancestors(n, tree))]
+    if now:
+        return "timestamp with time zone" if type(tree).__name__ in _TZ_NOW else None
+    if base.startswith(("decimal", "numeric")) and not isinstance(tree, exp.Column):
+        return None
+    return show_type(dtype, dialect)
+
+
+def _ancestors(node: Any, top: Any) -> list[Any]:
+    out = []
+    cur = node.parent
+    while cur is not None and cur is not top:
+        out.append(cur)
+        cur = cur.parent
+    if cur is top:
+        out.append(top)
+    return out
 
 
 def default_properties_path(project: Project, node: Node) -> str:
