@@ -96,7 +96,7 @@ class ParseCache:
             from dbt_bulwark.fs import atomic_write
 
             atomic_write(self.path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
-                         check=False)
+                         check=False, durable=False)
             self._dirty = False
             for old in self.directory.glob(f"{self.name}-*.pickle"):
                 if old != self.path:  # caches written by another version of the code

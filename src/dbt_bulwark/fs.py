@@ -170,11 +170,13 @@ def check_writable(path: str | os.PathLike[str],
 
 
 def atomic_write(path: str | os.PathLike[str], data: bytes,
-                 root: str | os.PathLike[str] | None = None, *, check: bool = True) -> str:
+                 root: str | os.PathLike[str] | None = None, *, check: bool = True,
+                 durable: bool = True) -> str:
     """Write ``data`` to ``path`` atomically: a temporary file in the same directory,
     fsync, ``os.replace``; the file's mode, owner and group are kept. A new file gets
     ``0o666`` less the umask (the umask is never changed). Unsafe targets are refused
-    (see :func:`check_writable`; ``check=False`` skips that, for private caches).
+    (see :func:`check_writable`; ``check=False`` skips that, for private caches;
+    ``durable=False`` skips the fsyncs, for data that can be rebuilt).
     Returns the real path written."""
     target = check_writable(path, root) if check else os.path.realpath(path)
     try:
@@ -199,8 +201,9 @@ def atomic_write(path: str | os.PathLike[str], data: bytes,
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         if st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
             tst = os.stat(tmp)
@@ -215,7 +218,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes,
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    if hasattr(os, "O_DIRECTORY"):
+    if durable and hasattr(os, "O_DIRECTORY"):
         with contextlib.suppress(OSError):
             dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
             try:
