@@ -221,3 +221,16 @@ def test_contracts_fix_refuses_a_dangling_symlink_out(tmp_path: Path):
     assert code == 1
     assert not (tmp_path / "outside").exists()
     assert any(f["code"] == "BLK220" and f["path"] == "models/_m.yml" for f in findings)
+
+
+def test_baseline_writer_refuses_a_read_only_snapshot_with_a_usage_error(tmp_path: Path):
+    from dbt_bulwark.baseline import write_atomic
+    from dbt_bulwark.findings import UsageError
+
+    path = tmp_path / "m.json"
+    path.write_text("{}\n")
+    os.chmod(path, 0o444)
+    with pytest.raises(UsageError, match="read-only"):
+        write_atomic(path, '{"rows": 1}\n')
+    assert path.read_text() == "{}\n"
+    assert write_atomic(tmp_path / "new" / "n.json", "{}\n") is True

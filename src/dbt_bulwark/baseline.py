@@ -315,9 +315,13 @@ def write_atomic(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` atomically; False when the file already says that."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    from dbt_bulwark.fs import atomic_write
+    from dbt_bulwark.findings import UsageError
+    from dbt_bulwark.fs import UnsafeWrite, atomic_write
 
-    atomic_write(path, text.encode("utf-8"))
+    try:
+        atomic_write(path, text.encode("utf-8"))
+    except UnsafeWrite as exc:  # a symlink out, a read-only or hard-linked file: exit 2
+        raise UsageError(f"baseline not written: {exc}") from None
     return True
 
 
