@@ -280,3 +280,44 @@ def test_dbt_builds_the_fixed_project(tmp_path: Path):
     results = dbt_build(project)
     models = {uid: r["status"] for uid, r in results.items() if uid.startswith("model.")}
     assert len(models) == 3 and set(models.values()) == {"success"}, results
+
+
+@pytest.mark.parametrize("broken_name", ["schema.yml", "_m.yml"])
+def test_fix_refuses_while_a_properties_file_of_the_model_does_not_load(
+        tmp_path: Path, broken_name: str):
+    # the model's properties file has a syntax error: a fix written elsewhere would be a
+    # second entry for `m` ("described twice") once the user repairs it
+    project = make_project(tmp_path, None, "{{ config(tags=['critical']) }}\n" + SQL)
+    broken = project / "models" / broken_name
+    text = "version: 2\nmodels:\n  - name: m\n    description: 'unterminated\n"
+    broken.write_text(text)
+    code, findings = run(project, "--fix")
+    assert code == 1
+    assert broken.read_text() == text
+    assert sorted(p.name for p in (project / "models").glob("*.yml")) == [broken_name]
+    refused = [f for f in findings if f["code"] == "BLK222"]
+    assert len(refused) == 1 and refused[0]["path"] == f"models/{broken_name}"
+    assert "twice" in refused[0]["message"]
+
+
+@pytest.mark.parametrize("dtype, expression, dialect, expected", [
+    ("TIMESTAMP", "CURRENT_TIMESTAMP", "duckdb", "timestamp with time zone"),
+    ("TIMESTAMP", "CURRENT_TIMESTAMP - INTERVAL '1' DAY", "duckdb", None),
+    ("TIMESTAMP", "CAST(CURRENT_TIMESTAMP AS TIMESTAMP)", "duckdb", "timestamp"),
+    ("DECIMAL(10, 2)", "t.d * 2", "duckdb", None),
+    ("DECIMAL(10, 2)", "COALESCE(t.x, t.d)", "duckdb", None),
+    ("DECIMAL(10, 2)", "t.d", "duckdb", "decimal(10, 2)"),
+    ("DECIMAL(18, 4)", "CAST(t.i AS DECIMAL(18, 4))", "duckdb", "decimal(18, 4)"),
+    ("BIGINT", "COUNT(*)", "duckdb", "bigint"),
+    ("TEXT", "UPPER(t.s)", "duckdb", "varchar"),
+    # dialects no oracle runs: only what a cast says
+    ("BIGINT", "COUNT(*)", "snowflake", None),
+    ("TIMESTAMP", "CURRENT_TIMESTAMP()", "snowflake", None),
+    ("VARCHAR", "CAST(t.s AS VARCHAR)", "snowflake", "varchar"),
+    ("INT", "CAST(t.i AS INT64)", "bigquery", "int64"),
+    (None, "t.i", "duckdb", None),
+])
+def test_fix_writes_only_certain_types(dtype, expression, dialect, expected):
+    from dbt_bulwark.contracts import certain_type
+
+    assert certain_type(dtype, expression, dialect) == expected

@@ -96,3 +96,56 @@ def test_reach_matches_dbt_child_map(tmp_path: Path) -> None:
         assert r.downstream == len(below & counted), uid
         assert r.exposures == sorted(manifest["exposures"][e]["name"] for e in below
                                      if e.startswith("exposure.")), uid
+
+
+def test_tags_written_by_fix_are_tags_dbt_reads(tmp_path: Path) -> None:
+    """``check-critical-tags --fix`` (existing config tags, a top-level ``tags:`` dbt
+    ignores, a new entry, a new file, a model version): real ``dbt parse`` then shows
+    every required tag, and the re-check is clean."""
+    import contextlib
+    import io
+    import os
+    import subprocess
+
+    from dbt_bulwark import cli
+
+    dbt_oracle.require_dbt()
+    root = tmp_path / "tagged"
+    shutil.copytree(FIXTURES / "tagged", root)
+    shutil.copytree(FIXTURES / "packages" / "dbt_utils", root / "dbt_packages" / "dbt_utils")
+    (root / "bulwark.yml").write_text(
+        "critical:\n  select: 'path:models/marts/finance path:models/marts/misc dim_accounts "
+        "stg_customers'\n  require: {description: false, owner: false, primary_key: false}\n")
+    stg = root / "models/staging/_staging.yml"
+    stg.write_text(stg.read_text().replace(
+        "  - name: stg_customers\n", "  - name: stg_customers\n    tags: [critical]\n"))
+    (root / "models/marts/finance/forecast.sql").write_text("select 1 as id\n")
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+
+    def hook(*extra: str) -> int:
+        cwd = os.getcwd()
+        os.chdir(root)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()), \
+                    contextlib.redirect_stderr(io.StringIO()):
+                return cli.main(["check-critical-tags", "--all-files", "--no-base", "--no-cache",
+                                 *extra])
+        finally:
+            os.chdir(cwd)
+
+    assert hook("--fix") == 1
+    assert hook() == 0
+    profiles = tmp_path / "profiles"
+    dbt_oracle.write_profiles(root, profiles)
+    p = dbt_oracle.PreparedProject(key="tagged-fixed", root=root, project_dir=root,
+                                   profiles_dir=profiles, target_path=tmp_path / "target")
+    manifest = dbt_oracle.dbt_parse(p)
+    models = {uid: n for uid, n in manifest["nodes"].items()
+              if n["resource_type"] == "model" and n["package_name"] == "crit"}
+    project = load_project(WorkTree(root), "")
+    critical = classify(project, critical_policy(load_policy(WorkTree(root), "")))
+    assert {"model.crit.forecast", "model.crit.stg_customers", "model.crit.scratch",
+            "model.crit.dim_accounts.v1"} <= set(critical)
+    for uid in critical:
+        assert "critical" in models[uid]["config"]["tags"], uid
+        assert sorted(models[uid]["config"]["tags"]) == sorted(project.nodes[uid].tags), uid

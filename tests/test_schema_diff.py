@@ -567,3 +567,74 @@ def test_other_formats(tmp_path, monkeypatch, capsys, fmt):
     assert rc == 1
     if fmt == "github":
         assert "::error file=models/mart.sql,line=3" in data["text"]
+
+
+# --------------------------------------------------------------------------- locked + contract
+
+
+def _locked_uncontracted(tmp_path: Path) -> Repo:
+    files = base_files(**{
+        "bulwark.yml": "dialect: duckdb\n",
+        "models/mart.sql": """
+            {{ config(tags=['locked']) }}
+            select cast(customer_id as integer) as customer_id, cast(email as varchar) as email
+            from {{ ref('customers') }}
+        """})
+    return make(tmp_path, files)
+
+
+def test_locked_model_can_get_the_contract_check_contracts_asks_for(tmp_path, monkeypatch,
+                                                                    capsys):
+    """The catch-22: check-contracts requires a contract on a locked model; adding one that
+    declares the current output (here written by check-contracts --fix) passes the diff."""
+    repo = _locked_uncontracted(tmp_path)
+    monkeypatch.chdir(repo.root)
+    capsys.readouterr()
+    assert main(["check-contracts", "--no-cache", "--all-files"]) == 1  # BLK201: required
+    assert "BLK201" in capsys.readouterr().out
+    assert main(["check-contracts", "--no-cache", "--all-files", "--fix"]) == 1
+    capsys.readouterr()
+    assert main(["check-contracts", "--no-cache", "--all-files"]) == 0
+    rc, data = run(repo, monkeypatch, capsys)
+    assert rc == 0, data["findings"]
+    assert [(f["code"], f["severity"]) for f in data["findings"]] == [("BLK421", "info")]
+    assert model(data, "mart")["locked"] is True
+
+
+def test_locked_model_contract_that_changes_the_output_still_fails(tmp_path, monkeypatch,
+                                                                   capsys):
+    repo = _locked_uncontracted(tmp_path)
+    repo.write({"models/mart.yml": """
+        version: 2
+        models:
+          - name: mart
+            config:
+              contract: {enforced: true}
+            columns:
+              - name: customer_id
+                data_type: varchar
+              - name: email
+                data_type: varchar
+    """})
+    rc, data = run(repo, monkeypatch, capsys)
+    assert rc == 1
+    assert "BLK403" in codes(data, "error") and "BLK421" in codes(data, "error")
+
+
+def test_unlocked_contract_turned_on_stays_info(tmp_path, monkeypatch, capsys):
+    repo = make(tmp_path, base_files(**{"bulwark.yml": "dialect: duckdb\n"}))
+    repo.write({"models/extra.yml": """
+        version: 2
+        models:
+          - name: mart
+            config:
+              contract: {enforced: true}
+            columns:
+              - name: customer_id
+                data_type: integer
+              - name: email
+                data_type: varchar
+    """})
+    rc, data = run(repo, monkeypatch, capsys)
+    assert rc == 0
+    assert ("BLK421", "info") in [(f["code"], f["severity"]) for f in data["findings"]]

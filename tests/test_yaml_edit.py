@@ -138,12 +138,21 @@ def test_add_tags_after_folded_and_literal(tmp_path):
     ("    tags: daily\n", "    tags: [daily, new]\n"),
     ("    tags: 'daily'\n", "    tags: ['daily', 'new']\n"),
 ])
-def test_add_tags_extends_top_level_in_its_style(tmp_path, tags_src, expected_line):
-    src = "models:\n  - name: m\n" + tags_src + "    description: x\n"
+def test_add_tags_extends_config_tags_in_its_style(tmp_path, tags_src, expected_line):
+    src = "models:\n  - name: m\n    config:\n  " + tags_src + "    description: x\n"
     out = edit(tmp_path, src, lambda ed: ed.add_tags(ed.model("m"), ["new", "daily"]))
-    assert_only_insertions(src, out, [expected_line])
-    assert expected_line in out
-    assert "config" not in out
+    assert_only_insertions(src, out, ["  " + expected_line])
+    assert "  " + expected_line in out
+
+
+def test_add_tags_never_writes_top_level_tags(tmp_path):
+    # dbt 1.11 ignores a model's top-level `tags:`: it is left alone and not counted
+    src = "models:\n  - name: m\n    tags: [daily]\n    description: x\n"
+    out = edit(tmp_path, src, lambda ed: ed.add_tags(ed.model("m"), ["daily", "new"]))
+    assert_only_insertions(src, out, ["    config:\n      tags: [daily, new]\n"])
+    assert yaml.safe_load(out)["models"][0] == {"name": "m", "tags": ["daily"],
+                                                "description": "x",
+                                                "config": {"tags": ["daily", "new"]}}
 
 
 def test_add_tags_extends_block_list_under_config(tmp_path):
@@ -157,7 +166,7 @@ def test_add_tags_extends_block_list_under_config(tmp_path):
 def test_add_tags_prefers_config_tags_over_top_level(tmp_path):
     src = "models:\n  - name: m\n    tags: [x]\n    config:\n      tags: [y]\n"
     out = edit(tmp_path, src, lambda ed: ed.add_tags(ed.model("m"), ["x", "y", "z"]))
-    assert_only_insertions(src, out, ["      tags: [y, z]\n"])
+    assert_only_insertions(src, out, ["      tags: [y, x, z]\n"])
 
 
 def test_add_tags_into_existing_config_without_tags(tmp_path):
@@ -168,7 +177,7 @@ def test_add_tags_into_existing_config_without_tags(tmp_path):
 
 
 def test_add_tags_noop_returns_false_and_save_writes_nothing(tmp_path):
-    src = "models:\n  - name: m\n    config: {tags: [a]}\n    tags: b\n"
+    src = "models:\n  - name: m\n    config: {tags: [a, b]}\n    tags: c\n"
     path = write(tmp_path, src)
     before = os.stat(path)
     ed = PropertiesEditor(path)
@@ -179,17 +188,17 @@ def test_add_tags_noop_returns_false_and_save_writes_nothing(tmp_path):
 
 
 def test_add_tags_to_null_config_and_null_tags(tmp_path):
-    src = "models:\n  - name: m\n    config:\n  - name: n\n    tags:\n"
+    src = "models:\n  - name: m\n    config:\n  - name: n\n    config:\n      tags:\n"
 
     def fn(ed):
         ed.add_tags(ed.model("m"), ["a"])
         ed.add_tags(ed.model("n"), ["b"])
 
     out = edit(tmp_path, src, fn)
-    assert_only_insertions(src, out, ["      tags:\n        - a\n", "      - b\n"])
+    assert_only_insertions(src, out, ["      tags:\n        - a\n", "        - b\n"])
     data = yaml.safe_load(out)
     assert data["models"][0]["config"] == {"tags": ["a"]}
-    assert data["models"][1]["tags"] == ["b"]
+    assert data["models"][1]["config"] == {"tags": ["b"]}
 
 
 # --------------------------------------------------------------------------- set_config
@@ -295,11 +304,11 @@ def test_crlf_bom_and_missing_final_newline(tmp_path):
         ed.model("n")
 
     out = edit(tmp_path, src, fn, bom=True)
-    assert_only_insertions(src, out, ["    config:\r\n      contract:\r\n        enforced: true",
-                                      "  - name: n"])
+    assert_only_insertions(src, out, ["    config:\r\n      tags: [b]\r\n      contract:\r\n"
+                                      "        enforced: true", "  - name: n"])
     assert not out.endswith("\n")
     assert "\n" not in out.replace("\r\n", "")
-    assert out.endswith("    tags: [a, b]\r\n    config:\r\n      contract:\r\n"
+    assert out.endswith("    tags: [a]\r\n    config:\r\n      tags: [b]\r\n      contract:\r\n"
                         "        enforced: true\r\n  - name: n")
 
 
@@ -397,7 +406,8 @@ def test_anchors_aliases_and_merge_keys(tmp_path):
     assert yaml.safe_load(out)["models"][0]["config"] == {
         "materialized": "table", "schema": "s", "tags": ["t"], "contract": {"enforced": True}}
     # extending a list shared through an alias would change x-tags too: refused
-    ed = PropertiesEditor(write(tmp_path, src))
+    shared = src.replace("    tags: *tags\n", "    config:\n      tags: *tags\n")
+    ed = PropertiesEditor(write(tmp_path, shared))
     with pytest.raises(YamlEditError, match="alias"):
         ed.add_tags(ed.model("n"), ["z"])
     # a key only inherited through << would be shadowed: refused
@@ -502,13 +512,11 @@ def _expected(data, tags, key, value, cols):
         models.append(entry)
     cfg = entry.get("config")
     have = set()
-    for place in (entry.get("tags"), (cfg or {}).get("tags")):
+    for place in ((cfg or {}).get("tags"),):  # a model's top-level tags: dbt ignores them
         have.update(place if isinstance(place, list) else [] if place is None else [place])
     missing = [t for t in tags if t not in have]
     if isinstance(cfg, dict) and "tags" in cfg:
         target, k = cfg, "tags"
-    elif "tags" in entry:
-        target, k = entry, "tags"
     else:
         if not isinstance(cfg, dict):
             entry["config"] = {}
@@ -579,3 +587,89 @@ def test_hook_modules_do_not_import_yaml_edit():
     code = ("import sys, dbt_bulwark.cli; "
             "assert 'dbt_bulwark.yaml_edit' not in sys.modules and 'ruamel.yaml' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- one pass per file
+#
+# Entries of a plain file are edited one by one in small documents and put back in one
+# pass, verified once. These tests hold that path to the whole-file path byte for byte.
+
+MULTI = [
+    BASIC,
+    "version: 2\n\nmodels:\n  - name: a   # first\n    description: x\n\n  # about b\n"
+    "  - name: b\n    config:\n      tags: [t]\n    columns:\n      - name: id\n"
+    "  - name: c\n    columns:\n    - name: id\n      data_type: int\n# trailing\n",
+    "models:\n- name: a\n  description: |\n    keep\n\n- name: b\n  config: {tags: [x]}\n"
+    "- name: c",
+    "version: 2\r\nmodels:\r\n    -   name: a\r\n        config:\r\n            enabled: true\r\n"
+    "    -   name: b\r\n",
+    "version: 2\nmodels:\n  - name: a\n    versions:\n      - v: 1\n  - name: b\n"
+    "    description: >-\n      folded\n\n\n",
+    "models:\n  - name: a\n    description: |+\n      keep\n\n  - name: b\n    tags: [q]\n",
+]
+
+
+def _multi_ops(ed: PropertiesEditor) -> None:
+    for name in ("a", "b", "c", "new_one", "new_two"):
+        m = ed.model(name)
+        ed.add_tags(m, ["critical"])
+        ed.set_config(m, "contract", {"enforced": True})
+        ed.add_columns(m, [{"name": "id", "data_type": "integer"},
+                           {"name": f"{name}_col", "data_type": "varchar"}])
+    ed.model("a", 2)
+    ed.add_tags(ed.model("a", 2), ["v2"])
+
+
+@pytest.mark.parametrize("src", MULTI, ids=range(len(MULTI)))
+def test_one_pass_edits_equal_whole_file_edits(tmp_path, monkeypatch, src):
+    fast = edit(tmp_path, src, _multi_ops)
+    with monkeypatch.context() as mp:
+        mp.setattr(PropertiesEditor, "_fast_seq", lambda self: None)
+        slow = edit(tmp_path, src, _multi_ops)
+    assert fast == slow
+    assert_only_insertions(src, fast, ["new_one"])
+
+
+def test_one_pass_parses_the_whole_file_a_fixed_number_of_times(tmp_path, monkeypatch):
+    import dbt_bulwark.yaml_edit as ye
+
+    n = 60
+    src = "version: 2\n\nmodels:\n" + "".join(
+        f"  - name: m{i}   # c{i}\n    description: 'd {i}'\n    columns:\n      - name: id\n"
+        for i in range(n))
+    whole: list[int] = []
+    real = ye._compose
+
+    def counting(text, info=None):
+        if len(text) >= len(src):
+            whole.append(len(text))
+        return real(text, info)
+
+    monkeypatch.setattr(ye, "_compose", counting)
+
+    def fn(ed):
+        for i in range(n):
+            m = ed.model(f"m{i}")
+            ed.set_config(m, "contract", {"enforced": True})
+            ed.add_columns(m, [{"name": "id", "data_type": "integer"},
+                               {"name": "x", "data_type": "date"}])
+        ed.model("brand_new")
+
+    out = edit(tmp_path, src, fn)
+    assert len(whole) == 2  # read once, verified once: not once per edit
+    data = yaml.safe_load(out)
+    assert len(data["models"]) == n + 1
+    assert all(m.get("config") == {"contract": {"enforced": True}} for m in data["models"][:n])
+    assert_only_insertions(src, out, ["brand_new"])
+
+
+def test_one_pass_refuses_what_the_whole_file_check_rejects(tmp_path, monkeypatch):
+    # if the pieces put back ever disagree with the edits made, nothing is written
+    path = write(tmp_path, BASIC)
+    ed = PropertiesEditor(path)
+    ed.add_tags(ed.model("orders"), ["t"])
+    monkeypatch.setattr(PropertiesEditor, "_assemble",
+                        lambda self: self._text.replace("orders", "orderz"))
+    with pytest.raises(YamlEditError, match="more than intended"):
+        ed.save()
+    assert read(path) == BASIC

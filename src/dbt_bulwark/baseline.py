@@ -25,9 +25,7 @@ get ``null`` and compare on the stats alone.
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -317,19 +315,13 @@ def write_atomic(path: Path, text: str) -> bool:
     """Write ``text`` to ``path`` atomically; False when the file already says that."""
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~umask
+    from dbt_bulwark.findings import UsageError
+    from dbt_bulwark.fs import UnsafeWrite, atomic_write
+
     try:
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, text.encode("utf-8"))
+    except UnsafeWrite as exc:  # a symlink out, a read-only or hard-linked file: exit 2
+        raise UsageError(f"baseline not written: {exc}") from None
     return True
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -94,10 +93,10 @@ class ParseCache:
             ignore = self.directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# created by dbt-bulwark\n*\n")
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
-            os.replace(tmp, self.path)
+            from dbt_bulwark.fs import atomic_write
+
+            atomic_write(self.path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
+                         check=False, durable=False)
             self._dirty = False
             for old in self.directory.glob(f"{self.name}-*.pickle"):
                 if old != self.path:  # caches written by another version of the code

@@ -58,6 +58,8 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK213": ("info", "the SQL's columns cannot be inferred; agreement not checked"),
     "BLK220": ("error", "--fix could not edit a properties file"),
     "BLK221": ("warning", "--fix cannot complete this contract; edit it by hand"),
+    "BLK222": ("error", "--fix refused: a properties file that could describe the model "
+                        "failed to load"),
 }
 
 CONSTRAINT_TYPES = ("check", "not_null", "unique", "primary_key", "foreign_key", "custom")
@@ -90,6 +92,7 @@ class _Ctx:
     fix: bool
     plans: list[FixPlan]
     guessed: bool = False          # no dialect in bulwark.yml and no profile found
+    repo_root: Any = None          # where --fix writes (None: no fixing context)
     findings: list[Finding] = field(default_factory=list)
 
     def dialect_severity(self, types: bool = False) -> str:
@@ -125,7 +128,7 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
     plans: list[FixPlan] = ctx.state.setdefault("contract_fixes", []) if ctx is not None else []
     c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect), selected, fix, plans,
-             guessed=how == "guess")
+             guessed=how == "guess", repo_root=ctx.ws.repo_root if ctx is not None else None)
     for node in nodes_to_check(project, targets):
         try:
             check_node(c, node)
@@ -464,6 +467,8 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
         return
     path = node.patch_path or node.repo_path
     line = node.patch_line or 1
+    if c.repo_root is not None and _blocked(c, node):
+        return
     if c.guessed:
         c.add(node, path, line, "BLK221",
               f"--fix does not write types for '{node.name}': the warehouse dialect is unknown "
@@ -480,14 +485,16 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     declared = {display_name(col.name, c.dialect, bool(col.quote)): col for col in node.columns}
     add: list[dict[str, Any]] = []
     unknown: list[str] = []
+    exprs = getattr(inferred, "expressions", None) or {}
     for key, (name, dtype) in sql_cols.items():
         col = declared.get(key)
         if col is not None and col.data_type:
             continue
-        if not dtype:
+        written = certain_type(dtype, exprs.get(str(name).lower()), c.dialect) if dtype else None
+        if not written:
             unknown.append(name)
             continue
-        add.append({"name": name, "data_type": _yaml_type(dtype, c.dialect)})
+        add.append({"name": name, "data_type": written})
     if enforce:
         stray = [col.name for key, col in declared.items() if key not in sql_cols]
         mismatched = []
@@ -500,7 +507,8 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
         if unknown or stray or mismatched:
             why = []
             if unknown:
-                why.append(f"the type of {_names(unknown)} is not knowable from the SQL")
+                why.append(f"the type of {_names(unknown)} is not certain from the SQL "
+                           f"for {c.dialect} (see docs/hooks/check-contracts.md)")
             if stray:
                 why.append(f"{_names(stray)} declared but not produced by the SQL")
             if mismatched:
@@ -512,12 +520,58 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     elif unknown:
         c.add(node, path, line, "BLK221",
               f"--fix cannot add {_names(unknown)} to the contract of '{node.name}': the type "
-              "is not knowable from the SQL", hint="add them with their data_type by hand")
+              f"is not certain from the SQL for {c.dialect}",
+              hint="add them with their data_type by hand")
     if not add and not enforce:
         return
     target = node.patch_path or default_properties_path(c.project, node)
     c.plans.append(FixPlan(c.project.root, node.unique_id, node.name, node.version, target,
                            enforce, add))
+
+
+def _blocked(c: _Ctx, node: Node) -> bool:
+    """A BLK222 (and True) when a properties file that could describe ``node`` failed to
+    load: an entry written now would describe it twice once that file is repaired."""
+    from dbt_bulwark.yaml_edit import unloaded_properties
+
+    found = unloaded_properties(c.project, c.repo_root, node.name)
+    if found is None:
+        return False
+    bad, bad_line, why = found
+    c.add(node, bad, bad_line, "BLK222",
+          f"--fix does not touch '{node.name}': {bad} {why} and may describe it; an entry "
+          "written now would describe it twice (dbt parse fails) once that file is repaired",
+          hint=f"repair {bad} first, then run --fix again")
+    return True
+
+
+def plan_contracts(project: Project, policy: Policy, nodes: Iterable[Node],
+                   repo_root: Any) -> tuple[list[FixPlan], list[Finding]]:
+    """What ``--fix`` would write to enforce a contract on each of ``nodes`` (whether or
+    not ``contracts.select`` picks them), and a BLK221/BLK222 for each it cannot.
+    Used by ``critical suggest --write --with-protections``."""
+    from dbt_bulwark.schema import SchemaResolver, project_dialect
+
+    dialect, how = project_dialect(project, policy.get("dialect"))
+    todo = [n for n in nodes if not n.contract_enforced]
+    c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect),
+             {n.unique_id for n in todo}, True, [], guessed=how == "guess", repo_root=repo_root)
+    for node in todo:
+        path, line = node.where("contract")
+        if node.language != "sql" or node.materialized in UNSUPPORTED_MATERIALIZATIONS:
+            what = node.language if node.language != "sql" else node.materialized
+            c.add(node, path, line, "BLK221",
+                  f"--fix cannot give '{node.name}' a contract: dbt does not enforce one on a "
+                  f"{what} model", hint="exclude it from critical.require.contract, or "
+                  "change how it is built")
+            continue
+        try:
+            _plan_columns(c, node, enforce=True)
+        except Exception as exc:  # noqa: BLE001 - one odd model never stops the others
+            c.add(node, path, line, "BLK221",
+                  f"--fix cannot write the contract of '{node.name}' ({exc.__class__.__name__})",
+                  hint="declare the columns and types by hand")
+    return c.plans, c.findings
 
 
 def _names(names: Iterable[str]) -> str:
@@ -535,6 +589,64 @@ def show_type(dtype: str, dialect: str) -> str:
 
 def _yaml_type(dtype: str, dialect: str) -> str:
     return show_type(dtype, dialect)
+
+
+# Dialects whose warehouse the type oracle runs (tests/test_fix_types_oracle.py: --fix,
+# then real `dbt build` checks every contract): there, sqlglot's type is written unless
+# a rule below says the warehouse decides. Elsewhere only an explicit cast is certain.
+ORACLE_DIALECTS = ("duckdb",)
+_TZ_NOW = ("CurrentTimestamp",)
+
+
+def certain_type(dtype: str | None, expression: str | None, dialect: str) -> str | None:
+    """The ``data_type`` --fix writes for a column: the type the warehouse reports for
+    it, or None when that is not certain (the column is then left to a human).
+
+    * an expression that is a ``CAST``/``TRY_CAST``: the type it casts to (any dialect);
+    * DuckDB (proven by the oracle): sqlglot's type, except ``current_timestamp`` (DuckDB
+      reports ``timestamp with time zone``; ``now()``-like expressions combined with
+      anything else are not certain) and a ``decimal`` computed by arithmetic,
+      ``coalesce``, ``case`` or an aggregate (precision and scale are the warehouse's
+      rules; dbt-duckdb compares them) -- a bare column or cast keeps its type;
+    * any other dialect: nothing but casts (types there are not proven by an oracle).
+    """
+    if not dtype or not expression:
+        return None
+    try:
+        import sqlglot
+        from sqlglot import exp
+
+        tree = sqlglot.parse_one(expression, read=dialect)
+    except Exception:  # noqa: BLE001 - unparseable: not certain
+        return None
+    while isinstance(tree, (exp.Alias, exp.Paren)):
+        tree = tree.this
+    if isinstance(tree, (exp.Cast, exp.TryCast)) and isinstance(tree.to, exp.DataType):
+        to = tree.to
+        if to.this == exp.DataType.Type.USERDEFINED:
+            return None
+        return show_type(to.sql(dialect), dialect)
+    base = dtype.strip().lower()
+    if dialect not in ORACLE_DIALECTS:
+        return None
+    now = [n for n in tree.walk() if type(n).__name__ in _TZ_NOW
+           and not any(isinstance(a, (exp.Cast, exp.TryCast)) for a in _ancestors(n, tree))]
+    if now:
+        return "timestamp with time zone" if type(tree).__name__ in _TZ_NOW else None
+    if base.startswith(("decimal", "numeric")) and not isinstance(tree, exp.Column):
+        return None
+    return show_type(dtype, dialect)
+
+
+def _ancestors(node: Any, top: Any) -> list[Any]:
+    out = []
+    cur = node.parent
+    while cur is not None and cur is not top:
+        out.append(cur)
+        cur = cur.parent
+    if cur is top:
+        out.append(top)
+    return out
 
 
 def default_properties_path(project: Project, node: Node) -> str:
@@ -579,7 +691,7 @@ def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
     for rel, file_plans in sorted(by_file.items()):
         path = Path(repo_root) / rel
         try:
-            editor = PropertiesEditor(path)
+            editor = PropertiesEditor(path, repo_root)
             done: list[str] = []
             for plan in file_plans:
                 entry = editor.model(plan.name, plan.version)

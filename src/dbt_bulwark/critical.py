@@ -40,6 +40,8 @@ CODES: dict[str, str] = {
     "BLK310": "a protection tag present at the base revision was removed",
     "BLK311": "a model critical at the base revision was disabled or deleted",
     "BLK312": "tests of a locked (or critical) model present at the base revision were removed",
+    "BLK320": "--fix could not write a properties file (unsafe target, alias, invalid YAML)",
+    "BLK321": "--fix wrote tags that the reloaded project still does not show",
 }
 
 # Resource types that count as "downstream reach" (tests and analyses do not).
@@ -606,21 +608,31 @@ class TagEdit:
     path: str            # repo path of the properties file
 
 
-def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[str], set[str]]:
-    """Apply tag edits file by file. Returns (changed files, error messages, done uids)."""
+def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Finding], set[str]]:
+    """Apply tag edits file by file, under each entry's ``config: tags:`` (where dbt
+    reads a model's tags). Returns (changed files, BLK320 findings for what could not be
+    written, done uids). Only regular files inside ``repo_root`` are written."""
     from dbt_bulwark.yaml_edit import PropertiesEditor, YamlEditError
 
     by_file: dict[str, list[TagEdit]] = {}
     for e in edits:
         by_file.setdefault(e.path, []).append(e)
     changed: list[str] = []
-    errors: list[str] = []
+    errors: list[Finding] = []
     done: set[str] = set()
+
+    def refused(rel: str, line: int | None, e: TagEdit, why: str) -> Finding:
+        return Finding(rel, line or 0, 1 if line else 0, "BLK320",
+                       f"--fix could not add tag {', '.join(map(repr, e.tags))} to "
+                       f"'{model_label(e.node)}': {why}",
+                       hint="add the tags under the model's `config: tags:` by hand",
+                       node=e.node.unique_id)
+
     for rel, items in sorted(by_file.items()):
         target = os.path.join(str(repo_root), rel)
+        ok: list[str] = []
         try:
-            editor = PropertiesEditor(target)
-            ok: list[str] = []
+            editor = PropertiesEditor(target, repo_root)
             for e in items:
                 try:
                     entry = editor.model(e.node.name, e.node.version)
@@ -629,20 +641,28 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[str]
                     editor.add_tags(entry, e.tags)
                     ok.append(e.node.unique_id)
                 except YamlEditError as exc:
-                    errors.append(f"{rel}:{exc.line or 0}: cannot add tags to "
-                                  f"'{model_label(e.node)}': {exc.message}")
+                    errors.append(refused(rel, exc.line, e, exc.message))
             if editor.save():
                 changed.append(rel)
             done.update(ok)
         except (YamlEditError, OSError) as exc:
             msg = exc.message if isinstance(exc, YamlEditError) else str(exc)
-            errors.append(f"{rel}: cannot edit: {msg}")
+            line = exc.line if isinstance(exc, YamlEditError) else None
+            errors.extend(refused(rel, line, e, msg) for e in items
+                          if e.node.unique_id not in done)
     return changed, errors, done
 
 
 def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], list[str]]:
-    """Add the tags BLK301 findings ask for. Returns (remaining findings, changed files)."""
+    """Add the tags BLK301 findings ask for. Returns (findings after the fix, changed files).
+
+    After writing, the project is reloaded and checked again (as ``check-contracts
+    --fix`` does): the findings returned are those of the fixed project, plus a BLK320
+    per edit that was refused and a BLK321 for a model whose written tags the reload
+    does not show (a fix that did not take effect is an error, never a silent pass)."""
+
     edits: list[TagEdit] = []
+    blocked: list[Finding] = []
     for f in findings:
         if f.code != "BLK301" or not f.node:
             continue
@@ -650,18 +670,149 @@ def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], l
         for project in ctx.ws.projects():
             node = project.nodes.get(f.node)
             if node is not None and node.package_name == project.name:
-                edits.append(TagEdit(node, list(f.extra.get("tags") or []),
-                                     properties_file_for(project, node)))
+                edit = TagEdit(node, list(f.extra.get("tags") or []),
+                               properties_file_for(project, node))
+                why = fix_blocker(ctx.ws.repo_root, project, edit)
+                if why is not None:
+                    blocked.append(why)
+                else:
+                    edits.append(edit)
                 break
     if not edits:
-        return findings, []
+        return findings + blocked, []
     changed, errors, done = add_tags(ctx.ws.repo_root, edits)
-    for msg in errors:
-        ctx.notes.append(f"bulwark check-critical-tags: {msg}")
+    errors = blocked + errors
+    if not changed:
+        return findings + errors, []
     for rel in changed:
         ctx.notes.append(f"bulwark check-critical-tags: added tags in {rel}")
-    remaining = [f for f in findings if not (f.code == "BLK301" and f.node in done)]
-    return remaining, changed
+    again = recheck(ctx)
+    wanted = {e.node.unique_id: e for e in edits if e.node.unique_id in done}
+    out: list[Finding] = []
+    for f in again:
+        e = wanted.get(f.node)
+        if f.code == "BLK301" and e is not None:
+            out.append(Finding(f.path, f.line, f.col, "BLK321",
+                               f"--fix wrote tag {', '.join(map(repr, e.tags))} for "
+                               f"'{model_label(e.node)}' in {e.path}, but the reloaded project "
+                               "still does not carry it (dbt would not see it)",
+                               hint="set the tags where dbt reads them (`config: tags:` of the "
+                               "model's entry, SQL config(), dbt_project.yml +tags) by hand",
+                               node=f.node))
+        else:
+            out.append(f)
+    return out + errors, changed
+
+
+def fix_blocker(repo_root: Any, project: Project, edit: TagEdit) -> Finding | None:
+    """A BLK320 when a properties file that could describe the model failed to load
+    (an entry written now would describe it twice once that file is repaired)."""
+    from dbt_bulwark.yaml_edit import unloaded_properties
+
+    found = unloaded_properties(project, repo_root, edit.node.name)
+    if found is None:
+        return None
+    bad, line, why = found
+    return Finding(bad, line, 1 if line else 0, "BLK320",
+                   f"--fix does not tag '{model_label(edit.node)}': {bad} {why} and may "
+                   "describe it; an entry written now would describe it twice (dbt parse "
+                   "fails) once that file is repaired",
+                   hint=f"repair {bad} first, then run --fix again", node=edit.node.unique_id)
+
+
+def recheck(ctx: Any) -> list[Finding]:
+    """Reload the project from disk and run the check again, without fixing."""
+    from dbt_bulwark import runner
+
+    ctx.ws.save()
+    args = ctx.args
+    fix, args.fix = getattr(args, "fix", False), False
+    try:
+        again = runner.open_context(args)
+        try:
+            return runner.collect(again, check)
+        finally:
+            tree = again.state.pop("critical_tree", None)
+            if tree is not None:
+                tree.close()
+    finally:
+        args.fix = fix
+
+
+# what ``critical.require`` keys ask of a critical model, in words
+PROTECTIONS = {"contract": "an enforced contract", "owner": "an owner (meta.owner or a group)",
+               "description": "a description", "primary_key": "a tested primary key"}
+
+
+def required_protections(cp: CriticalPolicy) -> list[str]:
+    """The ``critical.require`` keys in force (each defaults to true)."""
+    return [k for k in PROTECTIONS if cp.require.get(k, True)]
+
+
+def missing_protections(project: Project, cp: CriticalPolicy, node: Node) -> list[str]:
+    """The required protections ``node`` lacks (keys of :data:`PROTECTIONS`)."""
+    have = {"contract": node.contract_enforced,
+            "owner": owner(project, node) is not None,
+            "description": bool(node.description.strip()),
+            "primary_key": primary_key(node) is not None}
+    return [k for k in required_protections(cp) if not have[k]]
+
+
+def git_author(repo_root: Any, rel: str) -> str | None:
+    """The last author of ``rel`` in git (``Name <email>``), or None (no git, no commit)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "-C", str(repo_root), "log", "-1", "--format=%an%x00%ae",
+                               "--", rel], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    name, _, email = proc.stdout.strip().partition("\0")
+    if proc.returncode != 0 or not (name or email):
+        return None
+    return f"{name} <{email}>" if name and email else (name or email)
+
+
+def write_owners(repo_root: Any, project: Project, nodes: list[Node]
+                 ) -> tuple[list[str], list[Finding], dict[str, str]]:
+    """Write ``config: meta: owner:`` (the last git author of the model's SQL file, a
+    placeholder to review) for the nodes without an owner. Returns (changed files,
+    BLK320 findings, uid -> owner written)."""
+    from dbt_bulwark.yaml_edit import PropertiesEditor, YamlEditError
+
+    by_file: dict[str, list[tuple[Node, str]]] = {}
+    skipped: list[Finding] = []
+    for node in nodes:
+        who = git_author(repo_root, node.repo_path)
+        if who is None:
+            skipped.append(Finding(*entry_position(node), 1, "BLK320",
+                                   f"no owner written for '{model_label(node)}': git has no "
+                                   f"author for {node.repo_path}",
+                                   hint="set `config: {meta: {owner: ...}}` by hand",
+                                   node=node.unique_id))
+            continue
+        by_file.setdefault(properties_file_for(project, node), []).append((node, who))
+    changed: list[str] = []
+    written: dict[str, str] = {}
+    for rel, items in sorted(by_file.items()):
+        try:
+            editor = PropertiesEditor(os.path.join(str(repo_root), rel), repo_root)
+            for node, who in items:
+                entry = editor.model(node.name, node.version)
+                if entry is not None and editor.set_config(entry, "meta", {"owner": who}):
+                    written[node.unique_id] = who
+            if editor.save():
+                changed.append(rel)
+        except (YamlEditError, OSError) as exc:
+            msg = exc.message if isinstance(exc, YamlEditError) else str(exc)
+            line = exc.line if isinstance(exc, YamlEditError) else None
+            skipped.extend(Finding(rel, line or 0, 1 if line else 0, "BLK320",
+                                   f"no owner written for '{model_label(n)}': {msg}",
+                                   hint="set `config: {meta: {owner: ...}}` by hand",
+                                   node=n.unique_id) for n, _ in items)
+            for n, _ in items:
+                written.pop(n.unique_id, None)
+    return changed, skipped, written
 
 
 def summary_line(ctx: Any) -> str:

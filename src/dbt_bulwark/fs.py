@@ -8,7 +8,10 @@ Paths are POSIX strings relative to the source's root ("" is the root).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import stat
 from pathlib import Path
 from typing import Protocol
 
@@ -104,3 +107,122 @@ class WorkTree:
                     continue
         out.sort()
         return out
+
+
+# --------------------------------------------------------------------------- safe writes
+
+
+class UnsafeWrite(OSError):
+    """A file a fix refuses to write, and why (``str(exc)`` is one line for the user)."""
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def check_writable(path: str | os.PathLike[str],
+                   root: str | os.PathLike[str] | None = None) -> str:
+    """The real file a write of ``path`` would replace, after checking it is safe to.
+
+    Refused (:class:`UnsafeWrite`): a path, or a symlink's target, outside ``root``
+    (when given); a dangling symlink; anything but a regular file; a read-only file
+    (``os.replace`` needs only the directory to be writable, so it would replace it
+    anyway); a file with several hard links (a replace would split them); a file
+    owned by another user when its owner cannot be kept. A missing file is fine when
+    its nearest existing parent directory is inside ``root``.
+    """
+    shown = os.fspath(path)
+    real_root = os.path.realpath(root) if root is not None else None
+    if os.path.islink(path):
+        target = os.path.realpath(path)
+        if real_root is not None and not _inside(target, real_root):
+            raise UnsafeWrite(f"{shown} is a symlink to {os.readlink(path)}, outside the "
+                              "repository; not written")
+        if not os.path.exists(target):
+            raise UnsafeWrite(f"{shown} is a dangling symlink (to {os.readlink(path)}); "
+                              "not written")
+    target = os.path.realpath(path)
+    if real_root is not None and not _inside(target, real_root):
+        raise UnsafeWrite(f"{shown} is outside the repository ({real_root}); not written")
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        parent = os.path.dirname(target)
+        while parent and not os.path.isdir(parent):
+            if os.path.lexists(parent):
+                raise UnsafeWrite(f"{shown}: {parent} exists and is not a directory; "
+                                  "not written") from None
+            parent = os.path.dirname(parent)
+        return target
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeWrite(f"{shown} is not a regular file; not written")
+    if not st.st_mode & 0o222 or not os.access(target, os.W_OK):
+        raise UnsafeWrite(f"{shown} is read-only; not written (make it writable to let "
+                          "the fix change it)")
+    if st.st_nlink > 1:
+        raise UnsafeWrite(f"{shown} has {st.st_nlink} hard links; replacing it would split "
+                          "them, so it is not written")
+    euid = os.geteuid() if hasattr(os, "geteuid") else None
+    if euid not in (None, 0) and st.st_uid != euid:
+        raise UnsafeWrite(f"{shown} is owned by another user; not written (its owner "
+                          "could not be kept)")
+    return target
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes,
+                 root: str | os.PathLike[str] | None = None, *, check: bool = True,
+                 durable: bool = True) -> str:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same directory,
+    fsync, ``os.replace``; the file's mode, owner and group are kept. A new file gets
+    ``0o666`` less the umask (the umask is never changed). Unsafe targets are refused
+    (see :func:`check_writable`; ``check=False`` skips that, for private caches;
+    ``durable=False`` skips the fsyncs, for data that can be rebuilt).
+    Returns the real path written."""
+    target = check_writable(path, root) if check else os.path.realpath(path)
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except FileNotFoundError:
+        st = None
+    parent = os.path.dirname(target)
+    os.makedirs(parent, exist_ok=True)
+    name = os.path.basename(target)
+    fd = -1
+    tmp = ""
+    for _ in range(100):
+        tmp = os.path.join(parent, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
+                         0o666)  # the kernel applies the umask
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise UnsafeWrite(f"{os.fspath(path)}: cannot create a temporary file")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
+        if st is not None:
+            os.chmod(tmp, stat.S_IMODE(st.st_mode))
+            tst = os.stat(tmp)
+            if (tst.st_uid, tst.st_gid) != (st.st_uid, st.st_gid) and hasattr(os, "chown"):
+                try:
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                except OSError:
+                    raise UnsafeWrite(f"{os.fspath(path)}: its owner/group cannot be kept; "
+                                      "not written") from None
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    if durable and hasattr(os, "O_DIRECTORY"):
+        with contextlib.suppress(OSError):
+            dfd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+    return target

@@ -842,6 +842,12 @@ class SchemaDiff:
             if c.breaking:
                 hits = [u for u in c.uses if u.kind != "star"]  # a passthrough breaks nothing
                 c.severity = "error" if (hits or diff.locked or protected) else "warning"
+            elif c.additive and c.code == "BLK421" and diff.locked:
+                # a contract that declares the output as it is changes nothing for consumers
+                # (check-contracts asks for it on locked models): only what else changed counts
+                others = [o for o in diff.changes if o.code not in ("BLK421", "BLK430", "BLK431")]
+                known = diff.before is not None and diff.after is not None
+                c.severity = "error" if others else ("info" if known else "warning")
             elif c.additive:
                 c.severity = "error" if diff.locked and c.code != "BLK423" else "info"
             else:
@@ -990,7 +996,8 @@ def _hint(c: Change, d: ModelDiff) -> str:
         "BLK408": "re-enable it, or update the models that ref() it",
         "BLK409": "keep the version until its deprecation_date, or move consumers first",
         "BLK420": "" if not d.locked else "locked models must not change: revert, or unlock",
-        "BLK421": "",
+        "BLK421": "" if not d.locked else "declare the columns and types the SQL produces "
+                                          "today (bulwark check-contracts --fix writes them)",
         "BLK422": "" if not d.locked else "locked models must not change: revert, or unlock",
         "BLK423": "",
         "BLK430": "",

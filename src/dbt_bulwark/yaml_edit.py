@@ -24,7 +24,9 @@ change; anything else -- or any edit that would go through an alias, an
 anchor that is referenced elsewhere, or shadow a key inherited through a merge
 key (``<<: *x``) -- is refused with :class:`YamlEditError` and the text is left
 as it was. Files are written atomically (temp file in the same directory,
-fsync, ``os.replace``, original mode kept).
+fsync, ``os.replace``, original mode and owner kept: :func:`dbt_bulwark.fs.atomic_write`),
+and only regular files inside the repository are written (symlinks leaving it,
+read-only files and hard-linked files are refused).
 
 Nothing on a hook's hot path imports this module; import it only when fixing.
 """
@@ -32,12 +34,9 @@ Nothing on a hook's hot path imports this module; import it only when fixing.
 from __future__ import annotations
 
 import codecs
-import contextlib
 import copy
 import os
 import re
-import stat
-import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -81,7 +80,7 @@ class _Node:
         self.col: int = ev.start_mark.column
         self.flow: bool = bool(getattr(ev, "flow_style", False))
         self.value: str | None = getattr(ev, "value", None)
-        self.style: str | None = getattr(ev, "style", None)
+        self.style: str | None = getattr(ev, "style", None) or None  # libyaml: '' for plain
         self.referenced = False  # an alias somewhere points at this node
         self.items: list[_Node] = []
         self.pairs: list[tuple[_Node, _Node]] = []
@@ -107,13 +106,35 @@ def _end_index(ev: Any) -> int:
     return int(ev.end_mark.index)
 
 
-def _compose(text: str) -> list[_Node | None]:
-    """Documents of ``text`` as _Node trees (pure-Python parser: character offsets)."""
-    events: Iterator[Any] = iter(yaml.parse(text, Loader=yaml.SafeLoader))
+_CPARSER = getattr(yaml, "CSafeLoader", None) if getattr(yaml, "__with_libyaml__", False) \
+    else None
+
+
+def _compose(text: str, info: dict[str, bool] | None = None) -> list[_Node | None]:
+    """Documents of ``text`` as _Node trees with character offsets.
+
+    libyaml's events carry the same character offsets as the pure-Python parser's
+    (checked on the test corpus) at a tenth of the cost; the pure-Python parser is
+    used when libyaml is missing or rejects the text (its error messages are the
+    ones reported). ``info["shared"]`` is set when the text has an anchor, an alias,
+    a merge key (``<<``) or an explicit tag."""
+    if _CPARSER is not None:
+        try:
+            return _compose_with(text, _CPARSER, info)
+        except yaml.YAMLError:
+            pass
+    return _compose_with(text, yaml.SafeLoader, info)
+
+
+def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[_Node | None]:
+    events: Iterator[Any] = iter(yaml.parse(text, Loader=loader))
     anchors: dict[str, _Node] = {}
+    shared = False
 
     def build(ev: Any) -> _Node:
+        nonlocal shared
         if isinstance(ev, yaml.AliasEvent):
+            shared = True
             node = _Node("alias", ev)
             target = anchors.get(str(ev.anchor))
             if target is not None:
@@ -136,13 +157,18 @@ def _compose(text: str) -> list[_Node | None]:
                 if isinstance(child, yaml.MappingEndEvent):
                     node.end = _end_index(child)
                     break
-                node.pairs.append((build(child), build(next(events))))
+                key = build(child)
+                if key.kind == "scalar" and key.value == "<<" and key.style is None:
+                    shared = True
+                node.pairs.append((key, build(next(events))))
             if node.pairs and not node.flow:  # column of the keys, not of an anchor
                 node.col = node.pairs[0][0].col
         else:  # pragma: no cover - the parser guarantees node events here
             raise ValueError(f"unexpected event {ev!r}")
-        if getattr(ev, "anchor", None):
-            anchors[ev.anchor] = node
+        if getattr(ev, "anchor", None) or getattr(ev, "tag", None):
+            shared = True  # an anchor, or an explicit tag (!!str ...): no shortcuts
+            if getattr(ev, "anchor", None):
+                anchors[ev.anchor] = node
         return node
 
     docs: list[_Node | None] = []
@@ -154,7 +180,52 @@ def _compose(text: str) -> list[_Node | None]:
                 continue
             docs.append(build(nxt))
             next(events)  # DocumentEndEvent
+    if info is not None:
+        info["shared"] = shared
     return docs
+
+
+_BAIL = object()
+_BOOL_NULL = {**dict.fromkeys(("yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"),
+                              True),
+              **dict.fromkeys(("no", "No", "NO", "false", "False", "FALSE", "off", "Off",
+                               "OFF"), False),
+              **dict.fromkeys(("null", "Null", "NULL"), None)}
+
+
+def _plain_data(node: _Node | None) -> Any:
+    """What PyYAML's safe loader makes of a tree without anchors, aliases, merge keys or
+    tags, for the scalars whose resolution is certain; ``_BAIL`` otherwise (then the
+    real loader is used). Used for the small documents of entries edited one by one:
+    the whole file is always re-loaded by PyYAML before it is saved."""
+    if node is None:
+        return None
+    if node.kind == "scalar":
+        value = node.value or ""
+        if node.style is not None:
+            return value
+        if not value or value[0] in "-+0123456789.<~=":
+            return _BAIL  # numbers, timestamps, null, merge/value keys: ask PyYAML
+        if value[0] in "yYnNtTfFoO" and value in _BOOL_NULL:
+            return _BOOL_NULL[value]
+        return value
+    if node.kind == "seq":
+        items = []
+        for item in node.items:
+            got = _plain_data(item)
+            if got is _BAIL:
+                return _BAIL
+            items.append(got)
+        return items
+    if node.kind == "map":
+        out: dict[Any, Any] = {}
+        for k, v in node.pairs:
+            key, value = _plain_data(k), _plain_data(v)
+            if key is _BAIL or value is _BAIL or isinstance(key, (dict, list)):
+                return _BAIL
+            out[key] = value
+        return out
+    return _BAIL
 
 
 def _load(text: str) -> Any:
@@ -173,9 +244,23 @@ def _plain(value: Any) -> Any:
     return value
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_RESOLVED_WORDS = frozenset({"y", "yes", "n", "no", "true", "false", "on", "off", "null"})
+
+
 def _scalar(value: Any, quote: str | None = None, flow: bool = True) -> str:
     """One-line YAML for a scalar; ``flow`` makes it safe inside ``[...]``/``{...}``."""
     style = quote if isinstance(value, str) and quote in ("'", '"') else None
+    # what the emitter would write, without building one (it dominated --fix's cost)
+    if value is True or value is False:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if type(value) is int:
+        return str(value)
+    if style is None and isinstance(value, str) and _PLAIN_WORD.match(value) \
+            and value.lower() not in _RESOLVED_WORDS:
+        return value
     for attempt in (style, '"'):
         opts: dict[str, Any] = {"default_style": attempt, "width": _WIDTH,
                                 "allow_unicode": True}
@@ -235,10 +320,21 @@ class ModelEntry(Mapping[str, Any]):
 class PropertiesEditor:
     """Lossless editor for one dbt properties YAML file (which may not exist yet)."""
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str],
+                 root: str | os.PathLike[str] | None = None):
+        """``root``: the repository; the file (or a symlink's target) must lie inside it
+        and be safe to replace (see :func:`dbt_bulwark.fs.check_writable`), else
+        :class:`YamlEditError` -- before anything is planned."""
+        from dbt_bulwark.fs import UnsafeWrite, check_writable
+
         self.path = Path(path)
+        self.root = root
         self._bom = False
         self._raw: bytes | None = None
+        try:
+            check_writable(self.path, root)
+        except UnsafeWrite as exc:
+            raise YamlEditError(self.path, None, _unsafe_message(exc, self.path)) from None
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -259,6 +355,7 @@ class PropertiesEditor:
         self.newline = "\r\n" if crlf and crlf >= text.count("\n") - crlf else "\n"
         self._saved = text
         self._text = text
+        self._init_batch(False, 0)
         self._parse()
         self._detect_style()
 
@@ -267,16 +364,23 @@ class PropertiesEditor:
     @property
     def text(self) -> str:
         """The current text (without the BOM)."""
-        return self._text
+        return self._assemble() if self._subs or self._new else self._text
 
     @property
     def changed(self) -> bool:
-        return self._text != self._saved
+        return self.text != self._saved
 
     def model(self, name: str, version: Any = None, create: bool = True) -> ModelEntry | None:
         """The ``- name: <name>`` entry under ``models:`` (its ``- v: <version>`` entry
         under ``versions:`` when ``version`` is given), appended when missing and
         ``create`` is true; None when missing and not created."""
+        sub = self._sub_for(name, create)
+        if sub is not None:
+            found = self._in_sub(sub, lambda: sub.model(name, version, create))
+            return None if found is None else ModelEntry(self, name, version)
+        if not create and self._model_index(name) is None:
+            return None  # a pending entry would have a sub-editor: nothing to put back
+        self._flush()
         if self._model_index(name) is None:
             if not create:
                 return None
@@ -290,13 +394,18 @@ class PropertiesEditor:
         return ModelEntry(self, name, version)
 
     def add_tags(self, entry: ModelEntry, tags: Sequence[str] | str) -> bool:
-        """Add the tags the entry does not have yet (neither in ``tags:`` nor in
-        ``config.tags``). An existing ``config.tags`` -- else top-level ``tags`` --
-        is extended in its own style (string, block list, flow list); otherwise
-        ``config.tags`` is created. Returns True when something was added."""
+        """Add the tags the entry's ``config.tags`` does not have yet, where dbt reads a
+        model's tags (dbt 1.11 ignores a top-level ``tags:`` on a model entry, so one is
+        neither extended nor counted). An existing ``config.tags`` is extended in its
+        own style (string, block list, flow list); otherwise it is created. Returns True
+        when something was added."""
+        sub = self._sub_for(entry.name, False)
+        if sub is not None:
+            return bool(self._in_sub(sub, lambda: sub.add_tags(sub._entry(entry), tags)))
+        self._flush()
         wanted = [tags] if isinstance(tags, str) else list(tags)
         data = self._entry_data(entry) or {}
-        have = set(_as_tags(data.get("tags")))
+        have: set[str] = set()
         cfg = data.get("config")
         if isinstance(cfg, dict):
             have.update(_as_tags(cfg.get("tags")))
@@ -306,14 +415,7 @@ class PropertiesEditor:
                 missing.append(tag)
         if not missing:
             return False
-        node, _ = self._resolve(entry, for_edit=True)
-        cfg_pair = node.own("config")
-        if cfg_pair and cfg_pair[1].kind == "map" and cfg_pair[1].own("tags"):
-            path = ["config", "tags"]
-        elif node.own("tags"):
-            path = ["tags"]
-        else:
-            path = ["config", "tags"]
+        path = ["config", "tags"]
 
         def expect(d: Any) -> None:
             e = self._find_entry(d, entry)
@@ -334,6 +436,10 @@ class PropertiesEditor:
     def set_config(self, entry: ModelEntry, key: str, value: Any) -> bool:
         """Set ``config.<key>`` to ``value``; a mapping value is merged key by key
         into an existing mapping, leaving its other keys alone. True if changed."""
+        sub = self._sub_for(entry.name, False)
+        if sub is not None:
+            return bool(self._in_sub(sub, lambda: sub.set_config(sub._entry(entry), key, value)))
+        self._flush()
         value = _plain(value)
 
         def expect(d: Any) -> None:
@@ -347,6 +453,10 @@ class PropertiesEditor:
     def add_columns(self, entry: ModelEntry, columns: Sequence[Mapping[str, Any]]) -> bool:
         """Append the columns not present yet (names compared case-insensitively);
         give an existing column without ``data_type`` the one passed. True if changed."""
+        sub = self._sub_for(entry.name, False)
+        if sub is not None:
+            return bool(self._in_sub(sub, lambda: sub.add_columns(sub._entry(entry), columns)))
+        self._flush()
         cols = [_plain(c) for c in columns]
 
         def expect(d: Any) -> None:
@@ -365,9 +475,15 @@ class PropertiesEditor:
 
     def save(self) -> bool:
         """Write the file atomically; False (and nothing written) when unchanged."""
+        self._flush()
         if not self.changed:
             return False
-        target = Path(os.path.realpath(self.path))
+        from dbt_bulwark.fs import UnsafeWrite, atomic_write, check_writable
+
+        try:
+            target = Path(check_writable(self.path, self.root))
+        except UnsafeWrite as exc:
+            raise YamlEditError(self.path, None, _unsafe_message(exc, self.path)) from None
         current: bytes | None
         try:
             current = target.read_bytes()
@@ -376,36 +492,169 @@ class PropertiesEditor:
         if current != self._raw:
             raise YamlEditError(self.path, None, "changed on disk since it was read; not saved")
         payload = (codecs.BOM_UTF8 if self._bom else b"") + self._text.encode("utf-8")
-        if current is not None:
-            mode = stat.S_IMODE(os.stat(target).st_mode)
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        if hasattr(os, "O_DIRECTORY"):
-            with contextlib.suppress(OSError):
-                dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+            atomic_write(target, payload, self.root)
+        except UnsafeWrite as exc:
+            raise YamlEditError(self.path, None, _unsafe_message(exc, self.path)) from None
         self._raw = payload
         self._saved = self._text
         self.exists = True
         return True
+
+    # ------------------------------------------------------------------ batching
+    #
+    # Re-parsing the whole file after every splice made fixing N models of one file
+    # O(N^2). When the file is plain (one block ``models:`` sequence of block mappings,
+    # no anchor, alias or merge key), each model entry is edited on its own: its lines
+    # become a small document (``models:`` + the entry's lines, same indentation) in a
+    # sub-editor that makes and verifies the edits exactly as this editor would; new
+    # entries get a sub-editor of their own. The pieces are put back in one pass and
+    # the whole file is re-parsed and verified once (:meth:`_flush`, before saving or
+    # before any edit that needs the whole file).
+
+    def _init_batch(self, is_sub: bool, line0: int) -> None:
+        self._is_sub = is_sub
+        self._line0 = line0                      # sub-editor: 0-based line of its entry
+        self._subs: dict[int, PropertiesEditor] = {}       # model index -> sub-editor
+        self._ranges: dict[int, tuple[int, int]] = {}      # model index -> text range
+        self._new: list[PropertiesEditor] = []             # entries to append
+        self._new_at = 0
+        self._sub_names: dict[str, PropertiesEditor] = {}
+
+    def _entry(self, entry: ModelEntry) -> ModelEntry:
+        return ModelEntry(self, entry.name, entry.version)
+
+    def _fast_seq(self) -> _Node | None:
+        """The ``models:`` block sequence when entries can be edited one by one."""
+        if self._is_sub or self._shared or self._root is None or self._root.flow:
+            return None
+        pair = self._root.own("models")
+        if pair is None or pair[1].kind != "seq" or pair[1].flow or not pair[1].items:
+            return None
+        if not isinstance(self._data, dict) or not isinstance(self._data.get("models"), list):
+            return None
+        return pair[1]
+
+    def _item_range(self, item: _Node) -> tuple[int, int] | None:
+        if item.kind != "map" or item.flow or not item.pairs:
+            return None
+        dash = self._dash_of(item)
+        if dash is None or self._line_of(dash) != item.line:
+            return None
+        start = self._text.rfind("\n", 0, dash) + 1
+        if self._text[start:dash].strip(" "):
+            return None
+        return start, self._after_line(self._content_end(item))
+
+    def _make_sub(self, body: str, line0: int) -> PropertiesEditor | None:
+        sub = PropertiesEditor.__new__(PropertiesEditor)
+        sub.path, sub.root, sub.exists = self.path, self.root, True
+        sub._bom, sub._raw, sub.newline = False, None, self.newline
+        sub._init_batch(True, line0)
+        sub._saved = sub._text = "models:" + self.newline + body
+        try:
+            sub._parse()
+        except YamlEditError:
+            return None
+        sub._m, sub._d, sub._s, sub._flow_tags = self._m, self._d, self._s, self._flow_tags
+        return sub
+
+    def _sub_for(self, name: str, create: bool) -> PropertiesEditor | None:
+        """The sub-editor of model ``name`` (made on first use; for a missing model only
+        when ``create``), or None when this edit needs the whole file."""
+        sub = self._sub_names.get(name)
+        if sub is not None:
+            return sub
+        seq = self._fast_seq()
+        if seq is None:
+            return None
+        models = self._models_data(self._data)
+        idx = self._model_index(name)
+        if idx is not None:
+            rng = self._item_range(seq.items[idx])
+            if rng is None or idx in self._subs:
+                return None
+            sub = self._make_sub(self._text[rng[0]:rng[1]], self._line_of(rng[0]))
+            if sub is None or sub._data != {"models": [models[idx]]}:
+                return None
+            self._subs[idx] = sub
+            self._ranges[idx] = rng
+        else:
+            if not create:
+                return None
+            last = seq.items[-1]
+            dash_i = self._dash_of(last)
+            if last.kind != "map" or last.flow or dash_i is None:
+                return None
+            dash = self._col_of(dash_i)
+            s = last.col - dash if last.line == self._line_of(dash_i) and \
+                last.col - dash >= 2 else self._s
+            lines = self._block_seq([{"name": name}], dash, s)
+            at = self._after_line(self._content_end(seq))
+            sub = self._make_sub(self.newline.join(lines) + self.newline, self._line_of(at))
+            if sub is None or sub._data != {"models": [{"name": name}]}:
+                return None
+            self._new.append(sub)
+            self._new_at = at
+        self._sub_names[name] = sub
+        return sub
+
+    def _in_sub(self, sub: PropertiesEditor, fn: Any) -> Any:
+        try:
+            return fn()
+        except YamlEditError as exc:
+            line = exc.line + sub._line0 - 1 if exc.line and exc.line > 1 else exc.line
+            raise YamlEditError(self.path, line, exc.message) from None
+
+    def _assemble(self) -> str:
+        text = self._text
+        nl = self.newline
+        head = len("models:" + nl)
+        pieces: list[str] = []
+        pos = 0
+        for idx in sorted(self._subs):
+            start, end = self._ranges[idx]
+            pieces += [text[pos:start], self._subs[idx]._text[head:]]
+            pos = end
+        if self._new:
+            at = max(self._new_at, pos)
+            pieces.append(text[pos:at])
+            pos = at
+            block = "".join(sub._text[head:] for sub in self._new)
+            if at == len(text) and text and not text.endswith("\n"):
+                block = nl + block[:-len(nl)]  # keep a missing final newline missing
+            pieces.append(block)
+        pieces.append(text[pos:])
+        return "".join(pieces)
+
+    def _flush(self) -> None:
+        """Put the entries edited one by one back into the file; verify the whole once."""
+        if not self._subs and not self._new:
+            return
+        text = self._assemble()
+        before_text, before_data = self._text, self._data
+        expected: Any = copy.deepcopy(before_data)
+        models = expected["models"]
+        for idx, sub in self._subs.items():
+            models[idx] = sub._models_data(sub._data)[0]
+        for sub in self._new:
+            models.append(sub._models_data(sub._data)[0])
+        self._init_batch(self._is_sub, self._line0)
+        if text == before_text:
+            return
+        self._text = text
+        try:
+            self._parse()
+        except YamlEditError as exc:
+            self._text = before_text
+            self._parse()
+            raise self._error(None, "refusing the edits: they would make the file invalid "
+                                    f"({exc.message}); please report this") from None
+        if self._data != expected:
+            self._text = before_text
+            self._parse()
+            raise self._error(None, "refusing the edits: the result would change more than "
+                                    "intended (please report this as a bug)")
 
     # ------------------------------------------------------------------ parsing
 
@@ -416,9 +665,14 @@ class PropertiesEditor:
 
     def _parse(self) -> None:
         text = self._text
+        info: dict[str, bool] = {}
         try:
-            docs = _compose(text)
-            data = _load(text) if len(docs) <= 1 else None
+            docs = _compose(text, info)
+            data = _BAIL
+            if self._is_sub and len(docs) == 1 and not info.get("shared", True):
+                data = _plain_data(docs[0])
+            if data is _BAIL:
+                data = _load(text) if len(docs) <= 1 else None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -445,7 +699,8 @@ class PropertiesEditor:
                     and isinstance(data.get("models"), list))):
                 raise self._error(value, "'models:' is not a list")
         self._root = root
-        self._data = data
+        self._data: Any = data
+        self._shared = info.get("shared", True)
 
     def _detect_style(self) -> None:
         """File-wide indentation votes, used only for collections we create."""
@@ -686,6 +941,9 @@ class PropertiesEditor:
         return model["versions"][vi]
 
     def _entry_data(self, entry: ModelEntry) -> dict[str, Any] | None:
+        sub = self._sub_names.get(entry.name)
+        if sub is not None:
+            return sub._entry_data(sub._entry(entry))
         if self._model_index(entry.name) is None:
             return None
         if entry.version is not None and \
@@ -976,6 +1234,15 @@ class PropertiesEditor:
             self._put_items(node, data, "columns", new, what)
 
 
+def _unsafe_message(exc: Exception, path: Path) -> str:
+    """The reason of an :class:`~dbt_bulwark.fs.UnsafeWrite`, without repeating the path."""
+    msg = str(exc)
+    for prefix in (f"{path}: ", f"{path} "):
+        if msg.startswith(prefix):
+            return msg[len(prefix):] if prefix.endswith(": ") else msg[len(str(path)) + 1:]
+    return msg
+
+
 def _as_tags(value: Any) -> list[str]:
     if value is None:
         return []
@@ -1000,3 +1267,38 @@ def _deep_set(target: dict[str, Any], key: str, value: Any) -> None:
             _deep_set(target[key], k, v)
     else:
         target[key] = copy.deepcopy(value)
+
+
+# --------------------------------------------------------------------------- fix guards
+
+# loading findings of a YAML file that dbt would read but bulwark could not
+_LOAD_FAILURES = frozenset({"BLK001", "BLK002", "BLK003", "BLK004", "BLK030"})
+_NOT_PROPERTIES = frozenset({"dbt_project.yml", "packages.yml", "dependencies.yml",
+                             "selectors.yml", "package-lock.yml", "profiles.yml", "bulwark.yml"})
+
+
+def unloaded_properties(project: Any, repo_root: str | os.PathLike[str],
+                        name: str) -> tuple[str, int, str] | None:
+    """A properties file of ``project`` that failed to load and could describe the model
+    ``name``, as (repo path, line, why), or None.
+
+    A fix must not describe a model while such a file exists: the entry it would add
+    becomes a second one ("described twice", a dbt parse error) once the user repairs
+    the file. "Could describe" is decided on the file's text: it mentions ``name`` as a
+    word (a file that cannot be read at all could describe any model)."""
+    root = str(getattr(project, "root", "") or "")
+    word = re.compile(r"(?<![\w.])" + re.escape(name) + r"(?![\w])")
+    for f in getattr(project, "findings", []):
+        path = str(f.path)
+        if f.code not in _LOAD_FAILURES or not path.endswith((".yml", ".yaml")):
+            continue
+        if path.rsplit("/", 1)[-1] in _NOT_PROPERTIES or "dbt_packages/" in path \
+                or (root and not path.startswith(root.rstrip("/") + "/")):
+            continue
+        try:
+            text = Path(repo_root, path).read_bytes().decode("utf-8", "replace")
+        except OSError:
+            return path, f.line, "cannot be read"
+        if word.search(text):
+            return path, f.line, f"does not load ({f.message})"
+    return None

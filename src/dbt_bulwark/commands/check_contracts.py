@@ -29,6 +29,12 @@ def run(args: argparse.Namespace) -> int:
     if not ctx.ws.project_roots:
         sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
         return 0
+    if getattr(args, "fix", False) and ctx.ws.analysis_cache is None:
+        # --no-cache: the re-check after the fix still reuses this run's inferred columns
+        # (content-keyed: an edit of the YAML changes the key where it matters)
+        from dbt_bulwark.cache import ParseCache
+
+        ctx.ws.analysis_cache = ParseCache(None, "analysis")
     findings = collect(ctx, check)
     if not getattr(args, "fix", False):
         return finish(ctx, findings)
@@ -42,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     # check again on the edited files (the fix must not leave anything it could do)
     ctx.ws.save()
     again = open_context(args)
+    if again.ws.analysis_cache is None:
+        again.ws.analysis_cache = ctx.ws.analysis_cache
     args_fix, args.fix = args.fix, False
     try:
         findings = collect(again, check)
