@@ -152,26 +152,41 @@ class _Loader:
         skip = {"vars", "on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
                 "+post-hook", "pre_hook", "post_hook", "+pre_hook", "+post_hook"}
 
-        def walk(value: Any, key: Any = None) -> Any:
+        def walk(value: Any, key: Any = None, parent: Any = None) -> Any:
             if isinstance(value, dict):
                 for k in list(value):
                     if k not in skip:
-                        value[k] = walk(value[k], k)
+                        value[k] = walk(value[k], k, value)
                 return value
             if isinstance(value, list):
-                return [walk(v) for v in value]
+                return [walk(v, key, parent) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
-                from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
+                from dbt_bulwark.jinja_env import (
+                    EnvVarMissing,
+                    RenderContext,
+                    RenderTimeout,
+                    SandboxError,
+                    VarMissing,
+                    render,
+                )
 
                 ctx = RenderContext(package="", macros=MacroIndex(""), vars=self.cli_vars)
                 try:
                     out = render(value, ctx).strip()
                 except (VarMissing, EnvVarMissing) as exc:
-                    self.finding(path, 0, "BLK011", str(exc),
+                    self.finding(path, _value_line(parent, key), "BLK011", str(exc),
                                  hint="pass --vars or set the environment variable")
                     return value
+                except (SandboxError, RenderTimeout) as exc:
+                    code = "BLK021" if isinstance(exc, SandboxError) else "BLK022"
+                    self.finding(path, _value_line(parent, key), code,
+                                 f"Jinja in dbt_project.yml ({key}) "
+                                 f"{'blocked by the sandbox' if code == 'BLK021' else ''}: "
+                                 f"{exc}", hint="dbt refuses this too; remove it")
+                    return value
                 except Exception as exc:  # noqa: BLE001 - bad Jinja must not crash
-                    self.finding(path, 0, "BLK012", f"cannot render Jinja in dbt_project.yml "
+                    self.finding(path, _value_line(parent, key), "BLK012",
+                                 f"cannot render Jinja in dbt_project.yml "
                                  f"({key}): {exc}")
                     return value
                 return _coerce_scalar(out)
@@ -243,6 +258,10 @@ def _declared_package_name(entry: Any) -> str | None:
     if name.endswith(".git"):
         name = name[:-4]
     return name.replace("-", "_")
+
+
+def _value_line(parent: Any, key: Any) -> int:
+    return yamlio.line_of(parent, key, 1) or 1
 
 
 def _coerce_scalar(text: str) -> Any:
@@ -649,6 +668,8 @@ class _ProjectBuilder:
         from dbt_bulwark.jinja_env import (
             EnvVarMissing,
             RenderContext,
+            RenderTimeout,
+            SandboxError,
             VarMissing,
             error_line,
             render,
@@ -660,15 +681,20 @@ class _ProjectBuilder:
 
         ctx.fallback = make_builtins(ctx)   # dbt.* global-project macros exist at parse time
         error: tuple[int, str] | None = None
+        error_code = "BLK020"
         try:
             render(text, ctx)
         except (VarMissing, EnvVarMissing) as exc:
             error = (_find_line(text, getattr(exc, "name", "")), str(exc))
+        except SandboxError as exc:
+            error, error_code = (error_line(exc), str(exc)), "BLK021"
+        except RenderTimeout as exc:
+            error, error_code = (error_line(exc), str(exc)), "BLK022"
         except Exception as exc:  # noqa: BLE001 - any Jinja failure becomes a finding
             error = (error_line(exc), f"{exc.__class__.__name__}: {exc}")
         calls = cfg.merge_config_calls(ctx.config.calls)
         out = {"refs": [(n, p, v) for n, p, v in ctx.refs], "sources": list(ctx.sources),
-               "calls": calls, "error": error, "by": "jinja"}
+               "calls": calls, "error": error, "by": "jinja", "error_code": error_code}
         if cache is not None:
             cache.put(key, out)
         return out
@@ -696,10 +722,18 @@ class _ProjectBuilder:
             node.calls = parsed["calls"]
             node.jinja_error = parsed["error"]
             node.rendered_by = parsed["by"]
+            code = parsed.get("error_code") or "BLK020"
         if node.jinja_error:
             line, msg = node.jinja_error
-            self.L.finding(rp, line, "BLK020", f"dbt cannot parse this file: {msg}",
-                           hint="fix the Jinja so that `dbt parse` can render it")
+            if language == "sql" and code == "BLK021":
+                self.L.finding(rp, line, code, f"blocked by dbt's Jinja sandbox: {msg}",
+                               hint="dbt refuses this construct too; remove it")
+            elif language == "sql" and code == "BLK022":
+                self.L.finding(rp, line, code, f"Jinja {msg}",
+                               hint="a template must render quickly; look for a runaway loop")
+            else:
+                self.L.finding(rp, line, "BLK020", f"dbt cannot parse this file: {msg}",
+                               hint="fix the Jinja so that `dbt parse` can render it")
         self.nodes.append(node)
         return node
 

@@ -1,0 +1,167 @@
+"""Safe to run on any repository (issue 11 "Security", "No silent skips", "Messages that
+point at the truth"; issue 15 error path and cache stamp).
+
+Every hostile input is run through the real command line in a subprocess (with a
+timeout, so a hang fails the test instead of blocking it) and must end in a finding
+at the right file and line: never a side effect, a hang, or a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PROJECT_YML = "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n"
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text) if not text.startswith("\n") else text[1:])
+    return root
+
+
+def project(tmp_path: Path, files: dict[str, str], yml: str = PROJECT_YML) -> Path:
+    root = tmp_path / "proj"
+    return write(root, {"dbt_project.yml": yml, **files})
+
+
+def bulwark(root: Path, *args: str, timeout: float = 60, env: dict[str, str] | None = None,
+            cache: bool = False) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), full_env.get("PYTHONPATH")]))
+    full_env.update(env or {})
+    extra = [] if cache else ["--no-cache"]
+    cmd = [sys.executable, "-m", "dbt_bulwark.cli", args[0], "--project-dir", str(root),
+           "--repo-root", str(root), *extra, *args[1:]]
+    return subprocess.run(cmd, cwd=root, env=full_env, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def findings_json(proc: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return list(json.loads(proc.stdout)["findings"])
+
+
+def codes_at(findings: list[dict[str, Any]]) -> set[tuple[str, str, int]]:
+    return {(f["code"], f["path"], f["line"]) for f in findings}
+
+
+# ----------------------------------------------------------------------------- 1. sandbox
+
+ESCAPE = "select 1 as id,\n  {{ cycler.__init__.__globals__.os.system('touch pwned') }} as x\n"
+ESCAPE_MACRO = """
+{% macro boom() %}
+  {{ return(joiner.__init__.__globals__.os.system('touch pwned_macro')) }}
+{% endmacro %}
+"""
+
+
+@pytest.mark.parametrize("command", ["ls", "fast-compile", "check-contracts"])
+def test_attribute_escape_is_blocked_and_reported(tmp_path: Path, command: str) -> None:
+    root = project(tmp_path, {
+        "models/evil.sql": ESCAPE,
+        "models/evil_macro.sql": "select {{ boom() }} as x\n",
+        "macros/boom.sql": ESCAPE_MACRO,
+        "models/ok.sql": "select 1 as id\n",
+    })
+    args = [command] if command == "ls" else [command, "--all-files", "--format", "json"]
+    proc = bulwark(root, *args)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert not (root / "pwned").exists() and not (root / "pwned_macro").exists()
+    if command == "ls":   # ls lists what loads and reports loader findings on stderr
+        assert "models/evil.sql:2" in proc.stderr and "BLK021" in proc.stderr
+        assert "shop.ok" in proc.stdout
+        return
+    got = codes_at(findings_json(proc))
+    assert ("BLK021", "models/evil.sql", 2) in got
+    assert ("BLK021", "models/evil_macro.sql", 1) in got
+    assert proc.returncode == 1
+
+
+def test_oversized_range_is_blocked(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "models/big.sql": "select 1 as id\n{% for i in range(100000000) %}{% endfor %}\n",
+        "models/fine.sql": "select {% for i in range(100000) %}{% endfor %}1 as id\n",
+    })
+    proc = bulwark(root, "fast-compile", "--all-files", "--format", "json")
+    found = findings_json(proc)
+    assert ("BLK021", "models/big.sql", 2) in codes_at(found)
+    assert not [f for f in found if f["path"] == "models/fine.sql"]
+    assert "100,000" in next(f["message"] for f in found if f["code"] == "BLK021")
+
+
+def test_project_yml_jinja_is_sandboxed(tmp_path: Path) -> None:
+    yml = PROJECT_YML + ("models:\n  shop:\n    +schema: \"{{ cycler.__init__.__globals__"
+                         ".os.system('touch pwned') }}\"\n")
+    root = project(tmp_path, {"models/a.sql": "select 1 as id\n"}, yml)
+    proc = bulwark(root, "fast-compile", "--all-files", "--format", "json")
+    assert not (root / "pwned").exists()
+    assert ("BLK021", "dbt_project.yml", 7) in codes_at(findings_json(proc))
+
+
+# ----------------------------------------------------------------------------- 2. time limit
+
+SLOW = ("select 1 as id\n{% set l = range(100000) | list %}"
+        "{% for i in l %}{% for j in l %}{% endfor %}{% endfor %}\n")
+
+
+@pytest.mark.parametrize("command", ["ls", "fast-compile"])
+def test_runaway_template_is_stopped(tmp_path: Path, command: str) -> None:
+    files = {"models/slow.sql": SLOW, "models/ok.sql": "select 1 as id\n"}
+    # many models: fast-compile --all-files forks workers, whose renders must be stopped too
+    files.update({f"models/m{i}.sql": "select {{ ref('ok') }}.id from {{ ref('ok') }}\n"
+                  for i in range(30)})
+    root = project(tmp_path, files)
+    args = [command] if command == "ls" else [command, "--all-files", "--format", "json"]
+    proc = bulwark(root, *args, env={"BULWARK_RENDER_TIMEOUT": "1"})
+    assert "Traceback" not in proc.stderr, proc.stderr
+    if command == "ls":
+        assert "BLK022" in proc.stderr and "models/slow.sql" in proc.stderr
+        return
+    found = findings_json(proc)
+    assert any(f["code"] == "BLK022" and f["path"] == "models/slow.sql" for f in found), found
+    assert proc.returncode == 1
+
+
+def test_runaway_macro_in_compile_mode_is_stopped() -> None:
+    """A render in compile mode (execute=True) on a worker thread is stopped too."""
+    import threading
+
+    from dbt_bulwark.jinja_env import RenderContext, RenderTimeout, render
+    from dbt_bulwark.macros import MacroIndex
+
+    macros = MacroIndex("p")
+    macros.add_file("p", "macros/spin.sql", "{% macro spin() %}{% if execute %}"
+                    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}"
+                    "{% endfor %}{% endif %}{% endmacro %}")
+    result: list[Any] = []
+
+    def work() -> None:
+        ctx = RenderContext(package="p", macros=macros, vars={}, execute=True)
+        try:
+            render("select {{ spin() }} 1", ctx)
+        except RenderTimeout as exc:
+            result.append(exc)
+
+    old = os.environ.get("BULWARK_RENDER_TIMEOUT")
+    os.environ["BULWARK_RENDER_TIMEOUT"] = "1"
+    try:
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join(60)
+    finally:
+        if old is None:
+            os.environ.pop("BULWARK_RENDER_TIMEOUT", None)
+        else:
+            os.environ["BULWARK_RENDER_TIMEOUT"] = old
+    assert not thread.is_alive() and result and isinstance(result[0], RenderTimeout)
