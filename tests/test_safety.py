@@ -165,3 +165,55 @@ def test_runaway_macro_in_compile_mode_is_stopped() -> None:
         else:
             os.environ["BULWARK_RENDER_TIMEOUT"] = old
     assert not thread.is_alive() and result and isinstance(result[0], RenderTimeout)
+
+
+# ----------------------------------------------------------------------------- 3. YAML limits
+
+
+def alias_bomb(levels: int = 12) -> str:
+    lines = ["version: 2", "models:", "  - name: a", "    config:", "      contract: {enforced: true}",
+             "    columns: [{name: id, data_type: integer}]", "    meta:",
+             "      a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, levels):
+        lines.append(f"      a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\n"
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+@pytest.mark.parametrize("command", ["ls", "fast-compile", "check-contracts", "check-schema-diff"])
+def test_yaml_alias_bomb_is_a_finding_not_a_hang(tmp_path: Path, command: str) -> None:
+    root = project(tmp_path, {"models/a.sql": "select 1 as id\n", "models/b.sql":
+                              "select id from {{ ref('a') }}\n",
+                              "models/schema.yml": alias_bomb()})
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "base")
+    (root / "models/b.sql").write_text("select id, 2 as two from {{ ref('a') }}\n")
+    if command == "ls":
+        proc = bulwark(root, "ls")
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert "BLK005" in proc.stderr and "models/schema.yml:11" in proc.stderr
+        return
+    # check-schema-diff reports load errors of the files it is given
+    extra = ["--base", "HEAD", str(root / "models/schema.yml"), str(root / "models/b.sql")] \
+        if command == "check-schema-diff" else ["--all-files"]
+    proc = bulwark(root, command, "--format", "json", *extra)
+    found = findings_json(proc)
+    assert ("BLK005", "models/schema.yml", 11) in codes_at(found), found
+    assert proc.returncode == 1
+
+
+def test_recursive_alias_and_legit_aliases() -> None:
+    from dbt_bulwark import yamlio
+
+    with pytest.raises(yamlio.YamlError) as info:
+        yamlio.load("a: &x [1, *x]\n")
+    assert info.value.code == "BLK005" and info.value.line == 1
+    data = yamlio.load("base: &b {materialized: table}\nm:\n  <<: *b\n  tags: [x]\nn: *b\n")
+    assert data == {"base": {"materialized": "table"}, "n": {"materialized": "table"},
+                    "m": {"materialized": "table", "tags": ["x"]}}

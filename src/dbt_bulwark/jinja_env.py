@@ -563,9 +563,9 @@ def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
 
 
 def _yaml_load(s: str) -> Any:
-    import yaml
+    from dbt_bulwark import yamlio
 
-    return yaml.safe_load(s)
+    return yamlio.load(s)   # alias bombs refused
 
 
 def _yaml_dump(o: Any) -> str:

@@ -113,21 +113,27 @@ class _Loader:
             if hit is not None:
                 kind, value = hit
                 if kind == "err":
-                    self.finding(path, value[0], "BLK001", value[2], col=value[1],
-                                 hint="fix the YAML syntax")
+                    self._yaml_finding(path, *value)
                     return None
                 return value
         try:
             data = yamlio.load(text)
         except yamlio.YamlError as exc:
-            self.finding(path, exc.line, "BLK001", exc.message, col=exc.col,
-                         hint="fix the YAML syntax")
+            self._yaml_finding(path, exc.line, exc.col, exc.message, exc.code)
             if self.cache is not None:
-                self.cache.put(key, ("err", (exc.line, exc.col, exc.message)))
+                self.cache.put(key, ("err", (exc.line, exc.col, exc.message, exc.code)))
             return None
         if self.cache is not None:
             self.cache.put(key, ("ok", data))
         return data
+
+    def _yaml_finding(self, path: str, line: int, col: int, message: str,
+                      code: str = "BLK001") -> None:
+        if code == "BLK005":
+            self.finding(path, line, code, message, col=col,
+                         hint="write the values out instead of nesting aliases")
+        else:
+            self.finding(path, line, "BLK001", message, col=col, hint="fix the YAML syntax")
 
     # -- project files
     def load_package_yml(self, root: str, is_root: bool) -> Package | None:
