@@ -217,3 +217,77 @@ def test_recursive_alias_and_legit_aliases() -> None:
     data = yamlio.load("base: &b {materialized: table}\nm:\n  <<: *b\n  tags: [x]\nn: *b\n")
     assert data == {"base": {"materialized": "table"}, "n": {"materialized": "table"},
                     "m": {"materialized": "table", "tags": ["x"]}}
+
+
+# ----------------------------------------------------------------------------- 4. cache
+
+
+def ls_json(root: Path, env: dict[str, str] | None = None, cache: bool = True
+            ) -> dict[str, dict[str, Any]]:
+    proc = bulwark(root, "ls", "--output", "json", env=env, cache=cache)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    return {d["unique_id"]: d for d in map(json.loads, proc.stdout.splitlines())}
+
+
+@pytest.mark.parametrize("content", ["garbage", "wrong-shape", "old-format", "hostile"])
+def test_broken_cache_file_is_ignored(tmp_path: Path, content: str) -> None:
+    import pickle
+
+    root = project(tmp_path, {
+        "models/a.sql": "{% if var('x', 1) == 1 %}{{ config(materialized='table') }}{% endif %}"
+                        "select 1 as id\n",
+        "models/schema.yml": "version: 2\nmodels:\n  - name: a\n    description: hi\n"})
+    first = ls_json(root)
+    caches = list((root / ".bulwark-cache").glob("parse-*.pickle"))
+    assert caches
+    with open(caches[0], "rb") as fh:
+        entries = pickle.load(fh)["entries"]   # noqa: S301 - the file this test just wrote
+    payload = {
+        "garbage": b"\x80\x05not a pickle at all",
+        "wrong-shape": pickle.dumps({"format": 2, "entries": {k: 5 for k in entries}}),
+        "old-format": pickle.dumps({k: ("ok",) for k in entries}),
+        "hostile": pickle.dumps({"format": 2, "entries": {("yaml", "x"): _Hostile()}}),
+    }[content]
+    for path in caches:
+        path.write_bytes(payload)
+    assert ls_json(root) == first
+    assert not (root / "pwned").exists()
+    assert first["model.shop.a"]["config"]["materialized"] == "table"
+
+
+class _Hostile:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("touch pwned",))
+
+
+def test_cache_stamp_covers_dependency_versions(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dbt_bulwark import cache
+
+    versions = cache.dependency_versions()
+    assert {"sqlglot", "jinja2", "dbt_extractor"} <= set(versions)
+    before = cache._code_stamp()
+    for name in ("sqlglot", "jinja2", "dbt_extractor", "duckdb"):
+        bumped = {**versions, name: "999.0"}
+        monkeypatch.setattr(cache, "dependency_versions", lambda b=bumped: b)
+        assert cache._code_stamp() != before, name
+
+
+def test_parse_cache_follows_env_var(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "models/a.sql": "{% if env_var('BULWARK_T_MAT', 'view') == 'table' %}"
+                        "{{ config(materialized='table') }}{% endif %}select 1 as id\n"})
+    env = {"BULWARK_T_MAT": "table"}
+    assert ls_json(root, env)["model.shop.a"]["config"]["materialized"] == "table"
+    assert ls_json(root, {"BULWARK_T_MAT": "view"})["model.shop.a"]["config"][
+        "materialized"] == "view"
+    assert ls_json(root, env)["model.shop.a"]["config"]["materialized"] == "table"
+
+
+def test_project_yml_env_var_is_not_frozen_by_the_cache(tmp_path: Path) -> None:
+    yml = PROJECT_YML + "models:\n  shop:\n    +materialized: \"{{ env_var('BULWARK_T_M2', " \
+                        "'view') }}\"\n"
+    root = project(tmp_path, {"models/a.sql": "select 1 as id\n"}, yml)
+    assert ls_json(root, {"BULWARK_T_M2": "table"})["model.shop.a"]["config"][
+        "materialized"] == "table"
+    assert ls_json(root, {"BULWARK_T_M2": "view"})["model.shop.a"]["config"][
+        "materialized"] == "view"

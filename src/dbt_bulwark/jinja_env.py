@@ -368,6 +368,7 @@ class RenderContext:
     sources: list[tuple[str, str]] = field(default_factory=list)
     vars_missing: list[str] = field(default_factory=list)
     env_missing: list[str] = field(default_factory=list)
+    env_read: dict[str, str | None] = field(default_factory=dict)   # env_var() name -> value
     macros_called: list[str] = field(default_factory=list)
     config: ConfigCapture = field(default_factory=ConfigCapture)
     warehouse_calls: list[str] = field(default_factory=list)
@@ -406,6 +407,7 @@ class RenderContext:
         return default
 
     def _env_var(self, name: str, default: Any = _MISSING) -> Any:
+        self.env_read[str(name)] = self.env.get(name)
         if name in self.env:
             return self.env[name]
         if default is _MISSING:

@@ -159,11 +159,14 @@ class _Loader:
                 "+post-hook", "pre_hook", "post_hook", "+pre_hook", "+post_hook"}
 
         def walk(value: Any, key: Any = None, parent: Any = None) -> Any:
-            if isinstance(value, dict):
+            if isinstance(value, dict):   # a copy: the parse cache holds the unrendered file
+                out = yamlio.LineDict(value)
+                if isinstance(value, yamlio.LineDict):
+                    out.line, out.key_lines = value.line, value.key_lines
                 for k in list(value):
                     if k not in skip:
-                        value[k] = walk(value[k], k, value)
-                return value
+                        out[k] = walk(value[k], k, value)
+                return out
             if isinstance(value, list):
                 return [walk(v, key, parent) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
@@ -664,12 +667,15 @@ class _ProjectBuilder:
             return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
                     "error": None, "by": "static"}
         vars_ = node_vars(self.root_pkg, pkg, self.L.cli_vars)
-        key = ("render", _checksum(text), pkg.name, self.macros_hash,
+        adapter_type = self.project.adapter_type or "duckdb"
+        key = ("render", _checksum(text), pkg.name, self.macros_hash, adapter_type,
                _checksum(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
         cache = self.L.cache
         if cache is not None:
             hit = cache.get(key)
-            if hit is not None:
+            # a render that read env_var() holds only while those variables are unchanged
+            if hit is not None and all(os.environ.get(n) == v
+                                       for n, v in hit.get("env", {}).items()):
                 return hit
         from dbt_bulwark.jinja_env import (
             EnvVarMissing,
@@ -682,7 +688,7 @@ class _ProjectBuilder:
         )
 
         ctx = RenderContext(package=pkg.name, macros=self.macros, vars=vars_,
-                            adapter_type=self.project.adapter_type or "duckdb")
+                            adapter_type=adapter_type)
         from dbt_bulwark.builtins import make_builtins
 
         ctx.fallback = make_builtins(ctx)   # dbt.* global-project macros exist at parse time
@@ -700,7 +706,8 @@ class _ProjectBuilder:
             error = (error_line(exc), f"{exc.__class__.__name__}: {exc}")
         calls = cfg.merge_config_calls(ctx.config.calls)
         out = {"refs": [(n, p, v) for n, p, v in ctx.refs], "sources": list(ctx.sources),
-               "calls": calls, "error": error, "by": "jinja", "error_code": error_code}
+               "calls": calls, "error": error, "by": "jinja", "error_code": error_code,
+               "env": dict(ctx.env_read)}
         if cache is not None:
             cache.put(key, out)
         return out
