@@ -291,3 +291,24 @@ def test_project_yml_env_var_is_not_frozen_by_the_cache(tmp_path: Path) -> None:
         "materialized"] == "table"
     assert ls_json(root, {"BULWARK_T_M2": "view"})["model.shop.a"]["config"][
         "materialized"] == "view"
+
+
+# ----------------------------------------------------------------------------- 5. target.type
+
+TARGET_MODEL = ("{% if target.type == 'snowflake' %}{{ config(materialized='table') }}{% endif %}"
+                "select 1 as id\n")
+
+
+def test_target_type_at_parse_time_follows_the_project(tmp_path: Path) -> None:
+    root = project(tmp_path, {"models/a.sql": TARGET_MODEL})
+    env = {"DBT_PROFILES_DIR": str(tmp_path / "no-profiles")}
+    assert ls_json(root, env)["model.shop.a"]["config"]["materialized"] == "view"   # duckdb
+    # the profile's adapter type (profiles.yml beside dbt_project.yml, as dbt looks)
+    write(root, {"profiles.yml": "shop:\n  target: prod\n  outputs:\n    prod:\n"
+                                 "      type: snowflake\n      account: x\n"})
+    assert ls_json(root)["model.shop.a"]["config"]["materialized"] == "table"
+    # the policy's dialect wins, and the cached render of the first run is not reused
+    write(root, {"bulwark.yml": "dialect: postgres\n"})
+    assert ls_json(root)["model.shop.a"]["config"]["materialized"] == "view"
+    write(root, {"bulwark.yml": "dialect: snowflake\n"})
+    assert ls_json(root, env)["model.shop.a"]["config"]["materialized"] == "table"

@@ -269,6 +269,11 @@ def _declared_package_name(entry: Any) -> str | None:
     return name.replace("-", "_")
 
 
+# sqlglot dialect names (as `dialect:` in bulwark.yml may use them) -> dbt adapter types
+_DIALECT_ADAPTERS = {"tsql": "sqlserver", "postgresql": "postgres", "spark2": "spark",
+                     "hive": "spark", "presto": "trino"}
+
+
 def _value_line(parent: Any, key: Any) -> int:
     return yamlio.line_of(parent, key, 1) or 1
 
@@ -593,6 +598,7 @@ class _ProjectBuilder:
         project.vars = vars_for(root_pkg.project_yml.get("vars"), root_pkg.name)
         project.vars.update(L.cli_vars)
         self.project = project
+        project.adapter_type = self.parse_adapter_type(root_pkg)
         self.macros = MacroIndex(root_pkg.name)
         project.macros = self.macros
         macro_texts: list[str] = []
@@ -653,6 +659,30 @@ class _ProjectBuilder:
             project.abs_root = Path(fs_root) / getattr(L.fs, "prefix", "") / L.root
         project.cache = L.cache
         return project
+
+    def parse_adapter_type(self, root_pkg: Package) -> str | None:
+        """``target.type`` while parsing, as dbt would have it for the user's target: the
+        policy's ``dialect:``, else the profile's adapter type, else None (duckdb)."""
+        L = self.L
+        try:
+            from dbt_bulwark.policy import load_policy
+
+            dialect = load_policy(L.fs, L.root).get("dialect")
+        except Exception:  # noqa: BLE001 - a bad policy is reported by the command itself
+            dialect = None
+        if isinstance(dialect, str) and dialect.strip():
+            key = dialect.strip().lower()
+            return _DIALECT_ADAPTERS.get(key, key)
+        from pathlib import Path
+
+        from dbt_bulwark.profiles import project_adapter
+
+        fs_root = getattr(L.fs, "root", None)
+        base = Path(fs_root) / getattr(L.fs, "prefix", "") / L.root if fs_root else Path(".")
+        try:
+            return project_adapter(root_pkg.project_yml.get("profile"), base)
+        except Exception:  # noqa: BLE001 - an unreadable profile is "no profile"
+            return None
 
     # -- files
     def _fqn(self, pkg: Package, rel: str, name: str) -> list[str]:
