@@ -312,3 +312,57 @@ def test_target_type_at_parse_time_follows_the_project(tmp_path: Path) -> None:
     assert ls_json(root)["model.shop.a"]["config"]["materialized"] == "view"
     write(root, {"bulwark.yml": "dialect: snowflake\n"})
     assert ls_json(root, env)["model.shop.a"]["config"]["materialized"] == "table"
+
+
+# ----------------------------------------------------------------------------- 6. broken pipe
+
+
+@pytest.mark.parametrize("command", [["ls", "--output", "json"], ["check", "--all-files"]])
+def test_closed_pipe_ends_quietly(tmp_path: Path, command: list[str]) -> None:
+    """`bulwark ls | head -1`: the reader closes the pipe after one line (the output is
+    far larger than a pipe buffer, so the writer meets the closed pipe)."""
+    files = {f"models/m{i:03}.sql": f"select id from {{{{ ref('missing_{i}') }}}}\n"
+             for i in range(400)}
+    root = project(tmp_path, files)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dbt_bulwark.cli", command[0], "--project-dir", str(root),
+         "--repo-root", str(root), "--no-cache", *command[1:]],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    rc = proc.wait(timeout=120)
+    assert first
+    assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err, err
+    assert rc in (0, 1)
+
+
+# ----------------------------------------------------------------------------- 7. one error path
+
+
+def test_unexpected_exception_is_one_line_and_exit_3(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from dbt_bulwark import cli, loader
+
+    root = project(tmp_path, {"models/a.sql": "select 1 as id\n", "seeds/s.csv": "id\n1\n"})
+
+    def explode(*args: Any) -> None:   # the loader's frame has the seed's path in scope
+        raise RuntimeError("boom\nsecond line")
+
+    monkeypatch.setattr(loader._ProjectBuilder, "add_seed", explode)
+    rc = cli.main(["check-contracts", "--project-dir", str(root), "--repo-root", str(root),
+                   "--no-cache", "--all-files"])
+    err = capsys.readouterr().err
+    assert rc == 3
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("bulwark check-contracts: internal error while processing "
+                               "seeds/s.csv: RuntimeError: boom")
+    log = root / ".bulwark-cache" / "bulwark.log"
+    assert log.is_file() and "Traceback" in log.read_text() and "RuntimeError" in log.read_text()
+    # usage errors keep exit 2
+    assert cli.main(["check-contracts", "--project-dir", str(tmp_path / "nope")]) == 2

@@ -9,6 +9,7 @@ Compile-mode rendering (used by fast-compile) builds on :class:`RenderContext`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import json
@@ -235,10 +236,8 @@ def error_line(exc: BaseException) -> int:
             if root is None:
                 root = template
             if template is root:
-                try:
+                with contextlib.suppress(Exception):   # no debug info: keep the last line
                     found = template.get_corresponding_lineno(tb.tb_lineno)
-                except Exception:  # noqa: BLE001 - no debug info
-                    pass
         tb = tb.tb_next
     if found > 0:
         return found
@@ -670,7 +669,7 @@ class _Watchdog:
             self._set_async.argtypes = (ctypes.c_ulong, ctypes.py_object)
             self._clear_arg: Any = ctypes.py_object()   # NULL: clears a pending exception
         except (ImportError, AttributeError):  # pragma: no cover - not CPython
-            self._set_async = None
+            self._set_async = None  # type: ignore[assignment]
 
     def start(self, seconds: float) -> int:
         import threading

@@ -160,13 +160,13 @@ class _Loader:
 
         def walk(value: Any, key: Any = None, parent: Any = None) -> Any:
             if isinstance(value, dict):   # a copy: the parse cache holds the unrendered file
-                out = yamlio.LineDict(value)
+                copy = yamlio.LineDict(value)
                 if isinstance(value, yamlio.LineDict):
-                    out.line, out.key_lines = value.line, value.key_lines
+                    copy.line, copy.key_lines = value.line, value.key_lines
                 for k in list(value):
                     if k not in skip:
-                        out[k] = walk(value[k], k, value)
-                return out
+                        copy[k] = walk(value[k], k, value)
+                return copy
             if isinstance(value, list):
                 return [walk(v, key, parent) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
