@@ -366,3 +366,47 @@ def test_unexpected_exception_is_one_line_and_exit_3(tmp_path: Path,
     assert log.is_file() and "Traceback" in log.read_text() and "RuntimeError" in log.read_text()
     # usage errors keep exit 2
     assert cli.main(["check-contracts", "--project-dir", str(tmp_path / "nope")]) == 2
+
+
+# ----------------------------------------------------------------------------- 9. messages
+
+
+def test_messages_name_the_real_cause_at_the_real_line(tmp_path: Path) -> None:
+    root = project(tmp_path, {
+        "models/up.sql": "select 1 as id\n",
+        "models/no_args.sql": "select *\nfrom {{ ref() }}\n",
+        "models/one_source_arg.sql": "select *\n\nfrom {{ source('a') }}\n",
+        "models/four_args.sql": "select *\nfrom {{ ref('a', 'b', 'c', 'd') }}\n",
+        "models/recursive.sql": "select {{ r() }} as x",
+        "macros/r.sql": "\n\n-- a macro that calls itself\n{% macro r() %}\n  {{ r() }}\n"
+                        "{% endmacro %}\n\n\n\n\n\n\n\n\n\n\n\n",
+        "models/cr_only.sql": "select 1 as id,\r\r  {{ ref('nope') }} as x\r",
+        "models/schema.yml": "version: 2\nmodels:\n  - name: up\n  - name: [a, b]\n"
+                             "    description: x\n",
+    })
+    found = findings_json(bulwark(root, "fast-compile", "--all-files", "--format", "json"))
+    by_path: dict[str, list[dict[str, Any]]] = {}
+    for f in found:
+        by_path.setdefault(f["path"], []).append(f)
+
+    def only(path: str) -> dict[str, Any]:
+        assert len(by_path.get(path, [])) == 1, by_path.get(path)
+        return by_path[path][0]
+
+    f = only("models/no_args.sql")
+    assert (f["code"], f["line"]) == ("BLK020", 2)
+    assert "wrong number of arguments to ref(): 0 given" in f["message"]
+    f = only("models/one_source_arg.sql")
+    assert (f["code"], f["line"]) == ("BLK020", 3)
+    assert "wrong number of arguments to source(): 1 given" in f["message"]
+    f = only("models/four_args.sql")
+    assert (f["code"], f["line"]) == ("BLK020", 2)
+    assert "wrong number of arguments to ref(): 4 given" in f["message"]
+    assert "package" not in f["message"].split(";")[0]
+    f = only("models/recursive.sql")
+    assert (f["code"], f["line"]) == ("BLK020", 1) and "Recursion" in f["message"]
+    f = only("models/cr_only.sql")
+    assert (f["code"], f["line"]) == ("BLK110", 3) and "'nope'" in f["message"]
+    f = only("models/schema.yml")
+    assert (f["code"], f["line"]) == ("BLK033", 4)
+    assert "must be a string, not a list" in f["message"] and "no `name`" not in f["message"]

@@ -330,6 +330,11 @@ class ConfigCapture:
         return False
 
 
+class DbtCompilationError(jinja2.TemplateRuntimeError):
+    """What dbt raises as a ``CompilationError`` while rendering (wrong ref()/source()
+    arguments...)."""
+
+
 class VarMissing(Exception):
     def __init__(self, name: str):
         super().__init__(f"Required var '{name}' not found in config")
@@ -378,19 +383,24 @@ class RenderContext:
     # -- dbt functions
     def _ref(self, *args: Any, **kwargs: Any) -> Relation:
         version = kwargs.get("version", kwargs.get("v"))
+        if len(args) not in (1, 2):   # dbt: RefArgsError, at parse time
+            raise DbtCompilationError(
+                f"wrong number of arguments to ref(): {len(args)} given; it takes the model "
+                "name, optionally after the package name: ref('model') or "
+                "ref('package', 'model')")
         str_args = [str(a) for a in args]
-        if len(str_args) >= 2:
+        if len(str_args) == 2:
             pkg, name = str_args[0], str_args[1]
-        elif str_args:
-            pkg, name = None, str_args[0]
         else:
-            return Relation("")
+            pkg, name = None, str_args[0]
         self.refs.append((name, pkg, version))
         return Relation(self.ref_name(name, pkg, version), self.database, self.schema, name)
 
     def _source(self, *args: Any, **kwargs: Any) -> Relation:
-        if len(args) < 2:
-            return Relation("")
+        if len(args) != 2:   # dbt: NumberSourceArgsError, at parse time
+            raise DbtCompilationError(
+                f"wrong number of arguments to source(): {len(args)} given; it takes "
+                "exactly two: source('source_name', 'table_name')")
         src, tbl = str(args[0]), str(args[1])
         self.sources.append((src, tbl))
         return Relation(self.source_name(src, tbl), self.database, src, tbl)

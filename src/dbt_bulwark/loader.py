@@ -274,6 +274,15 @@ _DIALECT_ADAPTERS = {"tsql": "sqlserver", "postgresql": "postgres", "spark2": "s
                      "hive": "spark", "presto": "trino"}
 
 
+def _name_problem(entry: Mapping[str, Any], what: str) -> str:
+    name = entry.get("name")
+    if name is None:
+        return f"{what} has no `name`"
+    kind = {list: "a list", dict: "a mapping", bool: "a boolean", int: "a number",
+            float: "a number"}.get(type(name), type(name).__name__)
+    return f"`name` of {what} must be a string, not {kind} ({name!r})"
+
+
 def _value_line(parent: Any, key: Any) -> int:
     return yamlio.line_of(parent, key, 1) or 1
 
@@ -830,8 +839,10 @@ class _ProjectBuilder:
                     continue
                 name = entry.get("name")
                 if not isinstance(name, str):
-                    L.finding(rp, yamlio.line_of(entry), "BLK033",
-                              f"an entry under `{key}:` has no `name`", hint="add `name:`")
+                    L.finding(rp, yamlio.line_of(entry, "name"), "BLK033",
+                              _name_problem(entry, f"an entry under `{key}:`"),
+                              hint="add `name:`" if entry.get("name") is None else
+                              "write the name as a single string")
                     continue
                 if rt == "snapshot" and "relation" in entry:
                     self.add_yaml_snapshot(pkg, rel, rp, entry)
@@ -877,8 +888,10 @@ class _ProjectBuilder:
     def add_sources(self, pkg: Package, rel: str, rp: str, entry: Mapping[str, Any]) -> None:
         src_name = entry.get("name")
         if not isinstance(src_name, str):
-            self.L.finding(rp, yamlio.line_of(entry), "BLK033", "a source has no `name`",
-                           hint="add `name:`")
+            self.L.finding(rp, yamlio.line_of(entry, "name"), "BLK033",
+                           _name_problem(entry, "a source"),
+                           hint="add `name:`" if src_name is None else
+                           "write the name as a single string")
             return
         tables = entry.get("tables") or []
         if not isinstance(tables, list):

@@ -8,6 +8,7 @@ findings can point at the line a user must edit. Rewriting YAML is not done here
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -148,7 +149,13 @@ def decode(data: bytes) -> str:
     """Bytes to text the way dbt reads files (UTF-8, BOM tolerated); raises UnicodeDecodeError."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    return data.decode("utf-8")
+    text = data.decode("utf-8")
+    if "\r" in text:   # a lone CR is a line break (YAML and Jinja count it so): one line
+        text = _LONE_CR.sub("\n", text)   # numbering everywhere; offsets are unchanged
+    return text
+
+
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 def load(text: str) -> Any:
