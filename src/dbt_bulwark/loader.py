@@ -146,12 +146,30 @@ class _Loader:
                              hint="dbt_project.yml must be a YAML mapping with at least `name:`")
             return None
         data = self.render_project_yml(data, path)
+        self.check_project_yml(data, path)
         name = data.get("name")
         if not isinstance(name, str) or not name:
             self.finding(path, yamlio.line_of(data, "name", 1), "BLK010",
                          "dbt_project.yml has no `name`", hint="add `name: my_project`")
             name = os.path.basename(root) or "project"
         return Package(name=name, root=root, project_yml=data, is_root=is_root)
+
+    def check_project_yml(self, data: Mapping[str, Any], path: str) -> None:
+        """The top-level keys whose type dbt's project schema rejects (dbt parse stops with
+        "at path ['model-paths']: 5 is not valid under any of the given schemas")."""
+        for key, kind in _PROJECT_KEY_TYPES.items():
+            value = data.get(key)
+            if value is None or _project_type_ok(value, kind):
+                continue
+            self.finding(path, yamlio.line_of(data, key, 1) or 1, "BLK013",
+                         f"`{key}:` must be {_KIND_TEXT[kind]}, not {_kind_of(value)} "
+                         f"({_short(value)}); dbt parse rejects this dbt_project.yml",
+                         hint=_KIND_HINT[kind].format(key=key))
+        version = data.get("config-version")
+        if _project_type_ok(version, "int") and version != 2:
+            self.finding(path, yamlio.line_of(data, "config-version", 1) or 1, "BLK013",
+                         f"`config-version: {version}`: dbt expects 2 and refuses the project",
+                         hint="write `config-version: 2`")
 
     def render_project_yml(self, data: Any, path: str) -> Any:
         """Render Jinja in dbt_project.yml values (env_var/var), except hooks and vars."""
@@ -274,13 +292,79 @@ _DIALECT_ADAPTERS = {"tsql": "sqlserver", "postgresql": "postgres", "spark2": "s
                      "hive": "spark", "presto": "trino"}
 
 
+# dbt_project.yml keys and the type dbt's Project schema gives them (None is "absent")
+_PROJECT_KEY_TYPES: dict[str, str] = {
+    **{k: "paths" for k in ("model-paths", "source-paths", "macro-paths", "data-paths",
+                            "seed-paths", "test-paths", "analysis-paths", "docs-paths",
+                            "asset-paths", "function-paths", "snapshot-paths",
+                            "clean-targets")},
+    **{k: "str" for k in ("target-path", "profile", "log-path", "packages-install-path")},
+    **{k: "dict" for k in ("models", "seeds", "snapshots", "analyses", "sources", "tests",
+                           "data_tests", "unit_tests", "metrics", "semantic_models",
+                           "saved_queries", "exposures", "functions", "flags", "vars")},
+    "config-version": "int",
+    "dispatch": "list",
+    "restrict-access": "bool",
+}
+_KIND_TEXT = {"paths": "a list of paths", "str": "a string", "dict": "a mapping",
+              "int": "a whole number (2)", "list": "a list", "bool": "true or false"}
+_KIND_HINT = {"paths": "write it as a list: `{key}: [\"dir\"]`",
+              "str": "write `{key}:` as one string", "dict": "write `{key}:` as a mapping "
+              "(`key: value` lines)", "int": "write `{key}: 2`",
+              "list": "write `{key}:` as a list", "bool": "write `{key}: true` or false"}
+
+
+def _project_type_ok(value: Any, kind: str) -> bool:
+    if kind == "paths":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "dict":
+        return isinstance(value, dict)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "a list", dict: "a mapping", int: "a number", float: "a number",
+            str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _date_ok(value: Any) -> bool:
+    """A ``deprecation_date`` dbt can read: absent, a YAML date/datetime, or an ISO string
+    (dbt reads it with ``datetime.fromisoformat``; a Jinja string is rendered first)."""
+    import datetime
+
+    if value is None or isinstance(value, (datetime.date, datetime.datetime)):
+        return True
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            return True
+        try:
+            datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return False
+        return True
+    return False
+
+
 def _name_problem(entry: Mapping[str, Any], what: str) -> str:
     name = entry.get("name")
     if name is None:
         return f"{what} has no `name`"
-    kind = {list: "a list", dict: "a mapping", bool: "a boolean", int: "a number",
-            float: "a number"}.get(type(name), type(name).__name__)
-    return f"`name` of {what} must be a string, not {kind} ({name!r})"
+    return f"`name` of {what} must be a string, not {_kind_of(name)} ({_short(name)})"
 
 
 def _value_line(parent: Any, key: Any) -> int:
@@ -832,6 +916,7 @@ class _ProjectBuilder:
             if key in data and data[key] is not None and not isinstance(data[key], list):
                 L.finding(rp, yamlio.line_of(data, key), "BLK030", f"`{key}:` must be a list",
                           hint=f"write `{key}:` followed by `- name: ...` items")
+        self.check_property_types(data, rp)
         for key, rt in (("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"),
                         ("analyses", "analysis")):
             for entry in data.get(key) or [] if isinstance(data.get(key), list) else []:
@@ -869,6 +954,62 @@ class _ProjectBuilder:
             if isinstance(entry, dict) and isinstance(entry.get("name"), str):
                 self.project.unit_tests.append(UnitTest(entry["name"], str(entry.get("model")),
                                                         rp, yamlio.line_of(entry), pkg.name))
+
+    def check_property_types(self, data: Mapping[str, Any], rp: str) -> None:
+        """Values dbt's properties schema rejects and that nothing else here reports
+        (BLK038): a column `name` that is not a string, an exposure `owner` that is not a
+        mapping, a `deprecation_date` that is not a date, a unit test `model` that is not
+        a string. Each makes `dbt parse` stop."""
+        L = self.L
+
+        def bad(obj: Any, key: str, what: str, must: str) -> None:
+            value = obj.get(key)
+            L.finding(rp, yamlio.line_of(obj, key), "BLK038",
+                      f"`{key}` of {what} must be {must}, not {_kind_of(value)} "
+                      f"({_short(value)}); dbt parse rejects this file",
+                      hint=f"write `{key}:` as {must}")
+
+        def columns(obj: Any, what: str) -> None:
+            cols = obj.get("columns")
+            for col in cols if isinstance(cols, list) else []:
+                # a number or boolean (a list/mapping is fast-compile's BLK150)
+                if isinstance(col, dict) and isinstance(col.get("name"), (int, float)):
+                    bad(col, "name", f"a column of {what}", "a string")
+
+        def entries(key: str) -> list[Any]:
+            value = data.get(key)
+            return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+        for key, label in (("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"),
+                           ("analyses", "analysis")):
+            for entry in entries(key):
+                what = f"{label} '{entry.get('name')}'"
+                columns(entry, what)
+                if key == "models":
+                    if not _date_ok(entry.get("deprecation_date")):
+                        bad(entry, "deprecation_date", what, "a date (YYYY-MM-DD)")
+                    versions = entry.get("versions")
+                    for ventry in versions if isinstance(versions, list) else []:
+                        if not isinstance(ventry, dict):
+                            continue
+                        vwhat = f"version {ventry.get('v')} of {what}"
+                        columns(ventry, vwhat)
+                        if not _date_ok(ventry.get("deprecation_date")):
+                            bad(ventry, "deprecation_date", vwhat, "a date (YYYY-MM-DD)")
+        for src in entries("sources"):
+            tables = src.get("tables")
+            for table in tables if isinstance(tables, list) else []:
+                if isinstance(table, dict):
+                    columns(table, f"source table '{src.get('name')}.{table.get('name')}'")
+        for exp in entries("exposures"):
+            owner = exp.get("owner")
+            if "owner" in exp and not isinstance(owner, dict):   # an empty owner too
+                bad(exp, "owner", f"exposure '{exp.get('name')}'",
+                    "a mapping (`name:` and/or `email:`)")
+        for test in entries("unit_tests"):
+            model = test.get("model")
+            if model is not None and not isinstance(model, str):
+                bad(test, "model", f"unit test '{test.get('name')}'", "a model name (string)")
 
     def add_yaml_snapshot(self, pkg: Package, rel: str, rp: str, entry: Mapping[str, Any]) -> None:
         name = str(entry["name"])
