@@ -117,7 +117,10 @@ SLOW = ("select 1 as id\n{% set l = range(100000) | list %}"
 
 @pytest.mark.parametrize("command", ["ls", "fast-compile"])
 def test_runaway_template_is_stopped(tmp_path: Path, command: str) -> None:
-    files = {"models/slow.sql": SLOW, "models/ok.sql": "select 1 as id\n"}
+    files = {"models/slow.sql": SLOW, "models/ok.sql": "select 1 as id\n",
+             # fast to parse, runaway only in compile mode: rendered in a forked worker
+             "models/zz_slow_compile.sql": "select 1 as id\n{% if execute %}" + SLOW.split(
+                 "\n", 1)[1].strip() + "{% endif %}\n"}
     # many models: fast-compile --all-files forks workers, whose renders must be stopped too
     files.update({f"models/m{i}.sql": "select {{ ref('ok') }}.id from {{ ref('ok') }}\n"
                   for i in range(30)})
@@ -130,6 +133,7 @@ def test_runaway_template_is_stopped(tmp_path: Path, command: str) -> None:
         return
     found = findings_json(proc)
     assert any(f["code"] == "BLK022" and f["path"] == "models/slow.sql" for f in found), found
+    assert ("BLK022", "models/zz_slow_compile.sql", 2) in codes_at(found), found
     assert proc.returncode == 1
 
 

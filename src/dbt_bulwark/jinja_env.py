@@ -169,9 +169,10 @@ class SandboxError(jinja2.sandbox.SecurityError):
 class RenderTimeout(Exception):
     """A template rendered for longer than :func:`render_timeout` seconds."""
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float, lineno: int | None = None):
         super().__init__(f"rendering took longer than {seconds:g} s and was stopped")
         self.seconds = seconds
+        self.lineno = lineno   # where it was stopped, in the template rendered
 
 
 def _safe_range(*args: Any) -> range:
@@ -757,6 +758,7 @@ def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     watchdog = _watchdog()
     token = watchdog.start(seconds)
     fired = False
+    line = None
     try:
         try:
             template = environment(True).from_string(text)
@@ -767,8 +769,9 @@ def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
                 out = str(ret.value)
         finally:
             fired = watchdog.stop(token)
-    except _Expired:
+    except _Expired as exc:
         fired = True
+        line = error_line(exc)
     if fired:
-        raise RenderTimeout(seconds)
+        raise RenderTimeout(seconds, line)
     return out
