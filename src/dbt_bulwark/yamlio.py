@@ -43,7 +43,7 @@ def _rebuild_linedict(data: dict, line: int, key_lines: dict) -> LineDict:
     return d
 
 
-MAX_ALIAS_EXPANSION = 500_000   # nodes that aliases may add to a document once expanded
+MAX_ALIAS_EXPANSION = 100_000   # nodes that aliases may add to a document once expanded
 
 
 class AliasLimit(Exception):
@@ -156,12 +156,14 @@ def decode(data: bytes) -> str:
 
 
 _LONE_CR = re.compile(r"\r(?!\n)")
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s,\[\]{}]")
 
 
 def load(text: str) -> Any:
     """Parse one YAML document with line info; raises :class:`YamlError`."""
     loader = _Loader(text)
-    loader.check_aliases = "&" in text   # no anchor, no alias
+    # no anchor (or no alias), nothing to expand: the common case costs one search
+    loader.check_aliases = "*" in text and _ANCHOR.search(text) is not None
     try:
         try:
             return loader.get_single_data()
