@@ -22,19 +22,121 @@ CACHE_DIR = ".bulwark-cache"
 MAX_ENTRIES = 200_000
 
 
+# what a cached verdict depends on besides our own code: an upgrade of any of these is a
+# new cache (distribution names as their .dist-info folders spell them, normalised)
+DEPENDENCIES = ("sqlglot", "sqlglotc", "jinja2", "dbt_extractor", "duckdb", "pyyaml")
+FORMAT = 2
+
+
+def dependency_versions(names: tuple[str, ...] = DEPENDENCIES) -> dict[str, str]:
+    """Installed version of each distribution, read from the ``.dist-info``/``.egg-info``
+    folder names on ``sys.path`` (no import, no ``importlib.metadata``: a listdir per
+    path entry). The first entry that has one wins, as for an import."""
+    import sys
+
+    wanted = set(names)
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            listing = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for item in listing:
+            if not item.endswith((".dist-info", ".egg-info")):
+                continue
+            stem = item.rsplit(".", 1)[0]
+            name, _, version = stem.partition("-")
+            key = name.lower().replace("-", "_").replace(".", "_")
+            if key in wanted and key not in found:
+                found[key] = version.split("-py", 1)[0]
+        if len(found) == len(wanted):
+            break
+    return found
+
+
 def _code_stamp() -> str:
-    """Version plus the size/mtime of this package's modules: a code change is a new cache."""
+    """Version, the size/mtime of this package's modules and the installed versions of
+    the libraries verdicts come from: a code change or an upgrade is a new cache."""
     import hashlib
 
     here = Path(__file__).resolve().parent
-    parts = [__version__]
+    parts = [__version__, str(FORMAT)]
     for path in sorted(here.glob("*.py")):
         try:
             st = path.stat()
         except OSError:
             continue
         parts.append(f"{path.name}:{st.st_size}:{int(st.st_mtime)}")
+    parts.extend(f"{k}={v}" for k, v in sorted(dependency_versions().items()))
     return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+
+
+# The cache is our own file, but it sits in the repository: never unpickle anything but
+# plain data and this package's own classes (a committed or planted cache file must not
+# run code), and check every entry's shape before a caller sees it.
+_SAFE_BUILTINS = {("builtins", n) for n in ("set", "frozenset", "complex", "slice", "range",
+                                             "bytearray")}
+_SAFE_GLOBALS = {("datetime", n) for n in ("date", "datetime", "time", "timedelta", "timezone")}
+_SAFE_GLOBALS |= {("collections", "OrderedDict"), ("decimal", "Decimal"),
+                  ("copyreg", "_reconstructor"), ("builtins", "object"),
+                  ("dbt_bulwark.yamlio", "_rebuild_linedict")}
+
+
+class _SafeUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _SAFE_BUILTINS or (module, name) in _SAFE_GLOBALS:
+            return super().find_class(module, name)
+        if module.startswith("dbt_bulwark.") and "." not in name and not name.startswith("__"):
+            obj = super().find_class(module, name)
+            if isinstance(obj, type) and not issubclass(obj, BaseException):
+                return obj   # a data class of ours (built by __new__ + state, not __init__)
+        raise pickle.UnpicklingError(f"refused: {module}.{name}")
+
+
+def _is_error(v: Any) -> bool:
+    return v is None or (isinstance(v, tuple) and len(v) == 2 and isinstance(v[0], int)
+                         and isinstance(v[1], str))
+
+
+def _shape_yaml(v: Any) -> bool:
+    if not (isinstance(v, tuple) and len(v) == 2):
+        return False
+    if v[0] == "ok":
+        return True
+    return v[0] == "err" and isinstance(v[1], tuple) and len(v[1]) == 4 and \
+        isinstance(v[1][0], int) and isinstance(v[1][1], int) and isinstance(v[1][2], str) \
+        and isinstance(v[1][3], str)
+
+
+def _shape_extract(v: Any) -> bool:
+    return isinstance(v, dict) and (not v or (
+        isinstance(v.get("refs"), list) and isinstance(v.get("sources"), list)
+        and isinstance(v.get("configs"), list)))
+
+
+def _shape_render(v: Any) -> bool:
+    return isinstance(v, dict) and isinstance(v.get("refs"), list) and \
+        isinstance(v.get("sources"), list) and isinstance(v.get("calls"), dict) and \
+        _is_error(v.get("error")) and isinstance(v.get("env", {}), dict)
+
+
+SHAPES: dict[str, Any] = {
+    "yaml": _shape_yaml,
+    "extract": _shape_extract,
+    "render": _shape_render,
+    "compile": lambda v: type(v).__name__ == "Compiled" and hasattr(v, "unique_id"),
+    "fc-syntax": lambda v: isinstance(v, tuple) and len(v) == 1,
+}
+
+
+def _valid(key: Any, value: Any) -> bool:
+    check = SHAPES.get(key[0]) if isinstance(key, tuple) and key else None
+    if check is None:
+        return True
+    try:
+        return bool(check(value))
+    except Exception:  # noqa: BLE001 - a value that breaks its check is not valid
+        return False
 
 
 class ParseCache:
@@ -55,9 +157,11 @@ class ParseCache:
         if self.path and self.path.is_file():
             try:
                 with open(self.path, "rb") as fh:
-                    loaded = pickle.load(fh)  # noqa: S301 - our own file in a git-ignored dir
-                if isinstance(loaded, dict):
-                    self._data = loaded
+                    loaded = _SafeUnpickler(fh).load()
+                if isinstance(loaded, dict) and loaded.get("format") == FORMAT and \
+                        isinstance(loaded.get("entries"), dict):
+                    self._data = {k: v for k, v in loaded["entries"].items()
+                                  if isinstance(k, tuple) and k and isinstance(k[0], str)}
                     # the cache is long-lived data: keep the cyclic GC from rescanning it
                     import gc
 
@@ -70,6 +174,9 @@ class ParseCache:
             self._load()
         value = self._data.get(key)
         if value is not None:
+            if not _valid(key, value):   # wrong shape: a miss, and forget it
+                del self._data[key]
+                return None
             self._used.add(key)
         return value
 
@@ -95,7 +202,8 @@ class ParseCache:
                 ignore.write_text("# created by dbt-bulwark\n*\n")
             from dbt_bulwark.fs import atomic_write
 
-            atomic_write(self.path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL),
+            atomic_write(self.path, pickle.dumps({"format": FORMAT, "entries": data},
+                                                 protocol=pickle.HIGHEST_PROTOCOL),
                          check=False, durable=False)
             self._dirty = False
             for old in self.directory.glob(f"{self.name}-*.pickle"):

@@ -8,10 +8,15 @@ sqlglot or ruamel: start-up stays cheap for every hook.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import sys
+from pathlib import Path
 
-from dbt_bulwark.findings import EXIT_USAGE, FORMATS, UsageError
+from dbt_bulwark.findings import EXIT_FINDINGS, EXIT_USAGE, FORMATS, UsageError
+
+EXIT_INTERNAL = 3   # an unexpected error in bulwark itself (traceback in the log file)
 
 # command name -> (module under dbt_bulwark.commands, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -95,12 +100,107 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args))
+        code = int(module.run(args))
+        sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
+        return code
     except UsageError as exc:
         sys.stderr.write(f"bulwark {name}: error: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _broken_pipe()
+    except Exception as exc:  # noqa: BLE001 - the one place an unexpected error is reported
+        if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
+            return _broken_pipe()
+        return _internal_error(name, args, exc)
+
+
+def _broken_pipe() -> int:
+    """The reader went away (``bulwark ls | head -1``): stop quietly, as Python's own
+    documentation recommends (stdout pointed at devnull so the exit flush cannot fail)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return EXIT_FINDINGS
+
+
+def _file_in_progress(exc: BaseException) -> str | None:
+    """The file being processed when ``exc`` was raised, read from the innermost frame of
+    bulwark that has one (a ``node``/``res`` with a path, or a path variable)."""
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        if not frame.f_globals.get("__name__", "").startswith("dbt_bulwark"):
+            continue
+        local = frame.f_locals
+        for name in ("node", "res", "target"):
+            path = getattr(local.get(name), "repo_path", None)
+            if isinstance(path, str) and path:
+                return path
+        for name in ("rp", "repo_path", "path", "rel"):
+            value = local.get(name)
+            if isinstance(value, str) and value and "/" in value or \
+                    isinstance(value, str) and value.endswith((".sql", ".yml", ".yaml", ".py")):
+                return str(value)
+    return None
+
+
+def _log_path(args: argparse.Namespace) -> Path:
+    """``.bulwark-cache/bulwark.log`` in the repository (git-ignored), else a temp file."""
+    import tempfile
+
+    candidates: list[Path] = []
+    try:
+        from dbt_bulwark.workspace import find_repo_root
+
+        candidates.append(find_repo_root(getattr(args, "repo_root", None)) / ".bulwark-cache")
+    except Exception:  # noqa: BLE001 - no repository: the temp directory
+        pass
+    candidates.append(Path(tempfile.gettempdir()))
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.name == ".bulwark-cache" and not (folder / ".gitignore").exists():
+                (folder / ".gitignore").write_text("# created by dbt-bulwark\n*\n")
+            path = folder / ("bulwark.log" if folder.name == ".bulwark-cache"
+                             else f"bulwark-{os.getpid()}.log")
+            with open(path, "a", encoding="utf-8"):
+                pass
+            return path
+        except OSError:
+            continue
+    return Path(os.devnull)
+
+
+def _internal_error(name: str, args: argparse.Namespace, exc: BaseException) -> int:
+    """One line on stderr (command, file, cause, where the traceback went), exit 3."""
+    import datetime
+    import traceback
+
+    from dbt_bulwark import __version__
+
+    where = _file_in_progress(exc)
+    log = _log_path(args)
+    try:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {datetime.datetime.now(datetime.timezone.utc).isoformat()} "
+                     f"dbt-bulwark {__version__}, python {sys.version.split()[0]}: "
+                     f"bulwark {name}{f' (while processing {where})' if where else ''}\n")
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except OSError:
+        log = Path("(log not writable)")
+    what = str(exc).splitlines()[0][:300] if str(exc) else ""
+    sys.stderr.write(
+        f"bulwark {name}: internal error{f' while processing {where}' if where else ''}: "
+        f"{exc.__class__.__name__}{': ' + what if what else ''} (traceback in {log}; "
+        "please report it)\n")
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":  # pragma: no cover

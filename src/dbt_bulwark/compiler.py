@@ -18,6 +18,8 @@ from typing import Any
 from dbt_bulwark.jinja_env import (
     EnvVarMissing,
     RenderContext,
+    RenderTimeout,
+    SandboxError,
     VarMissing,
     error_line,
     record_undefined,
@@ -56,6 +58,7 @@ class Compiled:
     missing_sources: list[tuple[str, str]] = field(default_factory=list)
     vars_missing: list[str] = field(default_factory=list)
     env_missing: list[str] = field(default_factory=list)
+    error_code: str | None = None         # BLK021 sandbox refusal, BLK022 time limit
     raw: str = ""                         # the template the SQL was rendered from
     _map: TemplateMap | None = field(default=None, repr=False)
 
@@ -137,6 +140,9 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
             out.sql = render(node.raw_code, ctx)
         except (VarMissing, EnvVarMissing) as exc:
             out.error = (_find(node.raw_code, exc.name), str(exc))
+        except (SandboxError, RenderTimeout) as exc:
+            out.error = (error_line(exc), str(exc))
+            out.error_code = "BLK021" if isinstance(exc, SandboxError) else "BLK022"
         except Exception as exc:  # noqa: BLE001 - any template failure is reported, not raised
             out.error = (error_line(exc), f"{exc.__class__.__name__}: {exc}")
     out.undefined = sorted(set(names))

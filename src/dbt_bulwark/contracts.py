@@ -29,6 +29,7 @@ Nothing here imports sqlglot or ruamel at module level.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,6 +57,7 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK211": ("error", "a declared column the SQL does not produce"),
     "BLK212": ("error", "declared data_type differs from the SQL's type"),
     "BLK213": ("info", "the SQL's columns cannot be inferred; agreement not checked"),
+    "BLK214": ("error", "contracted model whose SQL is empty (dbt build fails)"),
     "BLK220": ("error", "--fix could not edit a properties file"),
     "BLK221": ("warning", "--fix cannot complete this contract; edit it by hand"),
     "BLK222": ("error", "--fix refused: a properties file that could describe the model "
@@ -204,6 +206,12 @@ def check_node(c: _Ctx, node: Node) -> None:
                   f"incremental model '{node.name}' has an enforced contract but "
                   f"on_schema_change is '{osc}'",
                   hint="set on_schema_change to 'append_new_columns' or 'fail'")
+    if _empty_sql(node.raw_code):
+        c.add(node, node.repo_path, 1, "BLK214",
+              f"model '{node.name}' enforces a contract but its SQL is empty (dbt build "
+              "fails: the contract's preflight query has nothing to select from)",
+              hint="write the model's select, or remove the contract")
+        return
     if not node.columns:
         c.add(node, contract_path, contract_line, "BLK204",
               f"model '{node.name}' enforces a contract but declares no columns "
@@ -345,6 +353,15 @@ def _check_primary_key(c: _Ctx, node: Node) -> None:
     c.add(node, node.patch_path or node.repo_path, node.patch_line or 1, "BLK209",
           f"model '{node.name}' must declare its primary key (contracts.require_primary_key)",
           hint="add a primary_key constraint, or unique + not_null tests on the key column")
+
+
+_NO_OUTPUT = re.compile(r"{#.*?#}|{%.*?%}|{{-?\s*config\s*\((?:[^{}]|{[^{}]*})*\)\s*-?}}|"
+                        r"--[^\n]*|/\*.*?\*/", re.S)
+
+
+def _empty_sql(raw: str) -> bool:
+    """Nothing but whitespace, comments, tags and ``config()`` calls: no statement at all."""
+    return not _NO_OUTPUT.sub("", raw or "").strip().strip(";").strip()
 
 
 def has_primary_key(node: Node) -> bool:

@@ -747,6 +747,13 @@ class FastCompile:
         branch = " (is_incremental() branch)" if incremental else ""
         if compiled.error is not None:
             line, msg = compiled.error
+            if compiled.error_code in ("BLK021", "BLK022"):
+                what = "blocked by dbt's Jinja sandbox" if compiled.error_code == "BLK021" \
+                    else "Jinja"
+                self.add_at(path, at(line, 0), compiled.error_code, f"{what}{branch}: {msg}",
+                            node=uid, hint="dbt refuses this too; remove it"
+                            if compiled.error_code == "BLK021" else "look for a runaway loop")
+                return
             for name in compiled.vars_missing:
                 line_v, col_v = find_call(node.raw_code, "var", [name])
                 self.add_at(path, at(line_v, col_v), "BLK120",

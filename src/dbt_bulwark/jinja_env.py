@@ -9,6 +9,7 @@ Compile-mode rendering (used by fast-compile) builds on :class:`RenderContext`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import json
@@ -21,6 +22,7 @@ from typing import Any
 import jinja2
 import jinja2.ext
 import jinja2.nodes
+import jinja2.sandbox
 
 from dbt_bulwark.macros import MACRO_DEF_RE, MacroDef, MacroIndex  # noqa: F401 - re-exported
 
@@ -156,8 +158,48 @@ DBT_FILTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+# ----------------------------------------------------------------------------- sandbox
+MAX_RANGE = 100_000   # dbt's (and jinja2.sandbox's) cap on range()
+
+
+class SandboxError(jinja2.sandbox.SecurityError):
+    """A construct dbt's sandbox refuses (an attribute escape, an oversized range())."""
+
+
+class RenderTimeout(Exception):
+    """A template rendered for longer than :func:`render_timeout` seconds."""
+
+    def __init__(self, seconds: float, lineno: int | None = None):
+        super().__init__(f"rendering took longer than {seconds:g} s and was stopped")
+        self.seconds = seconds
+        self.lineno = lineno   # where it was stopped, in the template rendered
+
+
+def _safe_range(*args: Any) -> range:
+    rng = range(*args)
+    if len(rng) > MAX_RANGE:
+        raise SandboxError(f"range too big: the sandbox blocks ranges larger than {MAX_RANGE:,} "
+                           f"items (got {len(rng):,})")
+    return rng
+
+
+class SandboxedDbtEnvironment(jinja2.sandbox.SandboxedEnvironment):
+    """dbt renders every template in ``jinja2.sandbox``: no ``_``-attributes, no
+    internal attributes of functions/frames/generators, ``range()`` capped at 100,000.
+    Unlike the stock sandbox, a refused attribute raises at once (with the permissive
+    undefined of parse mode it would otherwise render as nothing and go unnoticed)."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.globals["range"] = _safe_range
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> jinja2.Undefined:
+        raise SandboxError(f"access to attribute {attribute!r} of {type(obj).__name__!r} "
+                           "object is unsafe")
+
+
 def make_environment(permissive: bool = True) -> jinja2.Environment:
-    env = jinja2.Environment(
+    env = SandboxedDbtEnvironment(
         extensions=["jinja2.ext.do", "jinja2.ext.loopcontrols", _MacroLikeExtension,
                     _DocsExtension, _SnapshotExtension],
         undefined=PermissiveUndefined if permissive else jinja2.StrictUndefined,
@@ -178,15 +220,30 @@ def environment(permissive: bool = True) -> jinja2.Environment:
 
 
 def error_line(exc: BaseException) -> int:
-    """The template line a rendering error happened on (1 when unknown)."""
+    """The line, in the template being rendered, of a rendering error (1 when unknown).
+
+    Frames of compiled templates are mapped back to template lines (jinja keeps the
+    table); an error inside a macro of another file is reported at the call site in the
+    outermost template (the file being rendered)."""
     line = getattr(exc, "lineno", None)
+    if isinstance(line, int) and line > 0 and isinstance(exc, jinja2.TemplateSyntaxError):
+        return line
+    tb = exc.__traceback__
+    root: Any = None
+    found = 0
+    while tb is not None:
+        template = tb.tb_frame.f_globals.get("__jinja_template__")
+        if template is not None:
+            if root is None:
+                root = template
+            if template is root:
+                with contextlib.suppress(Exception):   # no debug info: keep the last line
+                    found = template.get_corresponding_lineno(tb.tb_lineno)
+        tb = tb.tb_next
+    if found > 0:
+        return found
     if isinstance(line, int) and line > 0:
         return line
-    import traceback
-
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == "<template>" and frame.lineno:
-            return frame.lineno
     return 1
 
 
@@ -274,6 +331,11 @@ class ConfigCapture:
         return False
 
 
+class DbtCompilationError(jinja2.TemplateRuntimeError):
+    """What dbt raises as a ``CompilationError`` while rendering (wrong ref()/source()
+    arguments...)."""
+
+
 class VarMissing(Exception):
     def __init__(self, name: str):
         super().__init__(f"Required var '{name}' not found in config")
@@ -311,6 +373,7 @@ class RenderContext:
     sources: list[tuple[str, str]] = field(default_factory=list)
     vars_missing: list[str] = field(default_factory=list)
     env_missing: list[str] = field(default_factory=list)
+    env_read: dict[str, str | None] = field(default_factory=dict)   # env_var() name -> value
     macros_called: list[str] = field(default_factory=list)
     config: ConfigCapture = field(default_factory=ConfigCapture)
     warehouse_calls: list[str] = field(default_factory=list)
@@ -321,19 +384,24 @@ class RenderContext:
     # -- dbt functions
     def _ref(self, *args: Any, **kwargs: Any) -> Relation:
         version = kwargs.get("version", kwargs.get("v"))
+        if len(args) not in (1, 2):   # dbt: RefArgsError, at parse time
+            raise DbtCompilationError(
+                f"wrong number of arguments to ref(): {len(args)} given; it takes the model "
+                "name, optionally after the package name: ref('model') or "
+                "ref('package', 'model')")
         str_args = [str(a) for a in args]
-        if len(str_args) >= 2:
+        if len(str_args) == 2:
             pkg, name = str_args[0], str_args[1]
-        elif str_args:
-            pkg, name = None, str_args[0]
         else:
-            return Relation("")
+            pkg, name = None, str_args[0]
         self.refs.append((name, pkg, version))
         return Relation(self.ref_name(name, pkg, version), self.database, self.schema, name)
 
     def _source(self, *args: Any, **kwargs: Any) -> Relation:
-        if len(args) < 2:
-            return Relation("")
+        if len(args) != 2:   # dbt: NumberSourceArgsError, at parse time
+            raise DbtCompilationError(
+                f"wrong number of arguments to source(): {len(args)} given; it takes "
+                "exactly two: source('source_name', 'table_name')")
         src, tbl = str(args[0]), str(args[1])
         self.sources.append((src, tbl))
         return Relation(self.source_name(src, tbl), self.database, src, tbl)
@@ -349,6 +417,7 @@ class RenderContext:
         return default
 
     def _env_var(self, name: str, default: Any = _MISSING) -> Any:
+        self.env_read[str(name)] = self.env.get(name)
         if name in self.env:
             return self.env[name]
         if default is _MISSING:
@@ -476,7 +545,7 @@ class RenderContext:
             "tojson": lambda o, default=None: json.dumps(o, default=str),
             "fromyaml": lambda s, default=None: _safe(_yaml_load, s, default),
             "toyaml": lambda o, default=None: _yaml_dump(o),
-            "zip": zip, "set": set, "list": list, "dict": dict, "range": range,
+            "zip": zip, "set": set, "list": list, "dict": dict, "range": _safe_range,
             "graph": {"nodes": {}, "sources": {}, "exposures": {}},
             "project_name": self.macros.root_package, "dbt_version": "1.11.0",
             "invocation_id": "00000000-0000-0000-0000-000000000000",
@@ -506,9 +575,9 @@ def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
 
 
 def _yaml_load(s: str) -> Any:
-    import yaml
+    from dbt_bulwark import yamlio
 
-    return yaml.safe_load(s)
+    return yamlio.load(s)   # alias bombs refused
 
 
 def _yaml_dump(o: Any) -> str:
@@ -573,12 +642,136 @@ class _Namespace(dict):
             return default
 
 
-def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
-    """Render ``text`` with ``ctx``; raises jinja2 errors, VarMissing, EnvVarMissing."""
-    template = environment(True).from_string(text)
-    context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
+# ----------------------------------------------------------------------------- time limit
+def render_timeout() -> float:
+    """Seconds one template may render (``BULWARK_RENDER_TIMEOUT``, default 10)."""
     try:
-        return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
-    except _Return as ret:  # a top-level {{ return() }}
-        return str(ret.value)
+        value = float(os.environ.get("BULWARK_RENDER_TIMEOUT") or 10)
+    except ValueError:
+        value = 10.0
+    return value if value > 0 else 10.0
 
+
+class _Expired(BaseException):   # noqa: N818 - raised into the rendering thread; BaseException so
+    """that no ``except Exception`` in a template helper swallows it."""
+
+
+class _Watchdog:
+    """One daemon thread per process that stops renders past their deadline.
+
+    A render registers (thread id, deadline); when the deadline passes the watchdog
+    raises :class:`_Expired` inside that thread (``PyThreadState_SetAsyncExc``, delivered
+    between two bytecodes, so a ``{% for %}`` without any call is stopped too). No
+    signals: it works in threads and in fork()ed workers (re-created after a fork).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self.cond = threading.Condition(threading.Lock())
+        self.active: dict[int, list[Any]] = {}   # token -> [thread id, deadline, fired]
+        self.next_token = 0
+        self.thread: Any = None
+        self.pid = os.getpid()
+        try:
+            import ctypes
+
+            self._set_async = ctypes.pythonapi.PyThreadState_SetAsyncExc
+            self._set_async.argtypes = (ctypes.c_ulong, ctypes.py_object)
+            self._clear_arg: Any = ctypes.py_object()   # NULL: clears a pending exception
+        except (ImportError, AttributeError):  # pragma: no cover - not CPython
+            self._set_async = None  # type: ignore[assignment]
+
+    def start(self, seconds: float) -> int:
+        import threading
+        import time
+
+        if self._set_async is None:
+            return -1
+        with self.cond:
+            if self.thread is None or self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.thread = threading.Thread(target=self._run, name="bulwark-render-watchdog",
+                                               daemon=True)
+                self.thread.start()
+            self.next_token += 1
+            token = self.next_token
+            self.active[token] = [threading.get_ident(), time.monotonic() + seconds, False]
+            if len(self.active) == 1:
+                self.cond.notify()
+        return token
+
+    def stop(self, token: int) -> bool:
+        """Unregister; True when the render was stopped (any pending stop is cleared)."""
+        if token < 0:
+            return False
+        with self.cond:
+            entry = self.active.pop(token, None)
+            if entry is not None and entry[2]:
+                self._set_async(entry[0], self._clear_arg)
+                return True
+        return False
+
+    def _run(self) -> None:
+        import time
+
+        with self.cond:
+            while True:
+                if not self.active:
+                    self.cond.wait()
+                    continue
+                now = time.monotonic()
+                soonest = min(e[1] for e in self.active.values())
+                if soonest > now:
+                    self.cond.wait(soonest - now)
+                    continue
+                for entry in self.active.values():
+                    if entry[1] <= now:
+                        entry[2] = True
+                        entry[1] = now + 0.5   # again, should something catch it
+                        self._set_async(entry[0], _Expired)
+
+
+_WATCHDOG: _Watchdog | None = None
+
+
+def _watchdog() -> _Watchdog:
+    global _WATCHDOG
+    if _WATCHDOG is None:
+        _WATCHDOG = _Watchdog()
+    return _WATCHDOG
+
+
+def _after_fork() -> None:   # the parent's lock/thread do not exist in a forked child
+    global _WATCHDOG
+    _WATCHDOG = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
+def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
+    """Render ``text`` with ``ctx``; raises jinja2 errors, VarMissing, EnvVarMissing,
+    :class:`SandboxError` and :class:`RenderTimeout`."""
+    seconds = render_timeout()
+    watchdog = _watchdog()
+    token = watchdog.start(seconds)
+    fired = False
+    line = None
+    try:
+        try:
+            template = environment(True).from_string(text)
+            context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
+            try:
+                out = template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
+            except _Return as ret:  # a top-level {{ return() }}
+                out = str(ret.value)
+        finally:
+            fired = watchdog.stop(token)
+    except _Expired as exc:
+        fired = True
+        line = error_line(exc)
+    if fired:
+        raise RenderTimeout(seconds, line)
+    return out

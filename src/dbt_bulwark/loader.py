@@ -113,21 +113,27 @@ class _Loader:
             if hit is not None:
                 kind, value = hit
                 if kind == "err":
-                    self.finding(path, value[0], "BLK001", value[2], col=value[1],
-                                 hint="fix the YAML syntax")
+                    self._yaml_finding(path, *value)
                     return None
                 return value
         try:
             data = yamlio.load(text)
         except yamlio.YamlError as exc:
-            self.finding(path, exc.line, "BLK001", exc.message, col=exc.col,
-                         hint="fix the YAML syntax")
+            self._yaml_finding(path, exc.line, exc.col, exc.message, exc.code)
             if self.cache is not None:
-                self.cache.put(key, ("err", (exc.line, exc.col, exc.message)))
+                self.cache.put(key, ("err", (exc.line, exc.col, exc.message, exc.code)))
             return None
         if self.cache is not None:
             self.cache.put(key, ("ok", data))
         return data
+
+    def _yaml_finding(self, path: str, line: int, col: int, message: str,
+                      code: str = "BLK001") -> None:
+        if code == "BLK005":
+            self.finding(path, line, code, message, col=col,
+                         hint="write the values out instead of nesting aliases")
+        else:
+            self.finding(path, line, "BLK001", message, col=col, hint="fix the YAML syntax")
 
     # -- project files
     def load_package_yml(self, root: str, is_root: bool) -> Package | None:
@@ -140,6 +146,7 @@ class _Loader:
                              hint="dbt_project.yml must be a YAML mapping with at least `name:`")
             return None
         data = self.render_project_yml(data, path)
+        self.check_project_yml(data, path)
         name = data.get("name")
         if not isinstance(name, str) or not name:
             self.finding(path, yamlio.line_of(data, "name", 1), "BLK010",
@@ -147,31 +154,66 @@ class _Loader:
             name = os.path.basename(root) or "project"
         return Package(name=name, root=root, project_yml=data, is_root=is_root)
 
+    def check_project_yml(self, data: Mapping[str, Any], path: str) -> None:
+        """The top-level keys whose type dbt's project schema rejects (dbt parse stops with
+        "at path ['model-paths']: 5 is not valid under any of the given schemas")."""
+        for key, kind in _PROJECT_KEY_TYPES.items():
+            value = data.get(key)
+            if value is None or _project_type_ok(value, kind):
+                continue
+            self.finding(path, yamlio.line_of(data, key, 1) or 1, "BLK013",
+                         f"`{key}:` must be {_KIND_TEXT[kind]}, not {_kind_of(value)} "
+                         f"({_short(value)}); dbt parse rejects this dbt_project.yml",
+                         hint=_KIND_HINT[kind].format(key=key))
+        version = data.get("config-version")
+        if _project_type_ok(version, "int") and version != 2:
+            self.finding(path, yamlio.line_of(data, "config-version", 1) or 1, "BLK013",
+                         f"`config-version: {version}`: dbt expects 2 and refuses the project",
+                         hint="write `config-version: 2`")
+
     def render_project_yml(self, data: Any, path: str) -> Any:
         """Render Jinja in dbt_project.yml values (env_var/var), except hooks and vars."""
         skip = {"vars", "on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
                 "+post-hook", "pre_hook", "post_hook", "+pre_hook", "+post_hook"}
 
-        def walk(value: Any, key: Any = None) -> Any:
-            if isinstance(value, dict):
+        def walk(value: Any, key: Any = None, parent: Any = None) -> Any:
+            if isinstance(value, dict):   # a copy: the parse cache holds the unrendered file
+                copy = yamlio.LineDict(value)
+                if isinstance(value, yamlio.LineDict):
+                    copy.line, copy.key_lines = value.line, value.key_lines
                 for k in list(value):
                     if k not in skip:
-                        value[k] = walk(value[k], k)
-                return value
+                        copy[k] = walk(value[k], k, value)
+                return copy
             if isinstance(value, list):
-                return [walk(v) for v in value]
+                return [walk(v, key, parent) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
-                from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
+                from dbt_bulwark.jinja_env import (
+                    EnvVarMissing,
+                    RenderContext,
+                    RenderTimeout,
+                    SandboxError,
+                    VarMissing,
+                    render,
+                )
 
                 ctx = RenderContext(package="", macros=MacroIndex(""), vars=self.cli_vars)
                 try:
                     out = render(value, ctx).strip()
                 except (VarMissing, EnvVarMissing) as exc:
-                    self.finding(path, 0, "BLK011", str(exc),
+                    self.finding(path, _value_line(parent, key), "BLK011", str(exc),
                                  hint="pass --vars or set the environment variable")
                     return value
+                except (SandboxError, RenderTimeout) as exc:
+                    code = "BLK021" if isinstance(exc, SandboxError) else "BLK022"
+                    self.finding(path, _value_line(parent, key), code,
+                                 f"Jinja in dbt_project.yml ({key}) "
+                                 f"{'blocked by the sandbox' if code == 'BLK021' else ''}: "
+                                 f"{exc}", hint="dbt refuses this too; remove it")
+                    return value
                 except Exception as exc:  # noqa: BLE001 - bad Jinja must not crash
-                    self.finding(path, 0, "BLK012", f"cannot render Jinja in dbt_project.yml "
+                    self.finding(path, _value_line(parent, key), "BLK012",
+                                 f"cannot render Jinja in dbt_project.yml "
                                  f"({key}): {exc}")
                     return value
                 return _coerce_scalar(out)
@@ -243,6 +285,90 @@ def _declared_package_name(entry: Any) -> str | None:
     if name.endswith(".git"):
         name = name[:-4]
     return name.replace("-", "_")
+
+
+# sqlglot dialect names (as `dialect:` in bulwark.yml may use them) -> dbt adapter types
+_DIALECT_ADAPTERS = {"tsql": "sqlserver", "postgresql": "postgres", "spark2": "spark",
+                     "hive": "spark", "presto": "trino"}
+
+
+# dbt_project.yml keys and the type dbt's Project schema gives them (None is "absent")
+_PROJECT_KEY_TYPES: dict[str, str] = {
+    **{k: "paths" for k in ("model-paths", "source-paths", "macro-paths", "data-paths",
+                            "seed-paths", "test-paths", "analysis-paths", "docs-paths",
+                            "asset-paths", "function-paths", "snapshot-paths",
+                            "clean-targets")},
+    **{k: "str" for k in ("target-path", "profile", "log-path", "packages-install-path")},
+    **{k: "dict" for k in ("models", "seeds", "snapshots", "analyses", "sources", "tests",
+                           "data_tests", "unit_tests", "metrics", "semantic_models",
+                           "saved_queries", "exposures", "functions", "flags", "vars")},
+    "config-version": "int",
+    "dispatch": "list",
+    "restrict-access": "bool",
+}
+_KIND_TEXT = {"paths": "a list of paths", "str": "a string", "dict": "a mapping",
+              "int": "a whole number (2)", "list": "a list", "bool": "true or false"}
+_KIND_HINT = {"paths": "write it as a list: `{key}: [\"dir\"]`",
+              "str": "write `{key}:` as one string", "dict": "write `{key}:` as a mapping "
+              "(`key: value` lines)", "int": "write `{key}: 2`",
+              "list": "write `{key}:` as a list", "bool": "write `{key}: true` or false"}
+
+
+def _project_type_ok(value: Any, kind: str) -> bool:
+    if kind == "paths":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "dict":
+        return isinstance(value, dict)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "list":
+        return isinstance(value, list)
+    if kind == "bool":
+        return isinstance(value, bool)
+    return True
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {list: "a list", dict: "a mapping", int: "a number", float: "a number",
+            str: "a string"}.get(type(value), type(value).__name__)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _date_ok(value: Any) -> bool:
+    """A ``deprecation_date`` dbt can read: absent, a YAML date/datetime, or an ISO string
+    (dbt reads it with ``datetime.fromisoformat``; a Jinja string is rendered first)."""
+    import datetime
+
+    if value is None or isinstance(value, (datetime.date, datetime.datetime)):
+        return True
+    if isinstance(value, str):
+        if "{{" in value or "{%" in value:
+            return True
+        try:
+            datetime.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _name_problem(entry: Mapping[str, Any], what: str) -> str:
+    name = entry.get("name")
+    if name is None:
+        return f"{what} has no `name`"
+    return f"`name` of {what} must be a string, not {_kind_of(name)} ({_short(name)})"
+
+
+def _value_line(parent: Any, key: Any) -> int:
+    return yamlio.line_of(parent, key, 1) or 1
 
 
 def _coerce_scalar(text: str) -> Any:
@@ -565,6 +691,7 @@ class _ProjectBuilder:
         project.vars = vars_for(root_pkg.project_yml.get("vars"), root_pkg.name)
         project.vars.update(L.cli_vars)
         self.project = project
+        project.adapter_type = self.parse_adapter_type(root_pkg)
         self.macros = MacroIndex(root_pkg.name)
         project.macros = self.macros
         macro_texts: list[str] = []
@@ -626,6 +753,30 @@ class _ProjectBuilder:
         project.cache = L.cache
         return project
 
+    def parse_adapter_type(self, root_pkg: Package) -> str | None:
+        """``target.type`` while parsing, as dbt would have it for the user's target: the
+        policy's ``dialect:``, else the profile's adapter type, else None (duckdb)."""
+        L = self.L
+        try:
+            from dbt_bulwark.policy import load_policy
+
+            dialect = load_policy(L.fs, L.root).get("dialect")
+        except Exception:  # noqa: BLE001 - a bad policy is reported by the command itself
+            dialect = None
+        if isinstance(dialect, str) and dialect.strip():
+            key = dialect.strip().lower()
+            return _DIALECT_ADAPTERS.get(key, key)
+        from pathlib import Path
+
+        from dbt_bulwark.profiles import project_adapter
+
+        fs_root = getattr(L.fs, "root", None)
+        base = Path(fs_root) / getattr(L.fs, "prefix", "") / L.root if fs_root else Path(".")
+        try:
+            return project_adapter(root_pkg.project_yml.get("profile"), base)
+        except Exception:  # noqa: BLE001 - an unreadable profile is "no profile"
+            return None
+
     # -- files
     def _fqn(self, pkg: Package, rel: str, name: str) -> list[str]:
         parts = rel.split("/")[:-1]
@@ -639,36 +790,47 @@ class _ProjectBuilder:
             return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
                     "error": None, "by": "static"}
         vars_ = node_vars(self.root_pkg, pkg, self.L.cli_vars)
-        key = ("render", _checksum(text), pkg.name, self.macros_hash,
+        adapter_type = self.project.adapter_type or "duckdb"
+        key = ("render", _checksum(text), pkg.name, self.macros_hash, adapter_type,
                _checksum(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
         cache = self.L.cache
         if cache is not None:
             hit = cache.get(key)
-            if hit is not None:
+            # a render that read env_var() holds only while those variables are unchanged
+            if hit is not None and all(os.environ.get(n) == v
+                                       for n, v in hit.get("env", {}).items()):
                 return hit
         from dbt_bulwark.jinja_env import (
             EnvVarMissing,
             RenderContext,
+            RenderTimeout,
+            SandboxError,
             VarMissing,
             error_line,
             render,
         )
 
         ctx = RenderContext(package=pkg.name, macros=self.macros, vars=vars_,
-                            adapter_type=self.project.adapter_type or "duckdb")
+                            adapter_type=adapter_type)
         from dbt_bulwark.builtins import make_builtins
 
         ctx.fallback = make_builtins(ctx)   # dbt.* global-project macros exist at parse time
         error: tuple[int, str] | None = None
+        error_code = "BLK020"
         try:
             render(text, ctx)
         except (VarMissing, EnvVarMissing) as exc:
             error = (_find_line(text, getattr(exc, "name", "")), str(exc))
+        except SandboxError as exc:
+            error, error_code = (error_line(exc), str(exc)), "BLK021"
+        except RenderTimeout as exc:
+            error, error_code = (error_line(exc), str(exc)), "BLK022"
         except Exception as exc:  # noqa: BLE001 - any Jinja failure becomes a finding
             error = (error_line(exc), f"{exc.__class__.__name__}: {exc}")
         calls = cfg.merge_config_calls(ctx.config.calls)
         out = {"refs": [(n, p, v) for n, p, v in ctx.refs], "sources": list(ctx.sources),
-               "calls": calls, "error": error, "by": "jinja"}
+               "calls": calls, "error": error, "by": "jinja", "error_code": error_code,
+               "env": dict(ctx.env_read)}
         if cache is not None:
             cache.put(key, out)
         return out
@@ -696,10 +858,18 @@ class _ProjectBuilder:
             node.calls = parsed["calls"]
             node.jinja_error = parsed["error"]
             node.rendered_by = parsed["by"]
+            code = parsed.get("error_code") or "BLK020"
         if node.jinja_error:
             line, msg = node.jinja_error
-            self.L.finding(rp, line, "BLK020", f"dbt cannot parse this file: {msg}",
-                           hint="fix the Jinja so that `dbt parse` can render it")
+            if language == "sql" and code == "BLK021":
+                self.L.finding(rp, line, code, f"blocked by dbt's Jinja sandbox: {msg}",
+                               hint="dbt refuses this construct too; remove it")
+            elif language == "sql" and code == "BLK022":
+                self.L.finding(rp, line, code, f"Jinja {msg}",
+                               hint="a template must render quickly; look for a runaway loop")
+            else:
+                self.L.finding(rp, line, "BLK020", f"dbt cannot parse this file: {msg}",
+                               hint="fix the Jinja so that `dbt parse` can render it")
         self.nodes.append(node)
         return node
 
@@ -746,6 +916,7 @@ class _ProjectBuilder:
             if key in data and data[key] is not None and not isinstance(data[key], list):
                 L.finding(rp, yamlio.line_of(data, key), "BLK030", f"`{key}:` must be a list",
                           hint=f"write `{key}:` followed by `- name: ...` items")
+        self.check_property_types(data, rp)
         for key, rt in (("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"),
                         ("analyses", "analysis")):
             for entry in data.get(key) or [] if isinstance(data.get(key), list) else []:
@@ -753,8 +924,10 @@ class _ProjectBuilder:
                     continue
                 name = entry.get("name")
                 if not isinstance(name, str):
-                    L.finding(rp, yamlio.line_of(entry), "BLK033",
-                              f"an entry under `{key}:` has no `name`", hint="add `name:`")
+                    L.finding(rp, yamlio.line_of(entry, "name"), "BLK033",
+                              _name_problem(entry, f"an entry under `{key}:`"),
+                              hint="add `name:`" if entry.get("name") is None else
+                              "write the name as a single string")
                     continue
                 if rt == "snapshot" and "relation" in entry:
                     self.add_yaml_snapshot(pkg, rel, rp, entry)
@@ -782,6 +955,62 @@ class _ProjectBuilder:
                 self.project.unit_tests.append(UnitTest(entry["name"], str(entry.get("model")),
                                                         rp, yamlio.line_of(entry), pkg.name))
 
+    def check_property_types(self, data: Mapping[str, Any], rp: str) -> None:
+        """Values dbt's properties schema rejects and that nothing else here reports
+        (BLK038): a column `name` that is not a string, an exposure `owner` that is not a
+        mapping, a `deprecation_date` that is not a date, a unit test `model` that is not
+        a string. Each makes `dbt parse` stop."""
+        L = self.L
+
+        def bad(obj: Any, key: str, what: str, must: str) -> None:
+            value = obj.get(key)
+            L.finding(rp, yamlio.line_of(obj, key), "BLK038",
+                      f"`{key}` of {what} must be {must}, not {_kind_of(value)} "
+                      f"({_short(value)}); dbt parse rejects this file",
+                      hint=f"write `{key}:` as {must}")
+
+        def columns(obj: Any, what: str) -> None:
+            cols = obj.get("columns")
+            for col in cols if isinstance(cols, list) else []:
+                # a number or boolean (a list/mapping is fast-compile's BLK150)
+                if isinstance(col, dict) and isinstance(col.get("name"), (int, float)):
+                    bad(col, "name", f"a column of {what}", "a string")
+
+        def entries(key: str) -> list[Any]:
+            value = data.get(key)
+            return [e for e in value if isinstance(e, dict)] if isinstance(value, list) else []
+
+        for key, label in (("models", "model"), ("seeds", "seed"), ("snapshots", "snapshot"),
+                           ("analyses", "analysis")):
+            for entry in entries(key):
+                what = f"{label} '{entry.get('name')}'"
+                columns(entry, what)
+                if key == "models":
+                    if not _date_ok(entry.get("deprecation_date")):
+                        bad(entry, "deprecation_date", what, "a date (YYYY-MM-DD)")
+                    versions = entry.get("versions")
+                    for ventry in versions if isinstance(versions, list) else []:
+                        if not isinstance(ventry, dict):
+                            continue
+                        vwhat = f"version {ventry.get('v')} of {what}"
+                        columns(ventry, vwhat)
+                        if not _date_ok(ventry.get("deprecation_date")):
+                            bad(ventry, "deprecation_date", vwhat, "a date (YYYY-MM-DD)")
+        for src in entries("sources"):
+            tables = src.get("tables")
+            for table in tables if isinstance(tables, list) else []:
+                if isinstance(table, dict):
+                    columns(table, f"source table '{src.get('name')}.{table.get('name')}'")
+        for exp in entries("exposures"):
+            owner = exp.get("owner")
+            if "owner" in exp and not isinstance(owner, dict):   # an empty owner too
+                bad(exp, "owner", f"exposure '{exp.get('name')}'",
+                    "a mapping (`name:` and/or `email:`)")
+        for test in entries("unit_tests"):
+            model = test.get("model")
+            if model is not None and not isinstance(model, str):
+                bad(test, "model", f"unit test '{test.get('name')}'", "a model name (string)")
+
     def add_yaml_snapshot(self, pkg: Package, rel: str, rp: str, entry: Mapping[str, Any]) -> None:
         name = str(entry["name"])
         relation = str(entry.get("relation") or "")
@@ -800,8 +1029,10 @@ class _ProjectBuilder:
     def add_sources(self, pkg: Package, rel: str, rp: str, entry: Mapping[str, Any]) -> None:
         src_name = entry.get("name")
         if not isinstance(src_name, str):
-            self.L.finding(rp, yamlio.line_of(entry), "BLK033", "a source has no `name`",
-                           hint="add `name:`")
+            self.L.finding(rp, yamlio.line_of(entry, "name"), "BLK033",
+                           _name_problem(entry, "a source"),
+                           hint="add `name:`" if src_name is None else
+                           "write the name as a single string")
             return
         tables = entry.get("tables") or []
         if not isinstance(tables, list):

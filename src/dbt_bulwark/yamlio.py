@@ -8,6 +8,7 @@ findings can point at the line a user must edit. Rewriting YAML is not done here
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -42,8 +43,77 @@ def _rebuild_linedict(data: dict, line: int, key_lines: dict) -> LineDict:
     return d
 
 
+MAX_ALIAS_EXPANSION = 100_000   # nodes that aliases may add to a document once expanded
+
+
+class AliasLimit(Exception):
+    def __init__(self, message: str, line: int):
+        super().__init__(message)
+        self.line = line
+
+
+def _check_aliases(root: Any, limit: int = MAX_ALIAS_EXPANSION) -> None:
+    """Refuse a document whose aliases expand past ``limit`` nodes (a "billion laughs"
+    alias bomb) or refer to their own ancestors. The composed graph shares aliased
+    nodes, so this is linear in its size; what would explode is every consumer that
+    walks, copies, hashes or ``repr()``s the data."""
+    sizes: dict[int, int] = {}
+    seen: dict[int, int] = {}      # node id -> how many times it is reached
+    first_big: list[Any] = []
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            on_path.discard(key)
+            total = 1
+            for child in _children(node):
+                total += sizes[id(child)]
+            sizes[key] = total
+            continue
+        seen[key] = seen.get(key, 0) + 1
+        if key in sizes:
+            if seen[key] > 1 and sizes[key] > 1_000 and not first_big:
+                first_big.append(node)
+            continue
+        if key in on_path:
+            raise AliasLimit("an alias refers to a node that contains it (recursive alias)",
+                             node.start_mark.line + 1)
+        on_path.add(key)
+        stack.append((node, True))
+        for child in reversed(_children(node)):
+            stack.append((child, False))
+    if sizes[id(root)] - len(sizes) > limit:
+        where = first_big[0] if first_big else root
+        raise AliasLimit(f"YAML aliases expand this document to {sizes[id(root)]:,} nodes "
+                         f"(more than {limit:,}: an alias bomb?); not loaded",
+                         where.start_mark.line + 1)
+
+
+def _children(node: Any) -> list[Any]:
+    value = node.value
+    if isinstance(value, list):
+        out: list[Any] = []
+        for item in value:
+            if isinstance(item, tuple):
+                out.extend(item)
+            else:
+                out.append(item)
+        return out
+    return []
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type,unused-ignore]
-    pass
+    check_aliases = False
+
+    def get_single_data(self) -> Any:
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if self.check_aliases:
+            _check_aliases(node)
+        return self.construct_document(node)
 
 
 def _construct_mapping(loader: Any, node: Any) -> LineDict:
@@ -67,24 +137,40 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _constru
 class YamlError(Exception):
     """Invalid YAML: carries the 1-based line and column of the problem."""
 
-    def __init__(self, message: str, line: int = 0, col: int = 0):
+    def __init__(self, message: str, line: int = 0, col: int = 0, code: str = "BLK001"):
         super().__init__(message)
         self.message = message
         self.line = line
         self.col = col
+        self.code = code   # BLK001 invalid YAML, BLK005 over a resource limit
 
 
 def decode(data: bytes) -> str:
     """Bytes to text the way dbt reads files (UTF-8, BOM tolerated); raises UnicodeDecodeError."""
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
-    return data.decode("utf-8")
+    text = data.decode("utf-8")
+    if "\r" in text:   # a lone CR is a line break (YAML and Jinja count it so): one line
+        text = _LONE_CR.sub("\n", text)   # numbering everywhere; offsets are unchanged
+    return text
+
+
+_LONE_CR = re.compile(r"\r(?!\n)")
+_ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s,\[\]{}]")
 
 
 def load(text: str) -> Any:
     """Parse one YAML document with line info; raises :class:`YamlError`."""
+    loader = _Loader(text)
+    # no anchor (or no alias), nothing to expand: the common case costs one search
+    loader.check_aliases = "*" in text and _ANCHOR.search(text) is not None
     try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - safe loader subclass
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except AliasLimit as exc:
+        raise YamlError(str(exc), exc.line, 1, "BLK005") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 0
