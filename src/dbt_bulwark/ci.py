@@ -307,15 +307,32 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
     ctx = HookContext(args=_layer_args(spec, plan), ws=plan.ws, files=list(plan.files),
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
+    from dbt_bulwark.regression import ci_base
+    from dbt_bulwark.runner import count_existing
+
+    ctx.state["regression_base"] = ci_base(plan)
+    if ctx.state["regression_base"] is not None and not spec.needs_base:
+        ctx.state["critical_base"] = (plan.git_top, plan.base, ctx.state["regression_base"].prefix)
     findings = collect(ctx, check, include_load_findings=first, load_findings="all")
     res.findings = findings
     res.details.extend(ctx.notes)
     fail_on = ctx.state.get("fail_on", "error")
-    errors = sum(1 for f in findings if f.severity == "error")
-    warnings = sum(1 for f in findings if f.severity == "warning")
-    res.status = "failed" if exit_code(findings, fail_on) else "passed"
+    errors = sum(1 for f in findings if f.severity == "error" and not f.existing)
+    warnings = sum(1 for f in findings if f.severity == "warning" and not f.existing)
+    existing = sum(1 for f in findings if f.existing)
+    res.status = "failed" if exit_code(findings, fail_on, count_existing(ctx)) else "passed"
     scope = "all files" if plan.all_files else f"{len(plan.files)} changed file(s)"
     res.summary = f"{errors} error(s), {warnings} warning(s); {scope}"
+    if existing:
+        res.summary += f"; {existing} existing at the base"
+    for cov in ctx.state.get("coverage", []):
+        if first and cov["models"]:
+            from dbt_bulwark.regression import coverage_line
+
+            res.details.append(coverage_line(cov))
+    base = ctx.state.get("regression_base")
+    if base is not None:
+        base.close()
     counts = ctx.state.get("ci_counts")
     if counts:
         res.summary += "; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from dbt_bulwark.findings import EXIT_USAGE, FORMATS, UsageError
@@ -41,6 +42,19 @@ def add_common_arguments(parser: argparse.ArgumentParser, files: bool = True) ->
     parser.add_argument("--vars", default=None,
                         help="YAML/JSON dict of vars, as for dbt --vars")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the parse cache")
+    add_base_arguments(parser)
+
+
+def add_base_arguments(parser: argparse.ArgumentParser, base: bool = True) -> None:
+    """The git base every hook compares with (regression.py)."""
+    if base:
+        parser.add_argument("--base", default=None, metavar="REV",
+                            help="git revision to compare with (default: HEAD at pre-commit, "
+                                 "PRE_COMMIT_FROM_REF at pre-push)")
+    parser.add_argument("--no-base", dest="base_check", action="store_false",
+                        help="do not compare with a base revision: every finding counts")
+    parser.add_argument("--all-findings", action="store_true",
+                        help="findings already present at the base revision count too")
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -64,6 +78,12 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _hook_commands() -> frozenset[str]:
+    from dbt_bulwark.regression import HOOK_COMMANDS
+
+    return HOOK_COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
@@ -79,6 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
+        if name in _hook_commands() and not getattr(args, "files", None) and \
+                not getattr(args, "all_files", False) and os.environ.get("PRE_COMMIT"):
+            from dbt_bulwark.regression import no_dbt_change
+
+            if no_dbt_change(args):
+                return 0   # an always_run hook on a commit without dbt files: nothing to do
         return int(module.run(args))
     except UsageError as exc:
         sys.stderr.write(f"bulwark {name}: error: {exc}\n")

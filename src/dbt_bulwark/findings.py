@@ -50,11 +50,14 @@ class Finding:
     hint: str = ""
     node: str = ""  # unique_id of the node concerned, when there is one
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # already present at the base revision (regression.py): printed, not counted by default
+    existing: bool = field(default=False, compare=False)
 
     def text(self) -> str:
-        out = f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}"
-        if self.severity != "error":
-            out = f"{self.path}:{self.line}:{self.col}: {self.code} [{self.severity}] {self.message}"
+        labels = "".join(f"[{x}] " for x in (
+            self.severity if self.severity != "error" else "",
+            "existing" if self.existing else "") if x)
+        out = f"{self.path}:{self.line}:{self.col}: {self.code} {labels}{self.message}"
         if self.hint:
             out += f"\n    hint: {self.hint}"
         return out
@@ -78,12 +81,15 @@ def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
 
 
 def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = None,
-           summary: str = "") -> None:
-    """Print findings in one of :data:`FORMATS`."""
+           summary: str = "", coverage: list[dict] | None = None) -> None:
+    """Print findings in one of :data:`FORMATS` (json also carries ``coverage``)."""
     out = out or sys.stdout
     items = sort_findings(findings)
     if fmt == "json":
-        json.dump({"findings": [f.to_dict() for f in items]}, out, indent=2)
+        doc: dict = {"findings": [f.to_dict() for f in items]}
+        if coverage is not None:
+            doc["coverage"] = coverage
+        json.dump(doc, out, indent=2)
         out.write("\n")
         return
     if fmt == "github":
@@ -104,8 +110,14 @@ def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = 
         out.write(summary + "\n")
 
 
-def exit_code(findings: Iterable[Finding], fail_on: str = "error") -> int:
-    """1 when any finding is at or above ``fail_on`` severity, else 0."""
+def exit_code(findings: Iterable[Finding], fail_on: str = "error",
+              include_existing: bool = False) -> int:
+    """1 when any finding is at or above ``fail_on`` severity, else 0.
+
+    Findings already present at the base revision (``existing``) count only with
+    ``include_existing`` (``--all-findings``, policy ``fail_on_existing``).
+    """
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     limit = rank.get(fail_on, 0)
-    return EXIT_FINDINGS if any(rank.get(f.severity, 0) <= limit for f in findings) else EXIT_OK
+    return EXIT_FINDINGS if any(rank.get(f.severity, 0) <= limit for f in findings
+                                if include_existing or not f.existing) else EXIT_OK

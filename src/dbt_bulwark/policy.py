@@ -19,6 +19,7 @@ from dbt_bulwark.findings import UsageError
 SCHEMA: dict[str, Any] = {
     "dialect": ((str, type(None)), None),   # sqlglot dialect / dbt adapter type for SQL parsing
     "fail_on": (str, "error"),              # error | warning: the lowest severity that fails
+    "fail_on_existing": (bool, False),      # findings already at the base revision fail too
     "exclude": (list, []),                  # glob patterns of repo paths never checked
     "critical": {
         "select": ((str, list, type(None)), None),   # dbt selector; None = already tagged

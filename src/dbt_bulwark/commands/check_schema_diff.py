@@ -24,9 +24,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action.dest == "format":
             action.choices = (*FORMATS, "markdown")
             action.help = "output format (markdown: a PR-comment summary)"
-    parser.add_argument("--base", default=None, metavar="REV",
-                        help="git revision to compare with (default: PRE_COMMIT_FROM_REF at "
-                             "pre-push, else HEAD)")
     parser.add_argument("--merge-base", action="store_true",
                         help="compare with the merge base of HEAD and the main branch "
                              "(schema_diff.main_branch, else origin/HEAD, main, master)")
