@@ -516,10 +516,10 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
     if run is None:
         return findings
     if "schema_diff" in _check_id(check):    # a comparison with the base already
-        return _drop_unloaded(ctx, project, run.facts(), findings)
+        return drop_unloaded(project, run.facts(), findings)
     before = base_findings(ctx, check, run, policy, targets, load_filter)
     facts = run.facts()
-    findings = _drop_unloaded(ctx, project, facts, findings)
+    findings = drop_unloaded(project, facts, findings)
     if _check_id(check).startswith("dbt_bulwark.fast_compile."):
         findings = _raise(ctx, project, run, facts, before, targets, findings)
     seen = {identity(f) for f in before}
@@ -527,8 +527,7 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
             for f in findings]
 
 
-def _drop_unloaded(ctx: Any, project: Any, facts: Facts, findings: list[Finding]
-                   ) -> list[Finding]:
+def drop_unloaded(project: Any, facts: Facts, findings: list[Finding]) -> list[Finding]:
     """Models described by a properties file that no longer loads are "not checked"."""
     broken = unloaded_files(project)
     if not broken:

@@ -92,8 +92,8 @@ def prepare_base(ctx: HookContext) -> None:
             ctx.all_files = True    # nothing to diff against (no commits): everything
         return
     policy = load_policy(ctx.ws.fs)
-    base.count_existing = bool(getattr(ctx.args, "all_findings", False)) or \
-        bool(policy.get("fail_on_existing"))
+    base.count_existing = base.count_existing or \
+        bool(getattr(ctx.args, "all_findings", False)) or bool(policy.get("fail_on_existing"))
     if ctx.all_files and not ctx.state.get("files_from_git"):
         return
     if base.stage == "ci":   # the plan's files already hold deletions and renames
