@@ -177,6 +177,16 @@ def test_pre_push_base_is_pre_commit_from_ref(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+def test_source_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
+    repo = _with_packages(tmp_path)
+    p = repo / "models/raw_orders.sql"
+    p.write_text(p.read_text().replace("'raw'", "'rw'"))
+    _git(repo, "add", "-A")
+    proc = bulwark(repo, "fast-compile", "models/raw_orders.sql", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK114" in proc.stdout and "source('raw', 'orders')" in proc.stdout
+
+
 def test_base_by_hand(tmp_path):
     repo = _with_packages(tmp_path)
     first = _git(repo, "rev-parse", "HEAD")

@@ -648,6 +648,18 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                                   "BLK114", "restore the source table, or update this source()")
                         users.setdefault(gone, []).append(f"{f.path}:{f.line}")
                         break
+                    lost_src = [facts.sources[d][:2] for d in (base_node[4] if base_node else ())
+                                if d in facts.sources and d not in node.depends_on]
+                    near_src = [(s2, t2) for s2, t2 in lost_src
+                                if (s2 == src and _similar(t2, tbl))
+                                or (t2 == tbl and _similar(s2, src))]
+                    if near_src:
+                        s2, t2 = near_src[0]
+                        raised = (f"{label}: not declared (at the base revision this node used "
+                                  f"source('{s2}', '{t2}'), which resolved)",
+                                  "BLK115" if s2 == src else "BLK114",
+                                  f"did you mean source('{s2}', '{t2}')?")
+                        break
             if raised is None and removed_macros and "not installed" in f.message and \
                     "ref(" not in f.message and "source(" not in f.message:
                 calls = called_names(node.raw_code)
