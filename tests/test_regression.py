@@ -187,6 +187,16 @@ def test_source_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
     assert "BLK114" in proc.stdout and "source('raw', 'orders')" in proc.stdout
 
 
+def test_macro_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
+    repo = _with_packages(tmp_path)
+    p = repo / "models/orders.sql"
+    p.write_text(p.read_text().replace("cents(", "cent("))
+    _git(repo, "add", "-A")
+    proc = bulwark(repo, "fast-compile", "models/orders.sql", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK102 unknown macro 'cent'" in proc.stdout and "did you mean 'cents'" in proc.stdout
+
+
 def test_base_by_hand(tmp_path):
     repo = _with_packages(tmp_path)
     first = _git(repo, "rev-parse", "HEAD")
@@ -392,3 +402,33 @@ def test_unparseable_properties_file_is_not_a_change(tmp_path):
         assert not codes & bad, (hook, proc.stdout)
         assert "BLK001" in codes, (hook, proc.stdout)     # the file itself is reported
         assert "BLK009" in codes, (hook, proc.stdout)     # and what it leaves unchecked
+
+
+def test_deleting_a_critical_model_runs_the_critical_hook(tmp_path):
+    files = dict(PROJECT)
+    files["models/products.yml"] = CRITICAL_YAML
+    repo = _repo(tmp_path, files)
+    _git(repo, "rm", "-q", "models/products.sql")
+    proc = bulwark(repo, "check-critical-tags", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK311" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+def test_coverage_line_names_the_reasons(tmp_path):
+    files = dict(PROJECT)
+    files["packages.yml"] = PACKAGES
+    files["models/keyed.sql"] = ("select {{ dbt_utils.generate_surrogate_key(['id']) }} as k\n"
+                                 "from {{ ref('products') }}\n")
+    repo = _repo(tmp_path, files)
+    proc = bulwark(repo, "fast-compile", "--all-files")
+    line = [x for x in proc.stderr.splitlines() if x.startswith("coverage of project 'shop'")]
+    assert line, proc.stderr
+    assert "1 not checked" in line[0]
+    assert "package dbt_utils not installed: run dbt deps: 1" in line[0]
+    proc = bulwark(repo, "fast-compile", "--all-files", "--format", "json")
+    (cov,) = json.loads(proc.stdout)["coverage"]
+    assert cov["not_checked"] == 1 and cov["models"] == cov["fully_checked"] + 1
+    assert cov["reasons"] == {"package dbt_utils not installed: run dbt deps": 1}

@@ -39,7 +39,7 @@ from typing import Any
 from dbt_bulwark.findings import Finding, UsageError
 from dbt_bulwark.fs import join
 
-_VERSION = 1
+_VERSION = 2
 _ZERO = frozenset("0")
 
 # findings that say the base of a change is "changed" although the file just did not load
@@ -361,6 +361,7 @@ class Facts:
     sources: dict[str, tuple[str, str, str, int]]   # uid -> (source, table, path, line)
     macros: dict[str, tuple[str, int]]              # root-package macro -> (path, line)
     refable: dict[str, str]                         # name -> uid (models, seeds, snapshots)
+    calls: dict[str, tuple[str, ...]] = field(default_factory=dict)   # uid -> root macros
 
     def children(self, uids: set[str]) -> set[str]:
         return {uid for uid, n in self.nodes.items() if uids & set(n[4])}
@@ -378,7 +379,12 @@ def facts_of(project: Any) -> Facts:
     refable = {n.name: uid for uid, n in project.nodes.items()
                if n.resource_type in ("model", "seed", "snapshot")
                and n.package_name == project.name}
-    return Facts(nodes, sources, macros, refable)
+    from dbt_bulwark.fast_compile import called_names
+
+    calls = {uid: tuple(sorted(m for m in called_names(n.raw_code) if m in macros))
+             for uid, n in project.nodes.items()
+             if n.package_name == project.name and n.raw_code and macros}
+    return Facts(nodes, sources, macros, refable, {k: v for k, v in calls.items() if v})
 
 
 @dataclass
@@ -660,10 +666,24 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                                   "BLK115" if s2 == src else "BLK114",
                                   f"did you mean source('{s2}', '{t2}')?")
                         break
-            if raised is None and removed_macros and "not installed" in f.message and \
+            if raised is None and "not installed" in f.message and \
                     "ref(" not in f.message and "source(" not in f.message:
                 calls = called_names(node.raw_code)
                 hit = sorted(m for m in calls if m in removed_macros)
+                if not hit:
+                    # a typo: the node called a similar project macro at the base
+                    lost = [m for m in facts.calls.get(f.node, ()) if m not in calls]
+                    unknown = sorted(c for c in calls if "." not in c and c not in head_macros
+                                     and any(_similar(c, m) for m in lost))
+                    if unknown:
+                        was = next(m for m in lost if _similar(unknown[0], m))
+                        line, col = find_call(node.raw_code, unknown[0])
+                        out.append(Finding(
+                            f.path, line, col, "BLK102",
+                            f"unknown macro '{unknown[0]}' (at the base revision this node "
+                            f"called '{was}', which resolved)",
+                            hint=f"did you mean '{was}'?", node=f.node))
+                        continue
                 if hit:
                     line, col = find_call(node.raw_code, hit[0])
                     users.setdefault("macro:" + hit[0], []).append(f"{f.path}:{line}")
