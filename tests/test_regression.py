@@ -432,3 +432,28 @@ def test_coverage_line_names_the_reasons(tmp_path):
     (cov,) = json.loads(proc.stdout)["coverage"]
     assert cov["not_checked"] == 1 and cov["models"] == cov["fully_checked"] + 1
     assert cov["reasons"] == {"package dbt_utils not installed: run dbt deps": 1}
+
+
+def test_bulwark_check_sees_deletions(tmp_path):
+    repo = _with_packages(tmp_path)
+    _git(repo, "rm", "-q", "models/stg_products.sql")
+    proc = bulwark(repo, "check", "--base", "HEAD")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "== fast-compile: FAILED" in proc.stdout and "BLK118" in proc.stdout, proc.stdout
+
+
+# ----------------------------------------------------------------------------- finding shape
+
+
+def test_existing_label_and_exit_counting():
+    from dbt_bulwark.findings import Finding, exit_code
+
+    new = Finding("m.sql", 1, 1, "BLK110", "x")
+    old = Finding("m.sql", 1, 1, "BLK110", "x", existing=True)
+    assert new == old                      # the label is not part of the identity
+    assert old.text().startswith("m.sql:1:1: BLK110 [existing] x")
+    warn = Finding("m.sql", 1, 1, "BLK312", "y", "warning", existing=True)
+    assert "BLK312 [warning] [existing] y" in warn.text()
+    assert exit_code([old]) == 0 and exit_code([old], include_existing=True) == 1
+    assert exit_code([new]) == 1
+    assert old.to_dict()["existing"] is True

@@ -101,7 +101,8 @@ def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = 
             if f.col:
                 props += f",col={f.col}"
             props += f",title={_github_escape(f.code, True)}"
-            msg = f.message + (f" (hint: {f.hint})" if f.hint else "")
+            msg = ("[existing] " if f.existing else "") + f.message + \
+                (f" (hint: {f.hint})" if f.hint else "")
             out.write(f"::{level.get(f.severity, 'error')} {props}::{_github_escape(msg)}\n")
         return
     for f in items:
