@@ -363,6 +363,8 @@ def test_project_in_a_submodule_is_compared_in_its_own_history(tmp_path):
     proc = bulwark(sup, "fast-compile", "--all-files", "--base", first)
     assert proc.returncode == 1 and "BLK118" in proc.stdout, proc.stdout + proc.stderr
     assert "analytics/models/products.sql:2" in proc.stdout
+    proc = bulwark(sup, "check", "--all-files", "--base", first)
+    assert "== schema-diff: FAILED" in proc.stdout and "BLK407" in proc.stdout, proc.stdout
 
 
 # ----------------------------------------------------------------------------- unloadable YAML

@@ -62,6 +62,10 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
     from dbt_bulwark.schema_diff import SchemaDiff, to_findings
 
     tree = ctx.state.get("ci_base_tree")
+    if ctx.state.get("regression_base") is not None:   # a submodule: its own history
+        from dbt_bulwark.regression import base_tree
+
+        tree = base_tree(ctx.ws, ctx.state["regression_base"], project.root)
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
         base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)

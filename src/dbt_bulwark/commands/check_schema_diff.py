@@ -48,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     from dbt_bulwark import regression
 
     repo_policy = load_policy(ws.fs)
+    if getattr(args, "base_check", True) is False:
+        sys.stderr.write("bulwark check-schema-diff: --no-base: nothing to compare\n")
+        return 0
     if args.merge_base and not args.base:
         loc = ws.git_location()
         if loc is None:
