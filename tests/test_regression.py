@@ -112,6 +112,9 @@ def test_existing_findings_do_not_fail_but_new_ones_do(tmp_path):
     # JSON also carries the coverage counts
     cov = json.loads(proc.stdout)["coverage"]
     assert cov[0]["project"] == "shop" and cov[0]["models"] >= 6
+    proc = bulwark(repo, "check", "--all-files", "--format", "json")
+    (cov,) = json.loads(proc.stdout)["coverage"]
+    assert cov["project"] == "shop" and cov["models"] >= 6
 
 
 def test_moving_an_existing_finding_keeps_it_existing(tmp_path):

@@ -334,6 +334,7 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
             from dbt_bulwark.regression import coverage_line
 
             res.details.append(coverage_line(cov))
+            plan.state.setdefault("coverage", []).append(cov)
     base = ctx.state.get("regression_base")
     if base is not None:
         base.close()
@@ -541,6 +542,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
     elif args.format == "json":
         json.dump({"result": "passed" if code == 0 else "failed", "base": plan.base,
                    "base_label": plan.base_label, "seconds": round(total, 3),
+                   "coverage": plan.state.get("coverage", []),
                    "layers": [r.to_dict() for r in results]}, out, indent=2, default=str)
         out.write("\n")
     else:   # github: annotations, then the plain summary
