@@ -345,6 +345,19 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
     if not shared.is_file(join(root, "dbt_project.yml")):
         sub = _submodule_tree(ws, base, root)
         tree = sub if sub else None
+    else:
+        tree = base.trees.get("\0overlay")
+        if tree is None:
+            # unchanged files are read from disk (faster than one git read per blob)
+            from dbt_bulwark import gitfs
+            from dbt_bulwark.schema_diff import BaseOverlay
+
+            cut = len(base.prefix) + 1 if base.prefix else 0
+            changed = [p[cut:] for p in gitfs.changed_files(base.top, base.rev)
+                       if not base.prefix or p.startswith(base.prefix + "/")]
+            tree = BaseOverlay(shared, ws.fs, changed)
+            tree.tree_id = shared.tree_id
+            base.trees["\0overlay"] = tree
     base.trees[key] = tree
     return tree
 
@@ -361,7 +374,6 @@ class Facts:
     sources: dict[str, tuple[str, str, str, int]]   # uid -> (source, table, path, line)
     macros: dict[str, tuple[str, int]]              # root-package macro -> (path, line)
     refable: dict[str, str]                         # name -> uid (models, seeds, snapshots)
-    calls: dict[str, tuple[str, ...]] = field(default_factory=dict)   # uid -> root macros
 
     def children(self, uids: set[str]) -> set[str]:
         return {uid for uid, n in self.nodes.items() if uids & set(n[4])}
@@ -379,12 +391,7 @@ def facts_of(project: Any) -> Facts:
     refable = {n.name: uid for uid, n in project.nodes.items()
                if n.resource_type in ("model", "seed", "snapshot")
                and n.package_name == project.name}
-    from dbt_bulwark.fast_compile import called_names
-
-    calls = {uid: tuple(sorted(m for m in called_names(n.raw_code) if m in macros))
-             for uid, n in project.nodes.items()
-             if n.package_name == project.name and n.raw_code and macros}
-    return Facts(nodes, sources, macros, refable, {k: v for k, v in calls.items() if v})
+    return Facts(nodes, sources, macros, refable)
 
 
 @dataclass
@@ -672,9 +679,11 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                 hit = sorted(m for m in calls if m in removed_macros)
                 if not hit:
                     # a typo: the node called a similar project macro at the base
-                    lost = [m for m in facts.calls.get(f.node, ()) if m not in calls]
                     unknown = sorted(c for c in calls if "." not in c and c not in head_macros
-                                     and any(_similar(c, m) for m in lost))
+                                     and any(_similar(c, m) for m in facts.macros))
+                    lost = _base_calls(run, f.node, facts) if unknown else []
+                    lost = [m for m in lost if m not in calls]
+                    unknown = [c for c in unknown if any(_similar(c, m) for m in lost)]
                     if unknown:
                         was = next(m for m in lost if _similar(unknown[0], m))
                         line, col = find_call(node.raw_code, unknown[0])
@@ -737,6 +746,16 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                            hint="restore it, or update each user in the same change",
                            node=gone if not gone.startswith("macro:") else ""))
     return out
+
+
+def _base_calls(run: BaseRun, uid: str, facts: Facts) -> list[str]:
+    """Project macros node ``uid`` called at the base (loads the base: a rare path)."""
+    from dbt_bulwark.fast_compile import called_names
+
+    node = run.project().nodes.get(uid)
+    if node is None or not node.raw_code:
+        return []
+    return sorted(m for m in called_names(node.raw_code) if m in facts.macros)
 
 
 # ----------------------------------------------------------------------------- coverage
