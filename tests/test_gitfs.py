@@ -290,9 +290,13 @@ def test_resolve_base(repo):
     assert resolve_base(repo, None, env={"PRE_COMMIT_FROM_REF": ZERO,
                                          "PRE_COMMIT_TO_REF": third}) == first
     assert resolve_base(repo, None, env={"PRE_COMMIT_FROM_REF": ZERO}) == first
-    # a from-ref we do not have locally is treated the same way
-    assert resolve_base(repo, None, env={"PRE_COMMIT_FROM_REF": "ab" * 20,
-                                         "PRE_COMMIT_TO_REF": third}) == first
+    # a from-ref or to-ref we do not have locally is an error, never a silent fallback
+    with pytest.raises(GitError, match="PRE_COMMIT_FROM_REF"):
+        resolve_base(repo, None, env={"PRE_COMMIT_FROM_REF": "ab" * 20,
+                                      "PRE_COMMIT_TO_REF": third})
+    with pytest.raises(GitError, match="PRE_COMMIT_TO_REF"):
+        resolve_base(repo, None, env={"PRE_COMMIT_FROM_REF": second,
+                                      "PRE_COMMIT_TO_REF": "cd" * 20})
 
 
 def test_resolve_base_new_branch_without_a_default_branch(repo):

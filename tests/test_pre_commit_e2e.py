@@ -342,3 +342,33 @@ def test_schema_diff_runs_at_pre_push(via, hook_repo, example_config, tmp_path, 
     proc = _run(cmd, repo, env)
     assert proc.returncode == 0, _describe(proc)
     assert _hook_statuses(proc.stdout) == {"check-schema-diff": "Passed"}, _describe(proc)
+
+
+def test_deleting_a_referenced_model_fails_the_commit(hook_repo, tmp_path, pre_commit_home):
+    """A staged deletion matches no hook's `files:`: the hooks are `always_run` and read
+    the change from git, so the model's users are checked (issue 10, item 4)."""
+    env = _env(pre_commit_home)
+    repo = tmp_path / "dbt-repo"
+    repo.mkdir()
+    _write_project(repo)
+    _git(repo, env, "init", "-q")
+    _commit_all(repo, env, "a dbt project")
+    used = {"stg_orders": "models/stg_orders.sql"}
+    if (repo / "models/staging/stg_customers.sql").is_file():
+        used = {"stg_customers": "models/staging/stg_customers.sql"}
+    (name, rel), = used.items()
+    _git(repo, env, "rm", "-q", rel)
+    path, _ = hook_repo
+    cmd = [*_pre_commit(), "try-repo", str(path), "fast-compile", "--verbose", "--color",
+           "never"]
+    proc = _run(cmd, repo, env)
+    assert proc.returncode == 1, _describe(proc)
+    assert _hook_statuses(proc.stdout) == {"fast-compile": "Failed"}, _describe(proc)
+    assert "BLK118" in proc.stdout and f"'{name}'" in proc.stdout, _describe(proc)
+    # a commit touching no dbt file: the hook runs (always_run) and passes at once
+    _git(repo, env, "reset", "-q", "--hard")
+    (repo / "NOTES.txt").write_text("notes\n")
+    _git(repo, env, "add", "NOTES.txt")
+    proc = _run(cmd, repo, env)
+    assert proc.returncode == 0, _describe(proc)
+    assert _hook_statuses(proc.stdout) == {"fast-compile": "Passed"}, _describe(proc)

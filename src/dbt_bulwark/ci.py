@@ -62,6 +62,10 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
     from dbt_bulwark.schema_diff import SchemaDiff, to_findings
 
     tree = ctx.state.get("ci_base_tree")
+    if ctx.state.get("regression_base") is not None:   # a submodule: its own history
+        from dbt_bulwark.regression import base_tree
+
+        tree = base_tree(ctx.ws, ctx.state["regression_base"], project.root)
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
         base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
@@ -307,6 +311,12 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
     ctx = HookContext(args=_layer_args(spec, plan), ws=plan.ws, files=list(plan.files),
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
+    from dbt_bulwark.regression import ci_base
+    from dbt_bulwark.runner import count_existing
+
+    ctx.state["regression_base"] = ci_base(plan)
+    if ctx.state["regression_base"] is not None and not spec.needs_base:
+        ctx.state["critical_base"] = (plan.git_top, plan.base, ctx.state["regression_base"].prefix)
     findings = collect(ctx, check, include_load_findings=first, load_findings="all")
     ctx.args.select_codes = getattr(plan.args, "select_codes", None)
     ctx.args.ignore_codes = getattr(plan.args, "ignore_codes", None)
@@ -315,11 +325,23 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
     res.findings = findings
     res.details.extend(ctx.notes)
     fail_on = ctx.state.get("fail_on", "error")
-    errors = sum(1 for f in findings if f.severity == "error")
-    warnings = sum(1 for f in findings if f.severity == "warning")
-    res.status = "failed" if exit_code(findings, fail_on) else "passed"
+    errors = sum(1 for f in findings if f.severity == "error" and not f.existing)
+    warnings = sum(1 for f in findings if f.severity == "warning" and not f.existing)
+    existing = sum(1 for f in findings if f.existing)
+    res.status = "failed" if exit_code(findings, fail_on, count_existing(ctx)) else "passed"
     scope = "all files" if plan.all_files else f"{len(plan.files)} changed file(s)"
     res.summary = f"{errors} error(s), {warnings} warning(s); {scope}"
+    if existing:
+        res.summary += f"; {existing} existing at the base"
+    for cov in ctx.state.get("coverage", []):
+        if first and cov["models"]:
+            from dbt_bulwark.regression import coverage_line
+
+            res.details.append(coverage_line(cov))
+            plan.state.setdefault("coverage", []).append(cov)
+    base = ctx.state.get("regression_base")
+    if base is not None:
+        base.close()
     counts = ctx.state.get("ci_counts")
     if counts:
         res.summary += "; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -524,6 +546,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
     elif args.format == "json":
         json.dump({"result": "passed" if code == 0 else "failed", "base": plan.base,
                    "base_label": plan.base_label, "seconds": round(total, 3),
+                   "coverage": plan.state.get("coverage", []),
                    "layers": [r.to_dict() for r in results]}, out, indent=2, default=str)
         out.write("\n")
     elif args.format == "sarif":

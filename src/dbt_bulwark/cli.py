@@ -46,6 +46,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, files: bool = True) ->
     parser.add_argument("--vars", default=None,
                         help="YAML/JSON dict of vars, as for dbt --vars")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the parse cache")
+    add_base_arguments(parser)
     add_code_selection(parser)
     # the hook's name (its code families decide which unused suppressions it reports)
     parser.set_defaults(bulwark_hook=parser.prog.split()[-1] if parser.prog else None)
@@ -62,6 +63,18 @@ def add_code_selection(parser: argparse.ArgumentParser) -> None:
                         metavar="CODES",
                         help="never report these codes or prefixes, e.g. BLK131 (added to "
                              "bulwark.yml `ignore`)")
+
+
+def add_base_arguments(parser: argparse.ArgumentParser, base: bool = True) -> None:
+    """The git base every hook compares with (regression.py)."""
+    if base:
+        parser.add_argument("--base", default=None, metavar="REV",
+                            help="git revision to compare with (default: HEAD at pre-commit, "
+                                 "PRE_COMMIT_FROM_REF at pre-push)")
+    parser.add_argument("--no-base", dest="base_check", action="store_false",
+                        help="do not compare with a base revision: every finding counts")
+    parser.add_argument("--all-findings", action="store_true",
+                        help="findings already present at the base revision count too")
 
 
 def _top_parser() -> argparse.ArgumentParser:
@@ -85,6 +98,12 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
+def _hook_commands() -> frozenset[str]:
+    from dbt_bulwark.regression import HOOK_COMMANDS
+
+    return HOOK_COMMANDS
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
@@ -100,6 +119,12 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
+        if name in _hook_commands() and not getattr(args, "files", None) and \
+                not getattr(args, "all_files", False) and os.environ.get("PRE_COMMIT"):
+            from dbt_bulwark.regression import no_dbt_change
+
+            if no_dbt_change(args):
+                return 0   # an always_run hook on a commit without dbt files: nothing to do
         code = int(module.run(args))
         sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
         return code

@@ -80,6 +80,8 @@ class Finding:
     hint: str = ""
     node: str = ""  # unique_id of the node concerned, when there is one
     extra: dict = field(default_factory=dict, compare=False, hash=False)
+    # already present at the base revision (regression.py): printed, not counted by default
+    existing: bool = field(default=False, compare=False)
     fixable: bool | None = field(default=None, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -93,9 +95,10 @@ class Finding:
             object.__setattr__(self, "fixable", self.code in FIXABLE)
 
     def text(self) -> str:
-        out = f"{self.path}:{self.line}:{self.col}: {self.code} {self.message}"
-        if self.severity != "error":
-            out = f"{self.path}:{self.line}:{self.col}: {self.code} [{self.severity}] {self.message}"
+        labels = "".join(f"[{x}] " for x in (
+            self.severity if self.severity != "error" else "",
+            "existing" if self.existing else "") if x)
+        out = f"{self.path}:{self.line}:{self.col}: {self.code} {labels}{self.message}"
         if self.hint:
             out += f"\n    hint: {self.hint}"
         return out
@@ -191,9 +194,10 @@ def to_sarif(findings: Iterable[Finding]) -> dict:
 
 
 def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = None,
-           summary: str = "", totals: bool = False) -> None:
+           summary: str = "", totals: bool = False,
+           coverage: list[dict] | None = None) -> None:
     """Print findings in one of :data:`FORMATS`; ``totals``: end the text output with
-    :func:`totals_line`."""
+    :func:`totals_line`; json also carries ``coverage``."""
     out = out or sys.stdout
     items = sort_findings(findings)
     if fmt == "sarif":
@@ -201,7 +205,10 @@ def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = 
         out.write("\n")
         return
     if fmt == "json":
-        json.dump({"findings": [f.to_dict() for f in items]}, out, indent=2)
+        doc: dict = {"findings": [f.to_dict() for f in items]}
+        if coverage is not None:
+            doc["coverage"] = coverage
+        json.dump(doc, out, indent=2)
         out.write("\n")
         return
     if fmt == "github":
@@ -213,7 +220,8 @@ def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = 
             if f.col:
                 props += f",col={f.col}"
             props += f",title={_github_escape(f.code, True)}"
-            msg = f.message + (f" (hint: {f.hint})" if f.hint else "")
+            msg = ("[existing] " if f.existing else "") + f.message + \
+                (f" (hint: {f.hint})" if f.hint else "")
             out.write(f"::{level.get(f.severity, 'error')} {props}::{_github_escape(msg)}\n")
         return
     for f in items:
@@ -224,8 +232,14 @@ def report(findings: Iterable[Finding], fmt: str = "text", out: TextIO | None = 
         out.write(totals_line(items) + "\n")
 
 
-def exit_code(findings: Iterable[Finding], fail_on: str = "error") -> int:
-    """1 when any finding is at or above ``fail_on`` severity, else 0."""
+def exit_code(findings: Iterable[Finding], fail_on: str = "error",
+              include_existing: bool = False) -> int:
+    """1 when any finding is at or above ``fail_on`` severity, else 0.
+
+    Findings already present at the base revision (``existing``) count only with
+    ``include_existing`` (``--all-findings``, policy ``fail_on_existing``).
+    """
     rank = {s: i for i, s in enumerate(SEVERITIES)}
     limit = rank.get(fail_on, 0)
-    return EXIT_FINDINGS if any(rank.get(f.severity, 0) <= limit for f in findings) else EXIT_OK
+    return EXIT_FINDINGS if any(rank.get(f.severity, 0) <= limit for f in findings
+                                if include_existing or not f.existing) else EXIT_OK

@@ -155,9 +155,9 @@ def resolve_base(repo: str | os.PathLike[str], base: str | None,
     1. An explicit ``base`` (``--base``) wins; it must exist.
     2. pre-commit's pre-push variables ``PRE_COMMIT_FROM_REF`` / ``PRE_COMMIT_TO_REF``
        (older pre-commit: ``PRE_COMMIT_SOURCE`` / ``PRE_COMMIT_ORIGIN``) give the
-       from-ref. When it is all zeros (a new branch) or not present locally, the
-       merge base of the to-ref (default HEAD) with :func:`default_branch` is used;
-       None when there is no such common ancestor.
+       from-ref. When it is all zeros (a new branch), the merge base of the to-ref
+       (default HEAD) with :func:`default_branch` is used; None when there is no such
+       common ancestor. A from-ref or to-ref that is not a commit here is a GitError.
     3. ``HEAD`` when the repository has commits, else None.
     """
     if base:
@@ -167,9 +167,16 @@ def resolve_base(repo: str | os.PathLike[str], base: str | None,
     from_ref = env.get("PRE_COMMIT_FROM_REF") or env.get("PRE_COMMIT_SOURCE")
     to_ref = env.get("PRE_COMMIT_TO_REF") or env.get("PRE_COMMIT_ORIGIN")
     if from_ref:
-        if set(from_ref) != _ZERO_SHA and rev_exists(repo, from_ref):
+        if to_ref and set(to_ref) != _ZERO_SHA and not rev_exists(repo, to_ref):
+            raise GitError(f"PRE_COMMIT_TO_REF names {to_ref!r}, which is not a commit in "
+                           f"{os.fspath(repo)}")
+        if set(from_ref) != _ZERO_SHA:
+            if not rev_exists(repo, from_ref):
+                # never a silent fallback: the comparison would be against something else
+                raise GitError(f"PRE_COMMIT_FROM_REF names {from_ref!r}, which is not a commit "
+                               f"in {os.fspath(repo)}")
             return from_ref
-        to = to_ref if to_ref and set(to_ref) != _ZERO_SHA and rev_exists(repo, to_ref) else "HEAD"
+        to = to_ref if to_ref and set(to_ref) != _ZERO_SHA else "HEAD"
         if not rev_exists(repo, to):
             return None
         branch = default_branch(repo)

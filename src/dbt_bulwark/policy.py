@@ -21,6 +21,7 @@ from dbt_bulwark.findings import UsageError
 SCHEMA: dict[str, Any] = {
     "dialect": ((str, type(None)), None),   # sqlglot dialect / dbt adapter type for SQL parsing
     "fail_on": (str, "error"),              # error | warning: the lowest severity that fails
+    "fail_on_existing": (bool, False),      # findings already at the base revision fail too
     "exclude": (list, []),                  # glob patterns of repo paths never checked
     "select": ((list, str, type(None)), None),  # codes/prefixes to report (None = all)
     "ignore": ((list, str), []),            # codes/prefixes never reported

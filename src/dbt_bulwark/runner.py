@@ -10,6 +10,7 @@ problems of the touched files, ``exclude`` globs, output format and exit code.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from typing import Any
 from dbt_bulwark.findings import Finding, exit_code, report
 from dbt_bulwark.policy import Policy, load_policy
 from dbt_bulwark.project import Project
+from dbt_bulwark.regression import is_dbt_file, no_dbt_change
 from dbt_bulwark.workspace import Workspace, open_workspace
 
 
@@ -35,12 +37,78 @@ class HookContext:
 Check = Callable[[HookContext, Project, Policy, "set[str] | None"], list[Finding]]
 
 
+def nothing_to_do(ctx: HookContext) -> bool:
+    """Print why and return True when the run has nothing to check."""
+    if ctx.state.get("no_dbt_change"):
+        return True    # silent: pre-commit ran an always_run hook on a commit without dbt files
+    if not ctx.ws.project_roots:
+        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+        return True
+    return False
+
+
 def open_context(args: argparse.Namespace) -> HookContext:
+    if not getattr(args, "files", None) and not getattr(args, "all_files", False) and \
+            os.environ.get("PRE_COMMIT") and no_dbt_change(args):
+        from pathlib import Path
+
+        from dbt_bulwark.fs import WorkTree
+
+        root = Path(getattr(args, "repo_root", None) or os.getcwd())
+        ctx = HookContext(args=args, ws=Workspace(root, WorkTree(root), []), files=[],
+                          all_files=False)
+        ctx.state["no_dbt_change"] = True
+        return ctx
     ws = open_workspace(getattr(args, "project_dir", None), getattr(args, "repo_root", None),
                         getattr(args, "vars", None), not getattr(args, "no_cache", False))
     files = [ws.relative(f) for f in getattr(args, "files", []) or []]
-    all_files = bool(getattr(args, "all_files", False)) or not files
-    return HookContext(args=args, ws=ws, files=files, all_files=all_files)
+    explicit_all = bool(getattr(args, "all_files", False))
+    # pre-commit runs an always_run hook with no file when none of its files changed:
+    # the change itself (from git) says what to check, maybe nothing
+    from_git = not files and not explicit_all and bool(os.environ.get("PRE_COMMIT"))
+    ctx = HookContext(args=args, ws=ws, files=files, all_files=explicit_all or not files)
+    if from_git:
+        ctx.all_files = False
+        ctx.state["files_from_git"] = True
+    return ctx
+
+
+def prepare_base(ctx: HookContext) -> None:
+    """Resolve the base revision once (regression.py) and add what the change removed."""
+    if ctx.state.get("regression_ready"):
+        return
+    ctx.state["regression_ready"] = True
+    from dbt_bulwark import regression
+
+    if "regression_base" in ctx.state:   # chosen by the caller (ci.py)
+        base = ctx.state["regression_base"]
+    else:
+        base = regression.resolve_base(ctx.ws, ctx.args)
+        ctx.state["regression_base"] = base
+        ctx.state.setdefault("critical_base",
+                             (base.top, base.rev, base.prefix) if base is not None else None)
+    if base is None:
+        if ctx.state.get("files_from_git"):
+            ctx.all_files = True    # nothing to diff against (no commits): everything
+        return
+    policy = load_policy(ctx.ws.fs)
+    base.count_existing = base.count_existing or \
+        bool(getattr(ctx.args, "all_findings", False)) or bool(policy.get("fail_on_existing"))
+    if ctx.all_files and not ctx.state.get("files_from_git"):
+        return
+    if base.stage == "ci":   # the plan's files already hold deletions and renames
+        removed = [p for p in ctx.files if not ctx.ws.fs.is_file(p)]
+        changes: list[tuple[str, str, str]] = []
+    else:
+        changes = regression.name_status(base)
+        removed = regression.removed_paths(changes)
+    removed = [p for p in removed if ctx.ws.project_root_for(p) is not None]
+    ctx.state["regression_removed"] = removed
+    if ctx.state.get("files_from_git"):
+        ctx.files = sorted({new for _st, _old, new in changes if is_dbt_file(new)}
+                           | set(removed))
+    else:
+        ctx.files = sorted(set(ctx.files) | set(removed))
 
 
 def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
@@ -52,34 +120,74 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
     severity with ``load_findings="all"`` (fast-compile: what ``dbt parse`` reports).
     """
     ws = ctx.ws
+    prepare_base(ctx)
+    from dbt_bulwark import regression
+
     affected = {} if ctx.all_files else ws.affected(ctx.files)
     roots = ws.project_roots if ctx.all_files else [r for r in ws.project_roots if r in affected]
     findings: list[Finding] = []
     changed = set(ctx.files)
+
+    def load_filter(f: Finding) -> bool:
+        return (ctx.all_files or f.path in changed) and \
+            (load_findings == "all" or f.severity == "error")
+
     for root in roots:
         project = ws.project(root)
         policy = load_policy(ws.fs, root)
         targets = None if ctx.all_files or "*" in affected.get(root, set()) else affected[root]
+        if targets is not None and ctx.state.get("regression_removed"):
+            more = regression.removed_targets(ctx, root, project)
+            targets = None if more is None else targets | more
+        found: list[Finding] = []
         if include_load_findings:
-            findings.extend(f for f in project.findings
-                            if (ctx.all_files or f.path in changed)
-                            and (load_findings == "all" or f.severity == "error"))
-        findings.extend(check(ctx, project, policy, targets))
+            found.extend(f for f in project.findings if load_filter(f))
+        found.extend(check(ctx, project, policy, targets))
+        if ctx.state.get("regression_base") is not None:
+            found = regression.compare(ctx, check, root, project, policy, targets, found,
+                                       load_filter if include_load_findings
+                                       else (lambda f: False))
         excludes = policy.get("exclude")
         if excludes:
-            findings = [f for f in findings if not any(fnmatchcase(f.path, g) for g in excludes)]
+            found = [f for f in found if not any(fnmatchcase(f.path, g) for g in excludes)]
+        findings.extend(found)
+        ctx.state.setdefault("coverage", []).append(
+            regression.coverage(project, targets, found))
         ctx.state.setdefault("fail_on", policy.get("fail_on"))
+        if policy.get("fail_on_existing"):
+            ctx.state["count_existing"] = True
     return findings
 
 
+def count_existing(ctx: HookContext) -> bool:
+    base = ctx.state.get("regression_base")
+    return bool(getattr(ctx.args, "all_findings", False)) or \
+        bool(ctx.state.get("count_existing")) or bool(base is not None and base.count_existing)
+
+
+def close(ctx: HookContext) -> None:
+    base = ctx.state.get("regression_base")
+    if base is not None:
+        base.close()
+
+
 def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
+    from dbt_bulwark.regression import coverage_line
+
     fmt = getattr(ctx.args, "format", "text")
     findings = filter_findings(ctx, findings)
-    report(findings, fmt, sys.stdout, summary if fmt == "text" else "", totals=fmt == "text")
+    cov = ctx.state.get("coverage", [])
+    report(findings, fmt, sys.stdout, summary if fmt == "text" else "", totals=fmt == "text",
+           coverage=cov if fmt == "json" else None)
     for note in ctx.notes:
         sys.stderr.write(note + "\n")
+    if fmt == "text":
+        for item in cov:
+            if item["models"]:
+                sys.stderr.write(coverage_line(item) + "\n")
     ctx.ws.save()
-    return exit_code(findings, ctx.state.get("fail_on", "error"))
+    close(ctx)
+    return exit_code(findings, ctx.state.get("fail_on", "error"), count_existing(ctx))
 
 
 def filter_findings(ctx: HookContext, findings: list[Finding], hook: str | None = None,
@@ -101,8 +209,7 @@ def filter_findings(ctx: HookContext, findings: list[Finding], hook: str | None 
 def run_hook(args: argparse.Namespace, check: Check, summary: str = "",
              load_findings: str = "errors") -> int:
     ctx = open_context(args)
-    if not ctx.ws.project_roots:
-        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+    if nothing_to_do(ctx):
         return 0
     findings = collect(ctx, check, load_findings=load_findings)
     return finish(ctx, findings, summary)

@@ -8,7 +8,6 @@ exits 1 when it changed a file, as pre-commit expects of a fixer.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from dbt_bulwark.cli import add_common_arguments
 
@@ -23,11 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dbt_bulwark.contracts import apply_fixes, check
     from dbt_bulwark.findings import EXIT_FINDINGS
-    from dbt_bulwark.runner import collect, finish, open_context
+    from dbt_bulwark.runner import collect, finish, nothing_to_do, open_context
 
     ctx = open_context(args)
-    if not ctx.ws.project_roots:
-        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+    if nothing_to_do(ctx):
         return 0
     if getattr(args, "fix", False) and ctx.ws.analysis_cache is None:
         # --no-cache: the re-check after the fix still reuses this run's inferred columns

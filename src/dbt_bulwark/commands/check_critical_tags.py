@@ -7,7 +7,6 @@ required tags to the model's properties YAML and exits 1 when it changed a file.
 from __future__ import annotations
 
 import argparse
-import sys
 
 from dbt_bulwark.cli import add_common_arguments
 from dbt_bulwark.findings import EXIT_FINDINGS
@@ -18,19 +17,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fix", action="store_true",
                         help="add missing required tags to the models' properties YAML "
                         "(exit code 1 when a file was changed)")
-    parser.add_argument("--base", default=None, metavar="REV",
-                        help="git revision to compare against for removed tags, tests and "
-                        "disabled models (default: HEAD; in a pre-push hook, the pushed range)")
-    parser.add_argument("--no-base", dest="base_check", action="store_false",
-                        help="do not compare with the base revision")
 
 
 def run(args: argparse.Namespace) -> int:
     from dbt_bulwark import critical, runner
 
     ctx = runner.open_context(args)
-    if not ctx.ws.project_roots:
-        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+    if runner.nothing_to_do(ctx):
         return 0
     try:
         findings = runner.collect(ctx, critical.check)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
 from dbt_bulwark.cli import add_common_arguments
-from dbt_bulwark.findings import FORMATS, Finding, exit_code, report, sort_findings
+from dbt_bulwark.findings import FORMATS, Finding, UsageError, exit_code, report, sort_findings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,19 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if action.dest == "format":
             action.choices = (*FORMATS, "markdown")
             action.help = "output format (markdown: a PR-comment summary)"
-    parser.add_argument("--base", default=None, metavar="REV",
-                        help="git revision to compare with (default: PRE_COMMIT_FROM_REF at "
-                             "pre-push, else HEAD)")
     parser.add_argument("--merge-base", action="store_true",
                         help="compare with the merge base of HEAD and the main branch "
                              "(schema_diff.main_branch, else origin/HEAD, main, master)")
     parser.add_argument("--head", default=None, metavar="REV",
                         help="git revision to check instead of the working tree "
                              "(default: PRE_COMMIT_TO_REF at pre-push)")
-
-
-def _zero(rev: str | None) -> bool:
-    return not rev or set(rev) == {"0"}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,29 +45,35 @@ def run(args: argparse.Namespace) -> int:
     if not ws.project_roots:
         sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
         return 0
-    loc = ws.git_location()
-    if loc is None:
+    from dbt_bulwark import regression
+
+    repo_policy = load_policy(ws.fs)
+    if getattr(args, "base_check", True) is False:
+        sys.stderr.write("bulwark check-schema-diff: --no-base: nothing to compare\n")
+        return 0
+    if args.merge_base and not args.base:
+        loc = ws.git_location()
+        if loc is None:
+            raise UsageError("--merge-base needs a git repository")
+        branch = repo_policy.get("schema_diff.main_branch") or gitfs.default_branch(loc[0])
+        if not branch:
+            raise UsageError("--merge-base: no main branch found; set schema_diff.main_branch")
+        mb = gitfs.merge_base(loc[0], "HEAD", branch)
+        base = regression.Base(loc[0], mb, loc[1], f"merge base with {branch}", "manual") \
+            if mb else None
+    else:
+        # no silent skip: git missing, --base outside git, a from/to ref that does not
+        # exist are usage errors (exit 2)
+        base = regression.resolve_base(ws, args)
+    if base is None and ws.git_location() is None:
         sys.stderr.write("bulwark check-schema-diff: not a git repository; nothing to compare\n")
         return 0
+    loc = ws.git_location()
+    assert loc is not None
     top, prefix = loc
-    repo_policy = load_policy(ws.fs)
-    if args.merge_base and not args.base:
-        branch = repo_policy.get("schema_diff.main_branch") or gitfs.default_branch(top)
-        if not branch:
-            from dbt_bulwark.findings import UsageError
-
-            raise UsageError("--merge-base: no main branch found; set schema_diff.main_branch")
-        base_rev = gitfs.merge_base(top, "HEAD", branch)
-    else:
-        base_rev = gitfs.resolve_base(top, args.base)
-    head_rev = args.head
-    env_to = os.environ.get("PRE_COMMIT_TO_REF") or os.environ.get("PRE_COMMIT_ORIGIN")
-    if head_rev is None and os.environ.get("PRE_COMMIT_FROM_REF") and not _zero(env_to) \
-            and env_to and gitfs.rev_exists(top, env_to):
-        head_rev = env_to
+    base_rev = base.rev if base is not None else None
+    head_rev = args.head or (base.to_rev if base is not None else None)
     if head_rev is not None and not gitfs.rev_exists(top, head_rev):
-        from dbt_bulwark.findings import UsageError
-
         raise UsageError(f"--head revision {head_rev!r} does not exist")
 
     if ctx.all_files:
@@ -91,15 +89,24 @@ def run(args: argparse.Namespace) -> int:
         if not roots:
             roots = list(ws.project_roots)
 
-    base_tree = ws.tree_at(base_rev)
     head_tree = ws.tree_at(head_rev)
-    base_fs: Any = base_tree
-    if base_tree is not None and head_tree is None:
-        # the head is the work tree: read unchanged files from disk, the rest from git
-        cut = len(prefix) + 1 if prefix else 0
-        changed_rel = [p[cut:] for p in gitfs.changed_files(top, base_rev)
-                       if not prefix or p.startswith(prefix + "/")]
-        base_fs = BaseOverlay(base_tree, ws.fs, changed_rel)
+    overlay: Any = None
+
+    def base_fs_for(root: str) -> Any:
+        """The base files of project ``root`` (a submodule's own history when it sits in
+        one); for the work tree as head, unchanged files are read from disk."""
+        nonlocal overlay
+        if base is None:
+            return None
+        tree = regression.base_tree(ws, base, root)
+        if tree is None or head_tree is not None or not isinstance(tree, gitfs.GitTree):
+            return tree
+        if overlay is None:
+            cut = len(prefix) + 1 if prefix else 0
+            changed_rel = [p[cut:] for p in gitfs.changed_files(top, base.rev)
+                           if not prefix or p.startswith(prefix + "/")]
+            overlay = BaseOverlay(tree, ws.fs, changed_rel)
+        return overlay
     findings: list[Finding] = []
     all_diffs: list[Any] = []
     fail_on = "error"
@@ -112,17 +119,25 @@ def run(args: argparse.Namespace) -> int:
                 head = load_project(head_tree, root, ws.cli_vars, ws.cache)
             else:
                 head = ws.project(root)
-            base = None
-            if base_tree is not None and base_tree.is_file(join(root, "dbt_project.yml")):
-                base = load_project(base_fs, root, ws.cli_vars, ws.cache)
+            base_project = None
+            base_fs = base_fs_for(root)
+            if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
+                base_project = load_project(base_fs, root, ws.cli_vars, ws.cache)
             policy = load_policy(ws.fs, root)
             fail_on = policy.get("fail_on")
             dialect, _how = project_dialect(head, policy.get("dialect"))
-            engine = SchemaDiff(head, base, dialect, policy.get("schema_diff.protected"),
+            engine = SchemaDiff(head, base_project, dialect, policy.get("schema_diff.protected"),
                                 policy.get("locked.tag"), cache=ws.cache)
             diffs = engine.run()
-            all_diffs.extend(diffs)
             found = to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
+            if base_project is not None and regression.unloaded_files(head):
+                # a properties file that does not load: its models are "not checked"
+                found = regression.drop_unloaded(head, regression.facts_of(base_project),
+                                                 found)
+                kept = {f.node for f in found}
+                diffs = [d for d in diffs if d.classification != "breaking"
+                         or d.unique_id in kept]
+            all_diffs.extend(diffs)
             found.extend(f for f in head.findings if f.path in changed and f.severity == "error")
             excludes = policy.get("exclude")
             if excludes:
@@ -131,15 +146,16 @@ def run(args: argparse.Namespace) -> int:
                 found = [f for f in found if not any(fnmatchcase(f.path, g) for g in excludes)]
             findings.extend(found)
     finally:
-        for tree in (base_tree, head_tree):
-            if tree is not None:
-                tree.close()
+        if head_tree is not None:
+            head_tree.close()
+        if base is not None:
+            base.close()
         ws.save()
 
     from dbt_bulwark.runner import filter_findings
 
     findings = filter_findings(ctx, findings)
-    base_label = base_rev or "(nothing: no commits yet)"
+    base_label = base.label if base is not None else "(nothing: no commits yet)"
     fmt = args.format
     out = sys.stdout
     if fmt == "markdown":

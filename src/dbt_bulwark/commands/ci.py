@@ -33,6 +33,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", default=None, metavar="REV",
                         help="git revision to compare with (default: merge base of HEAD "
                              "and the main branch)")
+    from dbt_bulwark.cli import add_base_arguments
+
+    add_base_arguments(parser, base=False)
     parser.add_argument("--project-dir", action="append", default=None, metavar="DIR",
                         help="dbt project directory (repeatable; default: every "
                              "dbt_project.yml found)")

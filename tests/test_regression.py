@@ -1,0 +1,464 @@
+"""Regression verdicts against the git base (regression.py), on scripted git repositories.
+
+Existing vs new findings, the three base sources (the index's HEAD at pre-commit,
+PRE_COMMIT_FROM_REF at pre-push, --base by hand), staged deletions and renames, the
+errors that replace silent skips, a dbt project in a git submodule, and a properties
+file that does not load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+PROJECT = {
+    "dbt_project.yml": "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n",
+    "models/stg_products.sql": "select 1 as id, 'a' as name\n",
+    "models/products.sql": "select id, name\nfrom {{ ref('stg_products') }}\n",
+    "models/orders.sql": "select id, {{ cents('id') }} as amount\nfrom {{ ref('products') }}\n",
+    "models/raw_orders.sql": "select * from {{ source('raw', 'orders') }}\n",
+    "models/uses_seed.sql": "select code from {{ ref('countries') }}\n",
+    "seeds/countries.csv": "code,name\nfr,France\n",
+    "macros/cents.sql": "{% macro cents(c) %}{{ c }} / 100{% endmacro %}\n",
+    "models/sources.yml": "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: orders\n",
+}
+PACKAGES = "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.1.1\n"
+
+
+def _git(cwd: Path, *args: str, check: bool = True) -> str:
+    env = _env()
+    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
+                           "-c", "protocol.file.allow=always", *args],
+                          cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    env.update(extra)
+    return env
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+
+
+def _repo(tmp_path: Path, files: dict[str, str] | None = None, commit: bool = True) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _write(repo, PROJECT if files is None else files)
+    _git(repo, "init", "-q")
+    if commit:
+        _commit(repo, "init")
+    return repo
+
+
+def _commit(repo: Path, msg: str) -> str:
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "--no-verify", "-m", msg)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def bulwark(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", *args], cwd=cwd,
+                          env=_env(**env), capture_output=True, text=True, timeout=600)
+
+
+def _codes(proc: subprocess.CompletedProcess[str]) -> list[dict]:
+    return json.loads(proc.stdout)["findings"]
+
+
+# ----------------------------------------------------------------------------- existing vs new
+
+
+def test_existing_findings_do_not_fail_but_new_ones_do(tmp_path):
+    files = dict(PROJECT)
+    files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
+    repo = _repo(tmp_path, files)
+    # the committed error is printed, labelled, and does not count
+    proc = bulwark(repo, "fast-compile", "--all-files")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "BLK110 [existing] ref('gone_long_ago')" in proc.stdout
+    # ... unless asked
+    assert bulwark(repo, "fast-compile", "--all-files", "--all-findings").returncode == 1
+    assert bulwark(repo, "fast-compile", "--all-files", "--no-base").returncode == 1
+    (repo / "bulwark.yml").write_text("fail_on_existing: true\n")
+    assert bulwark(repo, "fast-compile", "--all-files").returncode == 1
+    (repo / "bulwark.yml").unlink()
+    # a new error counts; JSON carries the label
+    (repo / "models/new.sql").write_text("select * from {{ ref('stg_prodcts') }}\n")
+    proc = bulwark(repo, "fast-compile", "--all-files", "--format", "json")
+    assert proc.returncode == 1
+    by_path = {f["path"]: f for f in _codes(proc)}
+    assert by_path["models/legacy.sql"]["existing"] is True
+    assert by_path["models/new.sql"]["existing"] is False
+    assert by_path["models/new.sql"]["code"] == "BLK110"
+    # JSON also carries the coverage counts
+    cov = json.loads(proc.stdout)["coverage"]
+    assert cov[0]["project"] == "shop" and cov[0]["models"] >= 6
+    proc = bulwark(repo, "check", "--all-files", "--format", "json")
+    (cov,) = json.loads(proc.stdout)["coverage"]
+    assert cov["project"] == "shop" and cov["models"] >= 6
+
+
+def test_moving_an_existing_finding_keeps_it_existing(tmp_path):
+    """Identity is (path, code, node, message): a shifted line is still the same finding."""
+    files = dict(PROJECT)
+    files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
+    repo = _repo(tmp_path, files)
+    (repo / "models/legacy.sql").write_text("-- moved down\n\nselect * from "
+                                            "{{ ref('gone_long_ago') }}\n")
+    _git(repo, "add", "-A")
+    proc = bulwark(repo, "fast-compile", "models/legacy.sql", PRE_COMMIT="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "models/legacy.sql:3:" in proc.stdout and "[existing]" in proc.stdout
+
+
+def test_no_commits_everything_counts(tmp_path):
+    files = dict(PROJECT)
+    files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
+    repo = _repo(tmp_path, files, commit=False)
+    proc = bulwark(repo, "fast-compile", "--all-files")
+    assert proc.returncode == 1
+    assert "[existing]" not in proc.stdout
+
+
+# ----------------------------------------------------------------------------- base sources
+
+
+def _with_packages(tmp_path: Path) -> Path:
+    files = dict(PROJECT)
+    files["packages.yml"] = PACKAGES     # declared, not installed: a fresh clone
+    return _repo(tmp_path, files)
+
+
+def test_pre_commit_base_is_the_index_head_and_a_ref_typo_is_an_error(tmp_path):
+    repo = _with_packages(tmp_path)
+    p = repo / "models/products.sql"
+    p.write_text(p.read_text().replace("stg_products", "stg_prducts"))
+    _git(repo, "add", "-A")
+    proc = bulwark(repo, "fast-compile", "models/products.sql", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "models/products.sql:2:" in proc.stdout and "BLK110" in proc.stdout
+    assert "did you mean 'stg_products'" in proc.stdout
+    # without the base it is only "not checked" (a package could provide it)
+    proc = bulwark(repo, "fast-compile", "models/products.sql", "--no-base")
+    assert proc.returncode == 0 and "BLK103 [info]" in proc.stdout
+
+
+def test_pre_push_base_is_pre_commit_from_ref(tmp_path):
+    repo = _with_packages(tmp_path)
+    first = _git(repo, "rev-parse", "HEAD")
+    p = repo / "models/products.sql"
+    p.write_text(p.read_text().replace("stg_products", "stg_prducts"))
+    broken = _commit(repo, "typo")
+    pushed = dict(PRE_COMMIT="1", PRE_COMMIT_FROM_REF=first, PRE_COMMIT_TO_REF=broken)
+    proc = bulwark(repo, "fast-compile", "models/products.sql", **pushed)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK110" in proc.stdout
+    # the pushed range only: the same error already in the from-ref is existing
+    (repo / "models/other.sql").write_text("select 1 as x\n")
+    later = _commit(repo, "unrelated")
+    proc = bulwark(repo, "fast-compile", "models/other.sql", PRE_COMMIT="1",
+                   PRE_COMMIT_FROM_REF=broken, PRE_COMMIT_TO_REF=later)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_source_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
+    repo = _with_packages(tmp_path)
+    p = repo / "models/raw_orders.sql"
+    p.write_text(p.read_text().replace("'raw'", "'rw'"))
+    _git(repo, "add", "-A")
+    proc = bulwark(repo, "fast-compile", "models/raw_orders.sql", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK114" in proc.stdout and "source('raw', 'orders')" in proc.stdout
+
+
+def test_macro_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
+    repo = _with_packages(tmp_path)
+    p = repo / "models/orders.sql"
+    p.write_text(p.read_text().replace("cents(", "cent("))
+    _git(repo, "add", "-A")
+    proc = bulwark(repo, "fast-compile", "models/orders.sql", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK102 unknown macro 'cent'" in proc.stdout and "did you mean 'cents'" in proc.stdout
+
+
+def test_base_by_hand(tmp_path):
+    repo = _with_packages(tmp_path)
+    first = _git(repo, "rev-parse", "HEAD")
+    p = repo / "models/products.sql"
+    p.write_text(p.read_text().replace("stg_products", "stg_prducts"))
+    _commit(repo, "typo")
+    assert bulwark(repo, "fast-compile", "--all-files", "--base", first).returncode == 1
+    # against HEAD (the default by hand) the typo is already committed: existing
+    proc = bulwark(repo, "fast-compile", "--all-files")
+    assert proc.returncode == 0 and "[existing]" in proc.stdout
+
+
+def test_bulwark_check_judges_against_its_base(tmp_path):
+    """`bulwark check` (ci.py's static layers) labels and counts the same way."""
+    files = dict(PROJECT)
+    files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
+    repo = _repo(tmp_path, files)
+    proc = bulwark(repo, "check", "--all-files", "--base", "HEAD")
+    assert "[existing]" in proc.stdout
+    assert proc.returncode == 0 and "== fast-compile: PASSED" in proc.stdout, proc.stdout
+    proc = bulwark(repo, "check", "--all-files", "--base", "HEAD", "--all-findings")
+    assert proc.returncode == 1 and "== fast-compile: FAILED" in proc.stdout, proc.stdout
+
+
+# ----------------------------------------------------------------------------- deletions
+
+
+@pytest.mark.parametrize("what, removed, user", [
+    ("model", "models/stg_products.sql", "models/products.sql:2"),
+    ("seed", "seeds/countries.csv", "models/uses_seed.sql:1"),
+    ("source", "models/sources.yml", "models/raw_orders.sql:1"),
+    ("macro", "macros/cents.sql", "models/orders.sql:1"),
+])
+def test_staged_deletion_checks_the_users(tmp_path, what, removed, user):
+    repo = _with_packages(tmp_path)
+    _git(repo, "rm", "-q", removed)
+    # pre-commit runs the always_run hook with no file (none of its files exist)
+    proc = bulwark(repo, "fast-compile", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK118" in proc.stdout and user in proc.stdout, proc.stdout
+
+
+def test_staged_rename_checks_the_users(tmp_path):
+    repo = _repo(tmp_path)
+    _git(repo, "mv", "models/stg_products.sql", "models/stg_items.sql")
+    proc = bulwark(repo, "fast-compile", "models/stg_items.sql", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "models/products.sql:2:" in proc.stdout
+    assert "models/stg_products.sql:0:0: BLK118" in proc.stdout
+
+
+def test_deleting_an_unused_model_passes(tmp_path):
+    repo = _repo(tmp_path)
+    _git(repo, "rm", "-q", "models/orders.sql")
+    proc = bulwark(repo, "fast-compile", PRE_COMMIT="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_deletion_at_pre_push(tmp_path):
+    repo = _with_packages(tmp_path)
+    first = _git(repo, "rev-parse", "HEAD")
+    _git(repo, "rm", "-q", "models/stg_products.sql")
+    last = _commit(repo, "delete")
+    proc = bulwark(repo, "fast-compile", PRE_COMMIT="1", PRE_COMMIT_FROM_REF=first,
+                   PRE_COMMIT_TO_REF=last)
+    assert proc.returncode == 1 and "BLK118" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_commit_without_dbt_files_is_a_no_op(tmp_path):
+    repo = _repo(tmp_path)
+    (repo / "README.md").write_text("# shop\n")
+    _git(repo, "add", "-A")
+    for hook in ("fast-compile", "check-contracts", "check-critical-tags", "check-schema-diff"):
+        proc = bulwark(repo, hook, PRE_COMMIT="1")
+        assert proc.returncode == 0, (hook, proc.stdout, proc.stderr)
+        assert proc.stdout == "" and proc.stderr == "", (hook, proc.stdout, proc.stderr)
+
+
+# ----------------------------------------------------------------------------- higher confidence
+
+
+def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path, monkeypatch,
+                                                                    capsys):
+    """Without DuckDB (the hook environment), a sqlglot-only failure is BLK131 info;
+    against a base where the SQL parsed, it is an error."""
+    from dbt_bulwark import cli, fast_compile
+
+    files = dict(PROJECT)
+    files["bulwark.yml"] = "dialect: snowflake\n"
+    repo = _repo(tmp_path, files)
+    (repo / "models/stg_products.sql").write_text("selct 1 as id, 'a' as name\n")
+    monkeypatch.setattr(fast_compile, "_duckdb_parse", lambda sql: False)
+    monkeypatch.chdir(repo)
+    code = cli.main(["fast-compile", "models/stg_products.sql", "--no-base", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 0 and "BLK131 [info]" in out, out
+    code = cli.main(["fast-compile", "models/stg_products.sql", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 1 and "BLK130 SQL syntax error" in out and "parsed at the base" in out, out
+
+
+# ----------------------------------------------------------------------------- no silent skips
+
+
+def test_base_outside_git_is_an_error(tmp_path):
+    root = tmp_path / "plain"
+    root.mkdir()
+    _write(root, PROJECT)
+    for hook in ("fast-compile", "check-schema-diff", "check-critical-tags"):
+        proc = bulwark(root, hook, "--all-files", "--base", "HEAD", "--repo-root", str(root))
+        assert proc.returncode == 2, (hook, proc.stdout, proc.stderr)
+        assert "not inside a git repository" in proc.stderr
+    # no --base outside git: nothing to compare, everything counts
+    assert bulwark(root, "fast-compile", "--all-files", "--repo-root", str(root)).returncode == 0
+
+
+def test_missing_from_ref_and_to_ref_are_errors(tmp_path):
+    repo = _repo(tmp_path)
+    head = _git(repo, "rev-parse", "HEAD")
+    ghost = "1234567890abcdef1234567890abcdef12345678"
+    for hook in ("fast-compile", "check-schema-diff", "check-contracts"):
+        proc = bulwark(repo, hook, "models/products.sql", PRE_COMMIT="1",
+                       PRE_COMMIT_FROM_REF=ghost, PRE_COMMIT_TO_REF=head)
+        assert proc.returncode == 2, (hook, proc.stdout, proc.stderr)
+        assert "PRE_COMMIT_FROM_REF" in proc.stderr and ghost[:10] in proc.stderr
+        proc = bulwark(repo, hook, "models/products.sql", PRE_COMMIT="1",
+                       PRE_COMMIT_FROM_REF=head, PRE_COMMIT_TO_REF=ghost)
+        assert proc.returncode == 2, (hook, proc.stdout, proc.stderr)
+        assert "PRE_COMMIT_TO_REF" in proc.stderr
+
+
+def test_git_not_on_path_is_an_error(tmp_path):
+    repo = _repo(tmp_path)
+    empty = tmp_path / "no-git-here"
+    empty.mkdir()
+    for hook in ("fast-compile", "check-schema-diff"):
+        proc = bulwark(repo, hook, "--all-files", "--repo-root", str(repo), PATH=str(empty))
+        assert proc.returncode == 2, (hook, proc.stdout, proc.stderr)
+        assert "git is not installed or not on PATH" in proc.stderr
+
+
+def test_project_in_a_submodule_is_compared_in_its_own_history(tmp_path):
+    sub = tmp_path / "analytics"
+    sub.mkdir()
+    _write(sub, PROJECT)
+    _git(sub, "init", "-q")
+    _commit(sub, "dbt project")
+    sup = tmp_path / "super"
+    sup.mkdir()
+    _git(sup, "init", "-q")
+    (sup / "README.md").write_text("super\n")
+    _commit(sup, "super")
+    _git(sup, "submodule", "add", "-q", str(sub), "analytics")
+    first = _commit(sup, "add the dbt project as a submodule")
+    inner = sup / "analytics"
+    _git(inner, "rm", "-q", "models/stg_products.sql")
+    _commit(inner, "delete a model that is still used")
+    _commit(sup, "bump the submodule")
+    proc = bulwark(sup, "check-schema-diff", "--base", first, "--format", "json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    codes = {f["code"] for f in _codes(proc)}
+    assert "BLK407" in codes, proc.stdout
+    assert "BLK423" not in codes         # not "every model is new"
+    proc = bulwark(sup, "fast-compile", "--all-files", "--base", first)
+    assert proc.returncode == 1 and "BLK118" in proc.stdout, proc.stdout + proc.stderr
+    assert "analytics/models/products.sql:2" in proc.stdout
+    proc = bulwark(sup, "check", "--all-files", "--base", first)
+    assert "== schema-diff: FAILED" in proc.stdout and "BLK407" in proc.stdout, proc.stdout
+
+
+# ----------------------------------------------------------------------------- unloadable YAML
+
+CRITICAL_YAML = """version: 2
+models:
+  - name: products
+    config:
+      tags: [critical]
+      contract: {enforced: true}
+      meta: {owner: team}
+    description: Products.
+    columns:
+      - name: id
+        data_type: integer
+        data_tests: [unique, not_null]
+      - name: name
+        data_type: varchar
+"""
+
+
+def test_unparseable_properties_file_is_not_a_change(tmp_path):
+    files = dict(PROJECT)
+    files["models/products.yml"] = CRITICAL_YAML
+    repo = _repo(tmp_path, files)
+    p = repo / "models/products.yml"
+    p.write_text(p.read_text().replace("    description: Products.", "   description: [oops"))
+    (repo / "models/products.sql").write_text("-- touched\nselect id, name\n"
+                                              "from {{ ref('stg_products') }}\n")
+    _git(repo, "add", "-A")
+    for hook, bad in (("check-critical-tags", {"BLK310", "BLK312"}),
+                      ("check-schema-diff", {"BLK404", "BLK401", "BLK405"})):
+        # without the fix: BLK310 lost tag, BLK312 tests removed, BLK404 contract turned off
+        proc = bulwark(repo, hook, "models/products.yml", "models/products.sql", "--format",
+                       "json", PRE_COMMIT="1")
+        codes = {f["code"] for f in _codes(proc)}
+        assert not codes & bad, (hook, proc.stdout)
+        assert "BLK001" in codes, (hook, proc.stdout)     # the file itself is reported
+        assert "BLK009" in codes, (hook, proc.stdout)     # and what it leaves unchecked
+
+
+def test_deleting_a_critical_model_runs_the_critical_hook(tmp_path):
+    files = dict(PROJECT)
+    files["models/products.yml"] = CRITICAL_YAML
+    repo = _repo(tmp_path, files)
+    _git(repo, "rm", "-q", "models/products.sql")
+    proc = bulwark(repo, "check-critical-tags", PRE_COMMIT="1")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "BLK311" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- coverage
+
+
+def test_coverage_line_names_the_reasons(tmp_path):
+    files = dict(PROJECT)
+    files["packages.yml"] = PACKAGES
+    files["models/keyed.sql"] = ("select {{ dbt_utils.generate_surrogate_key(['id']) }} as k\n"
+                                 "from {{ ref('products') }}\n")
+    repo = _repo(tmp_path, files)
+    proc = bulwark(repo, "fast-compile", "--all-files")
+    line = [x for x in proc.stderr.splitlines() if x.startswith("coverage of project 'shop'")]
+    assert line, proc.stderr
+    assert "1 not checked" in line[0]
+    assert "package dbt_utils not installed: run dbt deps: 1" in line[0]
+    proc = bulwark(repo, "fast-compile", "--all-files", "--format", "json")
+    (cov,) = json.loads(proc.stdout)["coverage"]
+    assert cov["not_checked"] == 1 and cov["models"] == cov["fully_checked"] + 1
+    assert cov["reasons"] == {"package dbt_utils not installed: run dbt deps": 1}
+
+
+def test_bulwark_check_sees_deletions(tmp_path):
+    repo = _with_packages(tmp_path)
+    _git(repo, "rm", "-q", "models/stg_products.sql")
+    proc = bulwark(repo, "check", "--base", "HEAD")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "== fast-compile: FAILED" in proc.stdout and "BLK118" in proc.stdout, proc.stdout
+
+
+# ----------------------------------------------------------------------------- finding shape
+
+
+def test_existing_label_and_exit_counting():
+    from dbt_bulwark.findings import Finding, exit_code
+
+    new = Finding("m.sql", 1, 1, "BLK110", "x")
+    old = Finding("m.sql", 1, 1, "BLK110", "x", existing=True)
+    assert new == old                      # the label is not part of the identity
+    assert old.text().startswith("m.sql:1:1: BLK110 [existing] x")
+    warn = Finding("m.sql", 1, 1, "BLK312", "y", "warning", existing=True)
+    assert "BLK312 [warning] [existing] y" in warn.text()
+    assert exit_code([old]) == 0 and exit_code([old], include_existing=True) == 1
+    assert exit_code([new]) == 1
+    assert old.to_dict()["existing"] is True
