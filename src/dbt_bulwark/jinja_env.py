@@ -110,6 +110,8 @@ class PermissiveUndefined(jinja2.Undefined):
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "caller" in kwargs:   # {% call unknown(...) %}: a call block's output is not str()-ed
+            return ""
         return self
 
     def __iter__(self):  # type: ignore[override,unused-ignore]
@@ -184,9 +186,19 @@ def error_line(exc: BaseException) -> int:
         return line
     import traceback
 
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if frame.filename == "<template>" and frame.lineno:
-            return frame.lineno
+    # compiled-template frames carry Python line numbers: map them back through the
+    # template's debug info; the rendered (outermost) template's deepest frame is the line
+    # of the file being rendered (a macro's failure shows at its call site)
+    frames = [(frame, lineno) for frame, lineno in traceback.walk_tb(exc.__traceback__)
+              if frame.f_code.co_filename == "<template>"]
+    templates = [f.f_globals.get("__jinja_template__") for f, _ in frames]
+    outer = next((t for t in templates if t is not None), None)
+    for (_frame, lineno), tmpl in zip(reversed(frames), reversed(templates)):
+        if tmpl is not None and tmpl is outer:
+            try:
+                return max(1, int(tmpl.get_corresponding_lineno(lineno)))
+            except Exception:  # noqa: BLE001 - debug info is best effort
+                return 1
     return 1
 
 
@@ -477,6 +489,9 @@ class RenderContext:
             "fromyaml": lambda s, default=None: _safe(_yaml_load, s, default),
             "toyaml": lambda o, default=None: _yaml_dump(o),
             "zip": zip, "set": set, "list": list, "dict": dict, "range": range,
+            # jinja's own globals: a shared context does not see the environment's
+            "namespace": jinja2.utils.Namespace, "cycler": jinja2.utils.Cycler,
+            "joiner": jinja2.utils.Joiner, "lipsum": jinja2.utils.generate_lorem_ipsum,
             "graph": {"nodes": {}, "sources": {}, "exposures": {}},
             "project_name": self.macros.root_package, "dbt_version": "1.11.0",
             "invocation_id": "00000000-0000-0000-0000-000000000000",
