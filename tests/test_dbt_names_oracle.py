@@ -32,17 +32,17 @@ def _gen():  # the generator script, imported as a module
 def test_generated_for_the_installed_dbt_core() -> None:
     import dbt.version
 
-    assert data.DBT_CORE_VERSION == dbt.version.__version__, \
+    assert dbt.version.__version__ == data.DBT_CORE_VERSION, \
         "run scripts/gen_dbt_names.py (dbt-core was upgraded)"
 
 
 def test_context_members_equal_dbt_cores() -> None:
-    assert data.CONTEXT_MEMBERS == _gen().context_members()
+    assert _gen().context_members() == data.CONTEXT_MEMBERS
 
 
 def test_global_and_adapter_macros_equal_the_installed_ones() -> None:
     glob, adapters = _gen().installed_macros()
-    assert data.GLOBAL_PROJECT_MACROS == glob
+    assert glob == data.GLOBAL_PROJECT_MACROS
     for name, names in adapters.items():
         assert data.ADAPTER_MACROS[name] == names, name
 

@@ -14,10 +14,7 @@ import re
 from dbt_bulwark import dbt_names_data as _data
 
 # Jinja's own names, the `dbt` namespace, and names dbt adds outside its context classes
-JINJA_NAMES: frozenset[str] = frozenset("""
-builtins caller varargs kwargs loop range dict list namespace lipsum cycler joiner
-true false none True False None dbt debug
-""".split())
+JINJA_NAMES: frozenset[str] = frozenset(["builtins", "caller", "varargs", "kwargs", "loop", "range", "dict", "list", "namespace", "lipsum", "cycler", "joiner", "true", "false", "none", "True", "False", "None", "dbt", "debug"])
 
 CONTEXT_MEMBERS: frozenset[str] = _data.CONTEXT_MEMBERS | JINJA_NAMES
 

@@ -193,7 +193,7 @@ def error_line(exc: BaseException) -> int:
               if frame.f_code.co_filename == "<template>"]
     templates = [f.f_globals.get("__jinja_template__") for f, _ in frames]
     outer = next((t for t in templates if t is not None), None)
-    for (_frame, lineno), tmpl in zip(reversed(frames), reversed(templates)):
+    for (_frame, lineno), tmpl in zip(reversed(frames), reversed(templates), strict=True):
         if tmpl is not None and tmpl is outer:
             try:
                 return max(1, int(tmpl.get_corresponding_lineno(lineno)))
