@@ -101,17 +101,18 @@ def repo_macros(repo: Path) -> dict[str, set[str]]:
     return out
 
 
-def _fmt(names: set[str]) -> str:
-    words = sorted(names)
+def _fmt(names: set[str], indent: str = "") -> str:
     lines, line = [], ""
-    for w in words:
-        if len(line) + len(w) + 1 > 92:
+    for w in sorted(names):
+        item = f'"{w}",'
+        if line and len(indent) + 4 + len(line) + len(item) + 1 > 96:
             lines.append(line)
             line = ""
-        line = f"{line} {w}" if line else w
+        line = f"{line} {item}" if line else item
     if line:
         lines.append(line)
-    return 'frozenset("""\n' + "\n".join(lines) + '\n""".split())'
+    body = "".join(f"\n{indent}    {ln}" for ln in lines)
+    return f"frozenset({{{body}\n{indent}}})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "ADAPTER_MACROS: dict[str, frozenset[str]] = {",
     ]
     for name in sorted(adapters):
-        parts.append(f'    "{name}": {_fmt(adapters[name])},')
+        parts.append(f'    "{name}": {_fmt(adapters[name], "    ")},')
     parts.append("}")
     text = "\n".join(parts) + "\n"
     if args.check:
