@@ -89,13 +89,12 @@ def test_jinja_in_project_vars_is_rendered(capsys: pytest.CaptureFixture[str],
     })
     rc, findings = run_hook(capsys, "fast-compile", root)
     assert serious(findings) == [] and rc == 0
-    from dbt_bulwark.workspace import open_workspace
+    from dbt_bulwark.fs import WorkTree
+    from dbt_bulwark.loader import load_project
 
-    ws = open_workspace(root, root)
-    project = ws.project(root) if hasattr(ws, "project") else None
-    if project is not None:
-        assert project.vars.get("data_file") == "data/x.parquet"
-        assert project.vars.get("on_target") == "dev_x"
+    project = load_project(WorkTree(root))
+    assert project.vars["data_file"] == "data/x.parquet"
+    assert project.vars["on_target"] == "dev_x"
 
 
 def test_macro_returning_a_var(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -148,18 +148,23 @@ class _Loader:
         return Package(name=name, root=root, project_yml=data, is_root=is_root)
 
     def render_project_yml(self, data: Any, path: str) -> Any:
-        """Render Jinja in dbt_project.yml values (env_var/var), except hooks and vars."""
-        skip = {"vars", "on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
+        """Render Jinja in dbt_project.yml values (env_var/var/target), except hooks.
+
+        ``vars:`` values are rendered too, as dbt does (``"{{ env_var('P', 'data') }}/x"``);
+        a var value dbt's project context cannot render (it names something only a node
+        has) is kept as written, without a finding.
+        """
+        skip = {"on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
                 "+post-hook", "pre_hook", "post_hook", "+pre_hook", "+post_hook"}
 
-        def walk(value: Any, key: Any = None) -> Any:
+        def walk(value: Any, key: Any = None, in_vars: bool = False) -> Any:
             if isinstance(value, dict):
                 for k in list(value):
-                    if k not in skip:
-                        value[k] = walk(value[k], k)
+                    if k not in skip or in_vars:
+                        value[k] = walk(value[k], k, in_vars or (key is None and k == "vars"))
                 return value
             if isinstance(value, list):
-                return [walk(v) for v in value]
+                return [walk(v, key, in_vars) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
                 from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
 
@@ -171,8 +176,9 @@ class _Loader:
                                  hint="pass --vars or set the environment variable")
                     return value
                 except Exception as exc:  # noqa: BLE001 - bad Jinja must not crash
-                    self.finding(path, 0, "BLK012", f"cannot render Jinja in dbt_project.yml "
-                                 f"({key}): {exc}")
+                    if not in_vars:
+                        self.finding(path, 0, "BLK012", f"cannot render Jinja in "
+                                     f"dbt_project.yml ({key}): {exc}")
                     return value
                 return _coerce_scalar(out)
             return value
