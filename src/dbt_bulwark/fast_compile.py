@@ -50,6 +50,41 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"did you mean '{by_low[match[0]]}'?" if match else ""
 
 
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def close_match(name: str, candidates: Iterable[str]) -> str | None:
+    """The one candidate within a small edit distance of ``name`` (a typo: 1 edit for
+    short names, 2 from 8 characters), or None (none, or several equally close)."""
+    low = name.lower()
+    limit = 1 if len(name) < 8 else 2
+    best: list[tuple[int, str]] = []
+    for c in candidates:
+        if not c or c.lower() == low:
+            continue
+        d = edit_distance(low, c.lower(), limit)
+        if d <= limit:
+            best.append((d, c))
+    if not best:
+        return None
+    best.sort()
+    if len(best) > 1 and best[0][0] == best[1][0]:
+        return None
+    return best[0][1]
+
+
 def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]:
     """1-based (line, col) of the first ``func(`` call in ``text`` whose arguments
     mention every string of ``args`` (quoted); else of any ``func(``; else (1, 0)."""
@@ -582,10 +617,13 @@ class FastCompile:
                      f"{label}: '{ref.name}'{where} is disabled", node=uid,
                      hint="enable it, or disable this node too, or remove the ref")
             return
-        if self.missing_packages:
+        providers = self.ref_providers(ref.name) if self.missing_packages else []
+        close = close_match(ref.name, refable) if not cands else None
+        if providers and not (close and not any(p_exact for _p, p_exact in providers)):
+            names = ", ".join(p for p, _e in providers)
             self.add(path, line, col, "BLK103",
                      f"not checked: {label} may come from a package that is not installed "
-                     f"({', '.join(self.missing_packages)}); run dbt deps", "info", node=uid)
+                     f"({names}); run dbt deps", "info", node=uid)
             return
         if cands and ref.package:
             pkgs = ", ".join(sorted({c.package_name for c in cands}))
@@ -593,10 +631,23 @@ class FastCompile:
                      f"{label}: package '{ref.package}' has no model '{ref.name}' "
                      f"(found in: {pkgs})", hint=f"use ref('{ref.name}')", node=uid)
             return
-        hint = did_you_mean(ref.name, refable) or \
+        hint = (f"did you mean '{close}'?" if close else did_you_mean(ref.name, refable)) or \
             "create the model/seed/snapshot, or fix the name"
+        extra = ""
+        if self.missing_packages:
+            extra = (" (no package declared in packages.yml provides it: "
+                     f"{', '.join(self.missing_packages)} not installed)")
         self.add(path, line, col, "BLK110",
-                 f"{label}: no model, seed or snapshot named '{ref.name}'", hint=hint, node=uid)
+                 f"{label}: no model, seed or snapshot named '{ref.name}'{extra}", hint=hint,
+                 node=uid)
+
+    def ref_providers(self, name: str) -> list[tuple[str, bool]]:
+        """Uninstalled packages that could provide ``ref(name)``: (package, known to ship
+        that exact name). Well-known packages are looked up in the packages data (most
+        ship no models); a package bulwark knows nothing about could provide anything."""
+        from dbt_bulwark.known_packages import can_provide_ref, is_known
+
+        return [(p, is_known(p)) for p in self.missing_packages if can_provide_ref(p, name)]
 
     def read(self, path: str) -> str:
         if self.fs is None:
