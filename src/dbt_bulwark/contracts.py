@@ -120,6 +120,9 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     from dbt_bulwark.selector import select
 
     dialect, how = project_dialect(project, policy.get("dialect"))
+    from dbt_bulwark.loader import render_data_types
+
+    render_data_types(project, project.adapter_type or policy.get("dialect") or None)
     selected = {r.unique_id for r in select(project, policy.get("contracts.select"),
                                              resource_types=["model"])}
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))

@@ -346,6 +346,10 @@ class FastCompile:
                 self.env.setdefault(str(k), str(v))
         self.dialect, self.how = project_dialect(self.project,
                                                  pol.get("dialect") if pol else None)
+        from dbt_bulwark.loader import render_data_types
+
+        render_data_types(self.project, self.project.adapter_type
+                          or (pol.get("dialect") if pol else None) or None)
         fs = self.ctx.ws.fs if self.ctx is not None else None
         self.fs = fs
         declared = self.project.declared_packages

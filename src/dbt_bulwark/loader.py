@@ -565,6 +565,33 @@ def parse_columns(items: Any, path: str, loader: _Loader, owner: str) -> list[Co
     return out
 
 
+def render_data_types(project: Any, adapter: str | None) -> None:
+    """Render Jinja in columns' ``data_type`` (``"{{ 'UInt8' if target.type == 'clickhouse'
+    else 'int' }}"``) as dbt does, with ``target.type`` = ``adapter``; once per project.
+    A value that cannot be rendered is left as written."""
+    if getattr(project, "_data_types_rendered", None) == adapter:
+        return
+    project._data_types_rendered = adapter
+    todo = [c for n in project.nodes.values() for c in n.columns
+            if c.data_type and "{" in c.data_type]
+    todo += [c for s in project.sources.values() for c in getattr(s, "columns", [])
+             if c.data_type and "{" in c.data_type]
+    if not todo:
+        return
+    from dbt_bulwark.jinja_env import RenderContext, render
+
+    ctx = RenderContext(package=project.name, macros=project.macros or MacroIndex(project.name),
+                        vars=project.vars, adapter_type=(adapter or "duckdb").lower())
+    for col in todo:
+        raw = col.data_type
+        if "{{" not in raw and "{%" not in raw:
+            continue
+        try:
+            col.data_type = render(raw, ctx).strip() or raw
+        except Exception:  # noqa: BLE001 - left as written
+            continue
+
+
 def version_columns(base: list[Column], entry: Mapping[str, Any], path: str,
                     loader: _Loader) -> list[Column]:
     """Columns of one model version: ``include``/``exclude`` over the model's columns."""
