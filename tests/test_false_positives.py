@@ -153,19 +153,23 @@ def test_transitive_package_macro_is_not_installed_info(capsys: pytest.CaptureFi
 
 
 def test_bigquery_macro_between(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # corpus FP-2 (a BigQuery project): a var whose value is Jinja, passed to a macro that
+    # quotes it inside BETWEEN ... AND ...; dbt renders the var first
     root = tmp_path / "bq"
     (root / "models").mkdir(parents=True)
     (root / "macros").mkdir()
-    (root / "dbt_project.yml").write_text("name: bq\nversion: '1.0'\nconfig-version: 2\n"
-                                          "profile: bq\n")
+    (root / "dbt_project.yml").write_text(
+        "name: bq\nversion: '1.0'\nconfig-version: 2\nprofile: bq\nvars:\n"
+        "  START: \"{{ '2022-09-15' if target.name == 'prod' else '2022-01-01' }}\"\n")
     (root / "bulwark.yml").write_text("dialect: bigquery\n")
     (root / "macros" / "d.sql").write_text(
-        "{% macro start_of(days) %}DATE_SUB(CURRENT_DATE(), INTERVAL {{ days }} DAY)"
-        "{% endmacro %}\n{% macro today() %}CURRENT_DATE(){% endmacro %}\n")
+        "{%- macro min_date(data_earliest_start) -%} '{{ data_earliest_start }}' "
+        "{%- endmacro %}\n{% macro today() %}CURRENT_DATE(){% endmacro %}\n")
+    (root / "models" / "a.sql").write_text("select date '2022-01-02' as service_date\n")
     (root / "models" / "recent.sql").write_text(
-        "select * from `proj.ds.events`\n"
-        "where _PARTITIONDATE BETWEEN {{ start_of(7) }} AND {{ today() }}\n"
-        "qualify row_number() over (partition by id order by ts desc) = 1\n")
+        "select * from {{ ref('a') }}\n"
+        "where service_date BETWEEN {{ min_date(data_earliest_start=var('START')) }} "
+        "AND {{ today() }}\n")
     rc, findings = run_hook(capsys, "fast-compile", root)
     assert serious(findings) == [] and rc == 0
 
