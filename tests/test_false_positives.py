@@ -209,3 +209,58 @@ def test_render_error_line_is_in_the_file(capsys: pytest.CaptureFixture[str],
     _rc, findings = run_hook(capsys, "fast-compile", root)
     lines = [f["line"] for f in findings if f["path"] == M + "broken.sql"]
     assert lines and all(1 <= n <= 3 for n in lines), findings
+
+
+# -- one SQL verdict everywhere (issue 10 item 5): DuckDB's parser for DuckDB projects only;
+# other or guessed dialects: certain only when no dialect could read it
+FAULTS = {
+    "missing_comma": "select\n    id as order_id,\n    customer_id\n    amount as amt,\n"
+                     "    status\nfrom t\n",
+    "three_words": "select a b c from t",
+    "selct": "selct a, b from t",
+    "selct_in_subquery": "select * from (selct a from t) x",
+    "frm": "select a, b frm t",
+    "as_as": "select sum(a) as as total from t",
+    "unclosed_paren": "select cast(a as date as b from t",
+    "unterminated_string": "select 'abc from t",
+}
+VALID = {
+    "alias_without_as": ("select a b from t", ("duckdb", "snowflake", "bigquery", "postgres")),
+    "bigquery_between": ("select * from `p.d.t` where d between date_sub(current_date(), "
+                         "interval 7 day) and current_date()", ("bigquery",)),
+    "snowflake_path": ("select a:b::string as c from t", ("snowflake",)),
+    "duckdb_exclude": ("select * exclude (a) from t", ("duckdb",)),
+}
+
+
+@pytest.mark.parametrize("how", ["bulwark.yml", "guess"])
+@pytest.mark.parametrize("dialect", ["duckdb", "snowflake", "bigquery", "postgres"])
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_sql_fault_is_certain(name: str, dialect: str, how: str) -> None:
+    from dbt_bulwark.fast_compile import sql_syntax_error
+
+    verdict = sql_syntax_error(FAULTS[name], dialect, how)
+    assert verdict is not None and verdict.certain, (name, dialect, how, verdict)
+
+
+@pytest.mark.parametrize("name", sorted(VALID))
+def test_valid_sql_is_never_an_error(name: str) -> None:
+    from dbt_bulwark.fast_compile import sql_syntax_error
+
+    sql, dialects = VALID[name]
+    for dialect in dialects:
+        verdict = sql_syntax_error(sql, dialect, "profile")
+        assert verdict is None or not verdict.certain, (dialect, verdict)
+
+
+def test_duckdb_parser_is_not_asked_for_other_dialects(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dbt_bulwark import fast_compile
+
+    def boom(sql: str) -> None:
+        raise AssertionError("DuckDB's parser asked about a non-DuckDB project")
+
+    monkeypatch.setattr(fast_compile, "_duckdb_parse", boom)
+    for dialect, how in [("snowflake", "profile"), ("bigquery", "bulwark.yml"),
+                         ("duckdb", "guess")]:
+        fast_compile.sql_syntax_error("select a b c from t", dialect, how)
+        fast_compile.sql_syntax_error("select x from t where y in unnest(@a)", dialect, how)

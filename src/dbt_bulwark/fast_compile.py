@@ -282,24 +282,34 @@ def sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
 def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
     """Is ``sql`` syntactically invalid? ``how`` is how the dialect was chosen.
 
-    * DuckDB projects (dialect chosen from the profile or bulwark.yml): DuckDB's own
-      parser decides (when the ``duckdb`` package is installed).
-    * Otherwise sqlglot must fail in the dialect (in *every* common dialect when the
-      dialect is a guess) AND a second opinion must agree: a lexical problem
-      (unterminated string/comment, unbalanced parentheses) or DuckDB's parser failing
-      on the same line. A sqlglot failure alone is only "not checked" (info).
+    One verdict everywhere (the hook's environment, the CLI, the tests): ``duckdb`` is a
+    runtime dependency, and its parser is used for DuckDB projects only.
+
+    * DuckDB projects (dialect ``duckdb`` from the profile or bulwark.yml): DuckDB's own
+      parser decides.
+    * Any other dialect, or a guessed one: sqlglot must fail (in *every* common dialect
+      when the dialect is a guess), and the error must be one no dialect accepts: a
+      lexical problem (unterminated string/comment, unbalanced parentheses), or a fault a
+      one-token repair cures (a misspelled keyword such as ``selct``, a missing comma
+      between select items). Anything else is only "not checked" (info): sqlglot's
+      dialect coverage is not the warehouse's grammar.
     """
     if not sql.strip():
         return None
-    duck = _duckdb_parse(sql)
-    if dialect == "duckdb" and how != "guess" and duck is not False:
+    if dialect == "duckdb" and how != "guess":
+        duck = _duckdb_parse(sql)
         if duck is None:
             return None
-        assert isinstance(duck, tuple)
-        return SyntaxVerdict(duck[0], duck[1], True)
-    if duck is None:
-        return None   # DuckDB reads it: no second opinion can confirm an error (and fast)
+        if isinstance(duck, tuple):
+            return SyntaxVerdict(duck[0], duck[1], True)
+        # DuckDB cannot judge (not a parser error): fall through to the rules below
     dialects = GUESS_DIALECTS if how == "guess" else (dialect,)
+    lex = _lexical(sql, dialects)
+    if lex is not None:   # no dialect reads an unclosed '(' or string (sqlglot may)
+        return SyntaxVerdict(lex[0], lex[1], True)
+    doubled = _DOUBLED.search(_STRINGS.sub(lambda m: " " * len(m.group(0)), sql))
+    if doubled is not None:   # `from from`, `as as`: reserved everywhere, never valid
+        return SyntaxVerdict(doubled.start(2), f"'{doubled.group(2)}' written twice", True)
     first: tuple[int, str] | None = None
     for d in dialects:
         err = _sqlglot_parse(sql, d)
@@ -307,15 +317,70 @@ def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
             return None
         first = first or err
     assert first is not None
-    lex = _lexical(sql, dialects)
-    if lex is not None:
-        return SyntaxVerdict(lex[0], lex[1], True)
-    if isinstance(duck, tuple):
-        line_g = sql.count("\n", 0, first[0])
-        line_d = sql.count("\n", 0, duck[0])
-        if line_g == line_d:
-            return SyntaxVerdict(first[0], first[1], True)
+    repaired = _one_token_repair(sql, first[0], dialects)
+    if repaired is not None:
+        return SyntaxVerdict(repaired[0], repaired[1], True)
     return SyntaxVerdict(first[0], first[1], False)
+
+
+_KEYWORDS = ("select", "from", "where", "group", "order", "having", "union", "join",
+             "with", "limit", "qualify", "inner", "left", "right", "outer", "cross",
+             "distinct", "partition", "between", "case", "when", "then", "else", "end",
+             "cast", "over", "intersect", "except", "lateral", "as", "on", "by", "and",
+             "or", "not", "in", "is", "null")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.S)
+_DOUBLED = re.compile(r"(?<![\w.$])((select|from|where|as|join|on|by)\s+)(\2)(?![\w$])",
+                      re.I)
+_SELECT_CLAUSE = re.compile(r"\b(select|from|where|join|group|order|having|qualify|limit|"
+                            r"union|on|window)\b", re.I)
+
+
+def _one_token_repair(sql: str, offset: int, dialects: Iterable[str]
+                      ) -> tuple[int, str] | None:
+    """(offset, message) when one small edit near ``offset`` makes ``sql`` parse in every
+    candidate dialect: a word one or two letters away from a SQL keyword replaced by it
+    (``selct`` -> ``select``), or a comma inserted between two select items. Such SQL
+    fails in any dialect; sqlglot's other failures may be valid SQL it does not know."""
+    line_start = sql.rfind("\n", 0, offset) + 1
+    prev_nl = sql.rfind("\n", 0, max(0, line_start - 1)) + 1
+    line_end = sql.find("\n", offset)
+    line_end = len(sql) if line_end < 0 else line_end
+    window = range(prev_nl, line_end)   # the error's line and the one before
+
+    def parses(candidate: str) -> bool:
+        return all(_sqlglot_parse(candidate, d) is None for d in dialects)
+
+    words = [m for m in _WORD.finditer(sql) if m.start() in window]
+    # a misspelled keyword
+    for m in words:
+        word = m.group(0).lower()
+        if word in _KEYWORDS or len(word) < 3:
+            continue
+        for kw in (k for k in _KEYWORDS if len(k) >= 4):
+            if edit_distance(word, kw, 2) <= (1 if len(kw) < 6 else 2) and (
+                    parses(sql[:m.start()] + kw + sql[m.end():])   # (a Jinja loop repeats it)
+                    or parses(re.sub(rf"\b{re.escape(m.group(0))}\b", kw, sql))):
+                return m.start(), f"'{m.group(0)}' is not a SQL keyword (did you mean " \
+                                  f"{kw.upper()}?)"
+    # a keyword written twice (`as as`, `from from`)
+    for a, b in zip(words, words[1:], strict=False):
+        if a.group(0).lower() == b.group(0).lower() in _KEYWORDS and \
+                not sql[a.end():b.start()].strip() and (
+                    parses(sql[:a.end()] + sql[b.end():]) or parses(re.sub(
+                        rf"\b({re.escape(a.group(0))})\s+\1\b", r"\1", sql, flags=re.I))):
+            return b.start(), f"'{b.group(0)}' written twice"
+    # a missing comma between two select items: insert one before a word of the window
+    for m in words[:12]:
+        before = sql[:m.start()].rstrip()
+        if not before or before[-1] in ",(" or m.group(0).lower() in _KEYWORDS:
+            continue
+        clause = _SELECT_CLAUSE.findall(sql[:m.start()])
+        if not clause or clause[-1].lower() != "select":
+            continue   # only between the items of a select list
+        if parses(before + ", " + sql[m.start():]):
+            return m.start(), f"missing comma before '{m.group(0)}'"
+    return None
 
 
 # ----------------------------------------------------------------------------- the check
