@@ -89,12 +89,55 @@ def test_jinja_in_project_vars_is_rendered(capsys: pytest.CaptureFixture[str],
     })
     rc, findings = run_hook(capsys, "fast-compile", root)
     assert serious(findings) == [] and rc == 0
+    from dbt_bulwark.compiler import compile_node
     from dbt_bulwark.fs import WorkTree
     from dbt_bulwark.loader import load_project
 
     project = load_project(WorkTree(root))
-    assert project.vars["data_file"] == "data/x.parquet"
-    assert project.vars["on_target"] == "dev_x"
+    node = next(n for n in project.nodes.values() if n.name == "from_file")
+    sql = compile_node(project, node).sql or ""
+    assert "'data/x.parquet' as f" in sql and "'dev_x' as t" in sql, sql
+
+
+def test_var_holding_a_source(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # corpus FP-7 (every Fivetran package): a var whose value is {{ source(...) }} is
+    # rendered in the model's context; the source is a dependency of the model
+    root = shop(tmp_path, {
+        "dbt_project.yml": ("  vip_threshold: 100\n",
+                            "  vip_threshold: 100\n"
+                            "  events_table: \"{{ source('app', 'raw_events') }}\"\n"),
+        S + "events_via_var.sql": (None, "select * from {{ var('events_table') }}\n"),
+    })
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert serious(findings) == [] and rc == 0
+    from dbt_bulwark.fs import WorkTree
+    from dbt_bulwark.loader import load_project
+
+    project = load_project(WorkTree(root))
+    node = next(n for n in project.nodes.values() if n.name == "events_via_var")
+    assert any("raw_events" in str(d) for d in node.depends_on), node.depends_on
+
+
+def test_macro_file_with_stray_hash_tag(capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    # corpus FP-5 (spellbook): `{% ### %}` between macros; dbt reads the blocks only
+    text = ("{% macro a() %}select 1{% endmacro %}\n\n{% ############################## %}\n\n"
+            "{% macro b() %}2{% endmacro %}\n")
+    root = shop(tmp_path, {"macros/m.sql": (None, text),
+                           M + "x.sql": (None, "select {{ b() }} as two\n")})
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert serious(findings) == [] and rc == 0
+
+
+def test_api_column_translate_type(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # corpus FP-6 (dbt_artifacts): a type from api.Column.translate_type through dispatch
+    text = ("{% macro my_type() %}{{ return(adapter.dispatch('my_type')()) }}{% endmacro %}\n"
+            "{% macro default__my_type() %}{{ return(api.Column.translate_type('string')) }}"
+            "{% endmacro %}\n")
+    root = shop(tmp_path, {"macros/t.sql": (None, text),
+                           M + "typed.sql": (None, "select cast(null as {{ my_type() }}) as c\n")})
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert serious(findings) == [] and rc == 0
 
 
 def test_macro_returning_a_var(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

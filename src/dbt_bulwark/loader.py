@@ -148,23 +148,22 @@ class _Loader:
         return Package(name=name, root=root, project_yml=data, is_root=is_root)
 
     def render_project_yml(self, data: Any, path: str) -> Any:
-        """Render Jinja in dbt_project.yml values (env_var/var/target), except hooks.
+        """Render Jinja in dbt_project.yml values (env_var/var), except hooks and vars.
 
-        ``vars:`` values are rendered too, as dbt does (``"{{ env_var('P', 'data') }}/x"``);
-        a var value dbt's project context cannot render (it names something only a node
-        has) is kept as written, without a finding.
+        ``vars:`` values are rendered where they are used, in the calling node's context,
+        as dbt's ``Var.get_rendered_var`` does (see ``RenderContext._var``).
         """
-        skip = {"on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
+        skip = {"vars", "on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
                 "+post-hook", "pre_hook", "post_hook", "+pre_hook", "+post_hook"}
 
-        def walk(value: Any, key: Any = None, in_vars: bool = False) -> Any:
+        def walk(value: Any, key: Any = None) -> Any:
             if isinstance(value, dict):
                 for k in list(value):
-                    if k not in skip or in_vars:
-                        value[k] = walk(value[k], k, in_vars or (key is None and k == "vars"))
+                    if k not in skip:
+                        value[k] = walk(value[k], k)
                 return value
             if isinstance(value, list):
-                return [walk(v, key, in_vars) for v in value]
+                return [walk(v) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
                 from dbt_bulwark.jinja_env import EnvVarMissing, RenderContext, VarMissing, render
 
@@ -176,9 +175,8 @@ class _Loader:
                                  hint="pass --vars or set the environment variable")
                     return value
                 except Exception as exc:  # noqa: BLE001 - bad Jinja must not crash
-                    if not in_vars:
-                        self.finding(path, 0, "BLK012", f"cannot render Jinja in "
-                                     f"dbt_project.yml ({key}): {exc}")
+                    self.finding(path, 0, "BLK012", f"cannot render Jinja in dbt_project.yml "
+                                 f"({key}): {exc}")
                     return value
                 return _coerce_scalar(out)
             return value
