@@ -427,10 +427,11 @@ def _check_agreement(c: _Ctx, node: Node) -> None:
                 want = duckdb_type_of(col.data_type)
                 got = precise[key]
                 if want and got and want != got:
+                    why = f" (DuckDB: {want} vs {got}; dbt-duckdb compares precision and " \
+                        "scale)" if want.split("(")[0] == got.split("(")[0] else ""
                     c.add(node, yaml_path, col.line or node.patch_line, "BLK212",
                           f"column '{col.name}' of '{node.name}' is declared {col.data_type} "
-                          f"({want} in DuckDB) but the SQL produces {got} (dbt-duckdb compares "
-                          "precision and scale: dbt build fails)",
+                          f"but the SQL produces {got.lower()}{why}",
                           hint=f"change data_type to {got.lower()}, or cast the column in the "
                                f"SQL to {col.data_type}", column=col.name)
                 if want and got:
