@@ -307,3 +307,36 @@ def test_duckdb_parser_is_not_asked_for_other_dialects(monkeypatch: pytest.Monke
                          ("duckdb", "guess")]:
         fast_compile.sql_syntax_error("select a b c from t", dialect, how)
         fast_compile.sql_syntax_error("select x from t where y in unnest(@a)", dialect, how)
+
+
+def test_enabled_from_an_uninstalled_package_macro(capsys: pytest.CaptureFixture[str],
+                                                   tmp_path: Path) -> None:
+    # corpus FP-10 (Fivetran packages): `enabled=` from a macro of a package that a fresh
+    # clone has not installed is unknown, not False: its users are not "ref to disabled"
+    root = shop(tmp_path, {
+        "packages.yml": (None, "packages:\n  - package: fivetran/fivetran_utils\n"
+                               "    version: 0.4.0\n"),
+        M + "a.sql": (None, "{{ config(enabled=fivetran_utils.enabled_vars(['x'])) }}\n"
+                            "select 1 as id\n"),
+        M + "b.sql": (None, "select * from {{ ref('a') }}\n"),
+    })
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert serious(findings) == [] and rc == 0
+
+
+def test_dbt_date_of_a_local_package(capsys: pytest.CaptureFixture[str],
+                                     tmp_path: Path) -> None:
+    # corpus FP-8 (dbt-expectations' integration tests): dbt_date declared by `local: ../`
+    root = tmp_path / "pkg"
+    (root / "integration_tests" / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: exp\nversion: '1.0'\nconfig-version: 2\n")
+    (root / "packages.yml").write_text("packages:\n  - package: calogica/dbt_date\n"
+                                       "    version: [\">=0.9.0\", \"<0.11.0\"]\n")
+    it = root / "integration_tests"
+    (it / "dbt_project.yml").write_text("name: exp_it\nversion: '1.0'\nconfig-version: 2\n")
+    (it / "bulwark.yml").write_text("dialect: duckdb\n")
+    (it / "packages.yml").write_text("packages:\n  - local: ../\n")
+    (it / "models" / "series.sql").write_text(
+        "{{ dbt_date.get_base_dates(n_dateparts=10, datepart='day') }}\n")
+    rc, findings = run_hook(capsys, "fast-compile", it, ["--repo-root", str(root)])
+    assert serious(findings) == [] and rc == 0

@@ -263,7 +263,10 @@ class ConfigCapture:
             if isinstance(arg, Mapping):
                 opts.update(arg)
         opts.update(kwargs)
-        self.calls.append(opts)
+        # a value computed by something unknown (an uninstalled package's macro:
+        # `enabled=fivetran_utils.enabled_vars([...])`) is unknown, not false: dropped
+        self.calls.append({k: v for k, v in opts.items()
+                           if not isinstance(v, PermissiveUndefined)})
         return ""
 
     def get(self, name: str, default: Any = None, validator: Any = None) -> Any:
