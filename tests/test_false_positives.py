@@ -340,3 +340,16 @@ def test_dbt_date_of_a_local_package(capsys: pytest.CaptureFixture[str],
         "{{ dbt_date.get_base_dates(n_dateparts=10, datepart='day') }}\n")
     rc, findings = run_hook(capsys, "fast-compile", it, ["--repo-root", str(root)])
     assert serious(findings) == [] and rc == 0
+
+
+def test_macro_returning_a_list_var(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    root = shop(tmp_path, {
+        "dbt_project.yml": ("  vip_threshold: 100\n",
+                            "  vip_threshold: 100\n  extra_cols: ['status', 'amount']\n"),
+        "macros/cols.sql": (None, "{% macro extra_cols() %}{{ return(var('extra_cols', [])) }}"
+                                  "{% endmacro %}\n"),
+        M + "picked.sql": (None, "select order_id{% for c in extra_cols() %}, {{ c }}"
+                                 "{% endfor %}\nfrom {{ ref('fct_orders') }}\n"),
+    })
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert serious(findings) == [] and rc == 0
