@@ -136,3 +136,19 @@ def test_package_names(tmp_path: Path) -> None:
     project = load_project(WorkTree(tmp_path), "p")
     assert "dbt_our_helpers" not in project.declared_packages
     assert "our_helpers" in project.packages
+
+
+def test_typo_next_to_a_package_with_models_is_still_an_error(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # stripe ships models, but not this name: a one-letter slip of a project model is a typo
+    root = shop(tmp_path, {
+        "packages.yml": (None, "packages:\n  - package: fivetran/stripe\n    version: 0.15.0\n"),
+        M + "fct_orders.sql": ("ref('stg_orders')", "ref('stg_ordrs')"),
+        M + "pay.sql": (None, "select * from {{ ref('stripe__some_older_model') }}\n"),
+    })
+    rc, findings = run_fc(capsys, root)
+    assert refs_in(findings, M + "fct_orders.sql") == [
+        ("BLK110", "error", "did you mean 'stg_orders'?")]
+    # a name the package may ship in another version: not checked
+    assert [s for _c, s, _h in refs_in(findings, M + "pay.sql")] == ["info"]
+    assert rc == 1

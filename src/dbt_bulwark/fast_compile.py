@@ -713,10 +713,11 @@ class FastCompile:
     def ref_providers(self, name: str) -> list[tuple[str, bool]]:
         """Uninstalled packages that could provide ``ref(name)``: (package, known to ship
         that exact name). Well-known packages are looked up in the packages data (most
-        ship no models); a package bulwark knows nothing about could provide anything."""
-        from dbt_bulwark.known_packages import can_provide_ref, is_known
+        ship no models: they cannot); any other package could provide anything."""
+        from dbt_bulwark.known_packages import can_provide_ref, ships_ref
 
-        return [(p, is_known(p)) for p in self.missing_packages if can_provide_ref(p, name)]
+        return [(p, ships_ref(p, name)) for p in self.missing_packages
+                if can_provide_ref(p, name)]
 
     def read(self, path: str) -> str:
         if self.fs is None:

@@ -41,8 +41,16 @@ def is_known(package: str) -> bool:
 
 
 def can_provide_ref(package: str, name: str) -> bool:
-    """Could ``ref(name)`` resolve into ``package``? True for packages not in the data."""
+    """Could ``ref(name)`` resolve into ``package``? False only for a well-known package
+    that ships no model, seed or snapshot at all (other versions may name theirs
+    differently, so a package that ships some could provide any name)."""
     info = _packages().get(package)
     if info is None:
         return True
-    return name in set(info.get("refable", []))
+    return bool(info.get("refable"))
+
+
+def ships_ref(package: str, name: str) -> bool:
+    """Does the well-known ``package`` ship a model/seed/snapshot named ``name``?"""
+    info = _packages().get(package)
+    return info is not None and name in set(info.get("refable", []))
