@@ -152,3 +152,18 @@ def test_typo_next_to_a_package_with_models_is_still_an_error(
     # a name the package may ship in another version: not checked
     assert [s for _c, s, _h in refs_in(findings, M + "pay.sql")] == ["info"]
     assert rc == 1
+
+
+def test_macro_typo_with_uninstalled_package(capsys: pytest.CaptureFixture[str],
+                                             tmp_path: Path) -> None:
+    root = shop(tmp_path, {
+        "packages.yml": (None, UTILS),
+        "models/staging/stg_orders.sql": ("cents_to_dollars(", "cents_to_dolars("),
+        M + "other.sql": (None, "select {{ some_package_macro() }} as x\n"),
+    })
+    rc, findings = run_fc(capsys, root)
+    got = [(f["code"], f["severity"], f["hint"]) for f in findings
+           if f["path"] == "models/staging/stg_orders.sql" and f["code"] == "BLK102"]
+    assert got == [("BLK102", "error", "did you mean 'cents_to_dollars'?")], findings
+    assert [f["severity"] for f in findings if f["path"] == M + "other.sql"] == ["info"]
+    assert rc == 1

@@ -956,10 +956,17 @@ class FastCompile:
             site = self.call_site(node, name, raw_calls)
             if site is None:
                 continue   # used as a value, not called: dbt renders it empty too
+            cands = set(self.project.macros.names()) if self.project.macros else set()
             if self.missing_packages:
+                # a slip of one of the project's own macro names is a typo, packages or not
+                own = self.project.macros.by_package.get(self.project.name, {}) \
+                    if self.project.macros else {}
+                close = close_match(name, own)
+                if close:
+                    self.unknown_macro(node, name, raw_calls, at, f"did you mean '{close}'?")
+                    continue
                 missing_pkg_used.add(", ".join(self.missing_packages))
                 continue
-            cands = set(self.project.macros.names()) if self.project.macros else set()
             self.unknown_macro(node, name, raw_calls, at,
                                did_you_mean(name, cands | set(GLOBAL_MACROS)))
         if missing_pkg_used:
