@@ -48,7 +48,7 @@ NAMES = frozenset({
     "escape_single_quotes", "string_literal", "position", "length", "replace", "right",
     "array_construct", "array_append", "array_concat", "generate_series", "date_spine",
     "intersect", "except", "get_powers_of_two", "type_string", "type_int", "type_bigint",
-    "type_float", "type_numeric", "type_timestamp", "type_boolean", "dbt"})
+    "type_float", "type_numeric", "type_timestamp", "type_boolean", "set_sql_header", "dbt"})
 
 
 class LazyBuiltins(Mapping[str, Any]):
@@ -239,7 +239,16 @@ def _build(ctx: RenderContext) -> dict[str, Any]:
         except ValueError:
             return 10
 
+    def set_sql_header(config: Any = None, caller: Any = None) -> str:
+        # dbt: {{ config.set('sql_header', caller()) }} -- renders nothing in the model
+        header = caller() if callable(caller) else ""
+        setter = getattr(config, "set", None)
+        if callable(setter) and not isinstance(config, PermissiveUndefined):
+            setter("sql_header", str(header))
+        return ""
+
     funcs: dict[str, Callable[..., Any]] = {
+        "set_sql_header": set_sql_header,
         "current_timestamp": current_timestamp,
         "current_timestamp_backcompat": current_timestamp,
         "current_timestamp_in_utc_backcompat": current_timestamp,

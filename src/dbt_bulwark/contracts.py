@@ -125,6 +125,9 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     from dbt_bulwark.selector import select
 
     dialect, how = project_dialect(project, policy.get("dialect"))
+    from dbt_bulwark.loader import render_data_types
+
+    render_data_types(project, project.adapter_type or policy.get("dialect") or None)
     selected = {r.unique_id for r in select(project, policy.get("contracts.select"),
                                              resource_types=["model"])}
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
@@ -433,9 +436,26 @@ def _check_agreement(c: _Ctx, node: Node) -> None:
     if check_types:
         from dbt_bulwark.columns import types_compatible
 
+        # DuckDB (known, not guessed): dbt-duckdb compares DuckDB's own type strings,
+        # precision and scale included; elsewhere dbt compares base types
+        precise = _duckdb_output_types(c, inferred) if c.dialect == "duckdb" \
+            and not c.guessed else None
         for key, col in declared.items():
             if key not in sql_cols or not col.data_type:
                 continue
+            if precise is not None and key in precise and _valid_type(col.data_type, c.dialect):
+                want = duckdb_type_of(col.data_type)
+                got = precise[key]
+                if want and got and want != got:
+                    why = f" (DuckDB: {want} vs {got}; dbt-duckdb compares precision and " \
+                        "scale)" if want.split("(")[0] == got.split("(")[0] else ""
+                    c.add(node, yaml_path, col.line or node.patch_line, "BLK212",
+                          f"column '{col.name}' of '{node.name}' is declared {col.data_type} "
+                          f"but the SQL produces {got.lower()}{why}",
+                          hint=f"change data_type to {got.lower()}, or cast the column in the "
+                               f"SQL to {col.data_type}", column=col.name)
+                if want and got:
+                    continue
             sql_type = sql_cols[key][1]
             if not sql_type or not _valid_type(col.data_type, c.dialect):
                 continue
@@ -446,6 +466,68 @@ def _check_agreement(c: _Ctx, node: Node) -> None:
                       f"the SQL produces {shown}{c.dialect_note()}", severity=c.dialect_severity(types=True),
                       hint=f"change data_type to {shown}, or cast the column in the "
                            f"SQL to {col.data_type}", column=col.name)
+
+
+_DUCK: dict[str, Any] = {}
+_AUTHORITATIVE = ("contract", "source", "seed")
+
+
+def _duck_con() -> Any:
+    """An in-memory DuckDB that can read no file and reach no network (types only)."""
+    if "con" not in _DUCK:
+        try:
+            import duckdb
+
+            _DUCK["con"] = duckdb.connect(":memory:", config={
+                "enable_external_access": False, "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False})
+        except Exception:  # noqa: BLE001 - no DuckDB: the base-type comparison applies
+            _DUCK["con"] = None
+    return _DUCK["con"]
+
+
+def _describe(sql: str) -> list[tuple[str, str]] | None:
+    con = _duck_con()
+    if con is None:
+        return None
+    try:
+        rows = con.execute(f"describe {sql}").fetchall()
+    except Exception:  # noqa: BLE001 - DuckDB cannot bind it: not judged here
+        return None
+    return [(str(r[0]), str(r[1])) for r in rows]
+
+
+def duckdb_type_of(data_type: str) -> str | None:
+    """DuckDB's name for a declared type (``numeric(38,3)`` -> ``DECIMAL(38,3)``)."""
+    rows = _describe(f"select cast(null as {data_type}) as c")
+    return rows[0][1] if rows else None
+
+
+def _duckdb_output_types(c: _Ctx, inferred: Any) -> dict[str, str] | None:
+    """The SQL's output column types as DuckDB itself types them (display name -> type),
+    when every relation it reads has an authoritative schema (a contract, typed source
+    or seed column types): those are stood in for by empty typed views. None otherwise
+    (then the base-type comparison applies)."""
+    from dbt_bulwark.columns import display_name
+
+    compiled = getattr(inferred, "compiled", None)
+    if compiled is None or not compiled.sql or not compiled.trusted:
+        return None
+    views: list[str] = []
+    for ident, uid in compiled.relations.items():
+        schema = c.resolver.schema(uid)
+        if schema.source not in _AUTHORITATIVE or not schema.columns or \
+                any(not t for t in schema.columns.values()):
+            return None
+        cols = ", ".join(f'cast(null as {t}) as "{n}"' for n, t in schema.columns.items())
+        views.append(f'"{ident}" as (select {cols} where false)')
+    body = compiled.sql.strip().rstrip(";")
+    sql = (f"with {', '.join(views)} select * from ({body})" if views else
+           f"select * from ({body})")
+    rows = _describe(sql)
+    if rows is None:
+        return None
+    return {display_name(n, c.dialect): t for n, t in rows}
 
 
 def _near(key: str, names: dict[str, Any]) -> str | None:

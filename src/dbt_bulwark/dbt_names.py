@@ -1,80 +1,37 @@
 """Names dbt itself provides to Jinja (context members and global-project macros).
 
-Names only, listed by hand from dbt-core 1.11 / dbt-adapters: used by fast-compile
-to tell "a dbt built-in bulwark does not emulate" (the SQL is then not checked)
-from "an unknown macro" (a finding).
+Generated from dbt-core and its adapters by ``scripts/gen_dbt_names.py`` into
+:mod:`dbt_bulwark.dbt_names_data` (tests/test_dbt_names_oracle.py compares it with the
+installed dbt-core), plus the few names Jinja itself provides. Used by fast-compile to
+tell "a dbt built-in bulwark does not emulate" (the SQL is then not checked) from
+"an unknown macro" (a finding).
 """
 
 from __future__ import annotations
 
+import re
 
-def _words(text: str) -> list[str]:
-    return text.split()
+from dbt_bulwark import dbt_names_data as _data
+
+# Jinja's own names, the `dbt` namespace, and names dbt adds outside its context classes
+JINJA_NAMES: frozenset[str] = frozenset(["builtins", "caller", "varargs", "kwargs", "loop", "range", "dict", "list", "namespace", "lipsum", "cycler", "joiner", "true", "false", "none", "True", "False", "None", "dbt", "debug"])
+
+CONTEXT_MEMBERS: frozenset[str] = _data.CONTEXT_MEMBERS | JINJA_NAMES
+
+_PREFIX = re.compile(r"^(?:default|" + "|".join(sorted(_data.ADAPTER_MACROS)) + r")__")
 
 
-# members of dbt's Jinja context (base, target, configured, provider, macro contexts)
-CONTEXT_MEMBERS: frozenset[str] = frozenset(_words("""
-adapter adapter_macro api builtins column compiled_code config context_macro_stack database
-dbt dbt_metadata_envs dbt_version debug defer_relation diff_of_two_dicts doc env env_var
-exceptions execute flags fromjson fromyaml function graph invocation_args_dict invocation_id
-is_incremental load_agate_table load_relation load_result local_md5 log metric model modules
-post_hooks pre_hooks print project_name ref render return run_query run_started_at schema
-selected_resources set set_strict source source_node sql sql_now statement store_raw_result
-store_result submit_python_job target this thread_id tojson toyaml try_or_compiler_error
-validation var write zip zip_strict caller varargs kwargs loop range dict list namespace
-lipsum cycler joiner true false none True False None
-"""))
+def _callable_names(names: frozenset[str]) -> set[str]:
+    # `default__x` / `<adapter>__x` are reached through the dispatching `x`; both are names
+    out = set(names)
+    out.update(_PREFIX.sub("", n) for n in names)
+    return out
 
-# macros of dbt's global project (the internal `dbt` package), adapter prefixes removed
-GLOBAL_MACROS: frozenset[str] = frozenset(_words("""
-after_commit alter_column_comment alter_column_type alter_relation_add_remove_columns
-alter_relation_comment any_value apply_grants array_append array_concat array_construct
-assert_columns_equivalent before_begin bool_or build_config_dict build_ref_function
-build_snapshot_staging_table build_snapshot_table build_source_function call_dcl_statements
-can_clone_table cast cast_bool_to_text check_for_schema_changes check_schema_exists
-check_time_data_types collect_freshness collect_freshness_custom_sql concat convert_datetime
-copy_grants create_columns create_csv_table create_indexes create_or_replace_clone
-create_or_replace_view create_schema create_table_as create_view_as current_timestamp
-current_timestamp_backcompat current_timestamp_in_utc_backcompat date date_spine date_trunc
-dateadd datediff dates_in_range default_last_day diff_column_data_types diff_columns
-drop_materialized_view drop_relation drop_relation_if_exists drop_schema drop_schema_named
-drop_table drop_view equals escape_single_quotes except format_column format_columns
-format_row generate_alias_name generate_database_name generate_schema_name
-generate_schema_name_for_env generate_series get_alter_materialized_view_as_sql
-get_assert_columns_equivalent get_batch_size get_binding_char get_catalog
-get_catalog_relations get_column_names get_column_schema_from_query get_columns_in_query
-get_columns_in_relation get_create_backup_sql get_create_index_sql get_create_intermediate_sql
-get_create_materialized_view_as_sql get_create_sql get_create_table_as_sql
-get_create_view_as_sql get_csv_sql get_dbt_valid_to_current get_dcl_statement_list
-get_delete_insert_merge_sql get_drop_backup_sql get_drop_index_sql get_drop_sql
-get_empty_schema_sql get_empty_subquery_sql get_expected_sql get_fixture_sql get_grant_sql
-get_incremental_append_sql get_incremental_default_sql get_incremental_delete_insert_sql
-get_incremental_insert_overwrite_sql get_incremental_merge_sql get_incremental_microbatch_sql
-get_insert_into_sql get_insert_overwrite_merge_sql get_intervals_between get_limit_sql
-get_limit_subquery_sql get_list_of_column_names get_materialized_view_configuration_changes
-get_merge_sql get_merge_unique_key_match get_merge_update_columns get_or_create_relation
-get_powers_of_two get_quoted_csv get_relation_last_modified get_relations
-get_rename_intermediate_sql get_rename_materialized_view_sql get_rename_sql
-get_rename_table_sql get_rename_view_sql get_replace_materialized_view_sql get_replace_sql
-get_replace_table_sql get_replace_view_sql get_revoke_sql get_seed_column_quoted_csv
-get_select_subquery get_show_grant_sql get_show_indexes_sql get_show_sql
-get_snapshot_get_time_data_type get_snapshot_table_column_names
-get_table_columns_and_constraints get_test_sql get_true_sql get_unit_test_sql
-get_updated_at_column_data_type get_where_subquery handle_existing_table hash in_transaction
-incremental_validate_on_schema_change information_schema_name intersect is_incremental
-last_day length list_relations_without_caching list_schemas listagg load_cached_relation
-load_csv_rows load_relation make_backup_relation make_hook_config make_intermediate_relation
-make_temp_relation noop_statement partition_range persist_docs position post_snapshot
-process_schema_changes query_comment_macro refresh_materialized_view rename_relation replace
-reset_csv_table resolve_model_name right run_hooks run_query safe_cast set_sql_header
-should_full_refresh should_revoke should_store_failures snapshot_check_all_get_existing_columns
-snapshot_check_strategy snapshot_get_time snapshot_hash_arguments snapshot_merge_sql
-snapshot_staging_table snapshot_string_as_time snapshot_timestamp_strategy split_part
-sql_convert_columns_in_relation statement strategy_dispatch string_literal
-support_multiple_grantees_per_dcl_statement sync_column_schemas table_columns_and_constraints
-test_accepted_values test_not_null test_relationships test_unique truncate_relation
-type_bigint type_boolean type_float type_int type_numeric type_string type_timestamp
-unique_key_fields unique_key_is_not_null unique_key_is_null unique_key_join_on validate_sql
-"""))
+
+# macros of dbt's global project and of every adapter's own project, with and without
+# their dispatch prefixes
+GLOBAL_MACROS: frozenset[str] = frozenset(
+    _callable_names(_data.GLOBAL_PROJECT_MACROS).union(
+        *(_callable_names(v) for v in _data.ADAPTER_MACROS.values())))
 
 BUILTIN_NAMES: frozenset[str] = CONTEXT_MEMBERS | GLOBAL_MACROS

@@ -50,6 +50,41 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     return f"did you mean '{by_low[match[0]]}'?" if match else ""
 
 
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def close_match(name: str, candidates: Iterable[str]) -> str | None:
+    """The one candidate within a small edit distance of ``name`` (a typo: 1 edit for
+    short names, 2 from 8 characters), or None (none, or several equally close)."""
+    low = name.lower()
+    limit = 1 if len(name) < 8 else 2
+    best: list[tuple[int, str]] = []
+    for c in candidates:
+        if not c or c.lower() == low:
+            continue
+        d = edit_distance(low, c.lower(), limit)
+        if d <= limit:
+            best.append((d, c))
+    if not best:
+        return None
+    best.sort()
+    if len(best) > 1 and best[0][0] == best[1][0]:
+        return None
+    return best[0][1]
+
+
 def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]:
     """1-based (line, col) of the first ``func(`` call in ``text`` whose arguments
     mention every string of ``args`` (quoted); else of any ``func(``; else (1, 0)."""
@@ -247,24 +282,34 @@ def sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
 def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
     """Is ``sql`` syntactically invalid? ``how`` is how the dialect was chosen.
 
-    * DuckDB projects (dialect chosen from the profile or bulwark.yml): DuckDB's own
-      parser decides (when the ``duckdb`` package is installed).
-    * Otherwise sqlglot must fail in the dialect (in *every* common dialect when the
-      dialect is a guess) AND a second opinion must agree: a lexical problem
-      (unterminated string/comment, unbalanced parentheses) or DuckDB's parser failing
-      on the same line. A sqlglot failure alone is only "not checked" (info).
+    One verdict everywhere (the hook's environment, the CLI, the tests): ``duckdb`` is a
+    runtime dependency, and its parser is used for DuckDB projects only.
+
+    * DuckDB projects (dialect ``duckdb`` from the profile or bulwark.yml): DuckDB's own
+      parser decides.
+    * Any other dialect, or a guessed one: sqlglot must fail (in *every* common dialect
+      when the dialect is a guess), and the error must be one no dialect accepts: a
+      lexical problem (unterminated string/comment, unbalanced parentheses), or a fault a
+      one-token repair cures (a misspelled keyword such as ``selct``, a missing comma
+      between select items). Anything else is only "not checked" (info): sqlglot's
+      dialect coverage is not the warehouse's grammar.
     """
     if not sql.strip():
         return None
-    duck = _duckdb_parse(sql)
-    if dialect == "duckdb" and how != "guess" and duck is not False:
+    if dialect == "duckdb" and how != "guess":
+        duck = _duckdb_parse(sql)
         if duck is None:
             return None
-        assert isinstance(duck, tuple)
-        return SyntaxVerdict(duck[0], duck[1], True)
-    if duck is None:
-        return None   # DuckDB reads it: no second opinion can confirm an error (and fast)
+        if isinstance(duck, tuple):
+            return SyntaxVerdict(duck[0], duck[1], True)
+        # DuckDB cannot judge (not a parser error): fall through to the rules below
     dialects = GUESS_DIALECTS if how == "guess" else (dialect,)
+    lex = _lexical(sql, dialects)
+    if lex is not None:   # no dialect reads an unclosed '(' or string (sqlglot may)
+        return SyntaxVerdict(lex[0], lex[1], True)
+    doubled = _DOUBLED.search(_STRINGS.sub(lambda m: " " * len(m.group(0)), sql))
+    if doubled is not None:   # `from from`, `as as`: reserved everywhere, never valid
+        return SyntaxVerdict(doubled.start(2), f"'{doubled.group(2)}' written twice", True)
     first: tuple[int, str] | None = None
     for d in dialects:
         err = _sqlglot_parse(sql, d)
@@ -272,15 +317,70 @@ def _sql_syntax_error(sql: str, dialect: str, how: str) -> SyntaxVerdict | None:
             return None
         first = first or err
     assert first is not None
-    lex = _lexical(sql, dialects)
-    if lex is not None:
-        return SyntaxVerdict(lex[0], lex[1], True)
-    if isinstance(duck, tuple):
-        line_g = sql.count("\n", 0, first[0])
-        line_d = sql.count("\n", 0, duck[0])
-        if line_g == line_d:
-            return SyntaxVerdict(first[0], first[1], True)
+    repaired = _one_token_repair(sql, first[0], dialects)
+    if repaired is not None:
+        return SyntaxVerdict(repaired[0], repaired[1], True)
     return SyntaxVerdict(first[0], first[1], False)
+
+
+_KEYWORDS = ("select", "from", "where", "group", "order", "having", "union", "join",
+             "with", "limit", "qualify", "inner", "left", "right", "outer", "cross",
+             "distinct", "partition", "between", "case", "when", "then", "else", "end",
+             "cast", "over", "intersect", "except", "lateral", "as", "on", "by", "and",
+             "or", "not", "in", "is", "null")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_STRINGS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`[^`]*`|--[^\n]*|/\*.*?\*/", re.S)
+_DOUBLED = re.compile(r"(?<![\w.$])((select|from|where|as|join|on|by)\s+)(\2)(?![\w$])",
+                      re.I)
+_SELECT_CLAUSE = re.compile(r"\b(select|from|where|join|group|order|having|qualify|limit|"
+                            r"union|on|window)\b", re.I)
+
+
+def _one_token_repair(sql: str, offset: int, dialects: Iterable[str]
+                      ) -> tuple[int, str] | None:
+    """(offset, message) when one small edit near ``offset`` makes ``sql`` parse in every
+    candidate dialect: a word one or two letters away from a SQL keyword replaced by it
+    (``selct`` -> ``select``), or a comma inserted between two select items. Such SQL
+    fails in any dialect; sqlglot's other failures may be valid SQL it does not know."""
+    line_start = sql.rfind("\n", 0, offset) + 1
+    prev_nl = sql.rfind("\n", 0, max(0, line_start - 1)) + 1
+    line_end = sql.find("\n", offset)
+    line_end = len(sql) if line_end < 0 else line_end
+    window = range(prev_nl, line_end)   # the error's line and the one before
+
+    def parses(candidate: str) -> bool:
+        return all(_sqlglot_parse(candidate, d) is None for d in dialects)
+
+    words = [m for m in _WORD.finditer(sql) if m.start() in window]
+    # a misspelled keyword
+    for m in words:
+        word = m.group(0).lower()
+        if word in _KEYWORDS or len(word) < 3:
+            continue
+        for kw in (k for k in _KEYWORDS if len(k) >= 4):
+            if edit_distance(word, kw, 2) <= (1 if len(kw) < 6 else 2) and (
+                    parses(sql[:m.start()] + kw + sql[m.end():])   # (a Jinja loop repeats it)
+                    or parses(re.sub(rf"\b{re.escape(m.group(0))}\b", kw, sql))):
+                return m.start(), f"'{m.group(0)}' is not a SQL keyword (did you mean " \
+                                  f"{kw.upper()}?)"
+    # a keyword written twice (`as as`, `from from`)
+    for a, b in zip(words, words[1:], strict=False):
+        if a.group(0).lower() == b.group(0).lower() in _KEYWORDS and \
+                not sql[a.end():b.start()].strip() and (
+                    parses(sql[:a.end()] + sql[b.end():]) or parses(re.sub(
+                        rf"\b({re.escape(a.group(0))})\s+\1\b", r"\1", sql, flags=re.I))):
+            return b.start(), f"'{b.group(0)}' written twice"
+    # a missing comma between two select items: insert one before a word of the window
+    for m in words[:12]:
+        before = sql[:m.start()].rstrip()
+        if not before or before[-1] in ",(" or m.group(0).lower() in _KEYWORDS:
+            continue
+        clause = _SELECT_CLAUSE.findall(sql[:m.start()])
+        if not clause or clause[-1].lower() != "select":
+            continue   # only between the items of a select list
+        if parses(before + ", " + sql[m.start():]):
+            return m.start(), f"missing comma before '{m.group(0)}'"
+    return None
 
 
 # ----------------------------------------------------------------------------- the check
@@ -311,6 +411,10 @@ class FastCompile:
                 self.env.setdefault(str(k), str(v))
         self.dialect, self.how = project_dialect(self.project,
                                                  pol.get("dialect") if pol else None)
+        from dbt_bulwark.loader import render_data_types
+
+        render_data_types(self.project, self.project.adapter_type
+                          or (pol.get("dialect") if pol else None) or None)
         fs = self.ctx.ws.fs if self.ctx is not None else None
         self.fs = fs
         declared = self.project.declared_packages
@@ -577,10 +681,13 @@ class FastCompile:
                      f"{label}: '{ref.name}'{where} is disabled", node=uid,
                      hint="enable it, or disable this node too, or remove the ref")
             return
-        if self.missing_packages:
+        providers = self.ref_providers(ref.name) if self.missing_packages else []
+        close = close_match(ref.name, refable) if not cands else None
+        if providers and not (close and not any(p_exact for _p, p_exact in providers)):
+            names = ", ".join(p for p, _e in providers)
             self.add(path, line, col, "BLK103",
                      f"not checked: {label} may come from a package that is not installed "
-                     f"({', '.join(self.missing_packages)}); run dbt deps", "info", node=uid)
+                     f"({names}); run dbt deps", "info", node=uid)
             return
         if cands and ref.package:
             pkgs = ", ".join(sorted({c.package_name for c in cands}))
@@ -588,10 +695,24 @@ class FastCompile:
                      f"{label}: package '{ref.package}' has no model '{ref.name}' "
                      f"(found in: {pkgs})", hint=f"use ref('{ref.name}')", node=uid)
             return
-        hint = did_you_mean(ref.name, refable) or \
+        hint = (f"did you mean '{close}'?" if close else did_you_mean(ref.name, refable)) or \
             "create the model/seed/snapshot, or fix the name"
+        extra = ""
+        if self.missing_packages:
+            extra = (" (no package declared in packages.yml provides it: "
+                     f"{', '.join(self.missing_packages)} not installed)")
         self.add(path, line, col, "BLK110",
-                 f"{label}: no model, seed or snapshot named '{ref.name}'", hint=hint, node=uid)
+                 f"{label}: no model, seed or snapshot named '{ref.name}'{extra}", hint=hint,
+                 node=uid)
+
+    def ref_providers(self, name: str) -> list[tuple[str, bool]]:
+        """Uninstalled packages that could provide ``ref(name)``: (package, known to ship
+        that exact name). Well-known packages are looked up in the packages data (most
+        ship no models: they cannot); any other package could provide anything."""
+        from dbt_bulwark.known_packages import can_provide_ref, ships_ref
+
+        return [(p, ships_ref(p, name)) for p in self.missing_packages
+                if can_provide_ref(p, name)]
 
     def read(self, path: str) -> str:
         if self.fs is None:
@@ -837,10 +958,17 @@ class FastCompile:
             site = self.call_site(node, name, raw_calls)
             if site is None:
                 continue   # used as a value, not called: dbt renders it empty too
+            cands = set(self.project.macros.names()) if self.project.macros else set()
             if self.missing_packages:
+                # a slip of one of the project's own macro names is a typo, packages or not
+                own = self.project.macros.by_package.get(self.project.name, {}) \
+                    if self.project.macros else {}
+                close = close_match(name, own)
+                if close:
+                    self.unknown_macro(node, name, raw_calls, at, f"did you mean '{close}'?")
+                    continue
                 missing_pkg_used.add(", ".join(self.missing_packages))
                 continue
-            cands = set(self.project.macros.names()) if self.project.macros else set()
             self.unknown_macro(node, name, raw_calls, at,
                                did_you_mean(name, cands | set(GLOBAL_MACROS)))
         if missing_pkg_used:

@@ -112,6 +112,8 @@ class PermissiveUndefined(jinja2.Undefined):
         return self
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if "caller" in kwargs:   # {% call unknown(...) %}: a call block's output is not str()-ed
+            return ""
         return self
 
     def __iter__(self):  # type: ignore[override,unused-ignore]
@@ -308,7 +310,10 @@ class ConfigCapture:
             if isinstance(arg, Mapping):
                 opts.update(arg)
         opts.update(kwargs)
-        self.calls.append(opts)
+        # a value computed by something unknown (an uninstalled package's macro:
+        # `enabled=fivetran_utils.enabled_vars([...])`) is unknown, not false: dropped
+        self.calls.append({k: v for k, v in opts.items()
+                           if not isinstance(v, PermissiveUndefined)})
         return ""
 
     def get(self, name: str, default: Any = None, validator: Any = None) -> Any:
@@ -380,6 +385,7 @@ class RenderContext:
     # names resolved after the project's and packages' macros (dbt's global-project stand-ins)
     fallback: Mapping[str, Any] = field(default_factory=dict)
     _module_cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _var_depth: int = field(default=0, repr=False)
 
     # -- dbt functions
     def _ref(self, *args: Any, **kwargs: Any) -> Relation:
@@ -408,7 +414,21 @@ class RenderContext:
 
     def _var(self, name: str, default: Any = _MISSING) -> Any:
         if name in self.vars:
-            return self.vars[name]
+            value = self.vars[name]
+            if isinstance(value, str) and ("{{" in value or "{%" in value) and \
+                    self._var_depth < 8:
+                # dbt renders a var's value in the calling node's context (Var.get_rendered_var):
+                # "{{ env_var('P', 'data') }}/x", "{{ source('s', 't') }}" (a dependency too)
+                self._var_depth += 1
+                try:
+                    return render(value, self)
+                except (VarMissing, EnvVarMissing):
+                    raise
+                except Exception:  # noqa: BLE001 - kept as written, as before
+                    return value
+                finally:
+                    self._var_depth -= 1
+            return value
         if default is _MISSING:
             self.vars_missing.append(name)
             if not self.execute:
@@ -546,15 +566,75 @@ class RenderContext:
             "fromyaml": lambda s, default=None: _safe(_yaml_load, s, default),
             "toyaml": lambda o, default=None: _yaml_dump(o),
             "zip": zip, "set": set, "list": list, "dict": dict, "range": _safe_range,
+            # jinja's own globals: a shared context does not see the environment's
+            "namespace": jinja2.utils.Namespace, "cycler": jinja2.utils.Cycler,
+            "joiner": jinja2.utils.Joiner, "lipsum": jinja2.utils.generate_lorem_ipsum,
             "graph": {"nodes": {}, "sources": {}, "exposures": {}},
             "project_name": self.macros.root_package, "dbt_version": "1.11.0",
             "invocation_id": "00000000-0000-0000-0000-000000000000",
             "run_started_at": datetime.datetime(2000, 1, 1),
             "flags": PermissiveUndefined(obj=None, name="flags"), "local_md5": _md5,
-            "api": PermissiveUndefined(obj=None, name="api"), "builtins": {},
+            "api": _Api(self), "builtins": {},
             "model": PermissiveUndefined(obj=None, name="model"), "selected_resources": [],
         }
         return _Namespace(ns, self, package)
+
+
+_TYPE_LABELS = {"STRING": "TEXT", "TIMESTAMP": "TIMESTAMP", "FLOAT": "FLOAT",
+                "INTEGER": "INT", "BOOLEAN": "BOOLEAN"}
+_TYPE_LABELS_BY_ADAPTER = {
+    "bigquery": {"STRING": "STRING", "TIMESTAMP": "TIMESTAMP", "FLOAT": "FLOAT64",
+                 "INTEGER": "INT64", "BOOLEAN": "BOOLEAN", "TEXT": "STRING"},
+    "snowflake": {"STRING": "TEXT", "TIMESTAMP": "TIMESTAMP_NTZ", "FLOAT": "FLOAT",
+                  "INTEGER": "INT", "BOOLEAN": "BOOLEAN"},
+    "databricks": {"STRING": "STRING", "TEXT": "STRING", "TIMESTAMP": "TIMESTAMP",
+                   "FLOAT": "FLOAT", "INTEGER": "INT", "BOOLEAN": "BOOLEAN"},
+    "spark": {"STRING": "STRING", "TEXT": "STRING", "TIMESTAMP": "TIMESTAMP",
+              "FLOAT": "FLOAT", "INTEGER": "INT", "BOOLEAN": "BOOLEAN"},
+}
+
+
+class _Api:
+    """``api.Column`` / ``api.Relation``: the warehouse-free parts (translate_type, create);
+    anything else makes the SQL untrusted (recorded as a warehouse call)."""
+
+    def __init__(self, ctx: RenderContext):
+        self._ctx = ctx
+        labels = _TYPE_LABELS_BY_ADAPTER.get(ctx.adapter_type.lower(), _TYPE_LABELS)
+
+        class _Column:
+            @staticmethod
+            def translate_type(dtype: Any) -> str:
+                return labels.get(str(dtype).upper(), str(dtype))
+
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("__"):
+                    raise AttributeError(name)
+                ctx.warehouse_calls.append(f"api.Column.{name}")
+                return PermissiveUndefined(obj=self, name=name)
+
+        class _Relation:
+            @staticmethod
+            def create(database: Any = None, schema: Any = None, identifier: Any = None,
+                       **kw: Any) -> Relation:
+                ident = ".".join(str(p) for p in (database, schema, identifier) if p)
+                return Relation(ident, str(database or ""), str(schema or ""),
+                                str(identifier or ""))
+
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("__"):
+                    raise AttributeError(name)
+                ctx.warehouse_calls.append(f"api.Relation.{name}")
+                return PermissiveUndefined(obj=self, name=name)
+
+        self.Column = _Column()
+        self.Relation = _Relation()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._ctx.warehouse_calls.append(f"api.{name}")
+        return PermissiveUndefined(obj=self, name=name)
 
 
 class _Return(Exception):

@@ -172,7 +172,11 @@ class _Loader:
                          hint="write `config-version: 2`")
 
     def render_project_yml(self, data: Any, path: str) -> Any:
-        """Render Jinja in dbt_project.yml values (env_var/var), except hooks and vars."""
+        """Render Jinja in dbt_project.yml values (env_var/var), except hooks and vars.
+
+        ``vars:`` values are rendered where they are used, in the calling node's context,
+        as dbt's ``Var.get_rendered_var`` does (see ``RenderContext._var``).
+        """
         skip = {"vars", "on-run-start", "on-run-end", "pre-hook", "post-hook", "+pre-hook",
                 "+post-hook", "pre_hook", "post_hook", "+pre_hook", "+post_hook"}
 
@@ -222,25 +226,50 @@ class _Loader:
         return walk(data)
 
     def packages(self, root_pkg: Package) -> list[Package]:
-        """Installed packages (``dbt_packages/``) and ``local:`` packages from packages.yml."""
+        """Installed packages (``dbt_packages/``) and ``local:`` packages from packages.yml.
+
+        ``declared_packages`` gets the name each hub/git/tarball package installs under:
+        ``package-lock.yml``'s ``name:`` when dbt wrote one, else a guess from the entry;
+        packages declared by ``local:`` packages (transitive, installed by ``dbt deps``
+        too) are declared as well.
+        """
         out: dict[str, Package] = {}
-        for fname in ("packages.yml", "dependencies.yml"):
-            path = join(self.root, fname)
-            if not self.fs.is_file(path):
+        guessed: set[str] = set()
+        seen_roots: set[str] = set()
+        todo = [self.root]
+        while todo:
+            base = todo.pop(0)
+            if base in seen_roots:
                 continue
-            data = self.read_yaml(path)
-            entries = data.get("packages") if isinstance(data, dict) else None
-            for entry in entries if isinstance(entries, list) else []:
-                declared = _declared_package_name(entry)
-                if declared:
-                    self.declared_packages.append(declared)
-                if isinstance(entry, dict) and isinstance(entry.get("local"), str):
-                    local_root = join(self.root, entry["local"])
-                    if self.fs.is_file(join(local_root, "dbt_project.yml")):
-                        pkg = self.load_package_yml(local_root, False)
-                        if pkg and pkg.name != root_pkg.name:
-                            pkg.local = True
-                            out.setdefault(pkg.name, pkg)
+            seen_roots.add(base)
+            locked = self.locked_names(base)
+            for fname in ("packages.yml", "dependencies.yml"):
+                path = join(base, fname)
+                if not self.fs.is_file(path):
+                    continue
+                data = self.read_yaml(path)
+                entries = data.get("packages") if isinstance(data, dict) else None
+                for entry in entries if isinstance(entries, list) else []:
+                    declared = locked.get(_entry_key(entry))
+                    if not declared:
+                        declared = _declared_package_name(entry)
+                        if declared and isinstance(entry, dict) and "package" not in entry \
+                                and "name" not in entry:
+                            guessed.add(declared)   # a git/tarball name guessed from its URL
+                    if declared and declared not in self.declared_packages:
+                        self.declared_packages.append(declared)
+                    if isinstance(entry, dict) and isinstance(entry.get("local"), str):
+                        local_root = os.path.normpath(join(base, entry["local"]))
+                        local_root = "" if local_root == "." else local_root
+                        if self.fs.is_file(join(local_root, "dbt_project.yml")):
+                            pkg = self.load_package_yml(local_root, False)
+                            if pkg and pkg.name != root_pkg.name:
+                                pkg.local = True
+                                out.setdefault(pkg.name, pkg)
+                            todo.append(local_root)
+            for name in locked.values():
+                if name not in self.declared_packages and base == self.root:
+                    self.declared_packages.append(name)
         install = root_pkg.project_yml.get("packages-install-path") or \
             root_pkg.project_yml.get("modules-path") or "dbt_packages"
         install_root = join(self.root, str(install))
@@ -250,7 +279,27 @@ class _Loader:
                 pkg = self.load_package_yml(pkg_root, False)
                 if pkg and pkg.name != root_pkg.name:
                     out[pkg.name] = pkg  # the installed copy wins, as in dbt
+        # after `dbt deps`, a git package sits under the name of its own dbt_project.yml:
+        # an installed package nobody declared by that name is the one guessed from a URL
+        unmatched = [n for n in out if n not in self.declared_packages and not out[n].local]
+        if unmatched:
+            self.declared_packages[:] = [d for d in self.declared_packages
+                                         if d not in guessed or d in out]
         return list(out.values())
+
+    def locked_names(self, base: str) -> dict[str, str]:
+        """{entry key: package name} from ``package-lock.yml`` (dbt >= 1.7 writes ``name:``)."""
+        path = join(base, "package-lock.yml")
+        if not self.fs.is_file(path):
+            return {}
+        data = self.read_yaml(path)
+        entries = data.get("packages") if isinstance(data, dict) else None
+        out: dict[str, str] = {}
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and isinstance(entry.get("name"), str) and \
+                    "local" not in entry:
+                out[_entry_key(entry) or entry["name"]] = entry["name"]
+        return out
 
     def files_under(self, pkg: Package, key: str, default: str, exts: tuple[str, ...]) -> list[
             tuple[str, str]]:
@@ -272,6 +321,16 @@ def _dict_at(item: Mapping[str, Any], key: str) -> dict[str, Any]:
     return dict(value) if isinstance(value, dict) else {}
 
 
+def _entry_key(entry: Any) -> str:
+    """What identifies a packages.yml entry in package-lock.yml (its hub/git/tarball ref)."""
+    if not isinstance(entry, dict):
+        return ""
+    for k in ("package", "git", "tarball", "private"):
+        if entry.get(k):
+            return f"{k}:{str(entry[k]).strip().rstrip('/').lower()}"
+    return ""
+
+
 def _declared_package_name(entry: Any) -> str | None:
     """The package name a hub/git/tarball entry of packages.yml installs (a best guess
     for git and tarball: the last path part); None for ``local:`` entries."""
@@ -284,6 +343,15 @@ def _declared_package_name(entry: Any) -> str | None:
     name = str(ref).rstrip("/").split("/")[-1]
     if name.endswith(".git"):
         name = name[:-4]
+    if "package" not in entry and "name" not in entry:
+        # a git/tarball package installs under its own dbt_project.yml name
+        # (dbt-audit-helper -> audit_helper): known ones from the packages data
+        from dbt_bulwark.known_packages import name_of_repo
+
+        parts = str(ref).rstrip("/").removesuffix(".git").split("/")
+        known = name_of_repo("/".join(parts[-2:])) if len(parts) >= 2 else None
+        if known:
+            return known
     return name.replace("-", "_")
 
 
@@ -619,6 +687,33 @@ def parse_columns(items: Any, path: str, loader: _Loader, owner: str) -> list[Co
                           tests=tests, meta=meta if isinstance(meta, dict) else {},
                           quote=item.get("quote")))
     return out
+
+
+def render_data_types(project: Any, adapter: str | None) -> None:
+    """Render Jinja in columns' ``data_type`` (``"{{ 'UInt8' if target.type == 'clickhouse'
+    else 'int' }}"``) as dbt does, with ``target.type`` = ``adapter``; once per project.
+    A value that cannot be rendered is left as written."""
+    if getattr(project, "_data_types_rendered", None) == adapter:
+        return
+    project._data_types_rendered = adapter
+    todo = [c for n in project.nodes.values() for c in n.columns
+            if c.data_type and "{" in c.data_type]
+    todo += [c for s in project.sources.values() for c in getattr(s, "columns", [])
+             if c.data_type and "{" in c.data_type]
+    if not todo:
+        return
+    from dbt_bulwark.jinja_env import RenderContext, render
+
+    ctx = RenderContext(package=project.name, macros=project.macros or MacroIndex(project.name),
+                        vars=project.vars, adapter_type=(adapter or "duckdb").lower())
+    for col in todo:
+        raw = col.data_type
+        if "{{" not in raw and "{%" not in raw:
+            continue
+        try:
+            col.data_type = render(raw, ctx).strip() or raw
+        except Exception:  # noqa: BLE001 - left as written
+            continue
 
 
 def version_columns(base: list[Column], entry: Mapping[str, Any], path: str,

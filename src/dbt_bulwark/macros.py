@@ -12,6 +12,54 @@ from typing import Any
 
 MACRO_DEF_RE = re.compile(r"{%-?\s*(macro|test|materialization)\s+([A-Za-z_][\w]*)", re.S)
 
+# the blocks dbt reads from a macro file (dbt.parser.macros: everything else is dropped)
+_BLOCK_KINDS = ("macro", "materialization", "test", "data_test", "docs")
+_TAG_RE = re.compile(r"{#.*?#}|{%-?\s*(end)?(\w+)\b.*?-?%}", re.S)
+
+
+def top_level_blocks(text: str) -> str:
+    """``text`` with everything outside its top-level macro-like blocks blanked.
+
+    dbt reads a macro file as its top-level ``macro``/``materialization``/``test``/
+    ``data_test``/``docs`` blocks only: prose, ``{% comment %}`` and stray tags around
+    them are dropped, never rendered. Blanked characters become spaces (newlines are
+    kept), so lines and columns of what remains are unchanged. A block without its end
+    tag runs to the end of the file (its syntax error is still reported).
+    """
+    if "{" not in text:
+        return "".join(c if c == "\n" else " " for c in text)
+    keep: list[tuple[int, int]] = []
+    depth, kind, start = 0, "", 0
+    raw = False
+    for m in _TAG_RE.finditer(text):
+        tag = m.group(2)
+        if tag is None:           # a Jinja comment
+            continue
+        if raw:
+            raw = not (m.group(1) and tag == "raw")
+            continue
+        if tag == "raw" and not m.group(1):
+            raw = depth > 0       # {% raw %} inside a block hides its tags
+            continue
+        if depth == 0:
+            if not m.group(1) and tag in _BLOCK_KINDS:
+                depth, kind, start = 1, tag, m.start()
+            continue
+        if tag == kind:
+            depth += -1 if m.group(1) else 1
+            if depth == 0:
+                keep.append((start, m.end()))
+    if depth:
+        keep.append((start, len(text)))
+    out: list[str] = []
+    pos = 0
+    for a, b in keep:
+        out.append(re.sub(r"[^\n]", " ", text[pos:a]))
+        out.append(text[a:b])
+        pos = b
+    out.append(re.sub(r"[^\n]", " ", text[pos:]))
+    return "".join(out)
+
 
 @dataclass
 class MacroDef:
@@ -32,6 +80,7 @@ class MacroIndex:
 
     def add_file(self, package: str, path: str, text: str) -> None:
         pkg = self.by_package.setdefault(package, {})
+        text = top_level_blocks(text)
         for m in MACRO_DEF_RE.finditer(text):
             kind, name = m.group(1), m.group(2)
             full = name if kind == "macro" else (f"test_{name}" if kind == "test" else name)
