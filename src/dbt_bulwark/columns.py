@@ -510,6 +510,27 @@ class _Analysis:
     # id(column) -> the scope owning it
     column_scope: dict[int, Any] = field(default_factory=dict)
     unknown_tables: list[str] = field(default_factory=list)
+    # Per-scope memos, filled lazily so that every lookup is O(1) after the first: the
+    # sources visible from a scope (its own, then its visible ancestors'), what an
+    # unqualified column can resolve to along that chain, and the source columns.
+    visible: dict[int, dict[str, tuple[Any, Any, Any]]] = field(default_factory=dict)
+    chain: dict[int, _Chain] = field(default_factory=dict)
+    source_cols: dict[tuple[int, int], dict[str, str] | None] = field(default_factory=dict)
+    scope_names: dict[int, dict[str, str] | None] = field(default_factory=dict)
+    sees_parent: dict[int, bool] = field(default_factory=dict)
+    by_select: dict[int, Any] = field(default_factory=dict)
+    trusted: dict[tuple[int, int], bool] = field(default_factory=dict)
+    named: dict[int, dict[str, Any]] = field(default_factory=dict)
+    consumers: dict[int, list[tuple[Any, str]]] | None = None
+
+
+@dataclass
+class _Chain:
+    """What an unqualified column can resolve to from one scope, along its visible chain."""
+
+    unknown: bool  # some source on the chain has unknown columns
+    keys: frozenset[str]  # column keys of every source, and the sources' own names
+    aliases: dict[str, list[Any]]  # select-list alias key -> alias projections
 
 
 _ANALYSIS_CACHE: OrderedDict[tuple[Any, ...], _Analysis] = OrderedDict()
@@ -743,6 +764,99 @@ def _scope_columns(scope: Any) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def _sees_parent(analysis: _Analysis, scope: Any) -> bool:
+    """:func:`_can_see_parent`, memoised per scope."""
+    hit = analysis.sees_parent.get(id(scope))
+    if hit is None:
+        hit = analysis.sees_parent[id(scope)] = _can_see_parent(scope)
+    return hit
+
+
+def _visible(analysis: _Analysis, scope: Any) -> dict[str, tuple[Any, Any, Any]]:
+    """{source key: (scope, node, source)} of the sources visible from ``scope``: its own
+    (the first of a name wins) over those of the ancestors it can see.  Built once per
+    scope, top-down; a scope without sources of its own shares its parent's map."""
+    hit = analysis.visible.get(id(scope))
+    if hit is not None:
+        return hit
+    chain = [scope]
+    current = scope
+    while _sees_parent(analysis, current) and current.parent is not None:
+        current = current.parent
+        if id(current) in analysis.visible:
+            break
+        chain.append(current)
+    inherited: dict[str, tuple[Any, Any, Any]] = {}
+    top = chain[-1]
+    if _sees_parent(analysis, top) and top.parent is not None:
+        inherited = analysis.visible.get(id(top.parent)) or {}
+    dialect = analysis.dialect
+    for current in reversed(chain):
+        own: dict[str, tuple[Any, Any, Any]] = {}
+        for name, (node, source) in current.selected_sources.items():
+            own.setdefault(_key(name, dialect), (current, node, source))
+        if own:
+            merged = dict(inherited)
+            merged.update(own)
+            inherited = merged
+        analysis.visible[id(current)] = inherited
+    return inherited
+
+
+def _chain(analysis: _Analysis, scope: Any) -> _Chain:
+    """The :class:`_Chain` of ``scope`` (memoised; built top-down like :func:`_visible`)."""
+    hit = analysis.chain.get(id(scope))
+    if hit is not None:
+        return hit
+    chain = [scope]
+    current = scope
+    while _sees_parent(analysis, current) and current.parent is not None:
+        current = current.parent
+        if id(current) in analysis.chain:
+            break
+        chain.append(current)
+    top = chain[-1]
+    above = analysis.chain.get(id(top.parent)) \
+        if _sees_parent(analysis, top) and top.parent is not None else None
+    info = above or _Chain(False, frozenset(), {})
+    dialect = analysis.dialect
+    for current in reversed(chain):
+        unknown, keys = info.unknown, set()
+        for src_name, (node, source) in current.selected_sources.items():
+            cols = _source_columns(analysis, node, source)
+            if cols is None:
+                unknown = True
+            else:
+                keys.update(cols)
+            keys.add(_key(src_name, dialect))
+        aliases: dict[str, list[Any]] = {}
+        select = current.expression
+        if _is_select(select):
+            for p in select.expressions:
+                if _is_alias(p) and "bw_index" in (p._meta or {}):
+                    aliases.setdefault(_key(p.alias, dialect), []).append(p)
+        merged_aliases = info.aliases
+        if aliases:
+            merged_aliases = {k: list(v) for k, v in info.aliases.items()}
+            for k, v in aliases.items():
+                merged_aliases.setdefault(k, []).extend(v)
+        info = _Chain(unknown, info.keys | keys if keys else info.keys, merged_aliases)
+        analysis.chain[id(current)] = info
+    return info
+
+
+def _is_select(node: Any) -> bool:
+    from sqlglot import exp
+
+    return isinstance(node, exp.Select)
+
+
+def _is_alias(node: Any) -> bool:
+    from sqlglot import exp
+
+    return isinstance(node, exp.Alias)
+
+
 def _can_see_parent(scope: Any) -> bool:
     from sqlglot import exp
     from sqlglot.optimizer.scope import ScopeType
@@ -785,7 +899,15 @@ def _scope_output_names(scope: Any, dialect: str) -> dict[str, str] | None:
 
 
 def _source_columns(analysis: _Analysis, node: Any, source: Any) -> dict[str, str] | None:
-    """{key: name} of the columns a source provides; None when unknown."""
+    """{key: name} of the columns a source provides; None when unknown (memoised)."""
+    memo = (id(node), id(source))
+    if memo in analysis.source_cols:
+        return analysis.source_cols[memo]
+    result = analysis.source_cols[memo] = _source_columns_uncached(analysis, node, source)
+    return result
+
+
+def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dict[str, str] | None:
     from sqlglot import exp
 
     alias = node.args.get("alias") if hasattr(node, "args") else None
@@ -800,7 +922,9 @@ def _source_columns(analysis: _Analysis, node: Any, source: Any) -> dict[str, st
     from sqlglot.optimizer.scope import Scope
 
     if isinstance(source, Scope):
-        return _scope_output_names(source, analysis.dialect)
+        if id(source) not in analysis.scope_names:
+            analysis.scope_names[id(source)] = _scope_output_names(source, analysis.dialect)
+        return analysis.scope_names[id(source)]
     return None
 
 
@@ -818,33 +942,9 @@ def _lambda_bound(column: Any, dialect: str) -> bool:
     return False
 
 
-def _select_aliases(scope: Any, dialect: str, column: Any) -> set[str]:
-    """Aliases written in ``scope``'s select list, except the one ``column`` itself is under."""
-    from sqlglot import exp
-
-    select = scope.expression
-    if not isinstance(select, exp.Select):
-        return set()
-    own = _projection_of(column, scope)
-    return {
-        _key(p.alias, dialect)
-        for p in select.expressions
-        if isinstance(p, exp.Alias) and "bw_index" in (p._meta or {}) and p is not own
-    }
-
-
 def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, Any, Any] | None:
     """(scope, node, source) for a table qualifier visible from ``scope``."""
-    key = _key(qualifier, analysis.dialect)
-    current = scope
-    while current is not None:
-        for name, (node, source) in current.selected_sources.items():
-            if _key(name, analysis.dialect) == key:
-                return current, node, source
-        if not _can_see_parent(current):
-            break
-        current = current.parent
-    return None
+    return _visible(analysis, scope).get(_key(qualifier, analysis.dialect))
 
 
 # --------------------------------------------------------------------------------------------
@@ -933,10 +1033,11 @@ def _star_reason(analysis: _Analysis, proj: Any) -> str:
 
 
 def _selected(select: Any, analysis: _Analysis) -> dict[str, tuple[Any, Any]]:
-    for scope in analysis.scopes:
-        if scope.expression is select:
-            return dict(scope.selected_sources)
-    return {}
+    if not analysis.by_select:
+        for scope in reversed(analysis.scopes):  # the first scope of an expression wins
+            analysis.by_select[id(scope.expression)] = scope
+    scope = analysis.by_select.get(id(select))
+    return dict(scope.selected_sources) if scope is not None else {}
 
 
 def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> str:
@@ -1029,7 +1130,16 @@ _UNTRUSTED_FUNCS = frozenset(
 
 
 def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
-    """Whether sqlglot's type for ``node`` can be relied on (follows CTE/subquery columns)."""
+    """Whether sqlglot's type for ``node`` can be relied on (follows CTE/subquery columns;
+    memoised per node and depth)."""
+    memo = (id(node), depth)
+    hit = analysis.trusted.get(memo)
+    if hit is None:
+        hit = analysis.trusted[memo] = _type_trusted_uncached(analysis, node, depth)
+    return hit
+
+
+def _type_trusted_uncached(analysis: _Analysis, node: Any, depth: int) -> bool:
     from sqlglot import exp
     from sqlglot.optimizer.scope import Scope
 
@@ -1063,10 +1173,12 @@ def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
 
 
 def _projection_named(select: Any, key: str, analysis: _Analysis) -> Any | None:
-    for proj in select.expressions:
-        if _key(proj.alias_or_name, analysis.dialect) == key:
-            return proj
-    return None
+    named = analysis.named.get(id(select))
+    if named is None:
+        named = analysis.named[id(select)] = {}
+        for proj in select.expressions:  # the first of a name wins
+            named.setdefault(_key(proj.alias_or_name, analysis.dialect), proj)
+    return named.get(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1133,22 +1245,29 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
             return None
         return UnknownColumn(name, _written_qualifier(analysis, column), line, col,
                              _suggest(name, list(cols.values())))  # fmt: skip
+    info = _chain(analysis, scope)
+    if info.unknown or key in info.keys:
+        return None  # a source with unknown columns; found; or a whole-row reference
+    if any(not _is_ancestor(p, column) for p in info.aliases.get(key, ())):
+        return None  # a select-list alias (not the one the column itself is under)
     candidates: list[str] = []
     current = scope
     while current is not None:
-        for src_name, (node, source) in current.selected_sources.items():
-            cols = _source_columns(analysis, node, source)
-            if cols is None:
-                return None
-            if key in cols or _key(src_name, dialect) == key:
-                return None  # found, or a whole-row reference to a table alias
-            candidates.extend(cols.values())
-        if key in _select_aliases(current, dialect, column):
-            return None
-        if not _can_see_parent(current):
+        for _src_name, (node, source) in current.selected_sources.items():
+            candidates.extend((_source_columns(analysis, node, source) or {}).values())
+        if not _sees_parent(analysis, current):
             break
         current = current.parent
     return UnknownColumn(name, None, line, col, _suggest(name, candidates))
+
+
+def _is_ancestor(node: Any, descendant: Any) -> bool:
+    current = descendant.parent
+    while current is not None:
+        if current is node:
+            return True
+        current = current.parent
+    return False
 
 
 def _written_name(sql: str, start: int, default: str) -> str:
@@ -1334,12 +1453,21 @@ class _Tracer:
         elif index is not None:
             out_name = self._name_at(owner, index)
             if out_name is not None:
-                for consumer in self.analysis.scopes:
-                    for src_name, (_node, source) in consumer.selected_sources.items():
-                        if source is owner:
-                            result |= self._consumer_flows(consumer, src_name, out_name)
+                for consumer, src_name in self._consumers().get(id(owner), ()):
+                    result |= self._consumer_flows(consumer, src_name, out_name)
         self._flows[memo] = result
         return result
+
+    def _consumers(self) -> dict[int, list[tuple[Any, str]]]:
+        """{id(source scope): [(consumer scope, the alias it reads the source as)]}, in scope
+        order (built once per analysis)."""
+        if self.analysis.consumers is None:
+            consumers: dict[int, list[tuple[Any, str]]] = {}
+            for consumer in self.analysis.scopes:
+                for src_name, (_node, source) in consumer.selected_sources.items():
+                    consumers.setdefault(id(source), []).append((consumer, src_name))
+            self.analysis.consumers = consumers
+        return self.analysis.consumers
 
     def _index_of(self, scope: Any, name: str) -> int | None:
         first = _first_select(scope.expression)
