@@ -821,7 +821,7 @@ def _chain(analysis: _Analysis, scope: Any) -> _Chain:
     info = above or _Chain(False, frozenset(), {})
     dialect = analysis.dialect
     for current in reversed(chain):
-        unknown, keys = info.unknown, set()
+        unknown, keys = info.unknown, set[str]()
         for src_name, (node, source) in current.selected_sources.items():
             cols = _source_columns(analysis, node, source)
             if cols is None:

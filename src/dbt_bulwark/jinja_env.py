@@ -389,7 +389,7 @@ class RenderContext:
         if mod is None:
             template = self.macros._modules.get(key)
             if template is None:
-                template = environment(True).from_string(mdef.text)
+                template = _from_string(mdef.text)
                 self.macros._modules[key] = template
             mod = template.make_module(vars=self.namespace(mdef.package), shared=True)
             self._module_cache[key] = mod
@@ -573,9 +573,16 @@ class _Namespace(dict):
             return default
 
 
+def _from_string(text: str) -> jinja2.Template:
+    """The permissive environment's template for ``text``, compiled once per content."""
+    from dbt_bulwark.cache import compiled_template
+
+    return compiled_template(environment(True), text)
+
+
 def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     """Render ``text`` with ``ctx``; raises jinja2 errors, VarMissing, EnvVarMissing."""
-    template = environment(True).from_string(text)
+    template = _from_string(text)
     context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
     try:
         return template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
