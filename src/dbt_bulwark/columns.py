@@ -1235,6 +1235,16 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
         return None
     line, col = _pos(analysis.sql, start)
     qualifier = column.table
+    set_op = _set_operation_clause(column)
+    if set_op is not None:
+        # ORDER BY / LIMIT of a UNION/INTERSECT/EXCEPT: names the set operation's output
+        first = _first_select(set_op)
+        if qualifier or first is None or any(_as_star(p) is not None for p in first.expressions):
+            return None
+        outputs = {_key(n, dialect): n for n in first.named_selects}
+        if key in outputs:
+            return None
+        return UnknownColumn(name, None, line, col, _suggest(name, list(outputs.values())))
     if qualifier:
         found = _find_source(analysis, scope, qualifier)
         if found is None:
@@ -1259,6 +1269,20 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
             break
         current = current.parent
     return UnknownColumn(name, None, line, col, _suggest(name, candidates))
+
+
+def _set_operation_clause(column: Any) -> Any | None:
+    """The set operation whose own ORDER BY (or other trailing clause) holds ``column``."""
+    from sqlglot import exp
+
+    child, node = column, column.parent
+    while node is not None:
+        if isinstance(node, exp.SetOperation):
+            return node if child.arg_key not in ("this", "expression") else None
+        if isinstance(node, (exp.Select, exp.Subquery)):
+            return None
+        child, node = node, node.parent
+    return None
 
 
 def _is_ancestor(node: Any, descendant: Any) -> bool:

@@ -498,6 +498,30 @@ def _raise_return(value: Any = None) -> None:
     raise _Return(value)
 
 
+def _macros_catch_return() -> None:
+    """Make ``{{ return(x) }}`` end the macro that called it with value ``x``, also when a
+    macro calls another macro of the same file (jinja then calls that one directly, not
+    through :meth:`RenderContext._macro_callable`): dbt wraps every macro, so
+    ``{% set s = other_macro() %}`` gets the returned value, not the caller's."""
+    from jinja2.runtime import Macro
+
+    if getattr(Macro, "_bulwark_catches_return", False):
+        return
+    invoke = Macro._invoke
+
+    def _invoke(self: Any, arguments: Any, autoescape: bool) -> Any:
+        try:
+            return invoke(self, arguments, autoescape)
+        except _Return as ret:
+            return ret.value
+
+    Macro._invoke = _invoke  # type: ignore[method-assign]
+    Macro._bulwark_catches_return = True  # type: ignore[attr-defined]
+
+
+_macros_catch_return()
+
+
 def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
     try:
         return fn(value)
