@@ -148,6 +148,8 @@ def bench_project(name: str, project: Path, profiles: Path, args: argparse.Names
             if callable(before):
                 before(i)
             runs.append(run(cmd, project, env))
+            print(f"    {name}: {label}: run {i + 1}: {runs[-1][0]:.2f}s wall, "
+                  f"{runs[-1][1]:.2f}s CPU (rc {runs[-1][2]})", flush=True)
             if callable(after):
                 after(i)
         rows.append((name, label, runs))

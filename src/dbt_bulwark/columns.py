@@ -353,7 +353,7 @@ def _dbt_base(data_type: str) -> str:
 @lru_cache(maxsize=4096)
 def _build_type(data_type: str, dialect: str) -> Any | None:
     """Parse a column type with sqlglot (None when it does not parse)."""
-    from sqlglot import exp
+    exp = _exp()
 
     try:
         return exp.DataType.build(data_type, dialect=dialect, udt=True)
@@ -405,7 +405,7 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
     are a near-miss of a built-in type name (``integr``, ``varchr``).
     """
     import sqlglot
-    from sqlglot import exp
+    exp = _exp()
 
     text = data_type.strip()
     if not text or text.count("(") != text.count(")") or text.count("<") != text.count(">"):
@@ -461,15 +461,43 @@ def parse_sql(sql: str, dialect: str) -> ParsedSQL:
     return ParsedSQL(statements[0])
 
 
+_EXP: Any = None
+
+
+def _exp() -> Any:
+    """``sqlglot.exp``, imported once (a function-level import costs on every call)."""
+    global _EXP
+    if _EXP is None:
+        from sqlglot import exp
+
+        _EXP = exp
+    return _EXP
+
+
 def _pos(sql: str, start: int) -> tuple[int, int]:
-    line = sql.count("\n", 0, start) + 1
-    col = start - (sql.rfind("\n", 0, start) + 1) + 1
-    return line, col
+    """1-based (line, column) of offset ``start`` (a binary search in the line starts, so
+    that positioning every column of a long query stays linear)."""
+    from bisect import bisect_right
+
+    starts = _line_starts(sql)
+    line = bisect_right(starts, start)
+    return line, start - starts[line - 1] + 1
+
+
+@lru_cache(maxsize=64)
+def _line_starts(sql: str) -> list[int]:
+    starts = [0]
+    find = sql.find
+    at = find("\n")
+    while at >= 0:
+        starts.append(at + 1)
+        at = find("\n", at + 1)
+    return starts
 
 
 def _meta_start(node: Any) -> int | None:
     """Character offset where ``node`` (a Column, Identifier, Star...) was written, if known."""
-    from sqlglot import exp
+    exp = _exp()
 
     candidates = [node]
     if isinstance(node, exp.Column):
@@ -538,7 +566,7 @@ _ANALYSIS_CACHE_SIZE = 4096
 
 
 def _referenced_tables(expression: Any) -> list[Any]:
-    from sqlglot import exp
+    exp = _exp()
 
     return [t for t in expression.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
 
@@ -605,7 +633,7 @@ def _short(exc: BaseException) -> str:
 
 def _cte_names(expression: Any, dialect: str) -> set[str]:
     """Keys of the CTE names defined anywhere in ``expression``."""
-    from sqlglot import exp
+    exp = _exp()
 
     names = set()
     for cte in expression.find_all(exp.CTE):
@@ -627,7 +655,7 @@ def _do_analyze(
     sql: str, dialect: str, parsed: Any, used: dict[str, Mapping[str, str | None] | None],
     types: bool = True,
 ) -> _Analysis:
-    from sqlglot import exp
+    exp = _exp()
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
     from sqlglot.optimizer.scope import traverse_scope
@@ -722,7 +750,7 @@ def _do_analyze(
 
 
 def _as_star(proj: Any) -> Any | None:
-    from sqlglot import exp
+    exp = _exp()
 
     if isinstance(proj, exp.Star):
         return proj
@@ -732,7 +760,7 @@ def _as_star(proj: Any) -> Any | None:
 
 
 def _orig_index(proj: Any) -> int | None:
-    from sqlglot import exp
+    exp = _exp()
 
     for node in (proj, proj.this if isinstance(proj, exp.Alias) else None):
         if node is not None and "bw_index" in (getattr(node, "_meta", None) or {}):
@@ -846,19 +874,19 @@ def _chain(analysis: _Analysis, scope: Any) -> _Chain:
 
 
 def _is_select(node: Any) -> bool:
-    from sqlglot import exp
+    exp = _exp()
 
     return isinstance(node, exp.Select)
 
 
 def _is_alias(node: Any) -> bool:
-    from sqlglot import exp
+    exp = _exp()
 
     return isinstance(node, exp.Alias)
 
 
 def _can_see_parent(scope: Any) -> bool:
-    from sqlglot import exp
+    exp = _exp()
     from sqlglot.optimizer.scope import ScopeType
 
     if scope.scope_type == ScopeType.CTE:
@@ -871,7 +899,7 @@ def _can_see_parent(scope: Any) -> bool:
 
 
 def _first_select(expression: Any) -> Any | None:
-    from sqlglot import exp
+    exp = _exp()
 
     while isinstance(expression, exp.SetOperation):
         expression = expression.this
@@ -882,7 +910,7 @@ def _first_select(expression: Any) -> Any | None:
 
 def _scope_output_names(scope: Any, dialect: str) -> dict[str, str] | None:
     """{key: name} of what a CTE/derived-table scope outputs; None when not derivable."""
-    from sqlglot import exp
+    exp = _exp()
 
     expression = scope.expression
     if not isinstance(expression, (exp.Select, exp.SetOperation)):
@@ -908,7 +936,7 @@ def _source_columns(analysis: _Analysis, node: Any, source: Any) -> dict[str, st
 
 
 def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dict[str, str] | None:
-    from sqlglot import exp
+    exp = _exp()
 
     alias = node.args.get("alias") if hasattr(node, "args") else None
     alias_cols = alias.columns if isinstance(alias, exp.TableAlias) else []
@@ -929,7 +957,7 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
 
 
 def _lambda_bound(column: Any, dialect: str) -> bool:
-    from sqlglot import exp
+    exp = _exp()
 
     name = _key(column.name, dialect)
     node = column.parent
@@ -955,7 +983,7 @@ def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, 
 def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
                          types: bool = True) -> OutputSchema:
     """Names and (when known, and asked for) types of the columns ``sql`` produces."""
-    from sqlglot import exp
+    exp = _exp()
 
     analysis = _analyze(sql, dialect, upstream, types)
     if analysis.tree is None:
@@ -992,7 +1020,7 @@ def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
 
 def _named_by_query(proj: Any, original_first: Any | None) -> bool:
     """False when the warehouse, not the query, names this output (unaliased expression)."""
-    from sqlglot import exp
+    exp = _exp()
 
     idx = _orig_index(proj)
     if idx is None or original_first is None or idx >= len(original_first.expressions):
@@ -1002,7 +1030,7 @@ def _named_by_query(proj: Any, original_first: Any | None) -> bool:
 
 
 def _set_branches(tree: Any) -> list[Any]:
-    from sqlglot import exp
+    exp = _exp()
 
     if isinstance(tree, exp.Subquery):
         return _set_branches(tree.this)
@@ -1012,7 +1040,7 @@ def _set_branches(tree: Any) -> list[Any]:
 
 
 def _star_reason(analysis: _Analysis, proj: Any) -> str:
-    from sqlglot import exp
+    exp = _exp()
 
     select = proj.parent
     names: list[str] = []
@@ -1041,7 +1069,7 @@ def _selected(select: Any, analysis: _Analysis) -> dict[str, tuple[Any, Any]]:
 
 
 def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> str:
-    from sqlglot import exp
+    exp = _exp()
 
     dialect = analysis.dialect
     idx = _orig_index(proj)
@@ -1101,7 +1129,7 @@ def _branch_type(analysis: _Analysis, branches: list[Any], index: int, dialect: 
 
 
 def _type_of(analysis: _Analysis, proj: Any, dialect: str) -> str | None:
-    from sqlglot import exp
+    exp = _exp()
 
     dt = getattr(proj, "type", None)
     if dt is None or not isinstance(dt, exp.DataType):
@@ -1140,7 +1168,7 @@ def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
 
 
 def _type_trusted_uncached(analysis: _Analysis, node: Any, depth: int) -> bool:
-    from sqlglot import exp
+    exp = _exp()
     from sqlglot.optimizer.scope import Scope
 
     if depth > 32:
@@ -1215,7 +1243,7 @@ def find_unknown_columns(sql: str, dialect: str, upstream: Upstream,
 
 
 def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn | None:
-    from sqlglot import exp
+    exp = _exp()
 
     dialect = analysis.dialect
     if not isinstance(column.this, exp.Identifier):
@@ -1273,7 +1301,7 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
 
 def _set_operation_clause(column: Any) -> Any | None:
     """The set operation whose own ORDER BY (or other trailing clause) holds ``column``."""
-    from sqlglot import exp
+    exp = _exp()
 
     child, node = column, column.parent
     while node is not None:
@@ -1294,8 +1322,12 @@ def _is_ancestor(node: Any, descendant: Any) -> bool:
     return False
 
 
+_WRITTEN_NAME = re.compile(r'"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]|([^\s.,()"`\[]+)')
+_WRITTEN_QUALIFIER = re.compile(r'"[^"]*"|`[^`]*`|\[[^\]]*\]|[^\s.]+')
+
+
 def _written_name(sql: str, start: int, default: str) -> str:
-    match = re.match(r'"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]|([^\s.,()"`\[]+)', sql[start:])
+    match = _WRITTEN_NAME.match(sql, start)  # no slice: a copy per column is quadratic
     if not match:
         return default
     text = next(g for g in match.groups() if g is not None)
@@ -1306,8 +1338,7 @@ def _written_qualifier(analysis: _Analysis, column: Any) -> str:
     ident = column.args.get("table")
     start = _meta_start(ident) if ident is not None else None
     if start is not None:
-        text = analysis.sql[start:]
-        match = re.match(r'"[^"]*"|`[^`]*`|\[[^\]]*\]|[^\s.]+', text)
+        match = _WRITTEN_QUALIFIER.match(analysis.sql, start)
         if match:
             return match.group(0).strip('"`[]')
     return str(column.table)
@@ -1336,7 +1367,7 @@ def column_uses(
     and reaches the model's output.  ``in_output`` / ``output_columns`` tell whether and where it
     flows into the model's output (through any expression).
     """
-    from sqlglot import exp
+    exp = _exp()
 
     analysis = _analyze(sql, dialect, upstream)
     if analysis.tree is None:
@@ -1369,7 +1400,7 @@ def column_uses(
 
 def _projection_of(column: Any, scope: Any) -> Any | None:
     """The projection of ``scope``'s select that contains ``column`` (None if elsewhere)."""
-    from sqlglot import exp
+    exp = _exp()
 
     select = scope.expression
     if not isinstance(select, exp.Select):
@@ -1417,7 +1448,7 @@ class _Tracer:
         return None
 
     def is_target(self, scope: Any, col: Any) -> bool:
-        from sqlglot import exp
+        exp = _exp()
 
         resolved = self._resolve(scope, col)
         if resolved is None:
@@ -1431,7 +1462,7 @@ class _Tracer:
 
     def tracked(self, scope: Any, name_key: str) -> bool:
         """Whether ``scope`` outputs column ``name_key`` as an unchanged copy of the target."""
-        from sqlglot import exp
+        exp = _exp()
 
         memo = (id(scope), name_key)
         if memo in self._tracked:
@@ -1504,7 +1535,7 @@ class _Tracer:
         return None
 
     def _consumer_flows(self, consumer: Any, alias: str, name: str) -> set[str]:
-        from sqlglot import exp
+        exp = _exp()
 
         select = consumer.expression
         if not isinstance(select, exp.Select):
