@@ -345,9 +345,17 @@ INVALID_QUERIES = [
     ("select id from __ref__orders order by nothing", "nothing"),
     ("select x.total from (select id as total_id from __ref__orders) as x", "total"),
     ("select nonexistent", "nonexistent"),
+    ("select id from __ref__orders union all select order_id from __ref__payments order by idd",
+     "idd"),
 ]
 
 VALID_QUERIES = [
+    # ORDER BY at the end of a UNION ALL chain names the union's output columns (issue 10)
+    """select id, status from __ref__orders
+    union all select order_id, method from __ref__payments
+    union all select id, 'x' as status from __ref__orders
+    order by status, case when status = 'a' then id end desc, id limit 10""",
+    "select id as k from __ref__orders union select order_id from __ref__payments order by k",
     "select status as s from __ref__orders order by s",
     "select status as s, count(*) as n from __ref__orders group by s",
     "select id * 2 as d, d + 1 as e from __ref__orders",
@@ -387,7 +395,8 @@ def _duckdb_rejects_column(con, sql):
         con.execute(f"describe {sql}")
     except duckdb.BinderException as exc:
         message = str(exc)
-        assert "not found" in message or "does not have a column" in message, message
+        assert "not found" in message or "does not have a column" in message \
+            or "Could not ORDER BY column" in message, message
         return True
     return False
 
@@ -522,3 +531,42 @@ def test_medium_model_is_fast():
         column_uses(sql, "duckdb", UPSTREAM, "__ref__orders", "status")
     per_model_ms = (time.perf_counter() - started) * 1000 / n
     assert per_model_ms < 100, per_model_ms
+
+
+def test_macro_return_inside_the_same_file_is_a_value_not_a_column(tmp_path, capsys):
+    """Issue 10: BLK140 on 'all_eligible_employees'. A macro that calls another macro of
+    the same file, which does {{ return(var(...)) }}, and quotes the value: dbt wraps
+    every macro, so the returned value is the inner call's result (a string literal in
+    the SQL); bulwark had ended the outer macro with it (a bare identifier, a column)."""
+    import json
+
+    from dbt_bulwark.cli import main
+
+    files = {
+        "dbt_project.yml": "name: lit\nversion: '1.0.0'\nconfig-version: 2\nprofile: lit\n",
+        "macros/scope.sql": (
+            "{% macro get_scope() %}\n"
+            "  {{ return(var('scope_v', 'all_eligible_employees')) }}\n"
+            "{% endmacro %}\n\n"
+            "{% macro eligible(col) %}\n"
+            "  {% set scope = get_scope() %}\n"
+            "  {{ eligible_in(col, \"'\" ~ scope ~ \"'\") }}\n"
+            "{% endmacro %}\n\n"
+            "{% macro eligible_in(col, scope_expression) %}\n"
+            "  case when {{ scope_expression }} = 'new_hires_only' then {{ col }} > 1\n"
+            "       when {{ scope_expression }} = 'all_eligible_employees' then true\n"
+            "       else false end\n"
+            "{% endmacro %}\n"
+        ),
+        "models/a.sql": "select 1 as id, 2 as x\n",
+        "models/b.sql": "select id, {{ eligible('x') }} as ok from {{ ref('a') }}\n",
+    }
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    rc = main(["fast-compile", "--project-dir", str(tmp_path), "--repo-root", str(tmp_path),
+               "--format", "json", "--no-cache", "--all-files"])
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    assert [f for f in findings if f["code"] == "BLK140"] == []
+    assert rc == 0, findings

@@ -24,6 +24,7 @@ MANIFEST = REPO_ROOT / ".pre-commit-hooks.yaml"
 EXAMPLE_CONFIG = REPO_ROOT / "hooks" / "pre-commit-config.example.yaml"
 
 EXPECTED_IDS = {
+    "bulwark",
     "fast-compile",
     "check-contracts",
     "check-critical-tags",
@@ -46,6 +47,7 @@ NEVER_MATCH = [
 ]
 # Extra paths per hook, beyond ALWAYS_MATCH / YAML_MATCH.
 EXTRA_MATCH = {
+    "bulwark": ["models/py_model.py", "seeds/country_codes.csv", "macros/docs.md"],
     "fast-compile": ["models/py_model.py", "seeds/country_codes.csv", "macros/docs.md"],
     "check-contracts": ["models/py_model.py", "seeds/country_codes.csv"],
     "check-critical-tags": ["models/py_model.py"],
@@ -135,13 +137,18 @@ def test_example_config_uses_every_hook_once_from_one_repo():
     assert len(repos) == 1, "the example is one `repo:` entry"
     assert repos[0]["rev"] == "v0.1.0"
     ids = [hook["id"] for hook in repos[0]["hooks"]]
-    assert sorted(ids) == sorted(EXPECTED_IDS)
+    # the combined hook replaces the four static ids (shown there, commented out)
+    assert sorted(ids) == ["bulwark", "bulwark-ci", "check-baselines"]
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    for hook_id in ("fast-compile", "check-contracts", "check-critical-tags",
+                    "check-schema-diff"):
+        assert f"# - id: {hook_id}" in text
     by_id = {hook["id"]: hook for hook in repos[0]["hooks"]}
     # `stages:` in a config replaces the manifest's: keep `manual` reachable
     # and the schema diff at both stages.
     for hook_id, hook in by_id.items():
         assert "manual" in hook.get("stages", ["manual"]), hook_id
-    assert {"pre-commit", "pre-push"} <= set(by_id["check-schema-diff"]["stages"])
+    assert {"pre-commit", "pre-push"} <= set(by_id["bulwark"]["stages"])
     for hook_id in ("bulwark-ci", "check-baselines"):
         assert "pre-commit" not in by_id[hook_id]["stages"], hook_id
 
@@ -169,7 +176,7 @@ def test_hook_settings(hook_id):
         assert hook.get("pass_filenames", True) is True
     if hook_id == "bulwark-ci":
         assert hook.get("always_run") is True
-    if hook_id == "check-schema-diff":
+    if hook_id in ("check-schema-diff", "bulwark"):
         assert stages == {"pre-commit", "pre-push", "manual"}
 
 

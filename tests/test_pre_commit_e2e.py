@@ -40,6 +40,8 @@ FIXTURE_PROJECT = REPO_ROOT / "examples" / "jaffle_bulwark"
 EXAMPLE_CONFIG = REPO_ROOT / "hooks" / "pre-commit-config.example.yaml"
 STATIC_HOOKS = ("fast-compile", "check-contracts", "check-critical-tags", "check-schema-diff")
 PUSH_ONLY_HOOKS = ("bulwark-ci", "check-baselines")
+# the example config runs the static checks through the combined hook
+EXAMPLE_COMMIT_HOOKS = ("bulwark",)
 TIMEOUT = 600  # seconds per pre-commit call: a cold pip cache must still fit
 
 # Copied from neither the work tree nor the fixture project.
@@ -270,13 +272,14 @@ def example_config(tmp_path_factory, hook_repo) -> Path:
 def test_try_repo_runs_every_commit_hook_on_a_clean_project(
     hook_repo, clean_project, pre_commit_home
 ):
-    """One try-repo call without a hook id: the four static hooks run and pass."""
+    """One try-repo call without a hook id: the four static hooks and the combined one
+    run and pass."""
     path, _ = hook_repo
     cmd = [*_pre_commit(), "try-repo", str(path), "--all-files", "--verbose", "--color", "never"]
     proc = _run(cmd, clean_project, _env(pre_commit_home))
     assert proc.returncode == 0, _describe(proc)
     statuses = _hook_statuses(proc.stdout)
-    for hook_id in STATIC_HOOKS:
+    for hook_id in (*STATIC_HOOKS, "bulwark"):
         assert hook_id in proc.stdout
         assert statuses.get(hook_id) == "Passed", f"{hook_id}: {statuses}\n{_describe(proc)}"
     # The dbt-running hooks are not in the pre-commit stage.
@@ -284,7 +287,7 @@ def test_try_repo_runs_every_commit_hook_on_a_clean_project(
         assert hook_id not in statuses, _describe(proc)
 
 
-@pytest.mark.parametrize("hook_id", STATIC_HOOKS)
+@pytest.mark.parametrize("hook_id", EXAMPLE_COMMIT_HOOKS)
 def test_each_hook_passes_through_the_example_config(
     hook_id, example_config, clean_project, pre_commit_home
 ):
@@ -327,7 +330,7 @@ def test_schema_diff_runs_at_pre_push(via, hook_repo, example_config, tmp_path, 
         path, _ = hook_repo
         cmd = [*_pre_commit(), "try-repo", str(path), "check-schema-diff"]
     else:
-        cmd = [*_pre_commit(), "run", "check-schema-diff", "--config", str(example_config)]
+        cmd = [*_pre_commit(), "run", "bulwark", "--config", str(example_config)]
     cmd += [
         "--hook-stage",
         "pre-push",
@@ -341,7 +344,8 @@ def test_schema_diff_runs_at_pre_push(via, hook_repo, example_config, tmp_path, 
     ]
     proc = _run(cmd, repo, env)
     assert proc.returncode == 0, _describe(proc)
-    assert _hook_statuses(proc.stdout) == {"check-schema-diff": "Passed"}, _describe(proc)
+    hook_id = "check-schema-diff" if via == "try-repo" else "bulwark"
+    assert _hook_statuses(proc.stdout) == {hook_id: "Passed"}, _describe(proc)
 
 
 def test_deleting_a_referenced_model_fails_the_commit(hook_repo, tmp_path, pre_commit_home):

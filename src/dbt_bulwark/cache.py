@@ -151,6 +151,7 @@ class ParseCache:
         self._dirty = False
         self._loaded = False
         self.journal: list[tuple[Any, Any]] | None = None   # puts, when a worker records them
+        self.companions: list[ParseCache] = []   # saved with this one (the template code)
 
     def _load(self) -> None:
         self._loaded = True
@@ -190,6 +191,8 @@ class ParseCache:
         self._dirty = True
 
     def save(self) -> None:
+        for other in self.companions:
+            other.save()
         if not self._dirty or self.directory is None or self.path is None:
             return
         data = self._data
@@ -220,4 +223,63 @@ def open_cache(repo_root: str | os.PathLike[str] | None, enabled: bool = True,
     the cache of compiled SQL and inferred columns (read only by hooks that need it)."""
     if not enabled or repo_root is None or os.environ.get("BULWARK_NO_CACHE"):
         return None
-    return ParseCache(Path(repo_root) / CACHE_DIR, name)
+    cache = ParseCache(Path(repo_root) / CACHE_DIR, name)
+    if name == "parse":   # the compiled Jinja code lives beside the parse cache
+        global _TEMPLATE_STORE
+        _TEMPLATE_STORE = ParseCache(Path(repo_root) / CACHE_DIR, "jinja")
+        cache.companions.append(_TEMPLATE_STORE)
+    return cache
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled Jinja templates, by content
+# --------------------------------------------------------------------------------------------
+# Compiling a template (lex, parse, generate Python, compile it) costs far more than rendering
+# it, and the same text is compiled by the loader (parse render), the compiler (compile render)
+# and every macro call site.  Templates are compiled once per content and process, and the
+# Python code object is kept on disk (``jinja-<stamp>.pickle``, read only when a template is
+# missing in memory) keyed by the text's hash, the Python bytecode magic, jinja2's version and
+# the environment class, so a fresh process skips the Jinja compiler for unchanged text.
+
+_TEMPLATE_STORE: ParseCache | None = None
+_TEMPLATES: dict[tuple[int, str], Any] = {}
+_TEMPLATES_MAX = 50_000
+
+
+def _template_key(env: Any, text: str) -> tuple[str, ...]:
+    import hashlib
+    from importlib.util import MAGIC_NUMBER
+
+    import jinja2
+
+    sha = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return ("jinja-code", MAGIC_NUMBER.hex(), jinja2.__version__,
+            f"{type(env).__module__}.{type(env).__qualname__}", sha)
+
+
+def compiled_template(env: Any, text: str) -> Any:
+    """``env.from_string(text)``, compiled once per content (in memory, then on disk)."""
+    memo = (id(env), text)
+    hit = _TEMPLATES.get(memo)
+    if hit is not None:
+        return hit
+    import marshal
+
+    store = _TEMPLATE_STORE
+    key = _template_key(env, text) if store is not None else None
+    code = None
+    if store is not None:
+        blob = store.get(key)
+        if isinstance(blob, bytes):
+            with contextlib.suppress(Exception):
+                code = marshal.loads(blob)  # noqa: S302 - our own file, keyed by bytecode magic
+    if code is None:
+        source = env.compile(text, raw=True)   # raises TemplateSyntaxError like from_string
+        code = compile(source, "<template>", "exec")
+        if store is not None:
+            store.put(key, marshal.dumps(code))
+    template = env.template_class.from_code(env, code, env.make_globals(None), None)
+    if len(_TEMPLATES) >= _TEMPLATES_MAX:
+        _TEMPLATES.clear()
+    _TEMPLATES[memo] = template
+    return template

@@ -353,7 +353,7 @@ def _dbt_base(data_type: str) -> str:
 @lru_cache(maxsize=4096)
 def _build_type(data_type: str, dialect: str) -> Any | None:
     """Parse a column type with sqlglot (None when it does not parse)."""
-    from sqlglot import exp
+    exp = _exp()
 
     try:
         return exp.DataType.build(data_type, dialect=dialect, udt=True)
@@ -405,7 +405,7 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
     are a near-miss of a built-in type name (``integr``, ``varchr``).
     """
     import sqlglot
-    from sqlglot import exp
+    exp = _exp()
 
     text = data_type.strip()
     if not text or text.count("(") != text.count(")") or text.count("<") != text.count(">"):
@@ -461,15 +461,43 @@ def parse_sql(sql: str, dialect: str) -> ParsedSQL:
     return ParsedSQL(statements[0])
 
 
+_EXP: Any = None
+
+
+def _exp() -> Any:
+    """``sqlglot.exp``, imported once (a function-level import costs on every call)."""
+    global _EXP
+    if _EXP is None:
+        from sqlglot import exp
+
+        _EXP = exp
+    return _EXP
+
+
 def _pos(sql: str, start: int) -> tuple[int, int]:
-    line = sql.count("\n", 0, start) + 1
-    col = start - (sql.rfind("\n", 0, start) + 1) + 1
-    return line, col
+    """1-based (line, column) of offset ``start`` (a binary search in the line starts, so
+    that positioning every column of a long query stays linear)."""
+    from bisect import bisect_right
+
+    starts = _line_starts(sql)
+    line = bisect_right(starts, start)
+    return line, start - starts[line - 1] + 1
+
+
+@lru_cache(maxsize=64)
+def _line_starts(sql: str) -> list[int]:
+    starts = [0]
+    find = sql.find
+    at = find("\n")
+    while at >= 0:
+        starts.append(at + 1)
+        at = find("\n", at + 1)
+    return starts
 
 
 def _meta_start(node: Any) -> int | None:
     """Character offset where ``node`` (a Column, Identifier, Star...) was written, if known."""
-    from sqlglot import exp
+    exp = _exp()
 
     candidates = [node]
     if isinstance(node, exp.Column):
@@ -510,6 +538,27 @@ class _Analysis:
     # id(column) -> the scope owning it
     column_scope: dict[int, Any] = field(default_factory=dict)
     unknown_tables: list[str] = field(default_factory=list)
+    # Per-scope memos, filled lazily so that every lookup is O(1) after the first: the
+    # sources visible from a scope (its own, then its visible ancestors'), what an
+    # unqualified column can resolve to along that chain, and the source columns.
+    visible: dict[int, dict[str, tuple[Any, Any, Any]]] = field(default_factory=dict)
+    chain: dict[int, _Chain] = field(default_factory=dict)
+    source_cols: dict[tuple[int, int], dict[str, str] | None] = field(default_factory=dict)
+    scope_names: dict[int, dict[str, str] | None] = field(default_factory=dict)
+    sees_parent: dict[int, bool] = field(default_factory=dict)
+    by_select: dict[int, Any] = field(default_factory=dict)
+    trusted: dict[tuple[int, int], bool] = field(default_factory=dict)
+    named: dict[int, dict[str, Any]] = field(default_factory=dict)
+    consumers: dict[int, list[tuple[Any, str]]] | None = None
+
+
+@dataclass
+class _Chain:
+    """What an unqualified column can resolve to from one scope, along its visible chain."""
+
+    unknown: bool  # some source on the chain has unknown columns
+    keys: frozenset[str]  # column keys of every source, and the sources' own names
+    aliases: dict[str, list[Any]]  # select-list alias key -> alias projections
 
 
 _ANALYSIS_CACHE: OrderedDict[tuple[Any, ...], _Analysis] = OrderedDict()
@@ -517,7 +566,7 @@ _ANALYSIS_CACHE_SIZE = 4096
 
 
 def _referenced_tables(expression: Any) -> list[Any]:
-    from sqlglot import exp
+    exp = _exp()
 
     return [t for t in expression.find_all(exp.Table) if isinstance(t.this, exp.Identifier)]
 
@@ -584,7 +633,7 @@ def _short(exc: BaseException) -> str:
 
 def _cte_names(expression: Any, dialect: str) -> set[str]:
     """Keys of the CTE names defined anywhere in ``expression``."""
-    from sqlglot import exp
+    exp = _exp()
 
     names = set()
     for cte in expression.find_all(exp.CTE):
@@ -606,7 +655,7 @@ def _do_analyze(
     sql: str, dialect: str, parsed: Any, used: dict[str, Mapping[str, str | None] | None],
     types: bool = True,
 ) -> _Analysis:
-    from sqlglot import exp
+    exp = _exp()
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
     from sqlglot.optimizer.scope import traverse_scope
@@ -701,7 +750,7 @@ def _do_analyze(
 
 
 def _as_star(proj: Any) -> Any | None:
-    from sqlglot import exp
+    exp = _exp()
 
     if isinstance(proj, exp.Star):
         return proj
@@ -711,7 +760,7 @@ def _as_star(proj: Any) -> Any | None:
 
 
 def _orig_index(proj: Any) -> int | None:
-    from sqlglot import exp
+    exp = _exp()
 
     for node in (proj, proj.this if isinstance(proj, exp.Alias) else None):
         if node is not None and "bw_index" in (getattr(node, "_meta", None) or {}):
@@ -743,8 +792,101 @@ def _scope_columns(scope: Any) -> list[Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def _sees_parent(analysis: _Analysis, scope: Any) -> bool:
+    """:func:`_can_see_parent`, memoised per scope."""
+    hit = analysis.sees_parent.get(id(scope))
+    if hit is None:
+        hit = analysis.sees_parent[id(scope)] = _can_see_parent(scope)
+    return hit
+
+
+def _visible(analysis: _Analysis, scope: Any) -> dict[str, tuple[Any, Any, Any]]:
+    """{source key: (scope, node, source)} of the sources visible from ``scope``: its own
+    (the first of a name wins) over those of the ancestors it can see.  Built once per
+    scope, top-down; a scope without sources of its own shares its parent's map."""
+    hit = analysis.visible.get(id(scope))
+    if hit is not None:
+        return hit
+    chain = [scope]
+    current = scope
+    while _sees_parent(analysis, current) and current.parent is not None:
+        current = current.parent
+        if id(current) in analysis.visible:
+            break
+        chain.append(current)
+    inherited: dict[str, tuple[Any, Any, Any]] = {}
+    top = chain[-1]
+    if _sees_parent(analysis, top) and top.parent is not None:
+        inherited = analysis.visible.get(id(top.parent)) or {}
+    dialect = analysis.dialect
+    for current in reversed(chain):
+        own: dict[str, tuple[Any, Any, Any]] = {}
+        for name, (node, source) in current.selected_sources.items():
+            own.setdefault(_key(name, dialect), (current, node, source))
+        if own:
+            merged = dict(inherited)
+            merged.update(own)
+            inherited = merged
+        analysis.visible[id(current)] = inherited
+    return inherited
+
+
+def _chain(analysis: _Analysis, scope: Any) -> _Chain:
+    """The :class:`_Chain` of ``scope`` (memoised; built top-down like :func:`_visible`)."""
+    hit = analysis.chain.get(id(scope))
+    if hit is not None:
+        return hit
+    chain = [scope]
+    current = scope
+    while _sees_parent(analysis, current) and current.parent is not None:
+        current = current.parent
+        if id(current) in analysis.chain:
+            break
+        chain.append(current)
+    top = chain[-1]
+    above = analysis.chain.get(id(top.parent)) \
+        if _sees_parent(analysis, top) and top.parent is not None else None
+    info = above or _Chain(False, frozenset(), {})
+    dialect = analysis.dialect
+    for current in reversed(chain):
+        unknown, keys = info.unknown, set[str]()
+        for src_name, (node, source) in current.selected_sources.items():
+            cols = _source_columns(analysis, node, source)
+            if cols is None:
+                unknown = True
+            else:
+                keys.update(cols)
+            keys.add(_key(src_name, dialect))
+        aliases: dict[str, list[Any]] = {}
+        select = current.expression
+        if _is_select(select):
+            for p in select.expressions:
+                if _is_alias(p) and "bw_index" in (p._meta or {}):
+                    aliases.setdefault(_key(p.alias, dialect), []).append(p)
+        merged_aliases = info.aliases
+        if aliases:
+            merged_aliases = {k: list(v) for k, v in info.aliases.items()}
+            for k, v in aliases.items():
+                merged_aliases.setdefault(k, []).extend(v)
+        info = _Chain(unknown, info.keys | keys if keys else info.keys, merged_aliases)
+        analysis.chain[id(current)] = info
+    return info
+
+
+def _is_select(node: Any) -> bool:
+    exp = _exp()
+
+    return isinstance(node, exp.Select)
+
+
+def _is_alias(node: Any) -> bool:
+    exp = _exp()
+
+    return isinstance(node, exp.Alias)
+
+
 def _can_see_parent(scope: Any) -> bool:
-    from sqlglot import exp
+    exp = _exp()
     from sqlglot.optimizer.scope import ScopeType
 
     if scope.scope_type == ScopeType.CTE:
@@ -757,7 +899,7 @@ def _can_see_parent(scope: Any) -> bool:
 
 
 def _first_select(expression: Any) -> Any | None:
-    from sqlglot import exp
+    exp = _exp()
 
     while isinstance(expression, exp.SetOperation):
         expression = expression.this
@@ -768,7 +910,7 @@ def _first_select(expression: Any) -> Any | None:
 
 def _scope_output_names(scope: Any, dialect: str) -> dict[str, str] | None:
     """{key: name} of what a CTE/derived-table scope outputs; None when not derivable."""
-    from sqlglot import exp
+    exp = _exp()
 
     expression = scope.expression
     if not isinstance(expression, (exp.Select, exp.SetOperation)):
@@ -785,8 +927,16 @@ def _scope_output_names(scope: Any, dialect: str) -> dict[str, str] | None:
 
 
 def _source_columns(analysis: _Analysis, node: Any, source: Any) -> dict[str, str] | None:
-    """{key: name} of the columns a source provides; None when unknown."""
-    from sqlglot import exp
+    """{key: name} of the columns a source provides; None when unknown (memoised)."""
+    memo = (id(node), id(source))
+    if memo in analysis.source_cols:
+        return analysis.source_cols[memo]
+    result = analysis.source_cols[memo] = _source_columns_uncached(analysis, node, source)
+    return result
+
+
+def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dict[str, str] | None:
+    exp = _exp()
 
     alias = node.args.get("alias") if hasattr(node, "args") else None
     alias_cols = alias.columns if isinstance(alias, exp.TableAlias) else []
@@ -800,12 +950,14 @@ def _source_columns(analysis: _Analysis, node: Any, source: Any) -> dict[str, st
     from sqlglot.optimizer.scope import Scope
 
     if isinstance(source, Scope):
-        return _scope_output_names(source, analysis.dialect)
+        if id(source) not in analysis.scope_names:
+            analysis.scope_names[id(source)] = _scope_output_names(source, analysis.dialect)
+        return analysis.scope_names[id(source)]
     return None
 
 
 def _lambda_bound(column: Any, dialect: str) -> bool:
-    from sqlglot import exp
+    exp = _exp()
 
     name = _key(column.name, dialect)
     node = column.parent
@@ -818,33 +970,9 @@ def _lambda_bound(column: Any, dialect: str) -> bool:
     return False
 
 
-def _select_aliases(scope: Any, dialect: str, column: Any) -> set[str]:
-    """Aliases written in ``scope``'s select list, except the one ``column`` itself is under."""
-    from sqlglot import exp
-
-    select = scope.expression
-    if not isinstance(select, exp.Select):
-        return set()
-    own = _projection_of(column, scope)
-    return {
-        _key(p.alias, dialect)
-        for p in select.expressions
-        if isinstance(p, exp.Alias) and "bw_index" in (p._meta or {}) and p is not own
-    }
-
-
 def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, Any, Any] | None:
     """(scope, node, source) for a table qualifier visible from ``scope``."""
-    key = _key(qualifier, analysis.dialect)
-    current = scope
-    while current is not None:
-        for name, (node, source) in current.selected_sources.items():
-            if _key(name, analysis.dialect) == key:
-                return current, node, source
-        if not _can_see_parent(current):
-            break
-        current = current.parent
-    return None
+    return _visible(analysis, scope).get(_key(qualifier, analysis.dialect))
 
 
 # --------------------------------------------------------------------------------------------
@@ -855,7 +983,7 @@ def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, 
 def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
                          types: bool = True) -> OutputSchema:
     """Names and (when known, and asked for) types of the columns ``sql`` produces."""
-    from sqlglot import exp
+    exp = _exp()
 
     analysis = _analyze(sql, dialect, upstream, types)
     if analysis.tree is None:
@@ -892,7 +1020,7 @@ def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
 
 def _named_by_query(proj: Any, original_first: Any | None) -> bool:
     """False when the warehouse, not the query, names this output (unaliased expression)."""
-    from sqlglot import exp
+    exp = _exp()
 
     idx = _orig_index(proj)
     if idx is None or original_first is None or idx >= len(original_first.expressions):
@@ -902,7 +1030,7 @@ def _named_by_query(proj: Any, original_first: Any | None) -> bool:
 
 
 def _set_branches(tree: Any) -> list[Any]:
-    from sqlglot import exp
+    exp = _exp()
 
     if isinstance(tree, exp.Subquery):
         return _set_branches(tree.this)
@@ -912,7 +1040,7 @@ def _set_branches(tree: Any) -> list[Any]:
 
 
 def _star_reason(analysis: _Analysis, proj: Any) -> str:
-    from sqlglot import exp
+    exp = _exp()
 
     select = proj.parent
     names: list[str] = []
@@ -933,14 +1061,15 @@ def _star_reason(analysis: _Analysis, proj: Any) -> str:
 
 
 def _selected(select: Any, analysis: _Analysis) -> dict[str, tuple[Any, Any]]:
-    for scope in analysis.scopes:
-        if scope.expression is select:
-            return dict(scope.selected_sources)
-    return {}
+    if not analysis.by_select:
+        for scope in reversed(analysis.scopes):  # the first scope of an expression wins
+            analysis.by_select[id(scope.expression)] = scope
+    scope = analysis.by_select.get(id(select))
+    return dict(scope.selected_sources) if scope is not None else {}
 
 
 def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> str:
-    from sqlglot import exp
+    exp = _exp()
 
     dialect = analysis.dialect
     idx = _orig_index(proj)
@@ -1000,7 +1129,7 @@ def _branch_type(analysis: _Analysis, branches: list[Any], index: int, dialect: 
 
 
 def _type_of(analysis: _Analysis, proj: Any, dialect: str) -> str | None:
-    from sqlglot import exp
+    exp = _exp()
 
     dt = getattr(proj, "type", None)
     if dt is None or not isinstance(dt, exp.DataType):
@@ -1029,8 +1158,17 @@ _UNTRUSTED_FUNCS = frozenset(
 
 
 def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
-    """Whether sqlglot's type for ``node`` can be relied on (follows CTE/subquery columns)."""
-    from sqlglot import exp
+    """Whether sqlglot's type for ``node`` can be relied on (follows CTE/subquery columns;
+    memoised per node and depth)."""
+    memo = (id(node), depth)
+    hit = analysis.trusted.get(memo)
+    if hit is None:
+        hit = analysis.trusted[memo] = _type_trusted_uncached(analysis, node, depth)
+    return hit
+
+
+def _type_trusted_uncached(analysis: _Analysis, node: Any, depth: int) -> bool:
+    exp = _exp()
     from sqlglot.optimizer.scope import Scope
 
     if depth > 32:
@@ -1063,10 +1201,12 @@ def _type_trusted(analysis: _Analysis, node: Any, depth: int = 0) -> bool:
 
 
 def _projection_named(select: Any, key: str, analysis: _Analysis) -> Any | None:
-    for proj in select.expressions:
-        if _key(proj.alias_or_name, analysis.dialect) == key:
-            return proj
-    return None
+    named = analysis.named.get(id(select))
+    if named is None:
+        named = analysis.named[id(select)] = {}
+        for proj in select.expressions:  # the first of a name wins
+            named.setdefault(_key(proj.alias_or_name, analysis.dialect), proj)
+    return named.get(key)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1103,7 +1243,7 @@ def find_unknown_columns(sql: str, dialect: str, upstream: Upstream,
 
 
 def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn | None:
-    from sqlglot import exp
+    exp = _exp()
 
     dialect = analysis.dialect
     if not isinstance(column.this, exp.Identifier):
@@ -1123,6 +1263,16 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
         return None
     line, col = _pos(analysis.sql, start)
     qualifier = column.table
+    set_op = _set_operation_clause(column)
+    if set_op is not None:
+        # ORDER BY / LIMIT of a UNION/INTERSECT/EXCEPT: names the set operation's output
+        first = _first_select(set_op)
+        if qualifier or first is None or any(_as_star(p) is not None for p in first.expressions):
+            return None
+        outputs = {_key(n, dialect): n for n in first.named_selects}
+        if key in outputs:
+            return None
+        return UnknownColumn(name, None, line, col, _suggest(name, list(outputs.values())))
     if qualifier:
         found = _find_source(analysis, scope, qualifier)
         if found is None:
@@ -1133,26 +1283,51 @@ def _check_column(analysis: _Analysis, scope: Any, column: Any) -> UnknownColumn
             return None
         return UnknownColumn(name, _written_qualifier(analysis, column), line, col,
                              _suggest(name, list(cols.values())))  # fmt: skip
+    info = _chain(analysis, scope)
+    if info.unknown or key in info.keys:
+        return None  # a source with unknown columns; found; or a whole-row reference
+    if any(not _is_ancestor(p, column) for p in info.aliases.get(key, ())):
+        return None  # a select-list alias (not the one the column itself is under)
     candidates: list[str] = []
     current = scope
     while current is not None:
-        for src_name, (node, source) in current.selected_sources.items():
-            cols = _source_columns(analysis, node, source)
-            if cols is None:
-                return None
-            if key in cols or _key(src_name, dialect) == key:
-                return None  # found, or a whole-row reference to a table alias
-            candidates.extend(cols.values())
-        if key in _select_aliases(current, dialect, column):
-            return None
-        if not _can_see_parent(current):
+        for _src_name, (node, source) in current.selected_sources.items():
+            candidates.extend((_source_columns(analysis, node, source) or {}).values())
+        if not _sees_parent(analysis, current):
             break
         current = current.parent
     return UnknownColumn(name, None, line, col, _suggest(name, candidates))
 
 
+def _set_operation_clause(column: Any) -> Any | None:
+    """The set operation whose own ORDER BY (or other trailing clause) holds ``column``."""
+    exp = _exp()
+
+    child, node = column, column.parent
+    while node is not None:
+        if isinstance(node, exp.SetOperation):
+            return node if child.arg_key not in ("this", "expression") else None
+        if isinstance(node, (exp.Select, exp.Subquery)):
+            return None
+        child, node = node, node.parent
+    return None
+
+
+def _is_ancestor(node: Any, descendant: Any) -> bool:
+    current = descendant.parent
+    while current is not None:
+        if current is node:
+            return True
+        current = current.parent
+    return False
+
+
+_WRITTEN_NAME = re.compile(r'"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]|([^\s.,()"`\[]+)')
+_WRITTEN_QUALIFIER = re.compile(r'"[^"]*"|`[^`]*`|\[[^\]]*\]|[^\s.]+')
+
+
 def _written_name(sql: str, start: int, default: str) -> str:
-    match = re.match(r'"((?:[^"]|"")*)"|`([^`]*)`|\[([^\]]*)\]|([^\s.,()"`\[]+)', sql[start:])
+    match = _WRITTEN_NAME.match(sql, start)  # no slice: a copy per column is quadratic
     if not match:
         return default
     text = next(g for g in match.groups() if g is not None)
@@ -1163,8 +1338,7 @@ def _written_qualifier(analysis: _Analysis, column: Any) -> str:
     ident = column.args.get("table")
     start = _meta_start(ident) if ident is not None else None
     if start is not None:
-        text = analysis.sql[start:]
-        match = re.match(r'"[^"]*"|`[^`]*`|\[[^\]]*\]|[^\s.]+', text)
+        match = _WRITTEN_QUALIFIER.match(analysis.sql, start)
         if match:
             return match.group(0).strip('"`[]')
     return str(column.table)
@@ -1193,7 +1367,7 @@ def column_uses(
     and reaches the model's output.  ``in_output`` / ``output_columns`` tell whether and where it
     flows into the model's output (through any expression).
     """
-    from sqlglot import exp
+    exp = _exp()
 
     analysis = _analyze(sql, dialect, upstream)
     if analysis.tree is None:
@@ -1226,7 +1400,7 @@ def column_uses(
 
 def _projection_of(column: Any, scope: Any) -> Any | None:
     """The projection of ``scope``'s select that contains ``column`` (None if elsewhere)."""
-    from sqlglot import exp
+    exp = _exp()
 
     select = scope.expression
     if not isinstance(select, exp.Select):
@@ -1274,7 +1448,7 @@ class _Tracer:
         return None
 
     def is_target(self, scope: Any, col: Any) -> bool:
-        from sqlglot import exp
+        exp = _exp()
 
         resolved = self._resolve(scope, col)
         if resolved is None:
@@ -1288,7 +1462,7 @@ class _Tracer:
 
     def tracked(self, scope: Any, name_key: str) -> bool:
         """Whether ``scope`` outputs column ``name_key`` as an unchanged copy of the target."""
-        from sqlglot import exp
+        exp = _exp()
 
         memo = (id(scope), name_key)
         if memo in self._tracked:
@@ -1334,12 +1508,21 @@ class _Tracer:
         elif index is not None:
             out_name = self._name_at(owner, index)
             if out_name is not None:
-                for consumer in self.analysis.scopes:
-                    for src_name, (_node, source) in consumer.selected_sources.items():
-                        if source is owner:
-                            result |= self._consumer_flows(consumer, src_name, out_name)
+                for consumer, src_name in self._consumers().get(id(owner), ()):
+                    result |= self._consumer_flows(consumer, src_name, out_name)
         self._flows[memo] = result
         return result
+
+    def _consumers(self) -> dict[int, list[tuple[Any, str]]]:
+        """{id(source scope): [(consumer scope, the alias it reads the source as)]}, in scope
+        order (built once per analysis)."""
+        if self.analysis.consumers is None:
+            consumers: dict[int, list[tuple[Any, str]]] = {}
+            for consumer in self.analysis.scopes:
+                for src_name, (_node, source) in consumer.selected_sources.items():
+                    consumers.setdefault(id(source), []).append((consumer, src_name))
+            self.analysis.consumers = consumers
+        return self.analysis.consumers
 
     def _index_of(self, scope: Any, name: str) -> int | None:
         first = _first_select(scope.expression)
@@ -1352,7 +1535,7 @@ class _Tracer:
         return None
 
     def _consumer_flows(self, consumer: Any, alias: str, name: str) -> set[str]:
-        from sqlglot import exp
+        exp = _exp()
 
         select = consumer.expression
         if not isinstance(select, exp.Select):

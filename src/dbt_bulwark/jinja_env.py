@@ -478,7 +478,7 @@ class RenderContext:
         if mod is None:
             template = self.macros._modules.get(key)
             if template is None:
-                template = environment(True).from_string(mdef.text)
+                template = _from_string(mdef.text)
                 self.macros._modules[key] = template
             mod = template.make_module(vars=self.namespace(mdef.package), shared=True)
             self._module_cache[key] = mod
@@ -647,6 +647,30 @@ def _raise_return(value: Any = None) -> None:
     raise _Return(value)
 
 
+def _macros_catch_return() -> None:
+    """Make ``{{ return(x) }}`` end the macro that called it with value ``x``, also when a
+    macro calls another macro of the same file (jinja then calls that one directly, not
+    through :meth:`RenderContext._macro_callable`): dbt wraps every macro, so
+    ``{% set s = other_macro() %}`` gets the returned value, not the caller's."""
+    from jinja2.runtime import Macro
+
+    if getattr(Macro, "_bulwark_catches_return", False):
+        return
+    invoke = Macro._invoke
+
+    def _invoke(self: Any, arguments: Any, autoescape: bool) -> Any:
+        try:
+            return invoke(self, arguments, autoescape)
+        except _Return as ret:
+            return ret.value
+
+    Macro._invoke = _invoke  # type: ignore[method-assign]
+    Macro._bulwark_catches_return = True  # type: ignore[attr-defined]
+
+
+_macros_catch_return()
+
+
 def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
     try:
         return fn(value)
@@ -720,6 +744,13 @@ class _Namespace(dict):
             return self[key]
         except KeyError:
             return default
+
+
+def _from_string(text: str) -> jinja2.Template:
+    """The permissive environment's template for ``text``, compiled once per content."""
+    from dbt_bulwark.cache import compiled_template
+
+    return compiled_template(environment(True), text)
 
 
 # ----------------------------------------------------------------------------- time limit
@@ -841,7 +872,7 @@ def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     line = None
     try:
         try:
-            template = environment(True).from_string(text)
+            template = _from_string(text)
             context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
             try:
                 out = template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
