@@ -76,7 +76,7 @@ class Base:
 # what a dbt project is made of (the hooks' `files:` in .pre-commit-hooks.yaml)
 DBT_FILES = (".sql", ".yml", ".yaml", ".py", ".csv", ".md")
 # the commands that run as pre-commit hooks with `always_run: true`
-HOOK_COMMANDS = frozenset({"fast-compile", "check-contracts", "check-critical-tags",
+HOOK_COMMANDS = frozenset({"check", "fast-compile", "check-contracts", "check-critical-tags",
                            "check-schema-diff"})
 
 
