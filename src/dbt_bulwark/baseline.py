@@ -18,8 +18,11 @@ so the reviewer sees the new baseline in the diff.
 
 The content hash is the sum over rows of the first 64 bits of md5 of the row's
 text (float columns rounded to 10 significant digits first); it is implemented
-for DuckDB (tested), Postgres/Redshift and Snowflake (untested); other adapters
-get ``null`` and compare on the stats alone.
+for DuckDB and PostgreSQL (tested, tests/test_postgres.py), Redshift, Snowflake,
+BigQuery and Databricks (written from their docs, untested); other adapters get
+``null`` and compare on the stats alone. The hash is compared only between a
+baseline and a run on the same adapter; across adapters (a DuckDB baseline
+checked on Postgres) the types compare by family and the stats must agree.
 """
 
 from __future__ import annotations
@@ -123,8 +126,13 @@ def _hash_sql(adapter: str, cols: list[tuple[str, str]]) -> str | None:
         return f"sum(md5_number_upper({row}))"
     if adapter in ("postgres", "redshift"):
         return f"sum(('x' || substr(md5({row}), 1, 15))::bit(60)::bigint::numeric)"
-    if adapter == "snowflake":
+    if adapter == "snowflake":      # untested: written from Snowflake's docs
         return f"sum(to_number(substr(md5({row}), 1, 15), 'XXXXXXXXXXXXXXX'))"
+    if adapter == "bigquery":       # untested: written from BigQuery's docs
+        return (f"sum(cast(cast(concat('0x', substr(to_hex(md5({row})), 1, 15)) as int64) "
+                "as bignumeric))")
+    if adapter in ("databricks", "spark"):   # untested: written from Databricks' docs
+        return f"sum(cast(conv(substr(md5({row}), 1, 15), 16, 10) as decimal(38, 0)))"
     return None
 
 
@@ -246,7 +254,7 @@ def measure(session: DbtSession, nodes: list[Node]) -> Measured:
     session.seed()
     todo = [n for n in ready if n.unique_id not in session.built_with_data]
     if todo:
-        embedded = session.engine.mode == "embedded"
+        embedded = session.engine.isolated
         from dbt_bulwark.dbt_exec import selector_for
 
         sel = sorted({("+" if embedded else "") + selector_for(n) for n in todo})
@@ -387,6 +395,42 @@ def _close(old: Any, new: Any, rel: float, abs_allow: float = 0.0) -> bool:
     return False
 
 
+_TYPE_FAMILY = [
+    (re.compile(r"^(character varying|varchar|char|character|text|string|nvarchar|bpchar)\b"),
+     "string"),
+    (re.compile(r"^(bigint|int8|long)\b"), "bigint"),
+    (re.compile(r"^(integer|int|int4|signed)\b"), "integer"),
+    (re.compile(r"^(smallint|int2|short)\b"), "smallint"),
+    (re.compile(r"^(double precision|double|float8|float)\b"), "double"),
+    (re.compile(r"^(real|float4)\b"), "real"),
+    (re.compile(r"^(boolean|bool)\b"), "boolean"),
+    (re.compile(r"^(timestamp with time zone|timestamptz|timestamp_tz)\b"), "timestamptz"),
+    (re.compile(r"^(timestamp without time zone|timestamp|datetime|timestamp_ntz)\b"),
+     "timestamp"),
+]
+
+
+def type_family(data_type: str) -> str:
+    """A type as comparable across adapters: ``DECIMAL(18,2)`` and ``numeric(18,2)`` are
+    ``numeric(18,2)``; every text type is ``string`` (lengths differ by adapter)."""
+    t = " ".join(data_type.lower().split())
+    m = re.match(r"^(decimal|numeric|number)\s*(\((.*)\))?", t)
+    if m:
+        return "numeric" + (f"({m.group(3).replace(' ', '')})" if m.group(2) else "")
+    for rx, family in _TYPE_FAMILY:
+        if rx.match(t):
+            return family
+    return t
+
+
+def same_type(old: str, new: str, same_adapter: bool) -> bool:
+    """Same adapter: the type text as the database reports it; across adapters (a
+    DuckDB baseline checked on Postgres): the type family (:func:`type_family`)."""
+    if same_adapter:
+        return old.lower() == new.lower()
+    return type_family(old) == type_family(new)
+
+
 @dataclass
 class Diff:
     """The readable differences of one model, and the findings they make."""
@@ -394,11 +438,15 @@ class Diff:
     label: str
     lines: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             baseline_path: str) -> Diff:
     diff = Diff(node.name if node.version is None else f"{node.name}.v{node.version}")
+    if base.adapter != now.adapter:
+        diff.notes.append(f"baseline captured on {base.adapter or '?'}, measured on "
+                          f"{now.adapter}: types compared by family, content hash not compared")
     hint = (f"unintended: fix the model; intended: `bulwark baseline capture {diff.label}` "
             f"and commit {baseline_path}")
 
@@ -415,7 +463,8 @@ def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
     for key, c in new_cols.items():
         if key not in old_cols:
             add("BLK530", f"column {c['name']} added ({c.get('type')})")
-        elif str(old_cols[key].get("type", "")).lower() != str(c.get("type", "")).lower():
+        elif not same_type(str(old_cols[key].get("type", "")), str(c.get("type", "")),
+                           base.adapter == now.adapter):
             add("BLK530", f"column {c['name']} type {old_cols[key].get('type')} -> "
                 f"{c.get('type')}")
     allow = tol.row_allowance(base.row_count)
@@ -532,6 +581,7 @@ def check_baselines(session: Any, policy: Any, selector: str | None) -> Baseline
         else:
             run.details.append(f"{diff.label}: matches ({snap.row_count} rows, "
                                f"{len(snap.columns)} columns)")
+        run.details.extend("  " + note for note in diff.notes)
     errors = [f for f in run.findings if f.severity == "error"]
     differing = len({f.node for f in errors})
     if errors:
