@@ -67,7 +67,8 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
         base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
     dialect, _how = project_dialect(project, policy.get("dialect"))
     diffs = SchemaDiff(project, base, dialect, policy.get("schema_diff.protected"),
-                       policy.get("locked.tag"), cache=ctx.ws.cache).run()
+                       policy.get("locked.tag"), cache=ctx.ws.cache,
+                       dbt_version=policy.get("dbt_version")).run()
     counts = ctx.state.setdefault("ci_counts", {})
     for d in diffs:
         counts[d.classification] = counts.get(d.classification, 0) + 1

@@ -20,6 +20,7 @@ SCHEMA: dict[str, Any] = {
     "dialect": ((str, type(None)), None),   # sqlglot dialect / dbt adapter type for SQL parsing
     "fail_on": (str, "error"),              # error | warning: the lowest severity that fails
     "exclude": (list, []),                  # glob patterns of repo paths never checked
+    "dbt_version": ((str, type(None)), None),   # "1.9": apply that dbt's rules (dbt_rules.py)
     "critical": {
         "select": ((str, list, type(None)), None),   # dbt selector; None = already tagged
         "min_downstream": ((int, type(None)), None),
