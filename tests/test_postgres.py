@@ -124,9 +124,9 @@ def test_baselines_on_postgres_agree_with_duckdb_and_catch_changes(tmp_path: Pat
     ok = bulwark(repo, "baseline", "check", "--target", "pg", "--profiles-dir", str(pdir))
     assert ok.returncode == 0, ok.stdout + ok.stderr
     orders = repo / "models/marts/orders.sql"
-    # a rounding change (whole units) and a renamed value, which the tests do not see
+    # a rounding change (to tens) and a renamed value, which the tests do not see
     _edit(orders, "cast(coalesce(p.amount, 0) as decimal(18, 2))",
-          "cast(round(coalesce(p.amount, 0), 0) as decimal(18, 2))")
+          "cast(round(coalesce(p.amount, 0), -1) as decimal(18, 2))")
     _edit(orders, "    o.status,", "    replace(o.status, 'shipped', 'sent') as status,")
     bad = bulwark(repo, "baseline", "check", "--target", "pg", "--profiles-dir", str(pdir))
     assert bad.returncode == 1, bad.stdout
