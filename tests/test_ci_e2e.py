@@ -93,8 +93,7 @@ def test_error_test_failure_fails_the_data_quality_gate(tmp_path: Path) -> None:
 """, """      - name: revenue
         data_tests:
           - accepted_values:
-              arguments:
-                values: [0]
+              values: [0]
 """)
     # ... and a WARN test that fails: listed, not fatal
     _edit(marts, """      - name: first_name
@@ -103,8 +102,7 @@ def test_error_test_failure_fails_the_data_quality_gate(tmp_path: Path) -> None:
         data_type: varchar
         data_tests:
           - accepted_values:
-              arguments:
-                values: [Ava]
+              values: [Ava]
               config:
                 severity: warn
 """)
