@@ -16,13 +16,14 @@ fraction of the baseline's rows), per column stats (floats within the relative
 allowed). An intended change is accepted by capturing again in the same commit,
 so the reviewer sees the new baseline in the diff.
 
-The content hash is the sum over rows of the first 64 bits of md5 of the row's
+The content hash is the sum over rows of the first 60 bits of md5 of the row's
 text (float columns rounded to 10 significant digits first); it is implemented
 for DuckDB and PostgreSQL (tested, tests/test_postgres.py), Redshift, Snowflake,
 BigQuery and Databricks (written from their docs, untested); other adapters get
 ``null`` and compare on the stats alone. The hash is compared only between a
-baseline and a run on the same adapter; across adapters (a DuckDB baseline
-checked on Postgres) the types compare by family and the stats must agree.
+baseline and a run on the same adapter, or across adapters (a DuckDB baseline
+checked on Postgres: the same text of every non-float value, the same 60 bits) when
+the model has no float column; the types then compare by family.
 """
 
 from __future__ import annotations
@@ -64,6 +65,10 @@ _ORDERABLE = re.compile(r"char|text|string|date|time|bool|uuid|" + _NUMERIC.patt
 _COMPLEX = re.compile(r"struct|map|list|\[\]|array|json|variant|object|geography|geometry|blob|"
                       r"bytea|binary|interval")
 _PREFIX = "v:"
+# content_hash = "<HASH_ALGO>:<sum>": the sum over rows of the first 60 bits (15 hex
+# digits) of md5 of the row's text. A baseline without this tag (an older algorithm) is
+# never compared by hash.
+HASH_ALGO = "md5-60"
 
 
 def kind_of(data_type: str) -> str:
@@ -122,8 +127,8 @@ def _hash_sql(adapter: str, cols: list[tuple[str, str]]) -> str | None:
                     else col)
             pieces.append(f"coalesce(cast({expr} as {{{{ dbt.type_string() }}}}), '\\N')")
     row = " || '|' || ".join(pieces) if pieces else "''"
-    if adapter == "duckdb":
-        return f"sum(md5_number_upper({row}))"
+    if adapter == "duckdb":         # the same 60 bits as PostgreSQL's: the hashes agree
+        return f"sum(('0x' || substr(md5({row}), 1, 15))::bigint)"
     if adapter in ("postgres", "redshift"):
         return f"sum(('x' || substr(md5({row}), 1, 15))::bit(60)::bigint::numeric)"
     if adapter == "snowflake":      # untested: written from Snowflake's docs
@@ -227,6 +232,25 @@ def _column_stats(i: int, name: str, dtype: str, row: dict[str, Any]) -> dict[st
     return col
 
 
+def _tag_hash(value: str | None) -> str | None:
+    return f"{HASH_ALGO}:{value}" if value is not None else None
+
+
+def hashes_comparable(base: Snapshot, now: Snapshot) -> bool:
+    """Same hash algorithm, and either the same adapter or no float column (floats are
+    rendered as text differently by each engine; every other type renders the same on
+    DuckDB and PostgreSQL)."""
+    if not base.content_hash or not now.content_hash:
+        return False
+    algo = str(base.content_hash).partition(":")[0] if ":" in str(base.content_hash) else ""
+    algo_now = str(now.content_hash).partition(":")[0] if ":" in str(now.content_hash) else ""
+    if algo != algo_now:
+        return False
+    if base.adapter == now.adapter:
+        return True
+    return not any(kind_of(str(c.get("type", ""))) == "float" for c in now.columns)
+
+
 def _lower_keys(row: dict[str, Any]) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in row.items()}
 
@@ -300,7 +324,7 @@ def measure(session: DbtSession, nodes: list[Node]) -> Measured:
         row = _lower_keys(q.rows[0])
         snap = Snapshot(node.name, node.version, node.unique_id, adapter,
                         int(_number(_text(row.get("rows"))) or 0),
-                        _text(row.get("hash")),
+                        _tag_hash(_text(row.get("hash"))),
                         [_column_stats(j, name, dtype, row)
                          for j, (name, dtype) in enumerate(ordered)])
         out.snapshots[node.unique_id] = snap
@@ -445,8 +469,9 @@ def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             baseline_path: str) -> Diff:
     diff = Diff(node.name if node.version is None else f"{node.name}.v{node.version}")
     if base.adapter != now.adapter:
+        how = "compared" if hashes_comparable(base, now) else "not compared"
         diff.notes.append(f"baseline captured on {base.adapter or '?'}, measured on "
-                          f"{now.adapter}: types compared by family, content hash not compared")
+                          f"{now.adapter}: types compared by family, content hash {how}")
     hint = (f"unintended: fix the model; intended: `bulwark baseline capture {diff.label}` "
             f"and commit {baseline_path}")
 
@@ -492,8 +517,8 @@ def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             if not ok:
                 stat_problems += 1
                 add("BLK532", f"column {c['name']}: {stat} {_delta(a, b)}")
-    if not diff.findings and tol.rows == 0 and base.content_hash and now.content_hash \
-            and base.content_hash != now.content_hash and base.adapter == now.adapter:
+    if not diff.findings and tol.rows == 0 and hashes_comparable(base, now) \
+            and base.content_hash != now.content_hash:
         add("BLK533", "rows changed (content hash differs) although counts and stats match")
     return diff
 
