@@ -280,3 +280,15 @@ def test_write_atomic(tmp_path: Path) -> None:
     assert bl.write_atomic(path, "a\n") is False
     assert path.read_text() == "a\n"
     assert [p.name for p in path.parent.iterdir()] == ["x.json"]
+
+
+def test_empty_alias_after_ref_is_recognised() -> None:
+    """dbt-postgres 1.11's message for `{{ ref('x') }} as o` under `dbt build --empty`
+    (seen on the sample before it read refs in CTEs): BLK513, not a model bug."""
+    from dbt_bulwark.quality import _EMPTY_ALIAS
+
+    msg = ('Database Error in model orders (models/marts/orders.sql) syntax error at or near '
+           '"as" LINE 19: ...orders" where false limit 0) _dbt_limit_subq_stg_orders as o ^')
+    assert _EMPTY_ALIAS.search(msg)
+    assert _EMPTY_ALIAS.search('LINE 3: ... limit 0) _dbt_limit_subq_stg_orders o ^')
+    assert not _EMPTY_ALIAS.search('syntax error at or near "frm" LINE 2: frm x ^')
