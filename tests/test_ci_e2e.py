@@ -93,8 +93,7 @@ def test_error_test_failure_fails_the_data_quality_gate(tmp_path: Path) -> None:
 """, """      - name: revenue
         data_tests:
           - accepted_values:
-              arguments:
-                values: [0]
+              values: [0]
 """)
     # ... and a WARN test that fails: listed, not fatal
     _edit(marts, """      - name: first_name
@@ -103,8 +102,7 @@ def test_error_test_failure_fails_the_data_quality_gate(tmp_path: Path) -> None:
         data_type: varchar
         data_tests:
           - accepted_values:
-              arguments:
-                values: [Ava]
+              values: [Ava]
               config:
                 severity: warn
 """)
@@ -113,7 +111,7 @@ def test_error_test_failure_fails_the_data_quality_gate(tmp_path: Path) -> None:
     assert proc.returncode == 1, out + proc.stderr
     assert "bulwark ci FAILED (not passed: data-quality) in" in out, out
     assert "== data-quality: FAILED" in out and "1 ERROR test failure(s), 1 warned" in out
-    assert ("models/marts/_marts.yml:79:1: BLK520 test accepted_values(revenue) on "
+    assert ("models/marts/_marts.yml:77:1: BLK520 test accepted_values(revenue) on "
             "revenue_by_month failed: 12 failing row(s)") in out, out
     assert "BLK521 [warning] test accepted_values(first_name) on customers warned" in out
     assert "revenue_by_month      3       1       0" in out, out

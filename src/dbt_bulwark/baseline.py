@@ -16,10 +16,14 @@ fraction of the baseline's rows), per column stats (floats within the relative
 allowed). An intended change is accepted by capturing again in the same commit,
 so the reviewer sees the new baseline in the diff.
 
-The content hash is the sum over rows of the first 64 bits of md5 of the row's
+The content hash is the sum over rows of the first 60 bits of md5 of the row's
 text (float columns rounded to 10 significant digits first); it is implemented
-for DuckDB (tested), Postgres/Redshift and Snowflake (untested); other adapters
-get ``null`` and compare on the stats alone.
+for DuckDB and PostgreSQL (tested, tests/test_postgres.py), Redshift, Snowflake,
+BigQuery and Databricks (written from their docs, untested); other adapters get
+``null`` and compare on the stats alone. The hash is compared only between a
+baseline and a run on the same adapter, or across adapters (a DuckDB baseline
+checked on Postgres: the same text of every non-float value, the same 60 bits) when
+the model has no float column; the types then compare by family.
 """
 
 from __future__ import annotations
@@ -59,6 +63,10 @@ _ORDERABLE = re.compile(r"char|text|string|date|time|bool|uuid|" + _NUMERIC.patt
 _COMPLEX = re.compile(r"struct|map|list|\[\]|array|json|variant|object|geography|geometry|blob|"
                       r"bytea|binary|interval")
 _PREFIX = "v:"
+# content_hash = "<HASH_ALGO>:<sum>": the sum over rows of the first 60 bits (15 hex
+# digits) of md5 of the row's text. A baseline without this tag (an older algorithm) is
+# never compared by hash.
+HASH_ALGO = "md5-60"
 
 
 def kind_of(data_type: str) -> str:
@@ -117,12 +125,17 @@ def _hash_sql(adapter: str, cols: list[tuple[str, str]]) -> str | None:
                     else col)
             pieces.append(f"coalesce(cast({expr} as {{{{ dbt.type_string() }}}}), '\\N')")
     row = " || '|' || ".join(pieces) if pieces else "''"
-    if adapter == "duckdb":
-        return f"sum(md5_number_upper({row}))"
+    if adapter == "duckdb":         # the same 60 bits as PostgreSQL's: the hashes agree
+        return f"sum(('0x' || substr(md5({row}), 1, 15))::bigint)"
     if adapter in ("postgres", "redshift"):
         return f"sum(('x' || substr(md5({row}), 1, 15))::bit(60)::bigint::numeric)"
-    if adapter == "snowflake":
+    if adapter == "snowflake":      # untested: written from Snowflake's docs
         return f"sum(to_number(substr(md5({row}), 1, 15), 'XXXXXXXXXXXXXXX'))"
+    if adapter == "bigquery":       # untested: written from BigQuery's docs
+        return (f"sum(cast(cast(concat('0x', substr(to_hex(md5({row})), 1, 15)) as int64) "
+                "as bignumeric))")
+    if adapter in ("databricks", "spark"):   # untested: written from Databricks' docs
+        return f"sum(cast(conv(substr(md5({row}), 1, 15), 16, 10) as decimal(38, 0)))"
     return None
 
 
@@ -217,6 +230,25 @@ def _column_stats(i: int, name: str, dtype: str, row: dict[str, Any]) -> dict[st
     return col
 
 
+def _tag_hash(value: str | None) -> str | None:
+    return f"{HASH_ALGO}:{value}" if value is not None else None
+
+
+def hashes_comparable(base: Snapshot, now: Snapshot) -> bool:
+    """Same hash algorithm, and either the same adapter or no float column (floats are
+    rendered as text differently by each engine; every other type renders the same on
+    DuckDB and PostgreSQL)."""
+    if not base.content_hash or not now.content_hash:
+        return False
+    algo = str(base.content_hash).partition(":")[0] if ":" in str(base.content_hash) else ""
+    algo_now = str(now.content_hash).partition(":")[0] if ":" in str(now.content_hash) else ""
+    if algo != algo_now:
+        return False
+    if base.adapter == now.adapter:
+        return True
+    return not any(kind_of(str(c.get("type", ""))) == "float" for c in now.columns)
+
+
 def _lower_keys(row: dict[str, Any]) -> dict[str, Any]:
     return {str(k).lower(): v for k, v in row.items()}
 
@@ -244,7 +276,7 @@ def measure(session: DbtSession, nodes: list[Node]) -> Measured:
     session.seed()
     todo = [n for n in ready if n.unique_id not in session.built_with_data]
     if todo:
-        embedded = session.engine.mode == "embedded"
+        embedded = session.engine.isolated
         from dbt_bulwark.dbt_exec import selector_for
 
         sel = sorted({("+" if embedded else "") + selector_for(n) for n in todo})
@@ -290,7 +322,7 @@ def measure(session: DbtSession, nodes: list[Node]) -> Measured:
         row = _lower_keys(q.rows[0])
         snap = Snapshot(node.name, node.version, node.unique_id, adapter,
                         int(_number(_text(row.get("rows"))) or 0),
-                        _text(row.get("hash")),
+                        _tag_hash(_text(row.get("hash"))),
                         [_column_stats(j, name, dtype, row)
                          for j, (name, dtype) in enumerate(ordered)])
         out.snapshots[node.unique_id] = snap
@@ -379,6 +411,42 @@ def _close(old: Any, new: Any, rel: float, abs_allow: float = 0.0) -> bool:
     return False
 
 
+_TYPE_FAMILY = [
+    (re.compile(r"^(character varying|varchar|char|character|text|string|nvarchar|bpchar)\b"),
+     "string"),
+    (re.compile(r"^(bigint|int8|long)\b"), "bigint"),
+    (re.compile(r"^(integer|int|int4|signed)\b"), "integer"),
+    (re.compile(r"^(smallint|int2|short)\b"), "smallint"),
+    (re.compile(r"^(double precision|double|float8|float)\b"), "double"),
+    (re.compile(r"^(real|float4)\b"), "real"),
+    (re.compile(r"^(boolean|bool)\b"), "boolean"),
+    (re.compile(r"^(timestamp with time zone|timestamptz|timestamp_tz)\b"), "timestamptz"),
+    (re.compile(r"^(timestamp without time zone|timestamp|datetime|timestamp_ntz)\b"),
+     "timestamp"),
+]
+
+
+def type_family(data_type: str) -> str:
+    """A type as comparable across adapters: ``DECIMAL(18,2)`` and ``numeric(18,2)`` are
+    ``numeric(18,2)``; every text type is ``string`` (lengths differ by adapter)."""
+    t = " ".join(data_type.lower().split())
+    m = re.match(r"^(decimal|numeric|number)\s*(\((.*)\))?", t)
+    if m:
+        return "numeric" + (f"({m.group(3).replace(' ', '')})" if m.group(2) else "")
+    for rx, family in _TYPE_FAMILY:
+        if rx.match(t):
+            return family
+    return t
+
+
+def same_type(old: str, new: str, same_adapter: bool) -> bool:
+    """Same adapter: the type text as the database reports it; across adapters (a
+    DuckDB baseline checked on Postgres): the type family (:func:`type_family`)."""
+    if same_adapter:
+        return old.lower() == new.lower()
+    return type_family(old) == type_family(new)
+
+
 @dataclass
 class Diff:
     """The readable differences of one model, and the findings they make."""
@@ -386,11 +454,16 @@ class Diff:
     label: str
     lines: list[str] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             baseline_path: str) -> Diff:
     diff = Diff(node.name if node.version is None else f"{node.name}.v{node.version}")
+    if base.adapter != now.adapter:
+        how = "compared" if hashes_comparable(base, now) else "not compared"
+        diff.notes.append(f"baseline captured on {base.adapter or '?'}, measured on "
+                          f"{now.adapter}: types compared by family, content hash {how}")
     hint = (f"unintended: fix the model; intended: `bulwark baseline capture {diff.label}` "
             f"and commit {baseline_path}")
 
@@ -407,7 +480,8 @@ def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
     for key, c in new_cols.items():
         if key not in old_cols:
             add("BLK530", f"column {c['name']} added ({c.get('type')})")
-        elif str(old_cols[key].get("type", "")).lower() != str(c.get("type", "")).lower():
+        elif not same_type(str(old_cols[key].get("type", "")), str(c.get("type", "")),
+                           base.adapter == now.adapter):
             add("BLK530", f"column {c['name']} type {old_cols[key].get('type')} -> "
                 f"{c.get('type')}")
     allow = tol.row_allowance(base.row_count)
@@ -435,8 +509,8 @@ def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             if not ok:
                 stat_problems += 1
                 add("BLK532", f"column {c['name']}: {stat} {_delta(a, b)}")
-    if not diff.findings and tol.rows == 0 and base.content_hash and now.content_hash \
-            and base.content_hash != now.content_hash and base.adapter == now.adapter:
+    if not diff.findings and tol.rows == 0 and hashes_comparable(base, now) \
+            and base.content_hash != now.content_hash:
         add("BLK533", "rows changed (content hash differs) although counts and stats match")
     return diff
 
@@ -524,6 +598,7 @@ def check_baselines(session: Any, policy: Any, selector: str | None) -> Baseline
         else:
             run.details.append(f"{diff.label}: matches ({snap.row_count} rows, "
                                f"{len(snap.columns)} columns)")
+        run.details.extend("  " + note for note in diff.notes)
     errors = [f for f in run.findings if f.severity == "error"]
     differing = len({f.node for f in errors})
     if errors:

@@ -71,7 +71,8 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
         base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
     dialect, _how = project_dialect(project, policy.get("dialect"))
     diffs = SchemaDiff(project, base, dialect, policy.get("schema_diff.protected"),
-                       policy.get("locked.tag"), cache=ctx.ws.cache).run()
+                       policy.get("locked.tag"), cache=ctx.ws.cache,
+                       dbt_version=policy.get("dbt_version")).run()
     counts = ctx.state.setdefault("ci_counts", {})
     for d in diffs:
         counts[d.classification] = counts.get(d.classification, 0) + 1
@@ -493,6 +494,17 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
     if not plan.ws.project_roots:
         err.write("bulwark ci: no dbt_project.yml found; nothing to check\n")
         return 2
+    if any(name in EXECUTION for name in plan.layers):
+        from dbt_bulwark.dbt_exec import dbt_missing_reason, project_adapter_for
+
+        if dbt_missing_reason():
+            target = args.target or (plan.policy.get("ci.target") if plan.policy else None)
+            adapters = {project_adapter_for(plan.ws.project(r), plan.ws.repo_root, target,
+                                            args.profiles_dir) for r in plan.ws.project_roots}
+            adapters.discard(None)
+            adapter = sorted(a for a in adapters if a)[0] if adapters else None
+            err.write(f"bulwark ci: the dbt layers need dbt: {dbt_missing_reason(adapter)}\n")
+            return 2
     progress = Progress(err, enabled=not args.quiet)
     sessions = _Sessions(plan, progress)
     results = [LayerResult(name) for name in plan.layers]

@@ -8,7 +8,16 @@ Where dbt runs:
 * **the user's own profile** when one is configured for the project's ``profile:``
   (``--profiles-dir``, ``DBT_PROFILES_DIR``, the project directory, the current
   directory, ``~/.dbt``) and its adapter is installed; ``--target`` picks the
-  target. The user's ``profiles.yml`` is read, never written.
+  target. The user's ``profiles.yml`` is read, never written: bulwark writes a
+  copy of that one target into its own temporary directory with the schema
+  replaced by a **scratch schema** ``<target schema>_bulwark_<user>_<run id>``,
+  so nothing is ever built into the user's schemas and two runs at once (two
+  developers, two CI jobs) never share one. After parsing, every node dbt would
+  build must land in the scratch schema (or ``<scratch>_<custom>``, dbt's default
+  ``generate_schema_name``); a project whose macro sends nodes elsewhere is refused.
+  Seeds and upstream models are built there too (as on the embedded engine), and
+  :meth:`DbtSession.close` drops every scratch schema (``drop_schema_named``) --
+  also when the run failed.
 * otherwise the **embedded DuckDB** default: a ``profiles.yml`` generated in
   bulwark's own directory (``<repo>/.bulwark-cache/dbt/<project>/``, a temporary
   directory with ``--no-cache``), a fresh database file every run. Seeds are
@@ -49,16 +58,24 @@ class DbtUnavailable(Exception):
     """dbt (or the adapter a layer needs) cannot run here; the message says why."""
 
 
-def dbt_missing_reason() -> str | None:
-    """None when dbt-core can be imported, else a one-line reason with the fix."""
+def dbt_missing_reason(adapter: str | None = None) -> str | None:
+    """None when dbt-core can be imported, else a one-line reason with the fix
+    (the pip command names the adapter the project's profile uses, when known)."""
     try:
         if importlib.util.find_spec("dbt.cli.main") is None:
             raise ModuleNotFoundError
     except (ModuleNotFoundError, ValueError):
-        return ("dbt-core is not installed in this environment "
-                "(pip install 'dbt-bulwark[dbt]', or add dbt-core and your adapter to the "
-                "hook's additional_dependencies)")
+        return (f"dbt-core is not installed in this environment: {install_hint(adapter)}")
     return None
+
+
+def project_adapter_for(project: Project, repo_root: Path, target: str | None = None,
+                        profiles_dir: str | None = None) -> str | None:
+    """The adapter type the project's profile target uses (None: no profile found)."""
+    project_dir = (Path(repo_root) / project.root) if project.root else Path(repo_root)
+    name = str(project.project_yml.get("profile") or project.name)
+    found = find_user_profile(name, project_dir, profiles_dir)
+    return profile_adapter(found[1], target) if found else None
 
 
 def adapter_installed(adapter_type: str) -> bool:
@@ -80,6 +97,12 @@ class Engine:
     # the project targets another warehouse whose adapter is missing; DuckDB stands in,
     # so a failure may be a dialect difference rather than a bug (reported as skipped)
     substitute_for: str | None = None
+    scratch_schema: str | None = None     # profile mode: where everything is built
+
+    @property
+    def isolated(self) -> bool:
+        """Everything (seeds, upstream models) is built here by bulwark itself."""
+        return self.mode == "embedded" or self.scratch_schema is not None
 
 
 # ----------------------------------------------------------------------------- results
@@ -120,7 +143,8 @@ class DbtSession:
                  progress: Progress | None = None, threads: int | None = None):
         reason = dbt_missing_reason()
         if reason:
-            raise DbtUnavailable(reason)
+            raise DbtUnavailable(dbt_missing_reason(
+                project_adapter_for(project, repo_root, target, profiles_dir)))
         self.project = project
         self.repo_root = Path(repo_root)
         self.project_dir = (self.repo_root / project.root).resolve() if project.root \
@@ -129,6 +153,7 @@ class DbtSession:
         self.progress = progress
         self.threads = threads
         self._tmp: str | None = None
+        self.run_id = run_id()
         if use_cache:
             slug = (project.root or project.name).replace("/", "__") or "root"
             self.workdir = self.repo_root / ".bulwark-cache" / "dbt" / slug
@@ -140,12 +165,22 @@ class DbtSession:
             self._tmp = tempfile.mkdtemp(prefix="bulwark-dbt-")
             self.workdir = Path(self._tmp)
         self.engine = self._choose_engine(target, profiles_dir, embedded)
+        self._scratch_created = False
+        if self.engine.mode == "profile":
+            if not self._tmp:
+                # a run on a server may overlap another one from the same checkout: its
+                # target/, logs and profile copy are its own, removed at close
+                self._tmp = tempfile.mkdtemp(prefix=f"bulwark-dbt-{self.run_id}-")
+                self.workdir = Path(self._tmp)
+            self.engine.profiles_dir = self.workdir / "profile"
         self._manifest: Any = None
         self.built_with_data: set[str] = set()      # unique_ids built with data this session
         self.seeded = False
         self.unemulated_sources: dict[str, str] = {}   # source uid -> why it has no table
         if self.engine.mode == "embedded":
             self._prepare_embedded()
+        else:
+            self._prepare_scratch_profile(found_profile=self._found)
 
     # -- lifecycle
     def __enter__(self) -> DbtSession:
@@ -155,6 +190,9 @@ class DbtSession:
         self.close()
 
     def close(self) -> None:
+        if self.engine.scratch_schema and self._scratch_created:
+            self._scratch_created = False
+            self.drop_scratch()
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
@@ -168,6 +206,7 @@ class DbtSession:
                        embedded: bool) -> Engine:
         found = None if embedded else find_user_profile(self.profile_name, self.project_dir,
                                                         profiles_dir)
+        self._found = found
         if target and found is None:
             where = profiles_dir or os.environ.get("DBT_PROFILES_DIR") or \
                 "the project directory, the current directory or ~/.dbt"
@@ -177,6 +216,11 @@ class DbtSession:
         if found is not None:
             pdir, profile = found
             adapter = profile_adapter(profile, target)
+            if target and target not in (profile.get("outputs") or {}):
+                names = ", ".join(sorted(str(k) for k in profile.get("outputs") or {}))
+                raise UsageError(f"--target {target}: profile '{self.profile_name}' in "
+                                 f"{pdir / 'profiles.yml'} has no such target "
+                                 f"(targets: {names or 'none'})")
             if adapter and adapter_installed(adapter):
                 name = target or profile.get("target") or "dev"
                 return Engine("profile", adapter, pdir, target,
@@ -185,7 +229,7 @@ class DbtSession:
             if target:
                 raise DbtUnavailable(f"profile '{self.profile_name}' target '{target}' uses "
                                      f"adapter '{adapter}', which is not installed "
-                                     f"(pip install dbt-{adapter})")
+                                     f"({install_hint(adapter)})")
             if adapter and adapter != "duckdb":
                 substitute = adapter
         if not adapter_installed("duckdb"):
@@ -197,6 +241,74 @@ class DbtSession:
             if substitute else ")"
         return Engine("embedded", "duckdb", self.workdir / "profile", EMBEDDED_TARGET, desc,
                       substitute_for=substitute)
+
+    # -- the user's target, on a scratch schema
+    def _prepare_scratch_profile(self, found_profile: Any) -> None:
+        """Copy the chosen target of the user's profile into our own profiles.yml with
+        its schema replaced by the scratch schema (the user's file is only read)."""
+        import json
+
+        assert found_profile is not None
+        _pdir, profile = found_profile
+        name = self.engine.target or profile.get("target") or "dev"
+        output = dict((profile.get("outputs") or {}).get(name) or {})
+        base = _render_schema(output.get("schema") or output.get("dataset") or "")
+        scratch = scratch_schema_name(base, self.run_id)
+        key = "dataset" if "dataset" in output and "schema" not in output else "schema"
+        output[key] = scratch
+        if self.threads:
+            output["threads"] = self.threads
+        self.engine.scratch_schema = scratch
+        self.engine.target = name
+        self.engine.description += f"; scratch schema {scratch}"
+        pdir = self.engine.profiles_dir
+        pdir.mkdir(parents=True, exist_ok=True)
+        data = {self.profile_name: {"target": name, "outputs": {name: output}}}
+        (pdir / "profiles.yml").write_text(json.dumps(data, indent=2, default=str),
+                                           encoding="utf-8")
+
+    def scratch_schemas(self) -> list[str]:
+        """Every schema this run may create: the scratch schema, the schemas of the
+        manifest's nodes (all inside it, see :meth:`_check_scratch`), dbt's test audit."""
+        scratch = self.engine.scratch_schema
+        if not scratch:
+            return []
+        out = {scratch, f"{scratch}_dbt_test__audit"}
+        if self._manifest is not None:
+            for node in self._manifest.nodes.values():
+                schema = str(getattr(node, "schema", "") or "")
+                if schema.lower().startswith(scratch.lower()):
+                    out.add(schema)
+        return sorted(out)
+
+    def _check_scratch(self) -> None:
+        """Refuse a project whose nodes would build outside the scratch schema."""
+        scratch = (self.engine.scratch_schema or "").lower()
+        if not scratch:
+            return
+        for node in self._manifest.nodes.values():
+            rtype = str(getattr(node.resource_type, "value", node.resource_type))
+            if rtype not in ("model", "seed", "snapshot"):
+                continue
+            schema = str(getattr(node, "schema", "") or "").lower()
+            if schema != scratch and not schema.startswith(scratch + "_"):
+                self._manifest = None
+                raise DbtUnavailable(
+                    f"{node.unique_id} would be built into schema '{node.schema}', outside "
+                    f"bulwark's scratch schema '{self.engine.scratch_schema}' (a custom "
+                    "generate_schema_name?); refusing to build on your warehouse "
+                    "(make the macro keep target.schema as prefix, or use --embedded)")
+        self._scratch_created = True
+
+    def drop_scratch(self) -> list[str]:
+        """Drop every scratch schema of this run (on the server, through dbt)."""
+        dropped = []
+        for schema in self.scratch_schemas():
+            inv = self.invoke(["run-operation", "drop_schema_named", "--args",
+                               json_dumps({"schema_name": schema})], "drop scratch schema")
+            if inv.success:
+                dropped.append(schema)
+        return dropped
 
     # -- embedded DuckDB
     def _source_relation(self, src: Source) -> tuple[str, str, str]:
@@ -353,6 +465,8 @@ class DbtSession:
         if args[0] == "parse":
             self._manifest = result if res.success else None
             return inv
+        if args[0] == "run-operation":
+            return inv
         for r in getattr(result, "results", None) or []:
             inv.results.append(self._node_result(r))
         if args[0] == "show" and getattr(result, "results", None):
@@ -388,12 +502,14 @@ class DbtSession:
             if not inv.success or self._manifest is None:
                 raise DbtUnavailable(f"dbt parse failed: {inv.error or 'see the dbt log'} "
                                      f"(log: {self.workdir / 'logs' / 'dbt.log'})")
+            self._check_scratch()
         return self._manifest
 
     # -- high-level steps
     def seed(self) -> Invocation | None:
-        """Load every seed once per session on the embedded engine (no-op otherwise)."""
-        if self.seeded or self.engine.mode != "embedded":
+        """Load every seed once per session where bulwark builds everything itself (the
+        embedded engine, the scratch schema); a no-op otherwise."""
+        if self.seeded or not self.engine.isolated:
             return None
         seeds = [n for n in self.project.nodes.values() if n.resource_type == "seed"]
         if not seeds:
@@ -426,6 +542,59 @@ class DbtSession:
 
     def log_path(self) -> Path:
         return self.workdir / "logs" / "dbt.log"
+
+
+def run_id() -> str:
+    """``<user>_<6 hex>``: who ran it, and unique among concurrent runs."""
+    import getpass
+    import re
+    import secrets
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = "user"
+    user = re.sub(r"[^a-z0-9_]", "", user.lower())[:16] or "user"
+    return f"{user}_{secrets.token_hex(3)}"
+
+
+def scratch_schema_name(base: str, rid: str) -> str:
+    """``<base>_bulwark_<run id>``, lower case, at most 50 characters (PostgreSQL allows
+    63; dbt appends ``_<custom schema>`` and ``_dbt_test__audit``)."""
+    import re
+
+    base = re.sub(r"[^a-z0-9_]", "_", str(base).lower()).strip("_") or "dbt"
+    tail = f"_bulwark_{rid}"
+    return base[: max(1, 50 - len(tail))] + tail
+
+
+def _render_schema(value: Any) -> str:
+    """A profile's schema as dbt renders it (``env_var`` only; it is just a name)."""
+    text = str(value)
+    if "{{" not in text:
+        return text
+    import jinja2
+
+    def env_var(name: str, default: Any = None) -> str:
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return str(default)
+        raise UsageError(f"profile schema needs the environment variable {name}")
+
+    return jinja2.Environment().from_string(text).render(env_var=env_var)
+
+
+def install_hint(adapter: str | None = None) -> str:
+    """The one pip command that makes the execution layers run for ``adapter``."""
+    extra = f" dbt-{adapter}" if adapter and adapter != "duckdb" else ""
+    return f"pip install 'dbt-bulwark[dbt]'{extra}"
+
+
+def json_dumps(data: Any) -> str:
+    import json
+
+    return json.dumps(data)
 
 
 def selector_for(node: Node) -> str:

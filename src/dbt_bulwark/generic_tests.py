@@ -63,14 +63,18 @@ def synthesize_names(test_type: str, target_name: str, args: Mapping[str, Any]) 
 
 def build_test_node(test: DataTest, *, package: str, target_kind: str, target_name: str,
                     version: Any, source_table: str | None, column: Column | None,
-                    yaml_rel: str, repo_path: str, original_file_path: str) -> Node | None:
-    """One generic test as dbt would create it; None when the entry is malformed."""
+                    yaml_rel: str, repo_path: str, original_file_path: str,
+                    unpack_arguments: bool = True) -> Node | None:
+    """One generic test as dbt would create it; None when the entry is malformed.
+
+    ``unpack_arguments``: dbt >= 1.10 merges ``arguments:`` into the test's kwargs;
+    dbt 1.9 (or the behaviour flag off) keeps ``arguments`` as one kwarg (dbt_rules.py)."""
     m = TEST_NAME_RE.match(test.test_name)
     if not m:
         return None
     ns, name = m.group("ns"), m.group("name")
     args: dict[str, Any] = _plain(test.kwargs)  # a fresh copy
-    if isinstance(args.get("arguments"), dict):
+    if unpack_arguments and isinstance(args.get("arguments"), dict):
         arguments = args.pop("arguments")
         args = {**args, **arguments}
     if column is not None:

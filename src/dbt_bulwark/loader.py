@@ -1296,9 +1296,11 @@ class _ProjectBuilder:
 
     def build_tests(self, enabled_out: dict[str, Node], disabled_out: dict[str, Node]) -> None:
         """Generic data tests and unit tests as dbt creates them (see generic_tests.py)."""
+        from dbt_bulwark.dbt_rules import unpacks_test_arguments
         from dbt_bulwark.generic_tests import build_test_node
 
         project = self.project
+        unpack = unpacks_test_arguments(self.root_pkg.project_yml)   # dbt >= 1.10 rule
         targets: list[tuple[Any, bool]] = [(n, True) for n in project.nodes.values()]
         targets += [(n, False) for nodes in project.disabled.values() for n in nodes]
         targets += [(s, True) for s in project.sources.values()]
@@ -1322,12 +1324,13 @@ class _ProjectBuilder:
                                            target_name=target.source_name, version=None,
                                            source_table=target.name, column=column,
                                            yaml_rel=yaml_rel, repo_path=yaml_path,
-                                           original_file_path=ofp)
+                                           original_file_path=ofp, unpack_arguments=unpack)
                 else:
                     node = build_test_node(test, package=pkg.name, target_kind="model",
                                            target_name=target.name, version=target.version,
                                            source_table=None, column=column, yaml_rel=yaml_rel,
-                                           repo_path=yaml_path, original_file_path=ofp)
+                                           repo_path=yaml_path, original_file_path=ofp,
+                                           unpack_arguments=unpack)
                 if node is None:
                     continue
                 calls = node.calls

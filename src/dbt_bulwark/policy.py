@@ -26,6 +26,7 @@ SCHEMA: dict[str, Any] = {
     "select": ((list, str, type(None)), None),  # codes/prefixes to report (None = all)
     "ignore": ((list, str), []),            # codes/prefixes never reported
     "per_path_ignores": (dict, {}),         # glob -> codes/prefixes ignored in those paths
+    "dbt_version": ((str, type(None)), None),   # "1.9": apply that dbt's rules (dbt_rules.py)
     "critical": {
         "select": ((str, list, type(None)), None),   # dbt selector; None = already tagged
         "min_downstream": ((int, type(None)), None),

@@ -33,6 +33,8 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK510": ("error", "the database rejected the model in `dbt build --empty` (SQL or contract)"),
     "BLK511": ("error", "a data test errored or failed in `dbt build --empty`"),
     "BLK512": ("error", "a unit test failed"),
+    "BLK513": ("warning", "`dbt build --empty` cannot build the model on this adapter: an alias "
+                          "after ref() (a dbt --empty limitation, not a bug in the model)"),
     "BLK520": ("error", "an ERROR-severity data test failed"),
     "BLK521": ("warning", "a WARN-severity data test failed"),
     "BLK522": ("error", "a selected model failed to build for the data-quality gate"),
@@ -136,6 +138,9 @@ def _node_finding(project: Project, r: NodeResult, code: str, message: str, hint
     return Finding(path, line, 0, code, message, severity, hint, r.unique_id)
 
 
+# dbt's --empty rewrite of `{{ ref('x') }} as o`; PostgreSQL (and others) reject the alias
+_EMPTY_ALIAS = re.compile(r"_dbt_limit_subq_\w+\s+(as\b|\w+\s*\^)", re.I)
+
 _DB_LINE = re.compile(r"LINE \d+:\s*(?P<text>.+?)\s*\^")
 
 
@@ -189,7 +194,7 @@ def build_empty(session: DbtSession, targets: set[str] | None) -> LayerOutcome:
         bad = _invocation_failed(seed, "dbt seed", session)
         if bad is not None:
             out.findings.append(bad)
-    if session.engine.mode == "embedded":
+    if session.engine.isolated:
         ancestors = [a for a in _ancestors(project, buildable)
                      if a.unique_id not in session.built_with_data
                      and not session.cannot_build_reason(a.unique_id)]
@@ -213,7 +218,17 @@ def build_empty(session: DbtSession, targets: set[str] | None) -> LayerOutcome:
     for r in inv.results:
         if r.resource_type in BUILDABLE:
             models += 1
-            if r.status == "error":
+            if r.status == "error" and _EMPTY_ALIAS.search(r.message):
+                out.findings.append(_node_finding(
+                    project, r, "BLK513",
+                    f"`dbt build --empty` cannot build {_label(project, r.unique_id)} on "
+                    f"{session.engine.adapter}: --empty turns `{{{{ ref(...) }}}} as x` into "
+                    f"`(select ... limit 0) _dbt_limit_subq_... as x`, which the database "
+                    f"rejects ({r.message})",
+                    "read the ref in a CTE and alias the CTE: "
+                    "`with x as (select * from {{ ref('...') }})`; the model itself is fine",
+                    severity="warning"))
+            elif r.status == "error":
                 out.findings.append(_node_finding(
                     project, r, "BLK510",
                     f"the database rejected {_label(project, r.unique_id)} in "
@@ -252,6 +267,9 @@ def build_empty(session: DbtSession, targets: set[str] | None) -> LayerOutcome:
         out.summary = f"{models} node(s) built empty, {tests} test(s) ran"
         if skipped:
             out.summary += f"; {len(skipped)} skipped"
+        aliased = sum(1 for f in out.findings if f.code == "BLK513")
+        if aliased:
+            out.summary += f"; {aliased} not buildable empty on {session.engine.adapter} (BLK513)"
     return out
 
 
@@ -292,7 +310,7 @@ def data_quality(session: DbtSession, nodes: list[Node]) -> LayerOutcome:
         bad = _invocation_failed(seed, "dbt seed", session)
         if bad is not None:
             out.findings.append(bad)
-    selectors = sorted({("+" if session.engine.mode == "embedded" else "") + _sel(n)
+    selectors = sorted({("+" if session.engine.isolated else "") + _sel(n)
                         for n in runnable})
     inv = session.invoke(["build", "--select", *selectors], "dbt build (data quality)")
     bad = _invocation_failed(inv, "dbt build", session)

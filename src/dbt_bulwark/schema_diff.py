@@ -310,8 +310,12 @@ class SchemaDiff:
     def __init__(self, head: Project, base: Project | None, dialect: str,
                  protected: str | list[str] | None = None, locked_tag: str = "locked",
                  adapter: str | None = None, today: _dt.date | None = None,
-                 cache: Any = None):
+                 cache: Any = None, dbt_version: str | None = None):
+        from dbt_bulwark.dbt_rules import contract_base_types
+
         self.dialect = dialect
+        # dbt >= 1.11: contract types compare by base type; before: the exact type text
+        self.contract_base_types = contract_base_types(head.project_yml, dbt_version)
         self.adapter = (adapter or head.adapter_type or "duckdb").lower()
         self.protected_sel = protected
         self.locked_tag = locked_tag
@@ -522,7 +526,9 @@ class SchemaDiff:
             bt, ht = before[bname], after[hname]
             if not bt or not ht:
                 continue
-            if contract_types:
+            if contract_types and not self.contract_base_types:
+                changed = bt != ht
+            elif contract_types:
                 changed = _normalize_dbt_type(bt) != _normalize_dbt_type(ht)
             else:
                 changed = base_type(bt, self.dialect) != base_type(ht, self.dialect)

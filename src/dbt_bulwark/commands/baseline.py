@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vars", default=None, help="YAML/JSON dict of vars, as for dbt --vars")
     parser.add_argument("--no-cache", action="store_true",
                         help="dbt runs in a temporary directory")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the SQL the baselines run for each model (columns from "
+                             "the YAML) on the project's adapter, and run nothing")
     add_execution_arguments(parser)
 
 
@@ -42,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("bulwark baseline: no dbt_project.yml found\n")
         return EXIT_USAGE
     selector = " ".join(args.select) or None
+    if args.dry_run:
+        return _dry_run(ws, selector, args)
     findings = []
     runs = []
     fail_on = "error"
@@ -67,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 else:
                     result = check_baselines(session, policy, selector)
         except DbtUnavailable as exc:
-            sys.stderr.write(f"bulwark baseline: cannot run dbt: {exc}\n")
+            sys.stderr.write(f"bulwark baseline: {exc}\n")
             return EXIT_USAGE
         failed = failed or result.status == "failed"
         findings.extend(result.findings)
@@ -92,3 +98,33 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.write(f"bulwark baseline {args.action}{label}: {r.status}: {r.summary}\n")
     code = exit_code(findings, fail_on)
     return 1 if failed else code
+
+
+def _dry_run(ws: Any, selector: str | None, args: argparse.Namespace) -> int:
+    """Print the stats/content-hash SQL per selected model; no dbt needed."""
+    from dbt_bulwark.baseline import columns_sql, select_models, stats_sql
+    from dbt_bulwark.dbt_exec import project_adapter_for
+    from dbt_bulwark.findings import EXIT_USAGE
+    from dbt_bulwark.policy import load_policy
+
+    for root in ws.project_roots:
+        project = ws.project(root)
+        policy = load_policy(ws.fs, root)
+        adapter = project_adapter_for(project, ws.repo_root, args.target,
+                                      args.profiles_dir) or "duckdb"
+        if args.embedded:
+            adapter = "duckdb"
+        nodes = select_models(project, policy, selector)
+        if not nodes:
+            sys.stderr.write(f"bulwark baseline: {project.name}: no models selected\n")
+            return EXIT_USAGE if selector else 0
+        for node in nodes:
+            cols = [(c.name, str(c.data_type)) for c in node.columns if c.data_type]
+            sys.stdout.write(f"-- {project.name}.{node.name} on {adapter} "
+                             "(Jinja: dbt show --inline renders it)\n")
+            if not cols:
+                sys.stdout.write("-- no typed columns in the YAML: the columns are read from "
+                                 "the built relation first:\n" + columns_sql([node]) + ";\n\n")
+                continue
+            sys.stdout.write(stats_sql(node, cols, adapter) + ";\n\n")
+    return 0

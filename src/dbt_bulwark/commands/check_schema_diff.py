@@ -127,7 +127,8 @@ def run(args: argparse.Namespace) -> int:
             fail_on = policy.get("fail_on")
             dialect, _how = project_dialect(head, policy.get("dialect"))
             engine = SchemaDiff(head, base_project, dialect, policy.get("schema_diff.protected"),
-                                policy.get("locked.tag"), cache=ws.cache)
+                                policy.get("locked.tag"), cache=ws.cache,
+                                dbt_version=policy.get("dbt_version"))
             diffs = engine.run()
             found = to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
             if base_project is not None and regression.unloaded_files(head):

@@ -1,4 +1,8 @@
-with order_totals as (
+with stg_customers as (
+    select * from {{ ref('stg_customers') }}
+),
+
+order_totals as (
     select
         customer_id,
         count(*) as order_count,
@@ -17,5 +21,5 @@ select
     cast(coalesce(t.order_count, 0) as integer) as order_count,
     t.first_order_date,
     cast(coalesce(t.lifetime_value, 0) as decimal(18, 2)) as lifetime_value
-from {{ ref('stg_customers') }} as c
+from stg_customers as c
 left join order_totals as t on t.customer_id = c.customer_id
