@@ -561,58 +561,52 @@ def run_site(root: Path, base: str, site: Site, env: dict[str, str], args: argpa
     return outcome
 
 
-def run_project(project: corpus.Project, args: argparse.Namespace, rev: str,
-                deadline: float) -> tuple[list[Outcome], dict[str, int]]:
+@dataclass
+class Prepared:
+    project: corpus.Project
+    root: Path
+    base: str
+    queue: list[Site]
+    available: dict[str, int]
+
+
+def prepare(project: corpus.Project, args: argparse.Namespace, rev: str) -> Prepared:
+    """The base repository of a project and its chosen sites, in a per-project random order."""
     src = Path(args.corpus) / project.name
     root = Path(tempfile.mkdtemp(prefix=f"fi-{project.name}-", dir=args.workdir))
-    env = corpus_run.precommit_env(Path(args.pre_commit_home))
-    outcomes: list[Outcome] = []
+    corpus_run.copy_project(project, src, root)
+    corpus_run.init_repo(root, corpus_run.precommit_config(
+        Path(args.hooks_repo).resolve(), rev, project.hook_args))
+    base = git(root, "rev-parse", "HEAD")
+    sites = sites_for(project, root, scan(root, project))
+    available = {c: len(v) for c, v in sites.items()}
+    rng = random.Random(f"{args.seed}:{project.name}")
+    classes = [c for c in FAULTS + BENIGN if not args.classes or c in args.classes]
+    queue: list[Site] = []
+    picked = {}
+    for c in classes:
+        pool = list(sites[c])
+        rng.shuffle(pool)
+        picked[c] = pool[:args.per_class]
+    for k in range(args.per_class):
+        order = list(classes)
+        rng.shuffle(order)  # a time limit then cuts different classes in different projects
+        queue.extend(picked[c][k] for c in order if k < len(picked[c]))
+    return Prepared(project, root, base, queue, available)
+
+
+def run_one(prep: Prepared, site: Site, env: dict[str, str], args: argparse.Namespace) -> Outcome:
     try:
-        corpus_run.copy_project(project, src, root)
-        corpus_run.init_repo(root, corpus_run.precommit_config(
-            Path(args.hooks_repo).resolve(), rev, project.hook_args))
-        base = git(root, "rev-parse", "HEAD")
-        dps = scan(root, project)
-        sites = sites_for(project, root, dps)
-        available = {c: len(v) for c, v in sites.items()}
-        rng = random.Random(f"{args.seed}:{project.name}")
-        chosen: list[Site] = []
-        classes = [c for c in FAULTS + BENIGN if not args.classes or c in args.classes]
-        rng.shuffle(classes)  # a time limit then cuts different classes in different projects
-        for c in classes:
-            pool = list(sites[c])
-            rng.shuffle(pool)
-            chosen.extend(pool[:args.per_class])
-        # round-robin over classes so a time limit cuts evenly
-        order: list[Site] = []
-        for k in range(args.per_class):
-            for c in classes:
-                picked = [s for s in chosen if s.cls == c]
-                if k < len(picked):
-                    order.append(picked[k])
-        # warm the parse cache on the clean tree (untimed)
-        subprocess.run([args.pre_commit, "run", "--all-files", "--color", "never"], cwd=root,
-                       env=env, capture_output=True, timeout=args.timeout)
-        for site in order:
-            if time.time() > deadline:
-                print(f"# {project.name}: time limit reached, {len(order) - len(outcomes)} sites left",
-                      file=sys.stderr)
-                break
-            try:
-                o = run_site(root, base, site, env, args)
-            except Exception as exc:  # a harness problem must not stop the run
-                o = Outcome(site.cls, site.project, site.where, -2, [], 0.0, "error", repr(exc)[:200])
-                with contextlib.suppress(RuntimeError):
-                    reset(root, base)
-            outcomes.append(o)
-            print(f"# {o.project:22} {o.cls:26} {o.status:8} {o.seconds:5.1f}s {','.join(o.codes):16} "
-                  f"{o.where[:110]}", file=sys.stderr, flush=True)
-            if o.status in ("missed", "flagged", "crashed", "control-failed", "error") and o.detail:
-                print(f"#     {o.detail[:250]}", file=sys.stderr, flush=True)
-        return outcomes, available
-    finally:
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
+        o = run_site(prep.root, prep.base, site, env, args)
+    except Exception as exc:  # a harness problem must not stop the run
+        o = Outcome(site.cls, site.project, site.where, -2, [], 0.0, "error", repr(exc)[:200])
+        with contextlib.suppress(RuntimeError):
+            reset(prep.root, prep.base)
+    print(f"# {o.project:22} {o.cls:26} {o.status:8} {o.seconds:5.1f}s {','.join(o.codes):16} "
+          f"{o.where[:110]}", file=sys.stderr, flush=True)
+    if o.status in ("missed", "flagged", "crashed", "control-failed", "error") and o.detail:
+        print(f"#     {o.detail[:250]}", file=sys.stderr, flush=True)
+    return o
 
 
 def summary(outcomes: list[Outcome], available: dict[str, dict[str, int]], rev: str,
@@ -705,17 +699,38 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     rev = corpus_run.hooks_rev(Path(args.hooks_repo))
     projects = [p for p in corpus.by_name(args.only) if (Path(args.corpus) / p.name).exists()]
+    env = corpus_run.precommit_env(Path(args.pre_commit_home))
+    preps = [prepare(p, args, rev) for p in projects]
+    if preps:  # the hook environment is installed once, untimed
+        subprocess.run([args.pre_commit, "install-hooks"], cwd=preps[0].root, env=env,
+                       capture_output=True, timeout=args.timeout)
     start = time.time()
     outcomes: list[Outcome] = []
-    available: dict[str, dict[str, int]] = {}
-    for i, project in enumerate(projects):
-        # an even share of what is left for each remaining project
-        left = args.budget - (time.time() - start)
-        deadline = time.time() + max(30.0, left / (len(projects) - i))
-        got, avail = run_project(project, args, rev, deadline)
-        outcomes.extend(got)
-        available[project.name] = avail
+    available = {p.project.name: p.available for p in preps}
+    # round-robin over projects: a time limit leaves every project with as many sites done
+    pending = [list(p.queue) for p in preps]
+    not_run = 0
+    try:
+        while any(pending):
+            for prep, queue in zip(preps, pending, strict=True):
+                if not queue:
+                    continue
+                if time.time() - start > args.budget:
+                    not_run = sum(len(q) for q in pending)
+                    print(f"# time budget reached: {not_run} sites not run", file=sys.stderr)
+                    pending = [[] for _ in pending]
+                    break
+                outcomes.append(run_one(prep, queue.pop(0), env, args))
+                if args.json:  # written as it goes: an interrupted run keeps what it measured
+                    Path(args.json).write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
+    finally:
+        if not args.keep:
+            for prep in preps:
+                shutil.rmtree(prep.root, ignore_errors=True)
     body = summary(outcomes, available, rev, [p.name for p in projects])
+    if not_run:
+        body += (f"\n\n{not_run} chosen sites were not run (time budget {args.budget:.0f} s; "
+                 "projects are served round-robin, so every project lost about as many).")
     print(body)
     for path in args.readme:
         write_block(Path(path), body)
