@@ -37,6 +37,8 @@ class Project:
     # extra hook arguments a user of this project would configure (e.g. the --vars its
     # orchestrator always passes); used by corpus_run.py and fault_injection.py
     hook_args: tuple[str, ...] = field(default=())
+    # folders outside the dbt projects that they read (e.g. `model-paths: ["../../sources"]`)
+    extra: tuple[str, ...] = field(default=())
 
 
 PROJECTS: tuple[Project, ...] = (
@@ -67,7 +69,7 @@ PROJECTS: tuple[Project, ...] = (
     Project("spellbook", "duneanalytics/spellbook", "91dac121414fe46afdb47690ea5906871373dba5",
             ("dbt_subprojects/tokens", "dbt_subprojects/solana"), "trino",
             "Dune's spellbook; two of its five sub-projects (~880 models)",
-            ("large", "monorepo")),
+            ("large", "monorepo"), extra=("sources", "dbt_macros")),
     Project("dbt-utils", "dbt-labs/dbt-utils", "700764ce230b2fb775b5338b6bc77a72233ea34c",
             (".", "integration_tests"), "postgres", "package + integration project (local: ../)"),
     Project("dbt-project-evaluator", "dbt-labs/dbt-project-evaluator",

@@ -70,7 +70,7 @@ def hooks_rev(hooks_repo: Path) -> str:
 
 def copy_project(project: corpus.Project, src_root: Path, dest: Path) -> None:
     """Copy the project's dbt folders (relative paths kept) into dest."""
-    for sub in project.subdirs:
+    for sub in project.subdirs + project.extra:
         src = src_root / sub
         target = dest / sub
         if target.exists() and sub != ".":
