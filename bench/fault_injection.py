@@ -11,7 +11,8 @@ check-critical-tags, check-schema-diff, each with the project's `hook_args`). Th
 time, a real edit is made and staged (`git add -A`, deletions with it) and `pre-commit run`
 runs at the pre-commit stage (the base is HEAD); the tree is reset to the base afterwards.
 
-Fault classes (a caught fault = pre-commit exits non-zero with at least one finding; a
+Fault classes (a caught fault = pre-commit exits non-zero with at least one error finding that the
+clean base (`pre-commit run --all-files` before any edit) does not have; a
 crash is reported as such and is not a catch):
   ref_typo, deleted_model_referenced, jinja_syntax, sql_missing_comma,
   sql_misspelled_keyword, sql_unclosed_paren, column_removed_downstream,
@@ -501,21 +502,35 @@ def git(root: Path, *args: str, check: bool = True) -> str:
     return corpus_run.git(*args, cwd=root, check=check)
 
 
-def run_precommit(root: Path, env: dict[str, str], precommit: str, timeout: int
-                  ) -> tuple[int, str, float]:
+def run_precommit(root: Path, env: dict[str, str], precommit: str, timeout: int,
+                  all_files: bool = False) -> tuple[int, str, float]:
     start = time.perf_counter()
+    extra = ["--all-files"] if all_files else []
     try:
-        proc = subprocess.run([precommit, "run", "--color", "never", "--hook-stage", "pre-commit"],
+        proc = subprocess.run([precommit, "run", "--color", "never", "--hook-stage", "pre-commit",
+                               *extra],
                               cwd=root, capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return -1, "TIMEOUT", time.perf_counter() - start
     return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - start
 
 
-def judge(site: Site, rc: int, output: str, took: float) -> Outcome:
-    codes = sorted({m.group("code") for line in output.splitlines()
-                    if (m := corpus_run.FINDING.match(line.strip()))
-                    and (m.group("sev") or "error") == "error"})
+def error_ids(output: str) -> set[tuple[str, str, str]]:
+    """(path, code, message) of every error finding: the identity without line and column."""
+    out = set()
+    for line in output.splitlines():
+        m = corpus_run.FINDING.match(line.strip())
+        if m and (m.group("sev") or "error") == "error":
+            out.add((m.group("path"), m.group("code"), m.group("msg").strip()))
+    return out
+
+
+def judge(site: Site, rc: int, output: str, took: float,
+          existing: frozenset[tuple[str, str, str]] = frozenset()) -> Outcome:
+    """A fault is caught when the commit is blocked by an error the clean base does not have
+    (the base's own false positives do not count as catching the fault)."""
+    new = error_ids(output) - existing
+    codes = sorted({code for _p, code, _m in new})
     crashed = rc == -1 or "Traceback (most recent call last)" in output or re.search(
         r"exit code: (?!1\b)\d+", output) is not None
     lines = [ln.strip() for ln in output.splitlines()
@@ -528,6 +543,8 @@ def judge(site: Site, rc: int, output: str, took: float) -> Outcome:
         detail = output.strip()[-300:]
     else:
         status = "caught" if rc != 0 and codes else "missed"
+        if status == "missed" and rc != 0:
+            detail = "blocked only by findings the clean base already has: " + detail
     return Outcome(site.cls, site.project, site.where, rc, codes, took, status, detail)
 
 
@@ -536,8 +553,8 @@ def reset(root: Path, base: str) -> None:
     git(root, "clean", "-q", "-fd")  # keeps ignored files: the parse cache survives
 
 
-def run_site(root: Path, base: str, site: Site, env: dict[str, str], args: argparse.Namespace
-             ) -> Outcome:
+def run_site(root: Path, base: str, site: Site, env: dict[str, str], args: argparse.Namespace,
+             existing: frozenset[tuple[str, str, str]] = frozenset()) -> Outcome:
     reset(root, base)
     if site.setup is not None:
         site.setup(root)
@@ -549,14 +566,14 @@ def run_site(root: Path, base: str, site: Site, env: dict[str, str], args: argpa
             rc, output, took = run_precommit(root, env, args.pre_commit, args.timeout)
             git(root, "reset", "-q", "--hard", "HEAD")
             if rc != 0:
-                o = judge(site, rc, output, took)
+                o = judge(site, rc, output, took, existing)
                 o.status, o.detail = "control-failed", (o.detail or output.strip()[-300:])
                 reset(root, base)
                 return o
     site.apply(root)
     git(root, "add", "-A")
     rc, output, took = run_precommit(root, env, args.pre_commit, args.timeout)
-    outcome = judge(site, rc, output, took)
+    outcome = judge(site, rc, output, took, existing)
     reset(root, base)
     return outcome
 
@@ -568,6 +585,7 @@ class Prepared:
     base: str
     queue: list[Site]
     available: dict[str, int]
+    existing: frozenset[tuple[str, str, str]] = frozenset()  # errors of the clean base
 
 
 def prepare(project: corpus.Project, args: argparse.Namespace, rev: str) -> Prepared:
@@ -597,7 +615,7 @@ def prepare(project: corpus.Project, args: argparse.Namespace, rev: str) -> Prep
 
 def run_one(prep: Prepared, site: Site, env: dict[str, str], args: argparse.Namespace) -> Outcome:
     try:
-        o = run_site(prep.root, prep.base, site, env, args)
+        o = run_site(prep.root, prep.base, site, env, args, prep.existing)
     except Exception as exc:  # a harness problem must not stop the run
         o = Outcome(site.cls, site.project, site.where, -2, [], 0.0, "error", repr(exc)[:200])
         with contextlib.suppress(RuntimeError):
@@ -704,6 +722,12 @@ def main(argv: list[str] | None = None) -> int:
     if preps:  # the hook environment is installed once, untimed
         subprocess.run([args.pre_commit, "install-hooks"], cwd=preps[0].root, env=env,
                        capture_output=True, timeout=args.timeout)
+    for prep in preps:  # the clean base's own errors (untimed; also fills the parse cache)
+        rc, output, _took = run_precommit(prep.root, env, args.pre_commit, args.timeout,
+                                          all_files=True)
+        prep.existing = frozenset(error_ids(output))
+        print(f"# {prep.project.name}: clean base rc={rc}, {len(prep.existing)} distinct errors",
+              file=sys.stderr, flush=True)
     start = time.time()
     outcomes: list[Outcome] = []
     available = {p.project.name: p.available for p in preps}
