@@ -700,9 +700,22 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--readme", action="append", default=[],
                     help="write the summary into this Markdown file (repeatable)")
     ap.add_argument("--json", help="write every outcome here")
+    ap.add_argument("--summarize", metavar="JSON",
+                    help="only rebuild the tables from the --json file of an earlier (or "
+                         "interrupted) run and its JSON.sites companion")
     ap.add_argument("--list-sites", action="store_true",
                     help="only print how many sites each class has per project (no runs)")
     args = ap.parse_args(argv)
+    if args.summarize:
+        meta = json.loads(Path(args.summarize + ".sites").read_text())
+        done = [Outcome(**o) for o in json.loads(Path(args.summarize).read_text())]
+        body = summary(done, meta["available"], meta["rev"], meta["projects"])
+        body += (f"\n\n{len(done)} of {meta['chosen']} chosen sites were run "
+                 f"(time budget {meta['budget']:.0f} s, projects served round-robin).")
+        print(body)
+        for path in args.readme:
+            write_block(Path(path), body)
+        return 0
     if args.list_sites:
         for project in corpus.by_name(args.only):
             src = Path(args.corpus) / project.name
@@ -722,6 +735,11 @@ def main(argv: list[str] | None = None) -> int:
     if preps:  # the hook environment is installed once, untimed
         subprocess.run([args.pre_commit, "install-hooks"], cwd=preps[0].root, env=env,
                        capture_output=True, timeout=args.timeout)
+    if args.json:
+        Path(args.json + ".sites").write_text(json.dumps({
+            "rev": rev, "projects": [p.name for p in projects], "budget": args.budget,
+            "available": {p.project.name: p.available for p in preps},
+            "chosen": sum(len(p.queue) for p in preps)}, indent=1))
     for prep in preps:  # the clean base's own errors (untimed; also fills the parse cache)
         rc, output, _took = run_precommit(prep.root, env, args.pre_commit, args.timeout,
                                           all_files=True)
