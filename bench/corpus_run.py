@@ -68,6 +68,15 @@ def hooks_rev(hooks_repo: Path) -> str:
     return git("rev-parse", "HEAD", cwd=hooks_repo)
 
 
+def hooks_label(hooks_repo: Path, rev: str) -> str:
+    """`rev` plus the last commit that changed the hooks themselves (code, manifest, deps)."""
+    code = git("log", "-1", "--format=%H", rev, "--", "src", ".pre-commit-hooks.yaml",
+               "pyproject.toml", cwd=hooks_repo, check=False)
+    if code and code != rev:
+        return f"`{rev[:12]}` (hooks code as of `{code[:12]}`; later commits touch bench/docs only)"
+    return f"`{rev[:12]}`"
+
+
 def copy_project(project: corpus.Project, src_root: Path, dest: Path) -> None:
     """Copy the project's dbt folders (relative paths kept) into dest."""
     for sub in project.subdirs + project.extra:
@@ -295,6 +304,41 @@ def write_readme(readme: Path, body: str) -> None:
     readme.write_text(text)
 
 
+LOG_LINE = re.compile(r"^# (?P<project>\S+) \[(?P<mode>[^\]]*)\] (?P<hook>[^:]+): rc=(?P<rc>-?\d+) "
+                      r"(?P<counts>\{[^}]*\}) (?P<secs>[\d.]+)s ?(?P<note>.*?)(  <-- ABOVE INFO)?$")
+
+
+def from_logs(args: argparse.Namespace) -> int:
+    """The table from the per-hook lines a run prints on stderr."""
+    import ast
+
+    known = {p.name: p for p in corpus.PROJECTS}
+    rows: dict[tuple[str, str], list[HookResult]] = {}
+    for log in args.from_log:
+        for line in Path(log).read_text().splitlines():
+            m = LOG_LINE.match(line)
+            if not m or m.group("project") not in known:
+                continue
+            r = HookResult(m.group("hook"), int(m.group("rc")), ast.literal_eval(m.group("counts")),
+                           float(m.group("secs")), note=m.group("note").strip())
+            rows.setdefault((m.group("project"), m.group("mode")), []).append(r)
+    out = []
+    for (name, mode), results in rows.items():
+        project = known[name]
+        out.append((project, mode, count_models(Path(args.corpus) / name, project), results, ""))
+    above = sum(1 for *_x, results, _n in out for r in results
+                if r.counts["error"] or r.counts["warning"] or r.note)
+    rev = hooks_rev(Path(args.hooks_repo))
+    body = (f"Measured with the hooks of dbt-bulwark {hooks_label(Path(args.hooks_repo), rev)} "
+            f"(`bench/corpus_run.py`; "
+            f"table rebuilt from the run logs). Rows above info or with a note: **{above}** of "
+            f"{sum(len(r[3]) for r in out)}.\n\n" + table(out))
+    print(body)
+    if args.readme:
+        write_readme(Path(args.readme), body)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     here = Path(__file__).resolve().parent
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -316,7 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temp repositories")
     ap.add_argument("--readme", help="write the table into this Markdown file (between markers)")
     ap.add_argument("--json", help="also write raw results here")
+    ap.add_argument("--from-log", action="append", default=[], metavar="LOG",
+                    help="only rebuild the table from the stderr log(s) of earlier (or "
+                         "interrupted) runs (repeatable)")
     args = ap.parse_args(argv)
+    if args.from_log:
+        return from_logs(args)
     Path(args.workdir).mkdir(parents=True, exist_ok=True)
     rev = hooks_rev(Path(args.hooks_repo))
     projects = corpus.by_name(args.only)
@@ -343,10 +392,9 @@ def main(argv: list[str] | None = None) -> int:
                 raw.append({"project": project.name, "packages": mode, "models": models,
                             "hook": r.hook, "rc": r.rc, "counts": r.counts,
                             "seconds": round(r.seconds, 2), "samples": r.samples, "note": r.note})
-    hooks_commit = rev[:12]
     above = sum(1 for *_x, results, _n in rows for r in results
                 if r.counts["error"] or r.counts["warning"] or r.note)
-    body = (f"Measured with the hooks of dbt-bulwark commit `{hooks_commit}` "
+    body = (f"Measured with the hooks of dbt-bulwark {hooks_label(Path(args.hooks_repo), rev)} "
             f"(`bench/corpus_run.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}). "
             f"Rows above info or with a note: **{above}** of "
             f"{sum(len(r[3]) for r in rows)}.\n\n" + table(rows))

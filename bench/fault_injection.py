@@ -628,8 +628,9 @@ def run_one(prep: Prepared, site: Site, env: dict[str, str], args: argparse.Name
 
 
 def summary(outcomes: list[Outcome], available: dict[str, dict[str, int]], rev: str,
-            projects: list[str]) -> str:
-    lines = [f"Measured with the hooks of dbt-bulwark commit `{rev[:12]}` through `pre-commit run` "
+            projects: list[str], hooks_repo: Path | None = None) -> str:
+    label = corpus_run.hooks_label(hooks_repo, rev) if hooks_repo else f"`{rev[:12]}`"
+    lines = [f"Measured with the hooks of dbt-bulwark {label} through `pre-commit run` "
              f"(`bench/fault_injection.py`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}), "
              f"fresh clones (no dbt_packages/), projects: {', '.join(projects)}.", "",
              "| class | caught / sites | % | crashed | projects with sites | no site in |",
@@ -709,7 +710,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summarize:
         meta = json.loads(Path(args.summarize + ".sites").read_text())
         done = [Outcome(**o) for o in json.loads(Path(args.summarize).read_text())]
-        body = summary(done, meta["available"], meta["rev"], meta["projects"])
+        body = summary(done, meta["available"], meta["rev"], meta["projects"],
+                       Path(args.hooks_repo))
         body += (f"\n\n{len(done)} of {meta['chosen']} chosen sites were run "
                  f"(time budget {meta['budget']:.0f} s, projects served round-robin).")
         print(body)
@@ -769,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             for prep in preps:
                 shutil.rmtree(prep.root, ignore_errors=True)
-    body = summary(outcomes, available, rev, [p.name for p in projects])
+    body = summary(outcomes, available, rev, [p.name for p in projects], Path(args.hooks_repo))
     if not_run:
         body += (f"\n\n{not_run} chosen sites were not run (time budget {args.budget:.0f} s; "
                  "projects are served round-robin, so every project lost about as many).")
