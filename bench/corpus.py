@@ -97,12 +97,12 @@ PROJECTS: tuple[Project, ...] = (
 
 # Packages that corpus_run.py can install under dbt_packages/ (the "with packages" runs),
 # keyed by the name in their own dbt_project.yml (the folder dbt deps creates). Their HEAD,
-# not necessarily the version a project pins: good enough to resolve refs and macros.
+# or the newest tag in the range the projects pin (fivetran_utils 0.4.x: HEAD dropped macros).
 PACKAGES: dict[str, tuple[str, str]] = {
     "dbt_utils": ("dbt-labs/dbt-utils", "700764ce230b2fb775b5338b6bc77a72233ea34c"),
     "dbt_date": ("calogica/dbt-date", "3580a09de74f25c66838f80fe79bb9c346351e62"),
     "dbt_expectations": ("metaplane/dbt-expectations", "77d385655ce3318685cf6930b46d077f61de5f55"),
-    "fivetran_utils": ("fivetran/dbt_fivetran_utils", "f7567295c8f406946dfdbcdd761affad7d7bb535"),
+    "fivetran_utils": ("fivetran/dbt_fivetran_utils", "ccf3d58a6919cfd234699ef1f1143b65e05ef9ad"),  # v0.4.11
     "spark_utils": ("dbt-labs/spark-utils", "f1771e7906b3c8fa5bc93b68174a9a5d5ddc2730"),
 }
 # packages.yml spellings -> dbt_project.yml name
