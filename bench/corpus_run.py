@@ -321,7 +321,9 @@ def from_logs(args: argparse.Namespace) -> int:
                 continue
             r = HookResult(m.group("hook"), int(m.group("rc")), ast.literal_eval(m.group("counts")),
                            float(m.group("secs")), note=m.group("note").strip())
-            rows.setdefault((m.group("project"), m.group("mode")), []).append(r)
+            hooks = rows.setdefault((m.group("project"), m.group("mode")), [])
+            hooks[:] = [h for h in hooks if h.hook != r.hook]  # a later log replaces a row
+            hooks.append(r)
     out = []
     for (name, mode), results in rows.items():
         project = known[name]
