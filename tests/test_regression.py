@@ -157,9 +157,10 @@ def test_pre_commit_base_is_the_index_head_and_a_ref_typo_is_an_error(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "models/products.sql:2:" in proc.stdout and "BLK110" in proc.stdout
     assert "did you mean 'stg_products'" in proc.stdout
-    # without the base it is only "not checked" (a package could provide it)
+    # without the base the did-you-mean alone makes it an error (a one-letter slip of a
+    # project model; the declared package ships no models)
     proc = bulwark(repo, "fast-compile", "models/products.sql", "--no-base")
-    assert proc.returncode == 0 and "BLK103 [info]" in proc.stdout
+    assert proc.returncode == 1 and "did you mean 'stg_products'" in proc.stdout
 
 
 def test_pre_push_base_is_pre_commit_from_ref(tmp_path):
@@ -290,7 +291,7 @@ def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path, 
     files = dict(PROJECT)
     files["bulwark.yml"] = "dialect: snowflake\n"
     repo = _repo(tmp_path, files)
-    (repo / "models/stg_products.sql").write_text("selct 1 as id, 'a' as name\n")
+    (repo / "models/stg_products.sql").write_text("select 1 as id, 'a' as name from t t2 t3\n")
     monkeypatch.setattr(fast_compile, "_duckdb_parse", lambda sql: False)
     monkeypatch.chdir(repo)
     code = cli.main(["fast-compile", "models/stg_products.sql", "--no-base", "--no-cache"])

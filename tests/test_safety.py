@@ -205,7 +205,7 @@ def test_yaml_alias_bomb_is_a_finding_not_a_hang(tmp_path: Path, command: str) -
         return
     # check-schema-diff reports load errors of the files it is given
     extra = ["--base", "HEAD", str(root / "models/schema.yml"), str(root / "models/b.sql")] \
-        if command == "check-schema-diff" else ["--all-files"]
+        if command == "check-schema-diff" else ["--all-files", "--all-findings"]
     proc = bulwark(root, command, "--format", "json", *extra)
     found = findings_json(proc)
     assert ("BLK005", "models/schema.yml", 11) in codes_at(found), found
