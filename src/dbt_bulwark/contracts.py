@@ -487,20 +487,35 @@ def _duck_con() -> Any:
 
 
 def _describe(sql: str) -> list[tuple[str, str]] | None:
+    """DuckDB's output columns and types of ``sql`` (memoized per text: a ``--fix`` checks
+    every model again after writing)."""
+    if sql in _DESCRIBED:
+        return _DESCRIBED[sql]
     con = _duck_con()
     if con is None:
         return None
     try:
-        rows = con.execute(f"describe {sql}").fetchall()
+        rows: list[tuple[str, str]] | None = [
+            (str(r[0]), str(r[1])) for r in con.execute(f"describe {sql}").fetchall()]
     except Exception:  # noqa: BLE001 - DuckDB cannot bind it: not judged here
-        return None
-    return [(str(r[0]), str(r[1])) for r in rows]
+        rows = None
+    _DESCRIBED[sql] = rows
+    return rows
+
+
+_DESCRIBED: dict[str, list[tuple[str, str]] | None] = {}
 
 
 def duckdb_type_of(data_type: str) -> str | None:
-    """DuckDB's name for a declared type (``numeric(38,3)`` -> ``DECIMAL(38,3)``)."""
-    rows = _describe(f"select cast(null as {data_type}) as c")
-    return rows[0][1] if rows else None
+    """DuckDB's name for a declared type (``numeric(38,3)`` -> ``DECIMAL(38,3)``); asked of
+    DuckDB once per type text (a project declares a handful of types many times)."""
+    if data_type not in _DUCK_TYPES:
+        rows = _describe(f"select cast(null as {data_type}) as c")
+        _DUCK_TYPES[data_type] = rows[0][1] if rows else None
+    return _DUCK_TYPES[data_type]
+
+
+_DUCK_TYPES: dict[str, str | None] = {}
 
 
 def _duckdb_output_types(c: _Ctx, inferred: Any) -> dict[str, str] | None:
