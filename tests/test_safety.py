@@ -414,3 +414,22 @@ def test_messages_name_the_real_cause_at_the_real_line(tmp_path: Path) -> None:
     f = only("models/schema.yml")
     assert (f["code"], f["line"]) == ("BLK033", 4)
     assert "must be a string, not a list" in f["message"] and "no `name`" not in f["message"]
+
+
+def test_underscore_macro_through_a_package_namespace_is_not_blocked(tmp_path: Path) -> None:
+    """dbt's package namespace is a mapping: `pkg._private_macro(...)` passes its sandbox
+    (attribute refused, item found), as dbt_utils' own `dbt_utils._is_ephemeral(...)` does.
+    Seen on a real project's fresh clone as a false BLK021."""
+    root = project(tmp_path, {
+        "packages.yml": "packages:\n  - local: helpers\n",
+        "helpers/dbt_project.yml": "name: helpers\nversion: '1.0'\nconfig-version: 2\n",
+        "helpers/macros/m.sql": "{% macro _private(x) %}{{ x }}{% endmacro %}\n"
+                                "{% macro public(x) %}{{ helpers._private(x) }}{% endmacro %}\n",
+        "models/a.sql": "select {{ helpers._private('1') }} as id, {{ helpers.public('2') }} as v\n",
+    })
+    for command in ("ls", "fast-compile"):
+        proc = bulwark(root, command, "--no-base") if command != "ls" else bulwark(root, "ls")
+        out = proc.stdout + proc.stderr
+        assert "BLK021" not in out and "Traceback" not in out, out
+    proc = bulwark(root, "fast-compile", "--no-base", "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -704,6 +704,13 @@ class _PackageNamespace:
         self._package = package
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            # dbt's package namespace is a mapping: the sandbox refuses `_x` attributes and
+            # then looks the name up as an item (`dbt_utils._is_ephemeral(...)` is valid)
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name: str) -> Any:
         found = self._ctx.macros.find(name, self._package)
         if found is None:
             return PermissiveUndefined(name=f"{self._package}.{name}")
