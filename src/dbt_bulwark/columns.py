@@ -800,6 +800,23 @@ def _sees_parent(analysis: _Analysis, scope: Any) -> bool:
     return hit
 
 
+def _unmemoised_chain(analysis: _Analysis, scope: Any, memo: dict[int, Any]
+                      ) -> tuple[list[Any], Any]:
+    """The scopes from ``scope`` up through the parents it can see, stopping below the first
+    one ``memo`` already holds; and the visible parent of the topmost (None when it has none).
+    :func:`_visible` and :func:`_chain` then fill ``memo`` top-down along that list."""
+    chain = [scope]
+    current = scope
+    while _sees_parent(analysis, current) and current.parent is not None:
+        current = current.parent
+        if id(current) in memo:
+            break
+        chain.append(current)
+    top = chain[-1]
+    parent = top.parent if _sees_parent(analysis, top) and top.parent is not None else None
+    return chain, parent
+
+
 def _visible(analysis: _Analysis, scope: Any) -> dict[str, tuple[Any, Any, Any]]:
     """{source key: (scope, node, source)} of the sources visible from ``scope``: its own
     (the first of a name wins) over those of the ancestors it can see.  Built once per
@@ -807,17 +824,10 @@ def _visible(analysis: _Analysis, scope: Any) -> dict[str, tuple[Any, Any, Any]]
     hit = analysis.visible.get(id(scope))
     if hit is not None:
         return hit
-    chain = [scope]
-    current = scope
-    while _sees_parent(analysis, current) and current.parent is not None:
-        current = current.parent
-        if id(current) in analysis.visible:
-            break
-        chain.append(current)
+    chain, parent = _unmemoised_chain(analysis, scope, analysis.visible)
     inherited: dict[str, tuple[Any, Any, Any]] = {}
-    top = chain[-1]
-    if _sees_parent(analysis, top) and top.parent is not None:
-        inherited = analysis.visible.get(id(top.parent)) or {}
+    if parent is not None:
+        inherited = analysis.visible.get(id(parent)) or {}
     dialect = analysis.dialect
     for current in reversed(chain):
         own: dict[str, tuple[Any, Any, Any]] = {}
@@ -836,16 +846,8 @@ def _chain(analysis: _Analysis, scope: Any) -> _Chain:
     hit = analysis.chain.get(id(scope))
     if hit is not None:
         return hit
-    chain = [scope]
-    current = scope
-    while _sees_parent(analysis, current) and current.parent is not None:
-        current = current.parent
-        if id(current) in analysis.chain:
-            break
-        chain.append(current)
-    top = chain[-1]
-    above = analysis.chain.get(id(top.parent)) \
-        if _sees_parent(analysis, top) and top.parent is not None else None
+    chain, parent = _unmemoised_chain(analysis, scope, analysis.chain)
+    above = analysis.chain.get(id(parent)) if parent is not None else None
     info = above or _Chain(False, frozenset(), {})
     dialect = analysis.dialect
     for current in reversed(chain):
