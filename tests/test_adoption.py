@@ -426,6 +426,18 @@ def test_totals_line() -> None:
     assert Finding("a", 1, 1, "BLK140", "x", fixable=True).fixable
 
 
+def test_totals_line_counts_existing_findings_apart() -> None:
+    from dataclasses import replace
+    new = Finding("a.sql", 1, 1, "BLK140", "x")
+    old = [replace(Finding("b.sql", 1, 1, "BLK130", "y"), existing=True),
+           replace(Finding("b.yml", 2, 1, "BLK221", "w", "warning"), existing=True),
+           replace(Finding("b.yml", 3, 1, "BLK213", "v", "info"), existing=True)]
+    assert totals_line([new, *old]) == (
+        "Found 1 error, 0 warnings, 1 info (+ 1 error, 1 warning already at the base)")
+    assert totals_line(old) == "No new findings (1 error, 1 warning already at the base; 1 info)"
+    assert totals_line(old[2:]) == "All checks passed (1 info)"
+
+
 def test_totals_line_ends_text_only(tmp_path: Path, monkeypatch, capsys) -> None:
     repo = make_repo(tmp_path)
     _, out, _ = run(repo, monkeypatch, capsys, "check-contracts", "--all-files")

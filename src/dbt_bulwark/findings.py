@@ -126,18 +126,33 @@ def _plural(n: int, word: str) -> str:
 
 
 def totals_line(findings: Iterable[Finding]) -> str:
-    """``Found 3 errors, 1 warning (2 fixable with --fix)`` / ``All checks passed``."""
+    """``Found 3 errors, 1 warning (2 fixable with --fix)`` / ``All checks passed``.
+
+    Findings already present at the git base (``existing``) do not block by default, so
+    they are counted apart: ``Found 1 error, 0 warnings (+ 2 errors, 1 warning already at
+    the base)`` / ``No new findings (2 errors already at the base)``."""
     items = list(findings)
-    errors = sum(1 for f in items if f.severity == "error")
-    warnings = sum(1 for f in items if f.severity == "warning")
-    infos = len(items) - errors - warnings
+    new = [f for f in items if not f.existing]
+    old = [f for f in items if f.existing and f.severity != "info"]
+    infos = sum(1 for f in items if f.severity == "info")
+    errors = sum(1 for f in new if f.severity == "error")
+    warnings = sum(1 for f in new if f.severity == "warning")
+    at_base = ""
+    if old:
+        old_errors = sum(1 for f in old if f.severity == "error")
+        at_base = (f"{_plural(old_errors, 'error')}, "
+                   f"{_plural(len(old) - old_errors, 'warning')} already at the base")
     if not errors and not warnings:
+        if at_base:
+            return f"No new findings ({at_base}" + (f"; {infos} info)" if infos else ")")
         return "All checks passed" + (f" ({infos} info)" if infos else "")
     parts = [_plural(errors, "error"), _plural(warnings, "warning")]
     if infos:
         parts.append(f"{infos} info")
-    fixable = sum(1 for f in items if f.fixable and f.severity != "info")
+    fixable = sum(1 for f in new if f.fixable and f.severity != "info")
     tail = f" ({fixable} fixable with --fix)" if fixable else ""
+    if at_base:
+        tail += f" (+ {at_base})"
     return f"Found {', '.join(parts)}{tail}"
 
 
