@@ -94,6 +94,12 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
     pkg = project.packages.get(node.package_name)
     if pkg is None:
         return out
+    raw = node.raw_code
+    if "{" not in raw and "\r" not in raw:
+        # no template tag and no newline Jinja would normalise: the text renders as itself
+        # (keep_trailing_newline); no context, sandbox or watchdog needed
+        out.raw = out.sql = raw
+        return out
     by_id: dict[str, Any] = {}
     lookups: dict[tuple[str, str | None, str | None], str] = {}
     parents = set(node.depends_on)

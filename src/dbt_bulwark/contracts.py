@@ -495,8 +495,10 @@ def _describe(sql: str) -> list[tuple[str, str]] | None:
     if con is None:
         return None
     try:
+        # a relation is bound, not run: its columns and types are DESCRIBE's, for less
+        rel = con.sql(sql)
         rows: list[tuple[str, str]] | None = [
-            (str(r[0]), str(r[1])) for r in con.execute(f"describe {sql}").fetchall()]
+            (str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
     except Exception:  # noqa: BLE001 - DuckDB cannot bind it: not judged here
         rows = None
     _DESCRIBED[sql] = rows
@@ -726,6 +728,16 @@ def certain_type(dtype: str | None, expression: str | None, dialect: str) -> str
     """
     if not dtype or not expression:
         return None
+    key = (dtype, expression, dialect)
+    if key not in _CERTAIN:   # a pure function of its text: parsed once per process
+        _CERTAIN[key] = _certain_type(dtype, expression, dialect)
+    return _CERTAIN[key]
+
+
+_CERTAIN: dict[tuple[str, str, str], str | None] = {}
+
+
+def _certain_type(dtype: str, expression: str, dialect: str) -> str | None:
     try:
         import sqlglot
         from sqlglot import exp

@@ -789,6 +789,7 @@ class _Watchdog:
         self.cond = threading.Condition(threading.Lock())
         self.active: dict[int, list[Any]] = {}   # token -> [thread id, deadline, fired]
         self.next_token = 0
+        self.wake_at: float | None = None   # when the sleeping thread wakes; None: on notify
         self.thread: Any = None
         self.pid = os.getpid()
         try:
@@ -815,7 +816,10 @@ class _Watchdog:
             self.next_token += 1
             token = self.next_token
             self.active[token] = [threading.get_ident(), time.monotonic() + seconds, False]
-            if len(self.active) == 1:
+            # wake the thread only when it would sleep past this deadline (waking it for
+            # every render cost a thread switch per template)
+            deadline = self.active[token][1]
+            if self.wake_at is None or deadline < self.wake_at:
                 self.cond.notify()
         return token
 
@@ -836,12 +840,15 @@ class _Watchdog:
         with self.cond:
             while True:
                 if not self.active:
+                    self.wake_at = None
                     self.cond.wait()
                     continue
                 now = time.monotonic()
                 soonest = min(e[1] for e in self.active.values())
                 if soonest > now:
+                    self.wake_at = soonest
                     self.cond.wait(soonest - now)
+                    self.wake_at = None
                     continue
                 for entry in self.active.values():
                     if entry[1] <= now:

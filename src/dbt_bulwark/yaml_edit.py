@@ -205,7 +205,7 @@ def _plain_data(node: _Node | None) -> Any:
         if node.style is not None:
             return value
         if not value or value[0] in "-+0123456789.<~=":
-            return _BAIL  # numbers, timestamps, null, merge/value keys: ask PyYAML
+            return _resolved(value)  # numbers, null: as PyYAML's own resolver says
         if value[0] in "yYnNtTfFoO" and value in _BOOL_NULL:
             return _BOOL_NULL[value]
         return value
@@ -226,6 +226,27 @@ def _plain_data(node: _Node | None) -> Any:
             out[key] = value
         return out
     return _BAIL
+
+
+_TAG = "tag:yaml.org,2002:"
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_CONSTRUCT = {_TAG + "int": _CONSTRUCTOR.construct_yaml_int,
+              _TAG + "float": _CONSTRUCTOR.construct_yaml_float,
+              _TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
+              _TAG + "null": _CONSTRUCTOR.construct_yaml_null}
+
+
+def _resolved(value: str) -> Any:
+    """A plain scalar as the safe loader makes it (PyYAML's own resolver and constructors:
+    the C loader uses the same); ``_BAIL`` for a timestamp, a merge or value key."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    if tag == _TAG + "str":
+        return value
+    construct = _CONSTRUCT.get(tag)
+    if construct is None:
+        return _BAIL
+    return construct(yaml.ScalarNode(tag, value))
 
 
 def _load(text: str) -> Any:
@@ -356,7 +377,7 @@ class PropertiesEditor:
         self._saved = text
         self._text = text
         self._init_batch(False, 0)
-        self._parse()
+        self._parse(first=True)
         self._detect_style()
 
     # ------------------------------------------------------------------ public API
@@ -663,13 +684,17 @@ class PropertiesEditor:
             return YamlEditError(self.path, node_or_line.line + 1, message)
         return YamlEditError(self.path, node_or_line, message)
 
-    def _parse(self) -> None:
+    def _parse(self, first: bool = False) -> None:
+        """Parse the current text. The data comes from the event tree when that is certain
+        (no anchor, alias, merge key or tag) for a sub-editor's entry and for the file as
+        first read (``first``); after an edit of the whole file, always from PyYAML (the
+        check before saving)."""
         text = self._text
         info: dict[str, bool] = {}
         try:
             docs = _compose(text, info)
             data = _BAIL
-            if self._is_sub and len(docs) == 1 and not info.get("shared", True):
+            if (self._is_sub or first) and len(docs) == 1 and not info.get("shared", True):
                 data = _plain_data(docs[0])
             if data is _BAIL:
                 data = _load(text) if len(docs) <= 1 else None
