@@ -814,35 +814,46 @@ def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
     by_file: dict[str, list[FixPlan]] = {}
     for plan in plans:
         by_file.setdefault(plan.properties_path, []).append(plan)
+
+    def refused(rel: str, plan: FixPlan, exc: YamlEditError) -> Finding:
+        return Finding(rel, exc.line or 0, 0, "BLK220",
+                       f"--fix could not edit this file for '{plan.name}': {exc.message}",
+                       "error", "make the change by hand", plan.unique_id)
+
     for rel, file_plans in sorted(by_file.items()):
         path = Path(repo_root) / rel
+        pending = list(file_plans)   # the plans whose edits wait for the save
         try:
             editor = PropertiesEditor(path, repo_root)
             done: list[str] = []
             for plan in file_plans:
-                entry = editor.model(plan.name, plan.version)
-                assert entry is not None
-                what = []
-                if plan.enforce and editor.set_config(entry, "contract", {"enforced": True}):
-                    what.append("contract enforced")
-                if plan.columns and editor.add_columns(entry, plan.columns):
-                    what.append(f"{len(plan.columns)} column(s) "
-                                f"({', '.join(col['name'] for col in plan.columns)})")
+                # one transaction per model: a refusal names its own model and leaves the
+                # other models' edits (and nothing half-made of its own)
+                mark = editor.mark()
+                try:
+                    entry = editor.model(plan.name, plan.version)
+                    assert entry is not None
+                    what = []
+                    if plan.enforce and editor.set_config(entry, "contract", {"enforced": True}):
+                        what.append("contract enforced")
+                    if plan.columns and editor.add_columns(entry, plan.columns):
+                        what.append(f"{len(plan.columns)} column(s) "
+                                    f"({', '.join(col['name'] for col in plan.columns)})")
+                except YamlEditError as exc:
+                    editor.rollback(mark)
+                    pending.remove(plan)
+                    out.findings.append(refused(rel, plan, exc))
+                    continue
                 if what:
                     label = plan.name + (f" v{plan.version}" if plan.version is not None else "")
                     done.append(f"{label}: " + ", ".join(what))
             if editor.save():
                 out.changed.append(rel)
                 out.notes.extend(f"fixed {rel}: {d}" for d in done)
-        except YamlEditError as exc:
-            line = exc.line or 0
-            for plan in file_plans:
-                out.findings.append(Finding(
-                    rel, line, 0, "BLK220",
-                    f"--fix could not edit this file for '{plan.name}': {exc.message}",
-                    "error", "make the change by hand", plan.unique_id))
+        except YamlEditError as exc:   # the file itself (unreadable, unsafe, changed on disk)
+            out.findings.extend(refused(rel, plan, exc) for plan in pending)
         except OSError as exc:
-            for plan in file_plans:
+            for plan in pending:
                 out.findings.append(Finding(rel, 0, 0, "BLK220",
                                             f"--fix could not write this file: {exc}", "error",
                                             "check permissions", plan.unique_id))

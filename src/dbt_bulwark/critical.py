@@ -634,6 +634,7 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
         try:
             editor = PropertiesEditor(target, repo_root)
             for e in items:
+                mark = editor.mark()   # one model's edits are all or nothing
                 try:
                     entry = editor.model(e.node.name, e.node.version)
                     if entry is None:
@@ -641,7 +642,9 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
                     editor.add_tags(entry, e.tags)
                     ok.append(e.node.unique_id)
                 except YamlEditError as exc:
+                    editor.rollback(mark)
                     errors.append(refused(rel, exc.line, e, exc.message))
+                    done.add(e.node.unique_id)   # reported: not again if the save fails
             if editor.save():
                 changed.append(rel)
             done.update(ok)
@@ -650,6 +653,7 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
             line = exc.line if isinstance(exc, YamlEditError) else None
             errors.extend(refused(rel, line, e, msg) for e in items
                           if e.node.unique_id not in done)
+    done -= {f.node for f in errors if f.node}
     return changed, errors, done
 
 
@@ -794,22 +798,33 @@ def write_owners(repo_root: Any, project: Project, nodes: list[Node]
         by_file.setdefault(properties_file_for(project, node), []).append((node, who))
     changed: list[str] = []
     written: dict[str, str] = {}
+    reported: set[str] = set()
+
+    def owner_refused(rel: str, line: int | None, n: Node, why: str) -> Finding:
+        return Finding(rel, line or 0, 1 if line else 0, "BLK320",
+                       f"no owner written for '{model_label(n)}': {why}",
+                       hint="set `config: {meta: {owner: ...}}` by hand", node=n.unique_id)
+
     for rel, items in sorted(by_file.items()):
         try:
             editor = PropertiesEditor(os.path.join(str(repo_root), rel), repo_root)
             for node, who in items:
-                entry = editor.model(node.name, node.version)
-                if entry is not None and editor.set_config(entry, "meta", {"owner": who}):
-                    written[node.unique_id] = who
+                mark = editor.mark()   # one model's edits are all or nothing
+                try:
+                    entry = editor.model(node.name, node.version)
+                    if entry is not None and editor.set_config(entry, "meta", {"owner": who}):
+                        written[node.unique_id] = who
+                except YamlEditError as exc:
+                    editor.rollback(mark)
+                    reported.add(node.unique_id)
+                    skipped.append(owner_refused(rel, exc.line, node, exc.message))
             if editor.save():
                 changed.append(rel)
         except (YamlEditError, OSError) as exc:
             msg = exc.message if isinstance(exc, YamlEditError) else str(exc)
             line = exc.line if isinstance(exc, YamlEditError) else None
-            skipped.extend(Finding(rel, line or 0, 1 if line else 0, "BLK320",
-                                   f"no owner written for '{model_label(n)}': {msg}",
-                                   hint="set `config: {meta: {owner: ...}}` by hand",
-                                   node=n.unique_id) for n, _ in items)
+            skipped.extend(owner_refused(rel, line, n, msg) for n, _ in items
+                           if n.unique_id not in reported)
             for n, _ in items:
                 written.pop(n.unique_id, None)
     return changed, skipped, written

@@ -70,7 +70,7 @@ class _Node:
     """A YAML node with exact character offsets into the (BOM-less) text."""
 
     __slots__ = ("kind", "start", "end", "line", "col", "flow", "value", "style",
-                 "referenced", "items", "pairs")
+                 "referenced", "items", "pairs", "size")
 
     def __init__(self, kind: str, ev: Any):
         self.kind = kind  # "scalar" | "seq" | "map" | "alias"
@@ -84,6 +84,7 @@ class _Node:
         self.referenced = False  # an alias somewhere points at this node
         self.items: list[_Node] = []
         self.pairs: list[tuple[_Node, _Node]] = []
+        self.size = 0   # nodes once every alias is expanded; 0 while being built
 
     def own(self, key: str) -> tuple[_Node, _Node] | None:
         """The (key, value) pair written in this mapping (the last one, as PyYAML does)."""
@@ -121,6 +122,8 @@ def _compose(text: str, info: dict[str, bool] | None = None) -> list[_Node | Non
     if _CPARSER is not None:
         try:
             return _compose_with(text, _CPARSER, info)
+        except _AliasBomb:
+            raise
         except yaml.YAMLError:
             pass
     return _compose_with(text, yaml.SafeLoader, info)
@@ -130,20 +133,29 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
     events: Iterator[Any] = iter(yaml.parse(text, Loader=loader))
     anchors: dict[str, _Node] = {}
     shared = False
+    built = 0
+    bomb: list[_Node] = []   # the first alias past the limits (recursive, or a bomb)
 
     def build(ev: Any) -> _Node:
-        nonlocal shared
+        nonlocal shared, built
         if isinstance(ev, yaml.AliasEvent):
             shared = True
             node = _Node("alias", ev)
             target = anchors.get(str(ev.anchor))
             if target is not None:
                 target.referenced = True
+                node.size = target.size
+                if not target.size and not bomb:
+                    bomb.append(node)   # an alias inside the node it names
             return node
+        built += 1
+        anchor = getattr(ev, "anchor", None)
         if isinstance(ev, yaml.ScalarEvent):
             node = _Node("scalar", ev)
         elif isinstance(ev, yaml.SequenceStartEvent):
             node = _Node("seq", ev)
+            if anchor:   # known before its children, as PyYAML's composer has it
+                anchors[anchor] = node
             while True:
                 child = next(events)
                 if isinstance(child, yaml.SequenceEndEvent):
@@ -152,6 +164,8 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
                 node.items.append(build(child))
         elif isinstance(ev, yaml.MappingStartEvent):
             node = _Node("map", ev)
+            if anchor:
+                anchors[anchor] = node
             while True:
                 child = next(events)
                 if isinstance(child, yaml.MappingEndEvent):
@@ -165,10 +179,14 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
                 node.col = node.pairs[0][0].col
         else:  # pragma: no cover - the parser guarantees node events here
             raise ValueError(f"unexpected event {ev!r}")
-        if getattr(ev, "anchor", None) or getattr(ev, "tag", None):
+        if anchor or getattr(ev, "tag", None):
             shared = True  # an anchor, or an explicit tag (!!str ...): no shortcuts
-            if getattr(ev, "anchor", None):
-                anchors[ev.anchor] = node
+            if anchor and node.kind == "scalar":
+                anchors[anchor] = node
+        node.size = 1 + sum(item.size for item in node.items) + \
+            sum(k.size + v.size for k, v in node.pairs)
+        if shared and not bomb and node.size - built > MAX_ALIAS_EXPANSION:
+            bomb.append(node)
         return node
 
     docs: list[_Node | None] = []
@@ -180,9 +198,23 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
                 continue
             docs.append(build(nxt))
             next(events)  # DocumentEndEvent
+    if bomb:
+        raise _AliasBomb(bomb[0].line + 1, bool(bomb[0].kind == "alias" and not bomb[0].size))
     if info is not None:
         info["shared"] = shared
     return docs
+
+
+# the editor's own bound on alias expansion (the loader's: dbt_bulwark.yamlio): PyYAML
+# shares aliased nodes, but comparing or copying the data walks every expansion
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class _AliasBomb(yaml.YAMLError):
+    def __init__(self, line: int, recursive: bool):
+        super().__init__("alias bomb")
+        self.line = line
+        self.recursive = recursive
 
 
 _BAIL = object()
@@ -372,6 +404,11 @@ class PropertiesEditor:
             except UnicodeDecodeError as exc:
                 line = raw[:exc.start].count(b"\n") + 1
                 raise YamlEditError(self.path, line, "not valid UTF-8") from None
+        # a file whose lines end in CR alone (old Mac style) is edited as LF and written
+        # back with CR: the mapping is one to one (no LF in it), offsets are unchanged
+        self._cr_only = "\r" in text and "\n" not in text
+        if self._cr_only:
+            text = text.replace("\r", "\n")
         crlf = text.count("\r\n")
         self.newline = "\r\n" if crlf and crlf >= text.count("\n") - crlf else "\n"
         self._saved = text
@@ -384,12 +421,16 @@ class PropertiesEditor:
 
     @property
     def text(self) -> str:
-        """The current text (without the BOM)."""
+        """The current text (without the BOM), with the file's own line ends."""
+        text = self._current()
+        return text.replace("\n", "\r") if self._cr_only else text
+
+    def _current(self) -> str:
         return self._assemble() if self._subs or self._new else self._text
 
     @property
     def changed(self) -> bool:
-        return self.text != self._saved
+        return self._current() != self._saved
 
     def model(self, name: str, version: Any = None, create: bool = True) -> ModelEntry | None:
         """The ``- name: <name>`` entry under ``models:`` (its ``- v: <version>`` entry
@@ -512,7 +553,8 @@ class PropertiesEditor:
             current = None
         if current != self._raw:
             raise YamlEditError(self.path, None, "changed on disk since it was read; not saved")
-        payload = (codecs.BOM_UTF8 if self._bom else b"") + self._text.encode("utf-8")
+        body = self._text.replace("\n", "\r") if self._cr_only else self._text
+        payload = (codecs.BOM_UTF8 if self._bom else b"") + body.encode("utf-8")
         try:
             atomic_write(target, payload, self.root)
         except UnsafeWrite as exc:
@@ -542,6 +584,26 @@ class PropertiesEditor:
         self._new_at = 0
         self._sub_names: dict[str, PropertiesEditor] = {}
 
+    def mark(self) -> Any:
+        """A point to :meth:`rollback` to: the edits of one model are all or nothing (a
+        refused edit of one entry leaves the others' edits, and no half-made change)."""
+        subs = [*self._subs.values(), *self._new]
+        return (self._text, dict(self._subs), dict(self._ranges), list(self._new),
+                self._new_at, dict(self._sub_names), [(sub, sub._text) for sub in subs])
+
+    def rollback(self, mark: Any) -> None:
+        """Undo every edit made since ``mark`` (from :meth:`mark`)."""
+        text, subs, ranges, new, new_at, names, sub_texts = mark
+        self._subs, self._ranges, self._new = dict(subs), dict(ranges), list(new)
+        self._new_at, self._sub_names = new_at, dict(names)
+        for sub, sub_text in sub_texts:
+            if sub._text != sub_text:
+                sub._text = sub_text
+                sub._parse()
+        if self._text != text:
+            self._text = text
+            self._parse()
+
     def _entry(self, entry: ModelEntry) -> ModelEntry:
         return ModelEntry(self, entry.name, entry.version)
 
@@ -570,7 +632,7 @@ class PropertiesEditor:
     def _make_sub(self, body: str, line0: int) -> PropertiesEditor | None:
         sub = PropertiesEditor.__new__(PropertiesEditor)
         sub.path, sub.root, sub.exists = self.path, self.root, True
-        sub._bom, sub._raw, sub.newline = False, None, self.newline
+        sub._bom, sub._raw, sub.newline, sub._cr_only = False, None, self.newline, False
         sub._init_batch(True, line0)
         sub._saved = sub._text = "models:" + self.newline + body
         try:
@@ -698,6 +760,11 @@ class PropertiesEditor:
                 data = _plain_data(docs[0])
             if data is _BAIL:
                 data = _load(text) if len(docs) <= 1 else None
+        except _AliasBomb as exc:
+            what = "an alias refers to a node that contains it (recursive alias)" \
+                if exc.recursive else (f"YAML aliases expand this file past "
+                                       f"{MAX_ALIAS_EXPANSION:,} nodes (an alias bomb?)")
+            raise self._error(exc.line, f"{what}; not edited") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
