@@ -180,3 +180,20 @@ def test_editor_bounds_alias_expansion(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-c", EDIT_BOMB, str(path)], env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert proc.stdout.strip() == "edited", proc.stdout + proc.stderr
+
+
+def test_editing_after_a_save_reads_the_saved_text_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.yml"
+    path.write_text(BATCHED)
+    editor = PropertiesEditor(path, tmp_path)
+    a = editor.model("a")
+    assert a is not None and editor.set_config(a, "contract", {"enforced": True})
+    assert editor.save()
+    assert dict(a)["config"] == {"contract": {"enforced": True}}
+    b = editor.model("b")
+    assert b is not None and editor.add_columns(b, [{"name": "id", "data_type": "integer"}])
+    assert editor.save()
+    data = yaml.safe_load(path.read_text())
+    assert data["models"][0]["config"] == {"contract": {"enforced": True}}
+    assert data["models"][1]["columns"] == [{"name": "id", "data_type": "integer"}]
+    assert_only_insertions(BATCHED, path.read_text())

@@ -74,10 +74,11 @@ class _Node:
 
     def __init__(self, kind: str, ev: Any):
         self.kind = kind  # "scalar" | "seq" | "map" | "alias"
-        self.start: int = ev.start_mark.index
+        mark = ev.start_mark
+        self.start: int = mark.index
         self.end: int = ev.end_mark.index  # collections: set from the end event
-        self.line: int = ev.start_mark.line  # 0-based
-        self.col: int = ev.start_mark.column
+        self.line: int = mark.line  # 0-based
+        self.col: int = mark.column
         self.flow: bool = bool(getattr(ev, "flow_style", False))
         self.value: str | None = getattr(ev, "value", None)
         self.style: str | None = getattr(ev, "style", None) or None  # libyaml: '' for plain
@@ -136,9 +137,22 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
     built = 0
     bomb: list[_Node] = []   # the first alias past the limits (recursive, or a bomb)
 
+    alias_event, scalar_event = yaml.AliasEvent, yaml.ScalarEvent
+    seq_start, seq_end = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+    map_start, map_end = yaml.MappingStartEvent, yaml.MappingEndEvent
+
     def build(ev: Any) -> _Node:
         nonlocal shared, built
-        if isinstance(ev, yaml.AliasEvent):
+        if isinstance(ev, scalar_event):   # the common case first: no children
+            built += 1
+            node = _Node("scalar", ev)
+            node.size = 1
+            if ev.anchor or ev.tag:
+                shared = True
+                if ev.anchor:
+                    anchors[ev.anchor] = node
+            return node
+        if isinstance(ev, alias_event):
             shared = True
             node = _Node("alias", ev)
             target = anchors.get(str(ev.anchor))
@@ -149,43 +163,45 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
                     bomb.append(node)   # an alias inside the node it names
             return node
         built += 1
-        anchor = getattr(ev, "anchor", None)
-        if isinstance(ev, yaml.ScalarEvent):
-            node = _Node("scalar", ev)
-        elif isinstance(ev, yaml.SequenceStartEvent):
+        anchor = ev.anchor
+        size = 1
+        if isinstance(ev, seq_start):
             node = _Node("seq", ev)
             if anchor:   # known before its children, as PyYAML's composer has it
                 anchors[anchor] = node
+            items = node.items
             while True:
                 child = next(events)
-                if isinstance(child, yaml.SequenceEndEvent):
+                if isinstance(child, seq_end):
                     node.end = _end_index(child)
                     break
-                node.items.append(build(child))
-        elif isinstance(ev, yaml.MappingStartEvent):
+                item = build(child)
+                size += item.size
+                items.append(item)
+        elif isinstance(ev, map_start):
             node = _Node("map", ev)
             if anchor:
                 anchors[anchor] = node
+            pairs = node.pairs
             while True:
                 child = next(events)
-                if isinstance(child, yaml.MappingEndEvent):
+                if isinstance(child, map_end):
                     node.end = _end_index(child)
                     break
                 key = build(child)
                 if key.kind == "scalar" and key.value == "<<" and key.style is None:
                     shared = True
-                node.pairs.append((key, build(next(events))))
-            if node.pairs and not node.flow:  # column of the keys, not of an anchor
-                node.col = node.pairs[0][0].col
+                value = build(next(events))
+                size += key.size + value.size
+                pairs.append((key, value))
+            if pairs and not node.flow:  # column of the keys, not of an anchor
+                node.col = pairs[0][0].col
         else:  # pragma: no cover - the parser guarantees node events here
             raise ValueError(f"unexpected event {ev!r}")
-        if anchor or getattr(ev, "tag", None):
+        if anchor or ev.tag:
             shared = True  # an anchor, or an explicit tag (!!str ...): no shortcuts
-            if anchor and node.kind == "scalar":
-                anchors[anchor] = node
-        node.size = 1 + sum(item.size for item in node.items) + \
-            sum(k.size + v.size for k, v in node.pairs)
-        if shared and not bomb and node.size - built > MAX_ALIAS_EXPANSION:
+        node.size = size
+        if shared and not bomb and size - built > MAX_ALIAS_EXPANSION:
             bomb.append(node)
         return node
 
@@ -373,6 +389,9 @@ class ModelEntry(Mapping[str, Any]):
 class PropertiesEditor:
     """Lossless editor for one dbt properties YAML file (which may not exist yet)."""
 
+    _data: Any       # what PyYAML (and so dbt) reads from the text
+    _shared: bool    # the text has anchors, aliases, merge keys or tags
+
     def __init__(self, path: str | os.PathLike[str],
                  root: str | os.PathLike[str] | None = None):
         """``root``: the repository; the file (or a symlink's target) must lie inside it
@@ -436,6 +455,7 @@ class PropertiesEditor:
         """The ``- name: <name>`` entry under ``models:`` (its ``- v: <version>`` entry
         under ``versions:`` when ``version`` is given), appended when missing and
         ``create`` is true; None when missing and not created."""
+        self._ensure_tree()
         sub = self._sub_for(name, create)
         if sub is not None:
             found = self._in_sub(sub, lambda: sub.model(name, version, create))
@@ -461,6 +481,7 @@ class PropertiesEditor:
         neither extended nor counted). An existing ``config.tags`` is extended in its
         own style (string, block list, flow list); otherwise it is created. Returns True
         when something was added."""
+        self._ensure_tree()
         sub = self._sub_for(entry.name, False)
         if sub is not None:
             return bool(self._in_sub(sub, lambda: sub.add_tags(sub._entry(entry), tags)))
@@ -498,6 +519,7 @@ class PropertiesEditor:
     def set_config(self, entry: ModelEntry, key: str, value: Any) -> bool:
         """Set ``config.<key>`` to ``value``; a mapping value is merged key by key
         into an existing mapping, leaving its other keys alone. True if changed."""
+        self._ensure_tree()
         sub = self._sub_for(entry.name, False)
         if sub is not None:
             return bool(self._in_sub(sub, lambda: sub.set_config(sub._entry(entry), key, value)))
@@ -515,6 +537,7 @@ class PropertiesEditor:
     def add_columns(self, entry: ModelEntry, columns: Sequence[Mapping[str, Any]]) -> bool:
         """Append the columns not present yet (names compared case-insensitively);
         give an existing column without ``data_type`` the one passed. True if changed."""
+        self._ensure_tree()
         sub = self._sub_for(entry.name, False)
         if sub is not None:
             return bool(self._in_sub(sub, lambda: sub.add_columns(sub._entry(entry), columns)))
@@ -537,7 +560,7 @@ class PropertiesEditor:
 
     def save(self) -> bool:
         """Write the file atomically; False (and nothing written) when unchanged."""
-        self._flush()
+        self._flush(final=True)
         if not self.changed:
             return False
         from dbt_bulwark.fs import UnsafeWrite, atomic_write, check_writable
@@ -576,6 +599,7 @@ class PropertiesEditor:
     # before any edit that needs the whole file).
 
     def _init_batch(self, is_sub: bool, line0: int) -> None:
+        self._stale = getattr(self, "_stale", False)   # event tree out of date (saved)
         self._is_sub = is_sub
         self._line0 = line0                      # sub-editor: 0-based line of its entry
         self._subs: dict[int, PropertiesEditor] = {}       # model index -> sub-editor
@@ -587,12 +611,14 @@ class PropertiesEditor:
     def mark(self) -> Any:
         """A point to :meth:`rollback` to: the edits of one model are all or nothing (a
         refused edit of one entry leaves the others' edits, and no half-made change)."""
+        self._ensure_tree()
         subs = [*self._subs.values(), *self._new]
         return (self._text, dict(self._subs), dict(self._ranges), list(self._new),
                 self._new_at, dict(self._sub_names), [(sub, sub._text) for sub in subs])
 
     def rollback(self, mark: Any) -> None:
         """Undo every edit made since ``mark`` (from :meth:`mark`)."""
+        self._ensure_tree()
         text, subs, ranges, new, new_at, names, sub_texts = mark
         self._subs, self._ranges, self._new = dict(subs), dict(ranges), list(new)
         self._new_at, self._sub_names = new_at, dict(names)
@@ -710,8 +736,11 @@ class PropertiesEditor:
         pieces.append(text[pos:])
         return "".join(pieces)
 
-    def _flush(self) -> None:
-        """Put the entries edited one by one back into the file; verify the whole once."""
+    def _flush(self, final: bool = False) -> None:
+        """Put the entries edited one by one back into the file; verify the whole once.
+        ``final`` (saving): the check is PyYAML's load alone; the event tree is built
+        again only if the editor is used after that (:meth:`_ensure_tree`)."""
+        self._ensure_tree()
         if not self._subs and not self._new:
             return
         text = self._assemble()
@@ -727,17 +756,40 @@ class PropertiesEditor:
             return
         self._text = text
         try:
-            self._parse()
+            if final:
+                self._data = self._load_checked(text)
+                self._stale = True
+            else:
+                self._parse()
         except YamlEditError as exc:
             self._text = before_text
+            self._stale = False
             self._parse()
             raise self._error(None, "refusing the edits: they would make the file invalid "
                                     f"({exc.message}); please report this") from None
         if self._data != expected:
             self._text = before_text
+            self._stale = False
             self._parse()
             raise self._error(None, "refusing the edits: the result would change more than "
                                     "intended (please report this as a bug)")
+
+    def _ensure_tree(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._parse()
+
+    def _load_checked(self, text: str) -> Any:
+        """PyYAML's data of ``text`` (what dbt reads), a YamlEditError when it fails."""
+        try:
+            return _load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise self._error(mark.line + 1 if mark is not None else None,
+                              f"not valid YAML: {exc.problem or exc.context or 'invalid YAML'}"
+                              ) from None
+        except yaml.YAMLError as exc:
+            raise self._error(None, f"not valid YAML: {exc}") from None
 
     # ------------------------------------------------------------------ parsing
 
@@ -791,7 +843,7 @@ class PropertiesEditor:
                     and isinstance(data.get("models"), list))):
                 raise self._error(value, "'models:' is not a list")
         self._root = root
-        self._data: Any = data
+        self._data = data
         self._shared = info.get("shared", True)
 
     def _detect_style(self) -> None:
@@ -1033,6 +1085,7 @@ class PropertiesEditor:
         return model["versions"][vi]
 
     def _entry_data(self, entry: ModelEntry) -> dict[str, Any] | None:
+        self._ensure_tree()
         sub = self._sub_names.get(entry.name)
         if sub is not None:
             return sub._entry_data(sub._entry(entry))
