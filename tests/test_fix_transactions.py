@@ -197,3 +197,30 @@ def test_editing_after_a_save_reads_the_saved_text_again(tmp_path: Path) -> None
     assert data["models"][0]["config"] == {"contract": {"enforced": True}}
     assert data["models"][1]["columns"] == [{"name": "id", "data_type": "integer"}]
     assert_only_insertions(BATCHED, path.read_text())
+
+
+def test_policy_dialect_is_checked_without_importing_sqlglot(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from sqlglot.dialects.dialect import Dialects
+    from test_safety import SRC
+
+    from dbt_bulwark.policy import SQLGLOT_DIALECTS
+
+    # every name listed is one the installed sqlglot knows (the list only saves an import)
+    assert {d.value for d in Dialects if d.value} >= SQLGLOT_DIALECTS
+    (tmp_path / "bulwark.yml").write_text("dialect: duckdb\n")
+    code = ("import sys\nfrom dbt_bulwark.fs import WorkTree\n"
+            "from dbt_bulwark.policy import load_policy\n"
+            f"p = load_policy(WorkTree({str(tmp_path)!r}), '')\n"
+            "print(p.get('dialect'), 'sqlglot' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={"PYTHONPATH": str(SRC)}, timeout=60, check=True).stdout
+    assert out.split() == ["duckdb", "False"]
+    (tmp_path / "bulwark.yml").write_text("dialect: duckdbb\n")   # a typo: still refused
+    code2 = code.replace("print(p.get('dialect'), 'sqlglot' in sys.modules)", "print(p)")
+    proc = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(SRC)}, timeout=60, check=False)
+    assert "duckdbb" in proc.stdout + proc.stderr and "did you mean 'duckdb'" in \
+        proc.stdout + proc.stderr
