@@ -693,9 +693,10 @@ def render_data_types(project: Any, adapter: str | None) -> None:
     """Render Jinja in columns' ``data_type`` (``"{{ 'UInt8' if target.type == 'clickhouse'
     else 'int' }}"``) as dbt does, with ``target.type`` = ``adapter``; once per project.
     A value that cannot be rendered is left as written."""
-    if getattr(project, "_data_types_rendered", None) == adapter:
+    key = (adapter or "").lower()  # None (no adapter known) renders too, as duckdb
+    if getattr(project, "_data_types_rendered", None) == key:
         return
-    project._data_types_rendered = adapter
+    project._data_types_rendered = key
     todo = [c for n in project.nodes.values() for c in n.columns
             if c.data_type and "{" in c.data_type]
     todo += [c for s in project.sources.values() for c in getattr(s, "columns", [])
