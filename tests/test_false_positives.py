@@ -488,3 +488,38 @@ def test_bigquery_struct_array_fields_are_columns(capsys: pytest.CaptureFixture[
 
 def serious_dicts(findings: list[dict]) -> list[dict]:
     return [f for f in findings if f["severity"] != "info"]
+
+
+def test_base_revision_sees_installed_packages(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # corpus (a Fivetran package after `dbt deps`): `enabled=` comes from a macro of an
+    # installed package; dbt_packages/ is never committed, so a base read from git alone
+    # does not know the macro and took the model as enabled: "was disabled" (BLK408/411)
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = tmp_path / "p"
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nconfig-version: 2\n"
+                                          "profile: p\n")
+    (root / "packages.yml").write_text("packages:\n  - package: acme/switches\n"
+                                       "    version: 1.0.0\n")
+    (root / ".gitignore").write_text("dbt_packages/\n")
+    (root / "models" / "opt_tmp.sql").write_text(
+        "{{ config(enabled=switches.is_on('opt')) }}\nselect 1 as id\n")
+    (root / "models" / "opt.sql").write_text(
+        "{{ config(enabled=switches.is_on('opt')) }}\nselect id from {{ ref('opt_tmp') }}\n")
+    (root / "models" / "kept.sql").write_text("select 1 as id\n")
+    _git_commit(root)
+    pkg = root / "dbt_packages" / "switches"
+    (pkg / "macros").mkdir(parents=True)
+    (pkg / "dbt_project.yml").write_text("name: switches\nversion: '1.0'\n"
+                                         "config-version: 2\n")
+    (pkg / "macros" / "on.sql").write_text(
+        "{% macro is_on(name) %}{{ return(var(name ~ '_enabled', false)) }}{% endmacro %}\n")
+    capsys.readouterr()
+    rc = main(["check", "--all-files", "--base", "HEAD", "--all-findings", "--no-cache",
+               "--repo-root", str(root), "--project-dir", str(root), "--format", "json", "-q"])
+    data = json.loads(capsys.readouterr().out)
+    found = [f for layer in data["layers"] for f in layer["findings"]]
+    assert serious(found) == [] and rc == 0

@@ -340,6 +340,7 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
     shared = base.trees.get("\0ws")
     if shared is None:
         shared = GitTree(base.top, base.rev, base.prefix)
+        shared.see_installed_packages(ws.fs, ws.project_roots)
         base.trees["\0ws"] = shared
     tree: Any = shared
     if not shared.is_file(join(root, "dbt_project.yml")):
