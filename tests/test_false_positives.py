@@ -523,3 +523,19 @@ def test_base_revision_sees_installed_packages(capsys: pytest.CaptureFixture[str
     data = json.loads(capsys.readouterr().out)
     found = [f for layer in data["layers"] for f in layer["findings"]]
     assert serious(found) == [] and rc == 0
+
+
+def test_new_yaml_entry_without_file_warns(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    # corpus (mattermost, dbt-utils, spellbook): stale YAML entries dbt only warns about are
+    # info on a clean tree; one this change adds (or orphans) is still a warning
+    root = shop(tmp_path, {M + "_old.yml": (None, "models:\n  - name: long_gone\n")})
+    _git_commit(root)
+    rc, findings = run_hook(capsys, "fast-compile", root, ["--base", "HEAD"])
+    assert [(f["code"], f["severity"]) for f in findings if f["code"] == "BLK037"] == [
+        ("BLK037", "info")] and rc == 0
+    (root / M / "_new.yml").write_text("models:\n  - name: dim_customerz\n")
+    rc, findings = run_hook(capsys, "fast-compile", root, ["--base", "HEAD"])
+    got = sorted((f["message"].split("'")[1], f["severity"]) for f in findings
+                 if f["code"] == "BLK037")
+    assert got == [("dim_customerz", "warning"), ("long_gone", "info")] and rc == 0
