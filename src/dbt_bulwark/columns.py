@@ -942,8 +942,18 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
 
     alias = node.args.get("alias") if hasattr(node, "args") else None
     alias_cols = alias.columns if isinstance(alias, exp.TableAlias) else []
+    if isinstance(node, exp.Unnest) and analysis.dialect == "bigquery" and not all(
+            _scalar_array(e) for e in node.expressions):
+        # BigQuery: the fields of an unnested STRUCT array are columns of the query too
+        # (`FROM t, t.items AS i` ... `SELECT id`), and the element type is not known here
+        return None
     if alias_cols:
-        return {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+        cols = {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+        offset = node.args.get("offset") if isinstance(node, exp.Unnest) else None
+        if isinstance(offset, exp.Identifier):
+            # BigQuery `UNNEST(...) AS x WITH OFFSET AS n`: the offset is a column too
+            cols[_key(offset.name, analysis.dialect)] = offset.name
+        return cols
     if isinstance(source, exp.Table):
         rel = analysis.relations.get(id(source))
         if rel is None:
@@ -956,6 +966,18 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
             analysis.scope_names[id(source)] = _scope_output_names(source, analysis.dialect)
         return analysis.scope_names[id(source)]
     return None
+
+
+def _scalar_array(expression: Any) -> bool:
+    """An array expression whose elements are certainly not structs (a generated series,
+    an array literal of literals, a string split)."""
+    exp = _exp()
+
+    if isinstance(expression, (exp.GenerateSeries, exp.GenerateDateArray,
+                               exp.GenerateTimestampArray, exp.Split)):
+        return True
+    return isinstance(expression, exp.Array) and all(
+        isinstance(e, exp.Literal) for e in expression.expressions)
 
 
 def _lambda_bound(column: Any, dialect: str) -> bool:

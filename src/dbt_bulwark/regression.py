@@ -45,6 +45,8 @@ _ZERO = frozenset("0")
 # findings that say the base of a change is "changed" although the file just did not load
 BASE_COMPARISON_CODES = frozenset({"BLK310", "BLK311", "BLK312", "BLK401", "BLK402", "BLK403",
                                    "BLK404", "BLK405", "BLK407", "BLK408", "BLK410", "BLK411"})
+# info on a clean tree (dbt accepts it), a warning when this change introduces it
+RAISED_WHEN_NEW = frozenset({"BLK037"})
 LOAD_FAILURE_CODES = frozenset({"BLK001", "BLK002", "BLK003", "BLK004"})
 # a node carrying one of these at the base was not analysed there
 NOT_ANALYSED = frozenset({"BLK020", "BLK103", "BLK104", "BLK105", "BLK130", "BLK131",
@@ -340,6 +342,7 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
     shared = base.trees.get("\0ws")
     if shared is None:
         shared = GitTree(base.top, base.rev, base.prefix)
+        shared.see_installed_packages(ws.fs, ws.project_roots)
         base.trees["\0ws"] = shared
     tree: Any = shared
     if not shared.is_file(join(root, "dbt_project.yml")):
@@ -536,7 +539,9 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
     if _check_id(check).startswith("dbt_bulwark.fast_compile."):
         findings = _raise(ctx, project, run, facts, before, targets, findings)
     seen = {identity(f) for f in before}
-    return [dataclasses.replace(f, existing=True) if identity(f) in seen else f
+    return [dataclasses.replace(f, existing=True) if identity(f) in seen
+            else dataclasses.replace(f, severity="warning") if f.code in RAISED_WHEN_NEW
+            and f.severity == "info" else f
             for f in findings]
 
 

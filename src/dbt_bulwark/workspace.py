@@ -146,7 +146,9 @@ class Workspace:
         if rev not in self._trees:
             from dbt_bulwark.gitfs import GitTree
 
-            self._trees[rev] = GitTree(loc[0], rev, loc[1])
+            tree = GitTree(loc[0], rev, loc[1])
+            tree.see_installed_packages(self.fs, self.project_roots)
+            self._trees[rev] = tree
         return self._trees[rev]
 
     def save(self) -> None:
