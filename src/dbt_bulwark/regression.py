@@ -535,6 +535,9 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
     findings = drop_unloaded(project, facts, findings)
     if _check_id(check).startswith("dbt_bulwark.fast_compile."):
         findings = _raise(ctx, project, run, facts, before, targets, findings)
+        from dbt_bulwark.standins import judge
+
+        findings = judge(ctx, project, run, policy, findings)
     seen = {identity(f) for f in before}
     return [dataclasses.replace(f, existing=True) if identity(f) in seen else f
             for f in findings]
