@@ -39,7 +39,7 @@ from typing import Any
 from dbt_bulwark.findings import Finding, UsageError
 from dbt_bulwark.fs import join
 
-_VERSION = 2
+_VERSION = 3
 _ZERO = frozenset("0")
 
 # findings that say the base of a change is "changed" although the file just did not load
@@ -374,6 +374,8 @@ class Facts:
     sources: dict[str, tuple[str, str, str, int]]   # uid -> (source, table, path, line)
     macros: dict[str, tuple[str, int]]              # root-package macro -> (path, line)
     refable: dict[str, str]                         # name -> uid (models, seeds, snapshots)
+    checksums: dict[str, str] = field(default_factory=dict)   # uid -> checksum of its file
+    macros_hash: str = ""                           # of every macro the project loads
 
     def children(self, uids: set[str]) -> set[str]:
         return {uid for uid, n in self.nodes.items() if uids & set(n[4])}
@@ -391,7 +393,9 @@ def facts_of(project: Any) -> Facts:
     refable = {n.name: uid for uid, n in project.nodes.items()
                if n.resource_type in ("model", "seed", "snapshot")
                and n.package_name == project.name}
-    return Facts(nodes, sources, macros, refable)
+    return Facts(nodes, sources, macros, refable,
+                 {uid: n.checksum for uid, n in project.nodes.items()},
+                 str(getattr(project, "macros_hash", "") or ""))
 
 
 @dataclass

@@ -282,16 +282,25 @@ def judge(ctx: Any, project: Any, run: Any, policy: Any, findings: list[Any]) ->
         return {p for p in (getattr(res, "repo_path", ""), getattr(res, "patch_path", ""))
                 if p}
 
-    todo: list[str] = []
+    facts = run.facts()
+    macros_changed = bool(facts.macros_hash) and facts.macros_hash != project.macros_hash
+
+    def changed(uid: str) -> bool:
+        node = project.nodes.get(uid)
+        return node is not None and facts.checksums.get(uid) != node.checksum
+
+    todo: list[tuple[str, bool]] = []     # (uid, its own SQL changed)
     for uid in sorted(reasons):
-        if uid not in run.facts().nodes:
+        if uid not in facts.nodes:
             continue   # new at the head: nothing to compare with
+        node = project.nodes[uid]
         if changed_files is not None:
-            node = project.nodes[uid]
             touched = set().union(*(paths(p) for p in [uid, *node.depends_on]))
             if not touched & changed_files:
                 continue
-        todo.append(uid)
+        own = macros_changed or changed(uid)
+        if own or any(changed(p) for p in node.depends_on):
+            todo.append((uid, own))
     if not todo:
         return findings
     base_project = run.project()
@@ -303,7 +312,6 @@ def judge(ctx: Any, project: Any, run: Any, policy: Any, findings: list[Any]) ->
 
     dialect, how = project_dialect(project, pol("dialect") or None)
     parser = Parser(dialect, how)
-    macros_changed = project.macros_hash != base_project.macros_hash
     resolvers: dict[str, Any] = {}
 
     def upstream(which: str, proj: Any) -> Callable[[Iterable[str]], dict[str, Any] | None]:
@@ -322,17 +330,10 @@ def judge(ctx: Any, project: Any, run: Any, policy: Any, findings: list[Any]) ->
         return get
 
     out = list(findings)
-    for uid in todo:
+    for uid, syntax_changed in todo:
         node = project.nodes[uid]
         base_node = base_project.nodes.get(uid)
         if base_node is None or not base_node.raw_code or not node.raw_code:
-            continue
-        syntax_changed = macros_changed or base_node.raw_code != node.raw_code
-        parents_changed = any(
-            base_project.nodes.get(p) is None
-            or base_project.nodes[p].checksum != project.nodes[p].checksum
-            for p in node.depends_on if p in project.nodes)
-        if not syntax_changed and not parents_changed:
             continue
         head = marked_render(project, node)
         base = marked_render(base_project, base_node)
