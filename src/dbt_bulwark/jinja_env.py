@@ -86,6 +86,10 @@ class _SnapshotExtension(jinja2.ext.Extension):
 
 
 _UNDEFINED_LOG: list[list[str]] = []   # stack of recorders (compile mode notes what was unknown)
+_STANDINS: list[bool] = []             # non-empty while a stand-in render runs (standin_mode)
+# what an unknown name (a macro of a package that is not installed...) renders as in a
+# stand-in render: a word that the regression rules replace by what makes the SQL parse
+STANDIN = "__bulwark_standin__"
 
 
 class PermissiveUndefined(jinja2.Undefined):
@@ -100,8 +104,17 @@ class PermissiveUndefined(jinja2.Undefined):
                  exc: Any = jinja2.exceptions.UndefinedError):
         super().__init__(hint, obj, name, exc)
         # a name looked up and not found (not a macro parameter left out: those carry a hint)
-        if _UNDEFINED_LOG and name and obj is jinja2.utils.missing and hint is None:
-            _UNDEFINED_LOG[-1].append(str(name))
+        if name and obj is jinja2.utils.missing and hint is None:
+            if _UNDEFINED_LOG:
+                _UNDEFINED_LOG[-1].append(str(name))
+            self.__dict__["_standin"] = True
+        elif isinstance(obj, PermissiveUndefined) and obj.__dict__.get("_standin"):
+            self.__dict__["_standin"] = True    # pkg.macro of an unknown pkg
+
+    def __str__(self) -> str:
+        if _STANDINS and self.__dict__.get("_standin"):
+            return STANDIN
+        return ""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -121,6 +134,17 @@ class PermissiveUndefined(jinja2.Undefined):
 
     def __bool__(self) -> bool:
         return False
+
+
+class standin_mode:  # noqa: N801 - used as a context manager
+    """``with standin_mode():`` an unknown name (and an attribute or call of it) renders as
+    :data:`STANDIN` instead of nothing; a missing macro argument still renders as ''."""
+
+    def __enter__(self) -> None:
+        _STANDINS.append(True)
+
+    def __exit__(self, *exc: Any) -> None:
+        _STANDINS.pop()
 
 
 class record_undefined:  # noqa: N801 - used as a context manager

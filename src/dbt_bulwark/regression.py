@@ -39,7 +39,7 @@ from typing import Any
 from dbt_bulwark.findings import Finding, UsageError
 from dbt_bulwark.fs import join
 
-_VERSION = 2
+_VERSION = 3
 _ZERO = frozenset("0")
 
 # findings that say the base of a change is "changed" although the file just did not load
@@ -377,6 +377,8 @@ class Facts:
     sources: dict[str, tuple[str, str, str, int]]   # uid -> (source, table, path, line)
     macros: dict[str, tuple[str, int]]              # root-package macro -> (path, line)
     refable: dict[str, str]                         # name -> uid (models, seeds, snapshots)
+    checksums: dict[str, str] = field(default_factory=dict)   # uid -> checksum of its file
+    macros_hash: str = ""                           # of every macro the project loads
 
     def children(self, uids: set[str]) -> set[str]:
         return {uid for uid, n in self.nodes.items() if uids & set(n[4])}
@@ -394,7 +396,9 @@ def facts_of(project: Any) -> Facts:
     refable = {n.name: uid for uid, n in project.nodes.items()
                if n.resource_type in ("model", "seed", "snapshot")
                and n.package_name == project.name}
-    return Facts(nodes, sources, macros, refable)
+    return Facts(nodes, sources, macros, refable,
+                 {uid: n.checksum for uid, n in project.nodes.items()},
+                 str(getattr(project, "macros_hash", "") or ""))
 
 
 @dataclass
@@ -538,6 +542,9 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
     findings = drop_unloaded(project, facts, findings)
     if _check_id(check).startswith("dbt_bulwark.fast_compile."):
         findings = _raise(ctx, project, run, facts, before, targets, findings)
+        from dbt_bulwark.standins import judge
+
+        findings = judge(ctx, project, run, policy, findings)
     seen = {identity(f) for f in before}
     return [dataclasses.replace(f, existing=True) if identity(f) in seen
             else dataclasses.replace(f, severity="warning") if f.code in RAISED_WHEN_NEW
