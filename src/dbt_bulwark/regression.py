@@ -65,8 +65,11 @@ class Base:
     to_rev: str | None = None    # pre-push: the pushed revision
     count_existing: bool = False
     trees: dict[str, Any] = field(default_factory=dict, repr=False)
+    # project root -> its BaseRun (shared by every check of one run that uses this base)
+    runs: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def close(self) -> None:
+        """Stop the git readers (a later read restarts them)."""
         for tree in self.trees.values():
             inner = getattr(tree, "tree", tree)
             close = getattr(inner, "close", None)
@@ -421,10 +424,7 @@ class BaseRun:
 
     def project(self) -> Any:
         if self._project is None:
-            from dbt_bulwark.loader import load_project
-
-            self._project = load_project(self.tree, self.root, self.ws.cli_vars, self.ws.cache)
-            self._project.cache = self.ws.analysis_cache
+            self._project = self.ws.base_project(self.tree, self.root)
         return self._project
 
     def facts(self) -> Facts:
@@ -445,7 +445,7 @@ def base_run(ctx: Any, root: str) -> BaseRun | None:
     base: Base | None = ctx.state.get("regression_base")
     if base is None:
         return None
-    runs = ctx.state.setdefault("regression_runs", {})
+    runs = base.runs
     if root not in runs:
         tree = base_tree(ctx.ws, base, root)
         runs[root] = BaseRun(base, root, tree, ctx.ws) if tree is not None else None
@@ -583,20 +583,14 @@ def unloaded_files(project: Any) -> set[str]:
 # ----------------------------------------------------------------------------- raising
 
 
-def _distance(a: str, b: str) -> int:
-    if a == b:
-        return 0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def _similar(a: str, b: str) -> bool:
-    return _distance(a.lower(), b.lower()) <= max(2, min(len(a), len(b)) // 4)
+    """A likely typo: an edit distance of at most max(2, a quarter of the shorter name)
+    (bounded: the distance is not computed past the limit)."""
+    from dbt_bulwark.fast_compile import edit_distance
+
+    limit = max(2, min(len(a), len(b)) // 4)
+    a, b = a.lower(), b.lower()
+    return a == b or edit_distance(a, b, limit) <= limit
 
 
 def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Finding],
@@ -623,6 +617,15 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
     removed_macros = {m: v for m, v in facts.macros.items() if m not in head_macros}
     users: dict[str, list[str]] = {}     # base uid of a removed resource -> "file:line"
     out: list[Finding] = []
+    near_memo: dict[str, bool] = {}
+
+    def near_base_macro(name: str) -> bool:
+        """A base project macro with a name similar to ``name`` (memo: one scan per name)."""
+        hit = near_memo.get(name)
+        if hit is None:
+            hit = near_memo[name] = any(_similar(name, m) for m in facts.macros)
+        return hit
+
     for f in findings:
         node = project.nodes.get(f.node) if f.node else None
         base_node = facts.nodes.get(f.node) if f.node else None
@@ -692,7 +695,7 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                 if not hit:
                     # a typo: the node called a similar project macro at the base
                     unknown = sorted(c for c in calls if "." not in c and c not in head_macros
-                                     and any(_similar(c, m) for m in facts.macros))
+                                     and near_base_macro(c))
                     lost = _base_calls(run, f.node, facts) if unknown else []
                     lost = [m for m in lost if m not in calls]
                     unknown = [c for c in unknown if any(_similar(c, m) for m in lost)]
@@ -841,9 +844,13 @@ def ci_base(plan: Any) -> Base | None:
     if getattr(plan.args, "base_check", True) is False or plan.base is None or \
             plan.git_top is None:
         return None
+    shared = plan.state.get("regression_shared_base")
+    if shared is not None:    # one base (git tree, overlay, loaded project) for every layer
+        return shared
     loc = plan.ws.git_location()
     prefix = loc[1] if loc is not None else ""
     base = Base(Path(plan.git_top), plan.base, prefix, plan.base_label, "ci")
     base.count_existing = bool(getattr(plan.args, "all_findings", False)) or \
         bool(plan.policy is not None and plan.policy.get("fail_on_existing"))
+    plan.state["regression_shared_base"] = base
     return base
