@@ -590,7 +590,7 @@ class OracleSession:
         if cache_key not in self._bulwark:
             try:
                 self._bulwark[cache_key] = bulwark_ls_json(self.project(key), **kwargs)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:  # noqa: BLE001 - remembered and re-raised by every test that asks
                 self._bulwark[cache_key] = exc
         value = self._bulwark[cache_key]
         if isinstance(value, BaseException):

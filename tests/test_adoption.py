@@ -325,7 +325,7 @@ def test_tomli_is_declared_for_python_310() -> None:
 
 # ----------------------------------------------------------------------------- SARIF
 
-def _validator():  # noqa: ANN202
+def _validator():
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)

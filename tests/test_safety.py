@@ -245,7 +245,7 @@ def test_broken_cache_file_is_ignored(tmp_path: Path, content: str) -> None:
     caches = list((root / ".bulwark-cache").glob("parse-*.pickle"))
     assert caches
     with open(caches[0], "rb") as fh:
-        entries = pickle.load(fh)["entries"]   # noqa: S301 - the file this test just wrote
+        entries = pickle.load(fh)["entries"]   # the file this test just wrote
     payload = {
         "garbage": b"\x80\x05not a pickle at all",
         "wrong-shape": pickle.dumps({"format": 2, "entries": {k: 5 for k in entries}}),

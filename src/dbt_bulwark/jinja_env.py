@@ -123,7 +123,7 @@ class PermissiveUndefined(jinja2.Undefined):
         return False
 
 
-class record_undefined:  # noqa: N801 - used as a context manager
+class record_undefined:  # used as a context manager
     """``with record_undefined() as names:`` collects top-level undefined names."""
 
     def __enter__(self) -> list[str]:
@@ -674,7 +674,7 @@ _macros_catch_return()
 def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
     try:
         return fn(value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - as dbt: any failure gives the default
         return default
 
 
@@ -770,7 +770,7 @@ def render_timeout() -> float:
     return value if value > 0 else 10.0
 
 
-class _Expired(BaseException):   # noqa: N818 - raised into the rendering thread; BaseException so
+class _Expired(BaseException):   # raised into the rendering thread; BaseException so
     """that no ``except Exception`` in a template helper swallows it."""
 
 

@@ -230,7 +230,7 @@ def _plain_data(node: _Node | None) -> Any:
 
 def _load(text: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=loader)  # a safe loader
 
 
 # --------------------------------------------------------------------------- rendering
