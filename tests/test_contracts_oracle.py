@@ -84,8 +84,11 @@ def dbt_columns(message: str) -> set[str]:
     return names
 
 
+Built = tuple[Path, int, list[dict], dict[str, dict]]   # project, exit code, findings, dbt results
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     dbt_oracle.require_dbt()
     project = copy_fixture(tmp_path_factory.mktemp("contracts_oracle"))
     code, findings = bulwark_contracts(project)
@@ -93,7 +96,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     return project, code, findings, results
 
 
-def test_fails_exactly_the_models_dbt_fails(built):
+def test_fails_exactly_the_models_dbt_fails(built: Built) -> None:
     _project, code, findings, results = built
     models = {uid: r for uid, r in results.items() if uid.startswith("model.")}
     dbt_failed = {uid for uid, r in models.items() if r["status"] != "success"}
@@ -111,7 +114,7 @@ def test_fails_exactly_the_models_dbt_fails(built):
     assert not others, others
 
 
-def test_names_the_columns_dbt_names(built):
+def test_names_the_columns_dbt_names(built: Built) -> None:
     _project, _code, findings, results = built
     checked = 0
     for uid, r in results.items():
@@ -128,7 +131,7 @@ def test_names_the_columns_dbt_names(built):
     assert checked >= 9
 
 
-def test_findings_point_at_the_yaml_lines(built):
+def test_findings_point_at_the_yaml_lines(built: Built) -> None:
     project, _code, findings, _results = built
     yml = (project / "models" / "marts" / "_marts.yml").read_text().splitlines()
     yml = [line.split("#", 1)[0] for line in yml]

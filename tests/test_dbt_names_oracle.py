@@ -9,6 +9,7 @@ import importlib.util
 import json
 import subprocess
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from dbt_oracle import dbt_available, dbt_command, dbt_env
@@ -20,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(not dbt_available(), reason="needs dbt-core + dbt-duckdb")
 
 
-def _gen():  # the generator script, imported as a module
+def _gen() -> ModuleType:  # the generator script, imported as a module
     spec = importlib.util.spec_from_file_location("gen_dbt_names",
                                                   ROOT / "scripts" / "gen_dbt_names.py")
     assert spec and spec.loader

@@ -158,8 +158,8 @@ def test_generic_test_arguments_match_real_dbt(tmp_path: Path, require: str,
 
 # ----------------------------------------------------------------------------- contract types
 
-def test_contract_size_change_is_breaking_under_dbt_1_10_rules(tmp_path, monkeypatch,
-                                                              capsys) -> None:
+def test_contract_size_change_is_breaking_under_dbt_1_10_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     files = contract_files()
     files["dbt_project.yml"] = PROJECT_YML + 'require-dbt-version: ">=1.9.0"\n'
     repo = make(tmp_path, files)
@@ -172,8 +172,8 @@ def test_contract_size_change_is_breaking_under_dbt_1_10_rules(tmp_path, monkeyp
     assert rc == 0 and "BLK403" not in codes(data), data
 
 
-def test_contract_case_change_is_breaking_only_before_1_11(tmp_path, monkeypatch,
-                                                          capsys) -> None:
+def test_contract_case_change_is_breaking_only_before_1_11(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     repo = make(tmp_path, contract_files())
     repo.write({"models/dim.yml": CONTRACT_YML.replace("data_type: double",
                                                        "data_type: DOUBLE")})

@@ -18,7 +18,7 @@ ORACLE_CASES = [Case("clean", {})] + [c for c in CASES if c.oracle]
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str | None, list]]:
     dbt_oracle.require_dbt()
     work = tmp_path_factory.mktemp("fc_oracle")
-    jobs = {}
+    jobs: dict[str, tuple[dbt_oracle.PreparedProject, list[str]]] = {}
     for case in ORACLE_CASES:
         root = apply(case, work / case.name)
         prepared = dbt_oracle.PreparedProject(case.name, root, root, work / f"_p_{case.name}",

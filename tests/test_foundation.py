@@ -11,7 +11,9 @@ import json
 import subprocess
 import sys
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +28,7 @@ from dbt_bulwark.selector import select
 from dbt_bulwark.workspace import open_workspace
 
 
-def write(root: Path, files: dict[str, str | bytes]) -> Path:
+def write(root: Path, files: Mapping[str, str | bytes]) -> Path:
     for rel, content in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -271,7 +273,7 @@ def test_cache_second_run_does_not_reparse(shop: Path, monkeypatch: pytest.Monke
     calls = {"yaml": 0, "extract": 0}
     real_load = yamlio.load
 
-    def counting_load(text: str):
+    def counting_load(text: str) -> Any:
         calls["yaml"] += 1
         return real_load(text)
 
@@ -280,7 +282,7 @@ def test_cache_second_run_does_not_reparse(shop: Path, monkeypatch: pytest.Monke
 
     real_extract = dbt_extractor.py_extract_from_source
 
-    def counting_extract(text: str):
+    def counting_extract(text: str) -> Any:
         calls["extract"] += 1
         return real_extract(text)
 

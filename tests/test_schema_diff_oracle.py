@@ -17,6 +17,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import dbt_oracle
 import pytest
@@ -80,7 +81,7 @@ def _bulwark_json(repo: Repo) -> dict:
     return json.loads(proc.stdout)
 
 
-def test_contract_verdicts_agree_with_dbt_state_modified_contract(tmp_path):
+def test_contract_verdicts_agree_with_dbt_state_modified_contract(tmp_path: Path) -> None:
     dbt_oracle.require_dbt()
     base_dir, head_dir, repo = _two_revisions(tmp_path, "contracts")
     _profiles(base_dir, tmp_path / "pb")
@@ -131,13 +132,13 @@ def _inferred(project_dir: Path) -> dict[str, dict[str, str | None] | None]:
     return {n.name: resolver.schema(n.unique_id).columns for n in project.models()}
 
 
-def test_inferred_columns_match_the_built_relations(tmp_path):
+def test_inferred_columns_match_the_built_relations(tmp_path: Path) -> None:
     dbt_oracle.require_dbt()
     from dbt_bulwark.columns import types_compatible
 
     base_dir, head_dir, _repo = _two_revisions(tmp_path, "shop")
     totals = {"models": 0, "known": 0, "names_equal": 0, "typed_columns": 0, "types_equal": 0}
-    mismatches = []
+    mismatches: list[tuple[Any, ...]] = []
     for label, d in (("base", base_dir), ("head", head_dir)):
         prof = tmp_path / f"prof_{label}"
         _profiles(d, prof)

@@ -15,7 +15,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,7 @@ class PermissiveUndefined(jinja2.Undefined):
             return ""
         return self
 
-    def __iter__(self):  # type: ignore[override,unused-ignore]
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override,unused-ignore]
         return iter(())
 
     def __bool__(self) -> bool:
