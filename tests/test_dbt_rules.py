@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 from test_schema_diff import CONTRACT_YML, PROJECT_YML, codes, contract_files, make, run
 
 from dbt_bulwark import dbt_rules
@@ -125,12 +126,10 @@ def _dbt_tests(python: str, root: Path) -> dict[str, dict]:
 def _require_dbt(python: str) -> None:
     if not Path(python).exists():
         msg = f"no dbt venv at {python} (bash .ci/matrix-venvs)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(msg)
     ok = subprocess.run([python, "-c", "import dbt.cli.main"], capture_output=True)
     if ok.returncode != 0:
-        pytest.skip("dbt-core is not installed in " + python)
+        skip_or_fail("dbt-core is not installed in " + python)
 
 
 @pytest.mark.oracle

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = REPO_ROOT / ".pre-commit-hooks.yaml"
@@ -84,7 +85,7 @@ def _pyproject() -> dict:
 
 def _pre_commit() -> list[str]:
     if importlib.util.find_spec("pre_commit") is None:
-        pytest.skip("pre-commit is not installed")
+        skip_or_fail("pre-commit is not installed")
     return [sys.executable, "-m", "pre_commit"]
 
 

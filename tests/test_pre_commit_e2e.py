@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import skip_or_fail
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +93,9 @@ INLINE_PROJECT = {
 
 def _pre_commit() -> list[str]:
     if importlib.util.find_spec("pre_commit") is None:
-        pytest.skip("pre-commit is not installed")
+        skip_or_fail("pre-commit is not installed")
     if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+        skip_or_fail("git is not installed")
     return [sys.executable, "-m", "pre_commit"]
 
 

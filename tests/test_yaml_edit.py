@@ -590,12 +590,15 @@ def test_untouched_quirks_survive(tmp_path: Path) -> None:
 
 
 def test_hook_modules_do_not_import_yaml_edit() -> None:
-    import subprocess
-    import sys
+    from conftest import imported_by
 
-    code = ("import sys, dbt_bulwark.cli; "
-            "assert 'dbt_bulwark.yaml_edit' not in sys.modules and 'ruamel.yaml' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
+    hooks = ", ".join(f"dbt_bulwark.commands.{m}" for m in (
+        "check", "fast_compile", "check_contracts", "check_critical_tags", "check_schema_diff"))
+    assert imported_by(f"import dbt_bulwark.cli, {hooks}",
+                       ["dbt_bulwark.yaml_edit", "sqlglot", "duckdb", "dbt"]) == []
+    # the probe sees an import when there is one
+    assert imported_by("import dbt_bulwark.yaml_edit", ["dbt_bulwark.yaml_edit"]) == [
+        "dbt_bulwark.yaml_edit"]
 
 
 # --------------------------------------------------------------------------- one pass per file
