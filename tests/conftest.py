@@ -8,6 +8,7 @@
   (dbt, pre-commit, git, jsonschema...): a skip on a developer's machine, a failure when the
   environment variable ``CI`` is set (``true``/``1``/``yes``), so CI never goes green on
   tests that did not run.
+* ``expected_exit(findings)``: the exact exit code a hook owes its JSON findings.
 * ``imported_by(code, watch)``: which of the ``watch`` modules a fresh interpreter has
   imported after running ``code``; every watched module must be installed, so a check
   that a hook path stays light can fail (a module that cannot be imported never shows up).
@@ -20,9 +21,9 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -43,6 +44,16 @@ def skip_or_fail(reason: str) -> NoReturn:
     if in_ci():
         pytest.fail(f"{reason} (CI is set: a test that cannot run fails)", pytrace=False)
     pytest.skip(reason)
+
+
+def expected_exit(findings: Iterable[Mapping[str, Any]], fail_on: str = "error") -> int:
+    """The exit code a hook owes the findings of its ``--format json`` output under the
+    default policy: 1 when a new finding (not ``existing`` at the base) is at or above
+    ``fail_on``, else 0 (findings.exit_code, restated here so a test can catch it)."""
+    order = ("error", "warning", "info")
+    limit = order.index(fail_on)
+    return int(any(order.index(f["severity"]) <= limit and not f.get("existing")
+                   for f in findings))
 
 
 def imported_by(code: str, watch: Sequence[str], cwd: str | Path | None = None) -> list[str]:

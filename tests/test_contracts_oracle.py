@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dbt_oracle
 import pytest
+from conftest import expected_exit
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 
@@ -66,8 +67,9 @@ def bulwark_contracts(project: Path, *extra: str) -> tuple[int, list[dict]]:
         [sys.executable, "-m", "dbt_bulwark.cli", "check-contracts", "--all-files", "--format",
          "json", "--project-dir", str(project), "--repo-root", str(project), "--no-cache",
          *extra], cwd=project, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode in (0, 1), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)["findings"]
+    findings = json.loads(proc.stdout)["findings"]
+    assert proc.returncode == expected_exit(findings), proc.stderr
+    return proc.returncode, findings
 
 
 def dbt_columns(message: str) -> set[str]:

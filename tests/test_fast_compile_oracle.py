@@ -7,6 +7,7 @@ import json
 
 import dbt_oracle
 import pytest
+from conftest import expected_exit
 from fast_compile_cases import CASES, Case, apply
 
 pytestmark = pytest.mark.oracle
@@ -32,8 +33,9 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str | 
         proc = dbt_oracle.run_bulwark(
             ["fast-compile", "--all-files", "--no-cache", "--format", "json",
              "--project-dir", str(root), "--repo-root", str(root)], cwd=root)
-        assert proc.returncode in (0, 1), proc.stderr
-        out[case.name] = (results[case.name].parse_error, json.loads(proc.stdout)["findings"])
+        findings = json.loads(proc.stdout)["findings"]
+        assert proc.returncode == expected_exit(findings), proc.stderr
+        out[case.name] = (results[case.name].parse_error, findings)
     return out
 
 
