@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import corpus  # noqa: E402
-import corpus_run  # noqa: E402
+import corpus
+import corpus_run
 
 FAULTS = (
     "ref_typo", "deleted_model_referenced", "jinja_syntax", "sql_missing_comma",
@@ -646,7 +646,7 @@ def prepare(project: corpus.Project, args: argparse.Namespace, rev: str) -> Prep
 def run_one(prep: Prepared, site: Site, env: dict[str, str], args: argparse.Namespace) -> Outcome:
     try:
         o = run_site(prep.root, prep.base, site, env, args, prep.existing)
-    except Exception as exc:  # a harness problem must not stop the run
+    except Exception as exc:  # noqa: BLE001 - a harness problem must not stop the run
         o = Outcome(site.cls, site.project, site.where, -2, [], 0.0, "error", repr(exc)[:200])
         with contextlib.suppress(RuntimeError):
             reset(prep.root, prep.base)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fast_compile_cases import BENIGN, CASES, SHOP, Case, apply
@@ -223,7 +224,7 @@ def test_sql_verdicts_never_come_from_sqlglot_alone() -> None:
     assert sql_syntax_error("select a, from t", "duckdb", "profile") is None
 
 
-def test_macro_parameter_left_out_is_not_an_unknown_macro(tmp_path) -> None:
+def test_macro_parameter_left_out_is_not_an_unknown_macro(tmp_path: Path) -> None:
     """`{{ money() }}` where `money(col)` ignores its parameter: dbt renders it fine."""
     from dbt_bulwark.compiler import compile_node
     from dbt_bulwark.fs import WorkTree
@@ -259,7 +260,7 @@ def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixtur
     in_parent: list[int] = []
     real = fc.FastCompile.check_nodes
 
-    def spy(self, nodes):  # runs in the parent only for its own share
+    def spy(self: fc.FastCompile, nodes: list[Any]) -> Any:  # runs in the parent only for its own share
         in_parent.append(len(nodes))
         return real(self, nodes)
 

@@ -169,7 +169,7 @@ def _dialect_exists(name: str) -> bool:
 
     try:
         Dialect.get_or_raise(name)
-    except Exception:
+    except ValueError:  # get_or_raise: unknown name or bad settings
         return False
     return True
 
@@ -180,7 +180,7 @@ def _dialect(dialect: str) -> Any:
 
     try:
         return Dialect.get_or_raise(dialect or None)
-    except Exception:
+    except ValueError:
         return Dialect.get_or_raise(DEFAULT_DIALECT)
 
 
@@ -357,7 +357,7 @@ def _build_type(data_type: str, dialect: str) -> Any | None:
 
     try:
         return exp.DataType.build(data_type, dialect=dialect, udt=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - sqlglot raises many kinds on user text
         return None
 
 
@@ -414,7 +414,7 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
         return False
     try:
         parsed = sqlglot.parse_one(f"CAST(NULL AS {text})", read=dialect)
-    except Exception:
+    except Exception:  # noqa: BLE001 - sqlglot raises many kinds on user text
         return False
     if not isinstance(parsed, exp.Cast) or not isinstance(parsed.to, exp.DataType):
         return False
@@ -452,7 +452,7 @@ def parse_sql(sql: str, dialect: str) -> ParsedSQL:
         desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
         return ParsedSQL(None, f"could not parse SQL: {desc}", int(first.get("line") or 0),
                          int(first.get("col") or 0))  # fmt: skip
-    except Exception as exc:  # TokenError and anything else
+    except Exception as exc:  # noqa: BLE001 - TokenError and anything else
         return ParsedSQL(None, f"could not parse SQL: {str(exc).splitlines()[0][:200]}")
     if not statements:
         return ParsedSQL(None, "could not parse SQL: empty statement")
@@ -618,7 +618,7 @@ def _analyze(sql: str, dialect: str, upstream: Upstream, types: bool = True) -> 
             return cached
     try:
         analysis = _do_analyze(sql, dialect, parsed.expression, used, types)
-    except Exception as exc:  # never raise on user SQL
+    except Exception as exc:  # noqa: BLE001 - never raise on user SQL
         analysis = _Analysis(sql, dialect, error=f"could not analyse SQL: {_short(exc)}")
     _ANALYSIS_CACHE[cache_key] = analysis
     if len(_ANALYSIS_CACHE) > _ANALYSIS_CACHE_SIZE:

@@ -735,7 +735,7 @@ class FastCompile:
             from dbt_bulwark import yamlio
 
             return yamlio.decode(self.fs.read_bytes(path))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader
             return ""
 
     # -- cycles

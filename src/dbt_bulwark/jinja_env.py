@@ -15,7 +15,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,14 +129,14 @@ class PermissiveUndefined(jinja2.Undefined):
             return ""
         return self
 
-    def __iter__(self):  # type: ignore[override,unused-ignore]
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override,unused-ignore]
         return iter(())
 
     def __bool__(self) -> bool:
         return False
 
 
-class standin_mode:  # noqa: N801 - used as a context manager
+class standin_mode:  # used as a context manager
     """``with standin_mode():`` an unknown name (and an attribute or call of it) renders as
     :data:`STANDIN` instead of nothing; a missing macro argument still renders as ''."""
 
@@ -147,7 +147,7 @@ class standin_mode:  # noqa: N801 - used as a context manager
         _STANDINS.pop()
 
 
-class record_undefined:  # noqa: N801 - used as a context manager
+class record_undefined:  # used as a context manager
     """``with record_undefined() as names:`` collects top-level undefined names."""
 
     def __enter__(self) -> list[str]:
@@ -698,7 +698,7 @@ _macros_catch_return()
 def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
     try:
         return fn(value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - as dbt: any failure gives the default
         return default
 
 
@@ -794,7 +794,7 @@ def render_timeout() -> float:
     return value if value > 0 else 10.0
 
 
-class _Expired(BaseException):   # noqa: N818 - raised into the rendering thread; BaseException so
+class _Expired(BaseException):   # raised into the rendering thread; BaseException so
     """that no ``except Exception`` in a template helper swallows it."""
 
 

@@ -453,7 +453,7 @@ class SchemaDiff:
         """(ModelSchema, {column: expression sql}) for ``node``."""
         try:
             ms = side.resolver.schema(node.unique_id)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - an inference failure becomes an "unknown" schema with its reason
             from dbt_bulwark.schema import ModelSchema
 
             ms = ModelSchema(node.unique_id, None, "unknown", f"{exc.__class__.__name__}: {exc}")
@@ -643,7 +643,7 @@ class SchemaDiff:
         assert self.base is not None
         try:
             diff.before = self.base.resolver.schema(bn.unique_id).columns
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an inference failure is "columns unknown"
             diff.before = None
         uses = self.model_referrers(bn)
         change = Change(code, msg, path, line, True, kind=status, uses=uses)
@@ -712,7 +712,7 @@ class SchemaDiff:
                 continue
             try:
                 compiled, upstream = self.head.resolver.upstream_for(child)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a child that does not compile is reported by fast-compile
                 continue
             if compiled.sql is None:
                 continue
@@ -727,7 +727,7 @@ class SchemaDiff:
             for ident in idents:
                 try:
                     uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - SQL sqlglot cannot analyse
                     uses = []
                 for u in uses:
                     is_star = _char_at(compiled.sql, u.line, u.col) == "*"
@@ -762,7 +762,7 @@ class SchemaDiff:
             return None
         try:
             return self.base.resolver.schema(node.unique_id).columns
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an inference failure is "columns unknown"
             return None
 
     def _test_uses(self, parent: Node, column: str, kind: str) -> list[Use]:
