@@ -662,7 +662,7 @@ def test_one_pass_parses_the_whole_file_a_fixed_number_of_times(tmp_path: Path, 
     loads: list[int] = []
     real_load = ye._load
 
-    def counting_load(text):
+    def counting_load(text: str) -> Any:
         loads.append(len(text))
         return real_load(text)
 
