@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 from test_contracts_fix import assert_only_insertions, make_project, model_entry
 from test_contracts_fix import run as run_contracts
@@ -45,7 +46,7 @@ def test_contracts_fix_keeps_cr_only_line_ends(tmp_path: Path) -> None:
     assert run_contracts(project) == (0, [])  # the project as dbt reads it is fixed
 
 
-def test_critical_fix_keeps_cr_only_line_ends(tmp_path: Path, capsys) -> None:
+def test_critical_fix_keeps_cr_only_line_ends(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path, "tagged")
     path = repo / "models/staging/_staging.yml"
     # a block list: the fix adds a line (a flow list would grow in place)

@@ -57,7 +57,6 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
                        ) -> list[Finding]:
     """check-schema-diff in the runner's ``check`` shape, against ``ctx.state['ci_base']``."""
     from dbt_bulwark.fs import join
-    from dbt_bulwark.loader import load_project
     from dbt_bulwark.schema import project_dialect
     from dbt_bulwark.schema_diff import SchemaDiff, to_findings
 
@@ -68,7 +67,7 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
         tree = base_tree(ctx.ws, ctx.state["regression_base"], project.root)
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
-        base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
+        base = ctx.ws.base_project(tree, project.root)
     dialect, _how = project_dialect(project, policy.get("dialect"))
     diffs = SchemaDiff(project, base, dialect, policy.get("schema_diff.protected"),
                        policy.get("locked.tag"), cache=ctx.ws.cache,
@@ -340,9 +339,6 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
 
             res.details.append(coverage_line(cov))
             plan.state.setdefault("coverage", []).append(cov)
-    base = ctx.state.get("regression_base")
-    if base is not None:
-        base.close()
     counts = ctx.state.get("ci_counts")
     if counts:
         res.summary += "; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -545,9 +541,10 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                 stop = True
     finally:
         sessions.close()
-        tree = plan.state.get("ci_base_tree")
-        if tree is not None:
-            tree.close()
+        for key in ("ci_base_tree", "regression_shared_base"):
+            opened = plan.state.get(key)
+            if opened is not None:
+                opened.close()
         plan.ws.save()
     total = time.perf_counter() - t_start
     code = verdict(results, args.allow_skipped)

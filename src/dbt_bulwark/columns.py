@@ -169,7 +169,7 @@ def _dialect_exists(name: str) -> bool:
 
     try:
         Dialect.get_or_raise(name)
-    except Exception:
+    except ValueError:  # get_or_raise: unknown name or bad settings
         return False
     return True
 
@@ -180,7 +180,7 @@ def _dialect(dialect: str) -> Any:
 
     try:
         return Dialect.get_or_raise(dialect or None)
-    except Exception:
+    except ValueError:
         return Dialect.get_or_raise(DEFAULT_DIALECT)
 
 
@@ -357,7 +357,7 @@ def _build_type(data_type: str, dialect: str) -> Any | None:
 
     try:
         return exp.DataType.build(data_type, dialect=dialect, udt=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - sqlglot raises many kinds on user text
         return None
 
 
@@ -414,7 +414,7 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
         return False
     try:
         parsed = sqlglot.parse_one(f"CAST(NULL AS {text})", read=dialect)
-    except Exception:
+    except Exception:  # noqa: BLE001 - sqlglot raises many kinds on user text
         return False
     if not isinstance(parsed, exp.Cast) or not isinstance(parsed.to, exp.DataType):
         return False
@@ -452,7 +452,7 @@ def parse_sql(sql: str, dialect: str) -> ParsedSQL:
         desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
         return ParsedSQL(None, f"could not parse SQL: {desc}", int(first.get("line") or 0),
                          int(first.get("col") or 0))  # fmt: skip
-    except Exception as exc:  # TokenError and anything else
+    except Exception as exc:  # noqa: BLE001 - TokenError and anything else
         return ParsedSQL(None, f"could not parse SQL: {str(exc).splitlines()[0][:200]}")
     if not statements:
         return ParsedSQL(None, "could not parse SQL: empty statement")
@@ -618,7 +618,7 @@ def _analyze(sql: str, dialect: str, upstream: Upstream, types: bool = True) -> 
             return cached
     try:
         analysis = _do_analyze(sql, dialect, parsed.expression, used, types)
-    except Exception as exc:  # never raise on user SQL
+    except Exception as exc:  # noqa: BLE001 - never raise on user SQL
         analysis = _Analysis(sql, dialect, error=f"could not analyse SQL: {_short(exc)}")
     _ANALYSIS_CACHE[cache_key] = analysis
     if len(_ANALYSIS_CACHE) > _ANALYSIS_CACHE_SIZE:
@@ -942,8 +942,18 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
 
     alias = node.args.get("alias") if hasattr(node, "args") else None
     alias_cols = alias.columns if isinstance(alias, exp.TableAlias) else []
+    if isinstance(node, exp.Unnest) and analysis.dialect == "bigquery" and not all(
+            _scalar_array(e) for e in node.expressions):
+        # BigQuery: the fields of an unnested STRUCT array are columns of the query too
+        # (`FROM t, t.items AS i` ... `SELECT id`), and the element type is not known here
+        return None
     if alias_cols:
-        return {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+        cols = {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+        offset = node.args.get("offset") if isinstance(node, exp.Unnest) else None
+        if isinstance(offset, exp.Identifier):
+            # BigQuery `UNNEST(...) AS x WITH OFFSET AS n`: the offset is a column too
+            cols[_key(offset.name, analysis.dialect)] = offset.name
+        return cols
     if isinstance(source, exp.Table):
         rel = analysis.relations.get(id(source))
         if rel is None:
@@ -956,6 +966,18 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
             analysis.scope_names[id(source)] = _scope_output_names(source, analysis.dialect)
         return analysis.scope_names[id(source)]
     return None
+
+
+def _scalar_array(expression: Any) -> bool:
+    """An array expression whose elements are certainly not structs (a generated series,
+    an array literal of literals, a string split)."""
+    exp = _exp()
+
+    if isinstance(expression, (exp.GenerateSeries, exp.GenerateDateArray,
+                               exp.GenerateTimestampArray, exp.Split)):
+        return True
+    return isinstance(expression, exp.Array) and all(
+        isinstance(e, exp.Literal) for e in expression.expressions)
 
 
 def _lambda_bound(column: Any, dialect: str) -> bool:

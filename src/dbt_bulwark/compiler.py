@@ -24,6 +24,7 @@ from dbt_bulwark.jinja_env import (
     error_line,
     record_undefined,
     render,
+    standin_mode,
 )
 from dbt_bulwark.loader import node_vars
 from dbt_bulwark.project import Node, Project, Source
@@ -84,8 +85,13 @@ class Compiled:
 
 
 def compile_node(project: Project, node: Node, is_incremental: bool = False,
-                 adapter_type: str | None = None, env: dict[str, str] | None = None) -> Compiled:
-    """Render ``node`` in compile mode. Never raises."""
+                 adapter_type: str | None = None, env: dict[str, str] | None = None,
+                 standins: bool = False) -> Compiled:
+    """Render ``node`` in compile mode. Never raises.
+
+    ``standins``: an unknown name (a macro of a package that is not installed) renders as
+    :data:`dbt_bulwark.jinja_env.STANDIN` instead of nothing (see standins.py)."""
+    import contextlib
     import os
 
     out = Compiled(node.unique_id, None)
@@ -141,7 +147,8 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
 
     ctx.fallback = make_builtins(ctx)
     out.raw = node.raw_code
-    with record_undefined() as names:
+    with record_undefined() as names, \
+            (standin_mode() if standins else contextlib.nullcontext()):
         try:
             out.sql = render(node.raw_code, ctx)
         except (VarMissing, EnvVarMissing) as exc:

@@ -255,8 +255,16 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
     hint = "add `config: {contract: {enforced: true}}` and every column with its data_type"
     if not c.fix and not cannot:
         hint += " (bulwark check-contracts --fix does it when the SQL's types are knowable)"
+    severity = None
+    if (node.access == "public" and not c.policy.is_set("contracts.select")
+            and not {"critical", c.policy.get("locked.tag")} & set(node.tags)):
+        # only the default selection's `access:public` picks it: dbt accepts a public model
+        # without a contract, and the project never opted in, so this is advice, not a block
+        severity = "info"
+        hint += " (set contracts.select in bulwark.yml to make this an error)"
     c.add(node, path, line, "BLK201",
-          f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint)
+          f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint,
+          severity=severity)
     if c.fix and not cannot:
         _plan_columns(c, node, enforce=True)
 

@@ -455,7 +455,6 @@ def _summarise_base(project: Project, cp: CriticalPolicy) -> list[BaseModel]:
 def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPolicy,
                       targets: set[str] | None) -> tuple[list[Finding], dict[str, set[str]]]:
     """Findings for protection the change removed, and the base marker tags per model."""
-    from dbt_bulwark.loader import load_project
     from dbt_bulwark.policy import load_policy
 
     changed = set(ctx.files)
@@ -483,7 +482,7 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
     def load_base() -> Project:
         nonlocal base_project
         if base_project is None:
-            base_project = load_project(tree, project.root, ctx.ws.cli_vars, cache)
+            base_project = ctx.ws.base_project(tree, project.root)
         return base_project
 
     if summary is None:

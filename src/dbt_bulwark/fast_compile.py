@@ -101,9 +101,23 @@ def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]
     return 1, 0
 
 
+_CALLED: dict[str, dict[str, int]] = {}
+_CALLED_MAX = 20_000
+
+
 def called_names(text: str) -> dict[str, int]:
     """Names called in a Jinja template (``foo(...)``, ``pkg.foo(...)`` -> ``pkg``,
-    ``pkg.foo``) with the line of their first call."""
+    ``pkg.foo``) with the line of their first call; parsed once per text and process (the
+    head and the base read the same unchanged files). The result is shared: do not modify."""
+    hit = _CALLED.get(text)
+    if hit is None:
+        if len(_CALLED) >= _CALLED_MAX:
+            _CALLED.clear()
+        hit = _CALLED[text] = _called_names(text)
+    return hit
+
+
+def _called_names(text: str) -> dict[str, int]:
     import jinja2.nodes as jn
 
     from dbt_bulwark.jinja_env import environment
@@ -721,7 +735,7 @@ class FastCompile:
             from dbt_bulwark import yamlio
 
             return yamlio.decode(self.fs.read_bytes(path))
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader
             return ""
 
     # -- cycles

@@ -321,6 +321,14 @@ class SchemaDiff:
         self.locked_tag = locked_tag
         self.today = today
         self.cache = cache
+        # Jinja in a column's data_type is rendered as dbt does, on both sides alike: a
+        # template compared with its own rendering is no type change
+        from dbt_bulwark.loader import render_data_types
+
+        render_as = adapter or head.adapter_type or dialect
+        for side in (head, base):
+            if side is not None:
+                render_data_types(side, render_as)
         self.head = _Side(head, SchemaResolver(head, dialect), self._fps(head))
         self.base = _Side(base, SchemaResolver(base, dialect), self._fps(base)) \
             if base is not None else None
@@ -445,7 +453,7 @@ class SchemaDiff:
         """(ModelSchema, {column: expression sql}) for ``node``."""
         try:
             ms = side.resolver.schema(node.unique_id)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - an inference failure becomes an "unknown" schema with its reason
             from dbt_bulwark.schema import ModelSchema
 
             ms = ModelSchema(node.unique_id, None, "unknown", f"{exc.__class__.__name__}: {exc}")
@@ -635,7 +643,7 @@ class SchemaDiff:
         assert self.base is not None
         try:
             diff.before = self.base.resolver.schema(bn.unique_id).columns
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an inference failure is "columns unknown"
             diff.before = None
         uses = self.model_referrers(bn)
         change = Change(code, msg, path, line, True, kind=status, uses=uses)
@@ -704,7 +712,7 @@ class SchemaDiff:
                 continue
             try:
                 compiled, upstream = self.head.resolver.upstream_for(child)
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - a child that does not compile is reported by fast-compile
                 continue
             if compiled.sql is None:
                 continue
@@ -719,7 +727,7 @@ class SchemaDiff:
             for ident in idents:
                 try:
                     uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - SQL sqlglot cannot analyse
                     uses = []
                 for u in uses:
                     is_star = _char_at(compiled.sql, u.line, u.col) == "*"
@@ -754,7 +762,7 @@ class SchemaDiff:
             return None
         try:
             return self.base.resolver.schema(node.unique_id).columns
-        except Exception:  # noqa: BLE001
+        except Exception:  # noqa: BLE001 - an inference failure is "columns unknown"
             return None
 
     def _test_uses(self, parent: Node, column: str, kind: str) -> list[Use]:

@@ -61,6 +61,7 @@ class Workspace:
     _projects: dict[str, Project] = field(default_factory=dict)
     _git: Any = field(default=None, repr=False)
     _trees: dict[str, Any] = field(default_factory=dict, repr=False)
+    _base_projects: dict[tuple[Any, ...], Project] = field(default_factory=dict, repr=False)
 
     def project(self, root: str) -> Project:
         if root not in self._projects:
@@ -68,6 +69,19 @@ class Workspace:
             project.cache = self.analysis_cache
             self._projects[root] = project
         return self._projects[root]
+
+    def base_project(self, tree: Any, root: str) -> Project:
+        """Project ``root`` loaded from ``tree`` (a git revision's files), once per revision:
+        the regression comparison, the critical-tags and the schema-diff checks of one run
+        share it. Trees that show the same git tree (a :class:`~dbt_bulwark.gitfs.GitTree`
+        and an overlay over it) give the same project."""
+        key = (_tree_identity(tree), root)
+        project = self._base_projects.get(key)
+        if project is None:
+            project = load_project(tree, root, self.cli_vars, self.cache)
+            project.cache = self.analysis_cache
+            self._base_projects[key] = project
+        return project
 
     def projects(self) -> list[Project]:
         return [self.project(r) for r in self.project_roots]
@@ -146,13 +160,25 @@ class Workspace:
         if rev not in self._trees:
             from dbt_bulwark.gitfs import GitTree
 
-            self._trees[rev] = GitTree(loc[0], rev, loc[1])
+            tree = GitTree(loc[0], rev, loc[1])
+            tree.see_installed_packages(self.fs, self.project_roots)
+            self._trees[rev] = tree
         return self._trees[rev]
 
     def save(self) -> None:
         for cache in (self.cache, self.analysis_cache):
             if cache is not None:
                 cache.save()
+
+
+def _tree_identity(tree: Any) -> tuple[Any, ...]:
+    """What makes two file trees of a git revision show the same files."""
+    # an overlay of a git tree (unchanged files read from disk) shows the git tree's files
+    git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
+    tree_id = getattr(git, "tree_id", None)
+    if not tree_id or type(git).__name__ != "GitTree":
+        return ("object", id(tree))
+    return ("git", str(Path(git.root).resolve()), str(tree_id), str(getattr(git, "prefix", "")))
 
 
 def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,

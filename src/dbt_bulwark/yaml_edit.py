@@ -40,7 +40,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -299,7 +299,7 @@ def _resolved(value: str) -> Any:
 
 def _load(text: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=loader)  # a safe loader
 
 
 # --------------------------------------------------------------------------- rendering
@@ -450,6 +450,12 @@ class PropertiesEditor:
     @property
     def changed(self) -> bool:
         return self._current() != self._saved
+
+    @overload
+    def model(self, name: str, version: Any = None,
+              create: Literal[True] = True) -> ModelEntry: ...
+    @overload
+    def model(self, name: str, version: Any = None, create: bool = True) -> ModelEntry | None: ...
 
     def model(self, name: str, version: Any = None, create: bool = True) -> ModelEntry | None:
         """The ``- name: <name>`` entry under ``models:`` (its ``- v: <version>`` entry

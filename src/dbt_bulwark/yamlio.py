@@ -32,7 +32,7 @@ class LineDict(dict):
     def key_line(self, key: Any, default: int | None = None) -> int:
         return self.key_lines.get(key, self.line if default is None else default)
 
-    def __reduce__(self):  # keep line info through pickle (the parse cache)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep line info through pickle (the parse cache)
         return (_rebuild_linedict, (dict(self), self.line, self.key_lines))
 
 

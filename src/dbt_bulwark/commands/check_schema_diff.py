@@ -122,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
             base_project = None
             base_fs = base_fs_for(root)
             if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
-                base_project = load_project(base_fs, root, ws.cli_vars, ws.cache)
+                base_project = ws.base_project(base_fs, root)
             policy = load_policy(ws.fs, root)
             fail_on = policy.get("fail_on")
             dialect, _how = project_dialect(head, policy.get("dialect"))
