@@ -15,17 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.jinja_env import (
-    EnvVarMissing,
-    RenderContext,
-    RenderTimeout,
-    SandboxError,
-    VarMissing,
-    error_line,
-    record_undefined,
-    render,
-    standin_mode,
-)
 from dbt_bulwark.loader import node_vars
 from dbt_bulwark.project import Node, Project, Source
 
@@ -106,6 +95,19 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
         # (keep_trailing_newline); no context, sandbox or watchdog needed
         out.raw = out.sql = raw
         return out
+    # Jinja only when there is a template (a project of plain SQL never imports it)
+    from dbt_bulwark.jinja_env import (
+        EnvVarMissing,
+        RenderContext,
+        RenderTimeout,
+        SandboxError,
+        VarMissing,
+        error_line,
+        record_undefined,
+        render,
+        standin_mode,
+    )
+
     by_id: dict[str, Any] = {}
     lookups: dict[tuple[str, str | None, str | None], str] = {}
     parents = set(node.depends_on)
