@@ -475,7 +475,8 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
     base_cp = critical_policy(base_policy) if base_policy is not None else cp
     cache = ctx.ws.cache
     key = ("critical-base", _BASE_CACHE_VERSION, tree.tree_id, project.root,
-           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())))
+           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())),
+           ctx.ws.installed_key(project.root))
     summary = cache.get(key) if cache is not None else None
     base_project: Project | None = None
 

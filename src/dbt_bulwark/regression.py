@@ -420,7 +420,9 @@ class BaseRun:
         return str(getattr(self.tree, "tree_id", ""))
 
     def _vars_key(self) -> str:
-        return repr(sorted((str(k), repr(v)) for k, v in self.ws.cli_vars.items()))
+        """--vars and the installed packages (the base is read with them)."""
+        return repr(sorted((str(k), repr(v)) for k, v in self.ws.cli_vars.items())) + \
+            "|" + self.ws.installed_key(self.root)
 
     def project(self) -> Any:
         if self._project is None:
