@@ -336,7 +336,7 @@ def baseline_dir(session_or_root: Path, policy: Policy) -> Path:
 
 
 def file_name(node: Node) -> str:
-    return f"{node.name}.v{node.version}.json" if node.version is not None else f"{node.name}.json"
+    return f"{node.label}.json"
 
 
 def render(snapshot: Snapshot) -> str:
@@ -459,7 +459,7 @@ class Diff:
 
 def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             baseline_path: str) -> Diff:
-    diff = Diff(node.name if node.version is None else f"{node.name}.v{node.version}")
+    diff = Diff(node.label)
     if base.adapter != now.adapter:
         how = "compared" if hashes_comparable(base, now) else "not compared"
         diff.notes.append(f"baseline captured on {base.adapter or '?'}, measured on "

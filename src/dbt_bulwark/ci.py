@@ -43,7 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from dbt_bulwark.findings import Finding, UsageError, exit_code, report, sort_findings
+from dbt_bulwark.findings import (
+    Finding,
+    UsageError,
+    exit_code,
+    markdown_cell,
+    report,
+    sort_findings,
+)
 
 STATIC = ("fast-compile", "critical-tags", "contracts", "schema-diff")
 EXECUTION = ("build-empty", "data-quality", "baselines")
@@ -606,20 +613,16 @@ def summary_text(results: list[LayerResult], total: float, code: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def summary_markdown(results: list[LayerResult], total: float, code: int, base: str) -> str:
     icon = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⚠️ skipped",
             "error": "💥 error", "not run": "⏭️ not run"}
     head = "✅ passed" if code == 0 else "❌ failed"
     lines = [f"## bulwark ci: {head}", "",
-             f"Base: {_md(base)} · total {total:.1f}s", "",
+             f"Base: {markdown_cell(base)} · total {total:.1f}s", "",
              "| layer | status | time | details |", "|---|---|---:|---|"]
     for r in results:
         lines.append(f"| {r.name} | {icon.get(r.status, r.status)} | {r.seconds:.1f}s | "
-                     f"{_md(r.summary)} |")
+                     f"{markdown_cell(r.summary)} |")
     lines.append("")
     for r in results:
         if not r.findings and not r.details:

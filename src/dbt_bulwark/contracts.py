@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt_bulwark.findings import Finding
-from dbt_bulwark.project import Column, Node, Project
+from dbt_bulwark.project import Column, Node, Project, versioned_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from dbt_bulwark.policy import Policy
@@ -817,7 +817,7 @@ def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
                     what.append(f"{len(plan.columns)} column(s) "
                                 f"({', '.join(col['name'] for col in plan.columns)})")
                 if what:
-                    label = plan.name + (f" v{plan.version}" if plan.version is not None else "")
+                    label = versioned_name(plan.name, plan.version)
                     done.append(f"{label}: " + ", ".join(what))
             if editor.save():
                 out.changed.append(rel)

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbt_bulwark.cache import content_hash
 from dbt_bulwark.compiler import Compiled, compile_cached, offset_to_line_col
 from dbt_bulwark.dbt_names import BUILTIN_NAMES, GLOBAL_MACROS
 from dbt_bulwark.findings import Finding
@@ -1024,7 +1025,7 @@ class FastCompile:
 
     def syntax_verdict(self, sql: str) -> SyntaxVerdict | None:
         """:func:`sql_syntax_error`, cached by content (parsing 2,000 models takes seconds)."""
-        key = ("fc-syntax", _digest(sql), self.dialect, self.how)
+        key = ("fc-syntax", content_hash(sql), self.dialect, self.how)
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             return cached[0]
@@ -1047,8 +1048,8 @@ class FastCompile:
         if not upstream:
             return
         sql = compiled.sql or ""
-        key = ("fc-unknown-columns", _digest(sql), self.dialect, self.how,
-               _digest(repr(sorted((k, sorted(v.items())) for k, v in upstream.items()))))
+        key = ("fc-unknown-columns", content_hash(sql), self.dialect, self.how,
+               content_hash(repr(sorted((k, sorted(v.items())) for k, v in upstream.items()))))
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             unknown = cached
@@ -1210,12 +1211,6 @@ def check_properties(path: str, data: Any) -> list[Finding]:
             keys(table, _TABLE_KEYS, towner)
             columns(table, towner)
     return out
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 PARALLEL_MIN_NODES = 100

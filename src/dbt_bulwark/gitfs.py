@@ -31,7 +31,7 @@ from dbt_bulwark.findings import UsageError
 from dbt_bulwark.fs import SKIP_DIRS, join
 
 __all__ = [
-    "GitError", "GitTree", "repo_root", "rev_exists", "has_commits", "resolve_base",
+    "GitError", "GitTree", "repo_root", "rev_exists", "run_git", "has_commits", "resolve_base",
     "default_branch", "merge_base", "changed_files",
 ]
 
@@ -53,14 +53,18 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _run(cwd: str | os.PathLike[str], *args: str,
-         ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[bytes]:
-    """``git -C cwd args``; raises GitError unless the exit code is in ``ok``."""
+def run_git(cwd: str | os.PathLike[str], *args: str, ok: tuple[int, ...] = (0,),
+            timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+    """``git -C cwd args``, the one way bulwark runs git (output as bytes); raises
+    GitError unless the exit code is in ``ok`` (git missing or too slow: GitError too)."""
     cmd = ["git", "-C", os.fspath(cwd), *args]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                              timeout=timeout)
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"`git {' '.join(args[:3])}` timed out in {os.fspath(cwd)}") from exc
     except OSError as exc:
         raise GitError(f"cannot run git in {os.fspath(cwd)}: {exc}") from exc
     if proc.returncode not in ok:
@@ -87,7 +91,7 @@ def repo_root(path: str | os.PathLike[str]) -> Path | None:
     if not p.is_dir():
         return None
     try:
-        proc = _run(p, "rev-parse", "--show-toplevel", ok=(0, 128))
+        proc = run_git(p, "rev-parse", "--show-toplevel", ok=(0, 128), timeout=10)
     except GitError:
         return None
     out = _decode(proc.stdout).strip()
@@ -104,7 +108,7 @@ def _top(repo: str | os.PathLike[str]) -> Path:
 
 
 def _rev_parse(repo: str | os.PathLike[str], spec: str) -> str | None:
-    proc = _run(repo, "rev-parse", "--verify", "--quiet", spec, ok=(0, 1, 128))
+    proc = run_git(repo, "rev-parse", "--verify", "--quiet", spec, ok=(0, 1, 128))
     out = proc.stdout.strip()
     return out.decode("ascii") if proc.returncode == 0 and out else None
 
@@ -125,7 +129,7 @@ def has_commits(repo: str | os.PathLike[str]) -> bool:
 
 def default_branch(repo: str | os.PathLike[str]) -> str | None:
     """``origin/HEAD``'s target if set, else the first of main, master, origin/main, origin/master."""
-    proc = _run(repo, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", ok=(0, 1, 128))
+    proc = run_git(repo, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", ok=(0, 1, 128))
     name = _decode(proc.stdout).strip()
     if proc.returncode == 0 and name and rev_exists(repo, name):
         return name
@@ -143,7 +147,7 @@ def merge_base(repo: str | os.PathLike[str], a: str, b: str) -> str | None:
     for rev in (a, b):
         if not rev_exists(repo, rev):
             raise GitError(f"revision {rev!r} does not exist in {os.fspath(repo)}")
-    proc = _run(repo, "merge-base", a, b, ok=(0, 1))
+    proc = run_git(repo, "merge-base", a, b, ok=(0, 1))
     out = proc.stdout.strip()
     return out.decode("ascii") if proc.returncode == 0 and out else None
 
@@ -196,7 +200,7 @@ def changed_files(repo: str | os.PathLike[str], base: str | None,
     top = _top(repo)
     out: set[str] = set()
     if base is None:
-        out.update(_split_z(_run(top, "ls-files", "-z", "--full-name").stdout))
+        out.update(_split_z(run_git(top, "ls-files", "-z", "--full-name").stdout))
     else:
         _check_rev(base)
         if not rev_exists(top, base):
@@ -204,9 +208,9 @@ def changed_files(repo: str | os.PathLike[str], base: str | None,
         args = ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff"]
         if staged_only:
             args.append("--cached")
-        out.update(_split_z(_run(top, *args, base, "--").stdout))
+        out.update(_split_z(run_git(top, *args, base, "--").stdout))
     if not staged_only:
-        out.update(_split_z(_run(top, "ls-files", "--others", "--exclude-standard", "-z",
+        out.update(_split_z(run_git(top, "ls-files", "--others", "--exclude-standard", "-z",
                                  "--full-name").stdout))
     return sorted(out)
 
@@ -319,7 +323,7 @@ class GitTree:
         args = ["--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", self.tree_id]
         if self.prefix:
             args += ["--", self.prefix + "/"]
-        proc = _run(self.root, *args)
+        proc = run_git(self.root, *args)
         strip = len(self.prefix) + 1 if self.prefix else 0
         want = self.prefix + "/" if self.prefix else ""
         files, links, dirs = self._files, self._links, self._dirs

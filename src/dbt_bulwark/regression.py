@@ -86,7 +86,7 @@ def no_dbt_change(args: Any) -> bool:
     One ``git diff`` before anything is loaded, so a commit that touches no dbt file
     costs a hook almost nothing.
     """
-    import subprocess
+    from dbt_bulwark import gitfs
 
     env = os.environ
     from_ref = env.get("PRE_COMMIT_FROM_REF") or env.get("PRE_COMMIT_SOURCE")
@@ -101,13 +101,10 @@ def no_dbt_change(args: Any) -> bool:
         rng = ["--cached", "HEAD"]
     cwd = getattr(args, "repo_root", None) or os.getcwd()
     try:
-        proc = subprocess.run(["git", "-C", cwd, "diff", "--name-only", "-z", *rng, "--"],
-                              capture_output=True, check=False, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        proc = gitfs.run_git(cwd, "diff", "--name-only", "-z", *rng, "--", timeout=30)
+    except gitfs.GitError:
         return False   # the base resolution reports what is wrong
-    if proc.returncode != 0:
-        return False
-    names = [p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p]
+    names = gitfs._split_z(proc.stdout)
     return not any(is_dbt_file(n) for n in names)
 
 
@@ -202,7 +199,7 @@ def name_status(base: Base) -> list[tuple[str, str, str]]:
         args += [base.rev, base.to_rev or "HEAD"]
     else:
         args += [base.rev]
-    proc = gitfs._run(base.top, *args, "--")
+    proc = gitfs.run_git(base.top, *args, "--")
     parts = [gitfs._decode(p) for p in proc.stdout.split(b"\0")]
     out: list[tuple[str, str, str]] = []
     i = 0
@@ -317,7 +314,7 @@ def _submodule_tree(ws: Any, base: Base, root: str) -> Any:
         sub_rev = "HEAD"
     else:
         # the submodule's commit the superproject recorded at the base revision
-        proc = gitfs._run(base.top, "rev-parse", "--verify", "--quiet",
+        proc = gitfs.run_git(base.top, "rev-parse", "--verify", "--quiet",
                           f"{base.rev}:{in_super}", ok=(0, 1, 128))
         sub_rev = proc.stdout.decode("ascii", "replace").strip() if proc.returncode == 0 \
             else ""

@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.findings import Finding
-from dbt_bulwark.project import Node, Project
+from dbt_bulwark.cache import content_hash
+from dbt_bulwark.findings import Finding, markdown_cell
+from dbt_bulwark.project import Node, Project, versioned_name
 from dbt_bulwark.schema import SchemaResolver
 
 RELATION_TYPES = ("model", "seed", "snapshot")
@@ -162,18 +162,18 @@ def fingerprint(node: Node) -> str:
              _jsonable(node.constraints) if contract else None,
              str(node.version), str(node.latest_version), node.deprecation_date,
              node.seed_columns]
-    return hashlib.sha1(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()
+    return content_hash(json.dumps(parts, default=str, sort_keys=True))
 
 
 def _macro_signature(project: Project) -> str:
-    h = hashlib.sha1()
+    parts: list[str] = []
     if project.macros is not None:
         for pkg in sorted(project.macros.by_package):
             for name, m in sorted(project.macros.by_package[pkg].items()):
-                h.update(f"{pkg}.{name}:{getattr(m, 'path', '')}:".encode())
-                h.update(str(getattr(m, "text", "")).encode("utf-8", "surrogatepass"))
-    h.update(json.dumps(_jsonable(project.vars), sort_keys=True).encode())
-    return h.hexdigest()
+                parts.append(f"{pkg}.{name}:{getattr(m, 'path', '')}:")
+                parts.append(str(getattr(m, "text", "")))
+    parts.append(json.dumps(_jsonable(project.vars), sort_keys=True))
+    return content_hash("".join(parts))
 
 
 def _normalize_dbt_type(data_type: str | None) -> str | None:
@@ -408,7 +408,7 @@ class SchemaDiff:
             diff = ModelDiff(hn.unique_id, hn.name, hn.resource_type, "added", hn.repo_path,
                              version=hn.version, classification="additive")
             diff.after = self._head_columns(hn)
-            diff.changes.append(Change("BLK423", f"{what} '{_label(hn)}'", hn.repo_path, 1,
+            diff.changes.append(Change("BLK423", f"{what} '{hn.label}'", hn.repo_path, 1,
                                        False, True, kind="added"))
             self.diffs.append(diff)
         for diff in self.diffs:
@@ -467,11 +467,11 @@ class SchemaDiff:
         # contract-level changes (dbt's same_contract)
         if bn.contract_enforced and not hn.contract_enforced:
             path, line = hn.where("contract")
-            diff.changes.append(Change("BLK404", f"contract enforcement of '{_label(hn)}' was "
+            diff.changes.append(Change("BLK404", f"contract enforcement of '{hn.label}' was "
                                        "turned off", path, line, True, kind="contract_off"))
         elif hn.contract_enforced and not bn.contract_enforced:
             path, line = hn.where("contract")
-            diff.changes.append(Change("BLK421", f"contract enforcement of '{_label(hn)}' was "
+            diff.changes.append(Change("BLK421", f"contract enforcement of '{hn.label}' was "
                                        "turned on", path, line, False, True, kind="contract_on"))
         if bn.contract_enforced:
             self._constraint_changes(diff, bn, hn, head_yaml, head_yaml_line)
@@ -487,7 +487,7 @@ class SchemaDiff:
             diff.note = f"output schema unknown at {which}: {reason}"
             if not any(c.breaking for c in diff.changes):
                 diff.changes.append(Change("BLK431", f"cannot compare the output schema of "
-                                           f"'{_label(hn)}': unknown at {which} ({reason})",
+                                           f"'{hn.label}': unknown at {which} ({reason})",
                                            hn.repo_path, 1, False, kind="unknown"))
             return
         contract_types = bms.source == "contract" and hms.source == "contract"
@@ -510,14 +510,14 @@ class SchemaDiff:
             removed.remove(old)
             added.remove(new)
             path, line = self._column_place(hn, hms.source, new)
-            diff.changes.append(Change("BLK402", f"column '{old}' of '{_label(hn)}' was renamed "
+            diff.changes.append(Change("BLK402", f"column '{old}' of '{hn.label}' was renamed "
                                        f"to '{new}'", path, line, True, column=old,
                                        before=before[old], after=after[new], kind="renamed"))
         for old in removed:
             path, line = (head_yaml, head_yaml_line) if hms.source == "contract" else \
                 (hn.repo_path, 1)
             diff.changes.append(Change("BLK401", f"column '{old}' was removed from "
-                                       f"'{_label(hn)}'", path, line, True, column=old,
+                                       f"'{hn.label}'", path, line, True, column=old,
                                        before=before[old], kind="removed"))
         for key, bname in bkeys.items():
             hname = hkeys.get(key)
@@ -534,16 +534,16 @@ class SchemaDiff:
                 changed = base_type(bt, self.dialect) != base_type(ht, self.dialect)
             if changed:
                 path, line = self._column_place(hn, hms.source, hname)
-                diff.changes.append(Change("BLK403", f"column '{hname}' of '{_label(hn)}' "
+                diff.changes.append(Change("BLK403", f"column '{hname}' of '{hn.label}' "
                                            f"changed type from {bt} to {ht}", path, line, True,
                                            column=bname, before=bt, after=ht, kind="retyped"))
         for new in added:
             path, line = self._column_place(hn, hms.source, new)
-            diff.changes.append(Change("BLK420", f"column '{new}' was added to '{_label(hn)}'",
+            diff.changes.append(Change("BLK420", f"column '{new}' was added to '{hn.label}'",
                                        path, line, False, True, column=new, after=after[new],
                                        kind="added"))
         if not diff.changes:
-            diff.changes.append(Change("BLK430", f"'{_label(hn)}' changed; its output schema "
+            diff.changes.append(Change("BLK430", f"'{hn.label}' changed; its output schema "
                                        "did not", hn.repo_path, 1, False, kind="logic"))
         # downstream impact of every broken column
         for ch in diff.changes:
@@ -573,31 +573,31 @@ class SchemaDiff:
                 if con not in hc.constraints and _ctype(con) in enforced:
                     diff.changes.append(Change(
                         "BLK405", f"enforced {_ctype(con)} constraint on column '{bc.name}' of "
-                        f"'{_label(hn)}' was removed", hn.patch_path or path,
+                        f"'{hn.label}' was removed", hn.patch_path or path,
                         hc.line or line, True, column=bc.name, kind="constraint_removed"))
             for con in hc.constraints:
                 if con not in bc.constraints:
                     diff.changes.append(Change(
                         "BLK422", f"{_ctype(con)} constraint added on column '{hc.name}' of "
-                        f"'{_label(hn)}'", hn.patch_path or path, hc.line or line, False, True,
+                        f"'{hn.label}'", hn.patch_path or path, hc.line or line, False, True,
                         column=hc.name, kind="constraint_added"))
         if old_enforces:
             for con in bn.constraints:
                 if con not in hn.constraints and _ctype(con) in enforced:
                     diff.changes.append(Change(
                         "BLK405", f"enforced model-level {_ctype(con)} constraint of "
-                        f"'{_label(hn)}' was removed", path, line, True,
+                        f"'{hn.label}' was removed", path, line, True,
                         kind="constraint_removed"))
         for con in hn.constraints:
             if con not in bn.constraints:
                 diff.changes.append(Change("BLK422", f"model-level {_ctype(con)} constraint "
-                                           f"added to '{_label(hn)}'", path, line, False, True,
+                                           f"added to '{hn.label}'", path, line, False, True,
                                            kind="constraint_added"))
         if old_enforces and not _enforces(hn.materialized) and (bn.constraints or
                                                                  col_constraints):
             p, ln = hn.where("materialized")
             diff.changes.append(Change(
-                "BLK406", f"'{_label(hn)}' changed materialization from {bn.materialized} to "
+                "BLK406", f"'{hn.label}' changed materialization from {bn.materialized} to "
                 f"{hn.materialized} while it has constraints (no longer enforced)", p, ln, True,
                 before=bn.materialized, after=hn.materialized, kind="materialization"))
 
@@ -615,7 +615,7 @@ class SchemaDiff:
             status, code = "disabled", "BLK408"
             dn = disabled[0]
             path, line = dn.where("enabled")
-            msg = f"'{_label(bn)}' was disabled"
+            msg = f"'{bn.label}' was disabled"
         elif bn.version is not None and same_name:
             status, code = "version_removed", "BLK409"
             path = same_name[0].patch_path or same_name[0].repo_path
@@ -624,11 +624,11 @@ class SchemaDiff:
         elif renamed_to is not None:
             status, code = "renamed", "BLK407"
             path, line = renamed_to.repo_path, 1
-            msg = f"'{_label(bn)}' was renamed to '{_label(renamed_to)}'"
+            msg = f"'{bn.label}' was renamed to '{renamed_to.label}'"
         else:
             status, code = "removed", "BLK407"
             path, line = bn.repo_path, 0
-            msg = f"'{_label(bn)}' was deleted"
+            msg = f"'{bn.label}' was deleted"
         diff = ModelDiff(bn.unique_id, bn.name, bn.resource_type, status, path,
                          base_unique_id=bn.unique_id, version=bn.version,
                          classification="breaking")
@@ -880,10 +880,6 @@ class SchemaDiff:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _label(node: Node) -> str:
-    return f"{node.name} v{node.version}" if node.version is not None else node.name
-
-
 def _source_key(res: Any) -> Any:
     return [(c.name, c.data_type) for c in getattr(res, "columns", []) or []]
 
@@ -1044,7 +1040,7 @@ def to_markdown(diffs: list[ModelDiff], base_label: str) -> str:
             flags.append("locked")
         if d.exempt:
             flags.append(d.exempt)
-        label = d.name + (f" v{d.version}" if d.version is not None else "")
+        label = versioned_name(d.name, d.version)
         lines.append(f"### `{label}` ({d.status}; {', '.join(flags)})")
         lines.append("")
         lines.append("| column | before | after | kind | downstream uses |")
@@ -1061,10 +1057,7 @@ def to_markdown(diffs: list[ModelDiff], base_label: str) -> str:
                 col = f"*{c.message}*"
             uses = "<br>".join(f"`{u.label()}` {u.name} ({u.kind}"
                                f"{', certain' if u.certain else ''})" for u in c.uses) or "—"
-            lines.append(f"| {_md(col)} | {_md(before)} | {_md(after)} | {kind} | {uses} |")
+            cells = (col, before, after, kind, uses)
+            lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|")
