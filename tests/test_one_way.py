@@ -65,3 +65,77 @@ def test_one_label_of_a_versioned_model() -> None:
     for name, text in _sources().items():
         assert not re.search(r'f"[^"]*\{[\w.]*name\} v\{', text), name
         assert not re.search(r'f" v\{[\w.]*version\}"', text), name
+
+
+# ----------------------------------------------------------------------------- git trees
+
+
+def _write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def _git(root: Path, *args: str) -> None:
+    import os
+
+    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
+                   env={**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"})
+
+
+def _repo(tmp_path: Path, files: dict[str, str]) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    _write(root, files)
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-qm", "base")
+    return root
+
+
+def _git_children() -> list[str]:
+    """Live (not zombie) git processes whose parent is this test process."""
+    import os
+
+    me = str(os.getpid())
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        fields = text[text.rindex(")") + 2:].split()
+        if fields[1] == me and comm.startswith("git") and fields[0] != "Z":
+            out.append(comm)
+    return out
+
+
+PROJECT = "name: shop\nversion: '1.0'\nconfig-version: 2\nprofile: shop\n"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+@pytest.mark.parametrize("command", ["check-critical-tags", "check-contracts",
+                                     "check-schema-diff", "fast-compile"])
+def test_git_trees_are_closed_explicitly(tmp_path: Path, command: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+
+    from dbt_bulwark import cli, gitfs
+
+    assert "weakref" not in (SRC / "gitfs.py").read_text()
+    root = _repo(tmp_path, {"dbt_project.yml": PROJECT,
+                            "models/a.sql": "select 1 as id, 2 as x\n",
+                            "models/b.sql": "select id from {{ ref('a') }}\n"})
+    (root / "models/a.sql").write_text("select 1 as id\n")
+    monkeypatch.chdir(root)
+    gc.disable()   # a tree left open must show, not be collected by chance
+    try:
+        cli.main([command, "--repo-root", str(root), "--no-cache", "--all-files",
+                  "--base", "HEAD", "models/a.sql"])
+        assert _git_children() == []
+    finally:
+        gc.enable()
+    assert gitfs.GitTree  # imported: the module under test

@@ -552,9 +552,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                 stop = True
     finally:
         sessions.close()
-        tree = plan.state.get("ci_base_tree")
-        if tree is not None:
-            tree.close()
+        plan.ws.close()   # ci_base_tree is one of its trees
         plan.ws.save()
     total = time.perf_counter() - t_start
     code = verdict(results, args.allow_skipped)

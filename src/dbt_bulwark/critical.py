@@ -728,9 +728,7 @@ def recheck(ctx: Any) -> list[Finding]:
         try:
             return runner.collect(again, check)
         finally:
-            tree = again.state.pop("critical_tree", None)
-            if tree is not None:
-                tree.close()
+            runner.close(again)
     finally:
         args.fix = fix
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
-import weakref
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -225,7 +224,6 @@ class _CatFile:
         self.top = top
         self.proc: subprocess.Popen[bytes] | None = None
         self.lock = threading.Lock()
-        self._finalizer: weakref.finalize | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
         try:
@@ -235,7 +233,6 @@ class _CatFile:
         except OSError as exc:
             raise GitError(f"cannot start git cat-file in {self.top}: {exc}") from exc
         self.proc = proc
-        self._finalizer = weakref.finalize(self, _stop, proc)
         return proc
 
     def read(self, oid: str, what: str) -> bytes:
@@ -267,10 +264,20 @@ class _CatFile:
             raise GitError(f"git cat-file failed while reading {what} in {self.top}")
 
     def close(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
-        self.proc = None
+        """Stop the process (closed explicitly by its owner: :meth:`GitTree.close`)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _stop(proc)
+
+    def __del__(self) -> None:
+        # a tree nobody closed is a bug in its owner: say so (as an unclosed file does)
+        # and do not leave the process behind
+        if getattr(self, "proc", None) is not None:
+            import warnings
+
+            warnings.warn(f"unclosed git cat-file for {self.top}", ResourceWarning,
+                          stacklevel=1, source=self)
+            self.close()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -278,7 +285,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         if proc.stdin:
             proc.stdin.close()
         proc.wait(timeout=2)
-    except Exception:  # noqa: BLE001 - best effort at teardown
+    except (OSError, subprocess.TimeoutExpired):
         proc.kill()
         proc.wait()
     finally:
@@ -295,8 +302,8 @@ class GitTree:
     ``root`` is the repository's top level; paths given to and returned by the
     methods are relative to ``prefix`` (itself relative to the top level). A
     prefix absent at ``rev`` gives an empty tree (``is_dir("")`` is then False).
-    Use as a context manager or call :meth:`close` to stop the cat-file process;
-    it is also stopped when the object is garbage collected.
+    Use as a context manager or call :meth:`close` to stop the cat-file process (its
+    owner closes it: the workspace for :meth:`Workspace.tree_at`, the base for its trees).
     """
 
     def __init__(self, repo: str | os.PathLike[str], rev: str = "HEAD", prefix: str = ""):

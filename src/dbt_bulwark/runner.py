@@ -166,9 +166,11 @@ def count_existing(ctx: HookContext) -> bool:
 
 
 def close(ctx: HookContext) -> None:
+    """Stop the git processes the run started (the base's trees, the workspace's)."""
     base = ctx.state.get("regression_base")
     if base is not None:
         base.close()
+    ctx.ws.close()
 
 
 def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:

@@ -144,6 +144,12 @@ class Workspace:
             self._trees[rev] = GitTree(loc[0], rev, loc[1])
         return self._trees[rev]
 
+    def close(self) -> None:
+        """Stop the git processes of the trees :meth:`tree_at` opened."""
+        for tree in self._trees.values():
+            tree.close()
+        self._trees.clear()
+
     def save(self) -> None:
         for cache in (self.cache, self.analysis_cache):
             if cache is not None:
