@@ -139,3 +139,70 @@ def test_git_trees_are_closed_explicitly(tmp_path: Path, command: str,
     finally:
         gc.enable()
     assert gitfs.GitTree  # imported: the module under test
+
+
+# ----------------------------------------------------------------------------- fail_on per project
+
+MONOREPO = {
+    "a/dbt_project.yml": PROJECT.replace("shop", "alpha"),
+    "a/bulwark.yml": "fail_on: warning\nschema_diff:\n  warn_only: true\n",
+    "a/models/m.sql": "select 1 as id, 2 as x\n",
+    "b/dbt_project.yml": PROJECT.replace("shop", "beta"),
+    "b/bulwark.yml": "schema_diff:\n  warn_only: true\n",
+    "b/models/n.sql": "select 1 as id, 2 as x\n",
+}
+
+
+@pytest.mark.parametrize(("warned", "expected"), [("a", 1), ("b", 0), ("ab", 1), ("", 0)])
+def test_each_project_is_judged_by_its_own_fail_on(tmp_path: Path, warned: str,
+                                                   expected: int,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the runner (fast-compile, check-contracts, check-critical-tags): a warning
+    fails project a (fail_on: warning), not project b (fail_on: error), whichever comes
+    first or last."""
+    import argparse
+
+    from dbt_bulwark import runner
+    from dbt_bulwark.findings import Finding
+
+    root = _repo(tmp_path, MONOREPO)
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+
+    def check(ctx: runner.HookContext, project, policy, targets) -> list[Finding]:
+        if project.root not in warned:
+            return []
+        path = f"{project.root}/models/{'m' if project.root == 'a' else 'n'}.sql"
+        return [Finding(path, 1, 1, "BLK104", "a warning", "warning")]
+
+    args = argparse.Namespace(files=[], all_files=True, repo_root=str(root), project_dir=None,
+                              vars=None, no_cache=True, format="text", base_check=False)
+    assert runner.run_hook(args, check) == expected
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("changed", "expected"), [(["a/models/m.sql"], 1),
+                                                   (["b/models/n.sql"], 0),
+                                                   (["a/models/m.sql", "b/models/n.sql"], 1)])
+def test_schema_diff_judges_each_project_by_its_own_fail_on(
+        tmp_path: Path, changed: list[str], expected: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """check-schema-diff goes through the runner: a removed column (a warning under
+    warn_only) fails project a (fail_on: warning) only; before, the last project's
+    fail_on decided for all."""
+    import json
+
+    from dbt_bulwark import cli
+
+    root = _repo(tmp_path, MONOREPO)
+    for rel in changed:
+        (root / rel).write_text("select 1 as id\n")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+    rc = cli.main(["check-schema-diff", "--repo-root", str(root), "--no-cache", "--base",
+                   "HEAD", "--format", "json", *changed])
+    out = capsys.readouterr().out
+    found = json.loads(out)["findings"]
+    assert sorted((f["code"], f["severity"], f["path"]) for f in found) == \
+        [("BLK401", "warning", rel) for rel in changed], out
+    assert rc == expected

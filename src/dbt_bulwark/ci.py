@@ -46,7 +46,6 @@ from typing import Any, TextIO
 from dbt_bulwark.findings import (
     Finding,
     UsageError,
-    exit_code,
     markdown_cell,
     report,
     sort_findings,
@@ -297,7 +296,7 @@ def _layer_args(spec: StaticLayer, plan: Plan) -> argparse.Namespace:
 
 
 def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
-    from dbt_bulwark.runner import HookContext, collect, filter_findings
+    from dbt_bulwark.runner import HookContext, collect, filter_findings, verdict
 
     res = LayerResult(name)
     spec = STATIC_LAYERS[name]
@@ -320,7 +319,6 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
     from dbt_bulwark.regression import ci_base
-    from dbt_bulwark.runner import count_existing
 
     ctx.state["regression_base"] = ci_base(plan)
     if ctx.state["regression_base"] is not None and not spec.needs_base:
@@ -332,11 +330,10 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
                                with_loader=first)
     res.findings = findings
     res.details.extend(ctx.notes)
-    fail_on = ctx.state.get("fail_on", "error")
     errors = sum(1 for f in findings if f.severity == "error" and not f.existing)
     warnings = sum(1 for f in findings if f.severity == "warning" and not f.existing)
     existing = sum(1 for f in findings if f.existing)
-    res.status = "failed" if exit_code(findings, fail_on, count_existing(ctx)) else "passed"
+    res.status = "failed" if verdict(ctx, findings) else "passed"
     scope = "all files" if plan.all_files else f"{len(plan.files)} changed file(s)"
     res.summary = f"{errors} error(s), {warnings} warning(s); {scope}"
     if existing:

@@ -829,6 +829,6 @@ def ci_base(plan: Any) -> Base | None:
     loc = plan.ws.git_location()
     prefix = loc[1] if loc is not None else ""
     base = Base(Path(plan.git_top), plan.base, prefix, plan.base_label, "ci")
-    base.count_existing = bool(getattr(plan.args, "all_findings", False)) or \
-        bool(plan.policy is not None and plan.policy.get("fail_on_existing"))
+    # --all-findings; fail_on_existing is each project's own (runner.verdict)
+    base.count_existing = bool(getattr(plan.args, "all_findings", False))
     return base
