@@ -206,3 +206,56 @@ def test_schema_diff_judges_each_project_by_its_own_fail_on(
     assert sorted((f["code"], f["severity"], f["path"]) for f in found) == \
         [("BLK401", "warning", rel) for rel in changed], out
     assert rc == expected
+
+
+# ----------------------------------------------------------------------------- typed policy
+
+
+def _schema_of(cls: type) -> dict[str, object]:
+    """SCHEMA's shape (key -> nested dict or default) from a policy dataclass."""
+    import dataclasses
+
+    out: dict[str, object] = {}
+    for f in dataclasses.fields(cls):
+        if f.name in ("sources", "explicit"):
+            continue
+        value = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+            else f.default
+        out[f.name] = _schema_of(type(value)) if dataclasses.is_dataclass(value) else value
+    return out
+
+
+def test_policy_dataclasses_match_the_schema() -> None:
+    from dbt_bulwark.policy import Policy, defaults
+
+    assert _schema_of(Policy) == defaults()
+    assert Policy.from_data(defaults()) == Policy()
+
+
+def test_policy_is_typed_and_frozen(tmp_path: Path) -> None:
+    import dataclasses
+
+    from dbt_bulwark.fs import WorkTree
+    from dbt_bulwark.policy import Policy, load_policy
+
+    _write(tmp_path, {"bulwark.yml": "fail_on: warning\nschema_diff:\n  warn_only: true\n"
+                                     "critical:\n  require:\n    owner: false\n",
+                      "p/bulwark.yml": "locked:\n  tag: ice\nexclude: ['x/*']\n"})
+    policy = load_policy(WorkTree(tmp_path), "p")
+    assert policy.schema_diff.warn_only is True and policy.fail_on == "warning"
+    assert policy.critical.require.owner is False and policy.critical.require.contract is True
+    assert policy.locked.tag == "ice" and policy.exclude == ["x/*"]
+    assert policy.sources == ["bulwark.yml", "p/bulwark.yml"]
+    assert policy.is_set("schema_diff.warn_only") and not policy.is_set("schema_diff.protected")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.fail_on = "error"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.schema_diff.warn_only = False  # type: ignore[misc]
+    # what the policy says, not where it was read from
+    assert load_policy(WorkTree(tmp_path), "") != policy
+    assert Policy.from_data(policy.settings()) == policy
+
+
+def test_no_dotted_policy_lookups_left() -> None:
+    for name, text in _sources().items():
+        assert not re.search(r'polic\w*\.get\("', text), name

@@ -75,14 +75,14 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
         base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
-    dialect, _how = project_dialect(project, policy.get("dialect"))
-    diffs = SchemaDiff(project, base, dialect, policy.get("schema_diff.protected"),
-                       policy.get("locked.tag"), cache=ctx.ws.cache,
-                       dbt_version=policy.get("dbt_version")).run()
+    dialect, _how = project_dialect(project, policy.dialect)
+    diffs = SchemaDiff(project, base, dialect, policy.schema_diff.protected,
+                       policy.locked.tag, cache=ctx.ws.cache,
+                       dbt_version=policy.dbt_version).run()
     counts = ctx.state.setdefault("ci_counts", {})
     for d in diffs:
         counts[d.classification] = counts.get(d.classification, 0) + 1
-    return to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
+    return to_findings(diffs, policy.schema_diff.warn_only)
 
 
 @dataclass(frozen=True)
@@ -204,8 +204,8 @@ def choose_layers(args: argparse.Namespace, policy: Any) -> list[str]:
         return [x for x in LAYERS if x in wanted]
     if args.full:
         return list(LAYERS)
-    if not args.fast and policy is not None and policy.get("ci.layers"):
-        wanted = [str(x) for x in policy.get("ci.layers")]
+    if not args.fast and policy is not None and policy.ci.layers:
+        wanted = [str(x) for x in policy.ci.layers]
         unknown = [x for x in wanted if x not in LAYERS]
         if unknown:
             raise UsageError(f"ci.layers: unknown layer(s) {', '.join(unknown)}; "
@@ -230,7 +230,7 @@ def resolve_base(args: argparse.Namespace, ws: Any, policy: Any
         return top, args.base, args.base
     if not gitfs.has_commits(top):
         return top, None, "no base (no commits yet)"
-    branch = (policy.get("ci.main_branch") if policy is not None else None) \
+    branch = (policy.ci.main_branch if policy is not None else None) \
         or gitfs.default_branch(top)
     if branch:
         mb = gitfs.merge_base(top, "HEAD", branch)
@@ -371,7 +371,7 @@ class _Sessions:
             raise DbtUnavailable(self.unavailable[root])
         if root not in self.sessions:
             a = self.plan.args
-            target = a.target or (self.plan.policy.get("ci.target") if self.plan.policy else None)
+            target = a.target or (self.plan.policy.ci.target if self.plan.policy else None)
             try:
                 self.sessions[root] = DbtSession(
                     self.plan.ws.project(root), self.plan.ws.repo_root, target=target,
@@ -463,9 +463,9 @@ def _data_quality(session: Any, plan: Plan, root: str, policy: Any) -> Any:
     from dbt_bulwark.selector import select
 
     project = session.project
-    spec = policy.get("data_quality.select")
+    spec = policy.data_quality.select
     if spec is None:
-        spec = " ".join(f"tag:{t}" for t in policy.get("critical.tags") or ["critical"])
+        spec = " ".join(f"tag:{t}" for t in policy.critical.tags or ["critical"])
     elif isinstance(spec, list):
         spec = " ".join(str(s) for s in spec)
     chosen = {n.unique_id for n in select(project, spec, None, ["model"])
@@ -502,7 +502,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
         from dbt_bulwark.dbt_exec import dbt_missing_reason, project_adapter_for
 
         if dbt_missing_reason():
-            target = args.target or (plan.policy.get("ci.target") if plan.policy else None)
+            target = args.target or (plan.policy.ci.target if plan.policy else None)
             adapters = {project_adapter_for(plan.ws.project(r), plan.ws.repo_root, target,
                                             args.profiles_dir) for r in plan.ws.project_roots}
             adapters.discard(None)

@@ -124,11 +124,11 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     from dbt_bulwark.schema import SchemaResolver, project_dialect
     from dbt_bulwark.selector import select
 
-    dialect, how = project_dialect(project, policy.get("dialect"))
+    dialect, how = project_dialect(project, policy.dialect)
     from dbt_bulwark.loader import render_data_types
 
-    render_data_types(project, project.adapter_type or policy.get("dialect") or None)
-    selected = {r.unique_id for r in select(project, policy.get("contracts.select"),
+    render_data_types(project, project.adapter_type or policy.dialect or None)
+    selected = {r.unique_id for r in select(project, policy.contracts.select,
                                              resource_types=["model"])}
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
     plans: list[FixPlan] = ctx.state.setdefault("contract_fixes", []) if ctx is not None else []
@@ -180,7 +180,7 @@ def nodes_to_check(project: Project, targets: set[str] | None) -> list[Node]:
 
 def check_node(c: _Ctx, node: Node) -> None:
     required = node.unique_id in c.selected
-    if required and c.policy.get("contracts.require_primary_key"):
+    if required and c.policy.contracts.require_primary_key:
         _check_primary_key(c, node)
     if not node.contract_enforced:
         _check_constraints_without_contract(c, node)
@@ -262,7 +262,7 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
 
 
 def _why_selected(c: _Ctx, node: Node) -> str:
-    sel = c.policy.get("contracts.select")
+    sel = c.policy.contracts.select
     reasons = []
     if "critical" in node.tags:
         reasons.append("is tagged critical")
@@ -390,8 +390,8 @@ def has_primary_key(node: Node) -> bool:
 def _check_agreement(c: _Ctx, node: Node) -> None:
     from dbt_bulwark.columns import display_name
 
-    check_columns = bool(c.policy.get("contracts.check_columns"))
-    check_types = bool(c.policy.get("contracts.check_types"))
+    check_columns = c.policy.contracts.check_columns
+    check_types = c.policy.contracts.check_types
     if not (check_columns or check_types):
         return
     inferred = c.resolver.infer(node)
@@ -612,7 +612,7 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     if enforce:
         stray = [col.name for key, col in declared.items() if key not in sql_cols]
         mismatched = []
-        if c.policy.get("contracts.check_types"):
+        if c.policy.contracts.check_types:
             from dbt_bulwark.columns import types_compatible
 
             mismatched = [col.name for key, col in declared.items()
@@ -666,7 +666,7 @@ def plan_contracts(project: Project, policy: Policy, nodes: Iterable[Node],
     Used by ``critical suggest --write --with-protections``."""
     from dbt_bulwark.schema import SchemaResolver, project_dialect
 
-    dialect, how = project_dialect(project, policy.get("dialect"))
+    dialect, how = project_dialect(project, policy.dialect)
     todo = [n for n in nodes if not n.contract_enforced]
     c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect),
              {n.unique_id for n in todo}, True, [], guessed=how == "guess", repo_root=repo_root)

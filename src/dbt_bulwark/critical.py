@@ -22,6 +22,7 @@ inside the functions that need them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -83,17 +84,16 @@ class CriticalPolicy:
 
 
 def critical_policy(policy: Policy) -> CriticalPolicy:
-    tags = tuple(str(t) for t in policy.get("critical.tags") or [] if str(t))
-    require = {k: bool(v) for k, v in (policy.get("critical.require") or {}).items()}
+    crit = policy.critical
     return CriticalPolicy(
-        tags=tags,
-        locked_tag=str(policy.get("locked.tag") or ""),
-        select=policy.get("critical.select"),
-        min_downstream=policy.get("critical.min_downstream"),
-        feeds_exposures=bool(policy.get("critical.feeds_exposures")),
-        public=bool(policy.get("critical.public")),
-        require=require,
-        check_base=bool(policy.get("critical.check_base")),
+        tags=tuple(str(t) for t in crit.tags if str(t)),
+        locked_tag=policy.locked.tag,
+        select=crit.select,
+        min_downstream=crit.min_downstream,
+        feeds_exposures=crit.feeds_exposures,
+        public=crit.public,
+        require=dataclasses.asdict(crit.require),
+        check_base=crit.check_base,
     )
 
 
@@ -468,7 +468,7 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
         base_policy: Policy | None = load_policy(tree, project.root)
     except UsageError:
         base_policy = None
-    policy_changed = base_policy is None or base_policy.data != policy.data
+    policy_changed = base_policy is None or base_policy != policy
     base_cp = critical_policy(base_policy) if base_policy is not None else cp
     cache = ctx.ws.cache
     key = ("critical-base", _BASE_CACHE_VERSION, tree.tree_id, project.root,

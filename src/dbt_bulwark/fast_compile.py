@@ -400,10 +400,10 @@ class FastCompile:
         from dbt_bulwark.schema import project_dialect
 
         pol = self.policy
-        self.check_sql = bool(pol.get("fast_compile.check_sql")) if pol else True
-        self.check_columns = bool(pol.get("fast_compile.check_columns")) if pol else True
-        self.trust_sources = bool(pol.get("fast_compile.trust_source_columns")) if pol else False
-        env_extra = pol.get("fast_compile.env_vars") if pol else None
+        self.check_sql = pol.fast_compile.check_sql if pol else True
+        self.check_columns = pol.fast_compile.check_columns if pol else True
+        self.trust_sources = pol.fast_compile.trust_source_columns if pol else False
+        env_extra = pol.fast_compile.env_vars if pol else None
         import os
 
         self.env = dict(os.environ)
@@ -411,11 +411,11 @@ class FastCompile:
             for k, v in env_extra.items():
                 self.env.setdefault(str(k), str(v))
         self.dialect, self.how = project_dialect(self.project,
-                                                 pol.get("dialect") if pol else None)
+                                                 pol.dialect if pol else None)
         from dbt_bulwark.loader import render_data_types
 
         render_data_types(self.project, self.project.adapter_type
-                          or (pol.get("dialect") if pol else None) or None)
+                          or (pol.dialect if pol else None) or None)
         fs = self.ctx.ws.fs if self.ctx is not None else None
         self.fs = fs
         declared = self.project.declared_packages

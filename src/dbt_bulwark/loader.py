@@ -848,10 +848,11 @@ class _ProjectBuilder:
         policy's ``dialect:``, else the profile's adapter type, else None (duckdb)."""
         L = self.L
         try:
+            from dbt_bulwark.findings import UsageError
             from dbt_bulwark.policy import load_policy
 
-            dialect = load_policy(L.fs, L.root).get("dialect")
-        except Exception:  # noqa: BLE001 - a bad policy is reported by the command itself
+            dialect = load_policy(L.fs, L.root).dialect
+        except UsageError:   # a bad policy is reported by the command itself
             dialect = None
         if isinstance(dialect, str) and dialect.strip():
             key = dialect.strip().lower()

@@ -493,7 +493,7 @@ def base_findings(ctx: Any, check: Any, run: BaseRun, policy: Any, targets: set[
 
     cache = ctx.ws.cache
     key = ("regression-findings", _VERSION, _check_id(check), run.tree_id, run.root,
-           repr(sorted((policy.data or {}).items(), key=str)) if hasattr(policy, "data") else "",
+           repr(policy.settings()) if hasattr(policy, "settings") else "",
            run._vars_key(), None if targets is None else tuple(sorted(targets)),
            tuple(sorted(ctx.files)), ctx.all_files)
     hit = cache.get(key) if cache is not None else None

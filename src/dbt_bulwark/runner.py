@@ -159,7 +159,7 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
             found = regression.compare(ctx, check, root, project, policy, targets, found,
                                        load_filter if include_load_findings
                                        else (lambda f: False))
-        excludes = policy.get("exclude")
+        excludes = policy.exclude
         if excludes:
             found = [f for f in found if not any(fnmatchcase(f.path, g) for g in excludes)]
         findings.extend(found)
@@ -186,7 +186,7 @@ def verdict(ctx: HookContext, findings: list[Finding]) -> int:
     groups: dict[tuple[str, bool], list[Finding]] = {}
     for f in findings:
         policy = project_policy(ctx, ctx.ws.project_root_for(f.path))
-        key = (str(policy.get("fail_on")), everything or bool(policy.get("fail_on_existing")))
+        key = (str(policy.fail_on), everything or policy.fail_on_existing)
         groups.setdefault(key, []).append(f)
     return max((exit_code(fs, fail_on, existing) for (fail_on, existing), fs in groups.items()),
                default=EXIT_OK)

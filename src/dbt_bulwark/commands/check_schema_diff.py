@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         loc = ws.git_location()
         if loc is None:
             raise UsageError("--merge-base needs a git repository")
-        branch = runner.project_policy(ctx, None).get("schema_diff.main_branch") or \
+        branch = runner.project_policy(ctx, None).schema_diff.main_branch or \
             gitfs.default_branch(loc[0])
         if not branch:
             raise UsageError("--merge-base: no main branch found; set schema_diff.main_branch")
@@ -108,12 +108,12 @@ def run(args: argparse.Namespace) -> int:
         base_fs = base_fs_for(root)
         if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
             base_project = load_project(base_fs, root, ws.cli_vars, ws.cache)
-        dialect, _how = project_dialect(head, policy.get("dialect"))
-        engine = SchemaDiff(head, base_project, dialect, policy.get("schema_diff.protected"),
-                            policy.get("locked.tag"), cache=ws.cache,
-                            dbt_version=policy.get("dbt_version"))
+        dialect, _how = project_dialect(head, policy.dialect)
+        engine = SchemaDiff(head, base_project, dialect, policy.schema_diff.protected,
+                            policy.locked.tag, cache=ws.cache,
+                            dbt_version=policy.dbt_version)
         diffs = engine.run()
-        found = to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
+        found = to_findings(diffs, policy.schema_diff.warn_only)
         if base_project is not None and regression.unloaded_files(head):
             # a properties file that does not load: its models are "not checked"
             found = regression.drop_unloaded(head, regression.facts_of(base_project), found)
