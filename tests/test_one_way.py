@@ -259,3 +259,35 @@ def test_policy_is_typed_and_frozen(tmp_path: Path) -> None:
 def test_no_dotted_policy_lookups_left() -> None:
     for name, text in _sources().items():
         assert not re.search(r'polic\w*\.get\("', text), name
+
+
+# ----------------------------------------------------------------------------- not analysed
+
+
+@pytest.mark.parametrize("child", [
+    "select x from {{ ref('a') }} where (((\n",                   # SQL that does not parse
+    "select x from {{ ref('a') }} {{ exceptions.raise_compiler_error('no') }}\n",  # no render
+])
+def test_a_child_that_cannot_be_read_is_not_analysed_never_no_use(
+        tmp_path: Path, child: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from dbt_bulwark import cli
+
+    root = _repo(tmp_path, {"dbt_project.yml": PROJECT,
+                            "models/a.sql": "select 1 as id, 2 as x\n",
+                            "models/b.sql": child})
+    (root / "models/a.sql").write_text("select 1 as id\n")
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+    rc = cli.main(["check-schema-diff", "--repo-root", str(root), "--no-cache", "--base",
+                   "HEAD", "--format", "json", "models/a.sql"])
+    out = json.loads(capsys.readouterr().out)
+    codes = {(f["code"], f["severity"], f["path"]) for f in out["findings"]}
+    assert ("BLK432", "info", "models/b.sql") in codes, out["findings"]
+    removed = next(f for f in out["findings"] if f["code"] == "BLK401")
+    assert "downstream use" not in removed["message"]   # unknown is not counted as a use
+    # the not-analysed child is information: the verdict is the removed column's own
+    assert rc == (1 if removed["severity"] == "error" else 0)
+    assert all(f["severity"] == "info" for f in out["findings"] if f["code"] == "BLK432")

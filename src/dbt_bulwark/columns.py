@@ -1359,6 +1359,12 @@ def _suggest(name: str, candidates: list[str]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
+def analysis_error(sql: str, dialect: str, upstream: Upstream) -> str | None:
+    """Why ``sql`` could not be analysed against ``upstream`` (it does not parse, or the
+    analysis failed); None when it was. Cached with the analysis :func:`column_uses` reads."""
+    return _analyze(sql, dialect, upstream).error
+
+
 def column_uses(
     sql: str, dialect: str, upstream: Upstream, relation: str, column: str
 ) -> list[ColumnUse]:

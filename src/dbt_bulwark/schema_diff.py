@@ -55,7 +55,9 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK423": ("additive", "new model or version"),
     "BLK430": ("none", "logic changed, output schema unchanged"),
     "BLK431": ("unknown", "output schema could not be determined"),
+    "BLK432": ("impact", "downstream node not analysed for uses of a changed column"),
 }
+NOT_ANALYSED = "not-analysed"   # Use.kind of a child whose SQL could not be read
 
 # dbt-adapters CONSTRAINT_SUPPORT: which constraint types the warehouse enforces
 _ENFORCED_CONSTRAINTS: dict[str, frozenset[str]] = {
@@ -77,7 +79,8 @@ _IGNORED_CONFIG = frozenset({"docs", "meta", "persist_docs", "grants", "descript
 
 @dataclass
 class Use:
-    """One downstream place that uses a changed column or a removed model."""
+    """One downstream place that uses a changed column or a removed model (or, with kind
+    ``not-analysed``, that may: its SQL could not be read, so its uses are unknown)."""
 
     unique_id: str
     resource_type: str
@@ -89,6 +92,7 @@ class Use:
     certain: bool        # True: it fails for sure (a removed column selected by name)
     column: str = ""     # the column as this place sees it
     via: str = ""        # the relation it reads the column from
+    reason: str = ""     # not-analysed: why its uses are unknown
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -239,10 +243,7 @@ def _in_source(compiled: Any, node: Node, line: int, col: int, name: str) -> tup
     position is in literal SQL of the node's own file, else a search for ``name``."""
     if compiled.raw and node.raw_code and compiled.raw == node.raw_code and \
             node.resource_type != "snapshot":
-        try:
-            return compiled.source_position(compiled.rendered_offset(line, col))
-        except Exception:  # noqa: BLE001 - fall back to the search
-            pass
+        return compiled.source_position(compiled.rendered_offset(line, col))
     return find_in_source(node.raw_code, compiled.sql, line, col, name)
 
 
@@ -417,10 +418,8 @@ class SchemaDiff:
         return self.diffs
 
     def _head_columns(self, node: Node) -> dict[str, str | None] | None:
-        try:
-            return self.head.resolver.schema(node.unique_id).columns
-        except Exception:  # noqa: BLE001 - an inference failure is "unknown", never a crash
-            return None
+        # the resolver never raises: what it cannot infer is "unknown" (columns None)
+        return self.head.resolver.schema(node.unique_id).columns
 
     # -- a model present at both sides
     def _compare_pair(self, bn: Node, hn: Node) -> None:
@@ -443,12 +442,7 @@ class SchemaDiff:
 
     def _schema(self, side: _Side, node: Node) -> tuple[Any, dict[str, str]]:
         """(ModelSchema, {column: expression sql}) for ``node``."""
-        try:
-            ms = side.resolver.schema(node.unique_id)
-        except Exception as exc:  # noqa: BLE001
-            from dbt_bulwark.schema import ModelSchema
-
-            ms = ModelSchema(node.unique_id, None, "unknown", f"{exc.__class__.__name__}: {exc}")
+        ms = side.resolver.schema(node.unique_id)
         exprs: dict[str, str] = {}
         if node.resource_type in ("model", "snapshot"):
             if ms.source == "sql":
@@ -633,10 +627,7 @@ class SchemaDiff:
                          base_unique_id=bn.unique_id, version=bn.version,
                          classification="breaking")
         assert self.base is not None
-        try:
-            diff.before = self.base.resolver.schema(bn.unique_id).columns
-        except Exception:  # noqa: BLE001
-            diff.before = None
+        diff.before = self.base.resolver.schema(bn.unique_id).columns
         uses = self.model_referrers(bn)
         change = Change(code, msg, path, line, True, kind=status, uses=uses)
         diff.changes.append(change)
@@ -679,7 +670,7 @@ class SchemaDiff:
                       column: str, kind: str, depth: int = 0,
                       seen: set[tuple[str, str]] | None = None) -> list[Use]:
         """Every downstream use of ``parent.column`` (as the children were written)."""
-        from dbt_bulwark.columns import column_uses
+        from dbt_bulwark.columns import analysis_error, column_uses
 
         seen = seen if seen is not None else set()
         key = (parent.unique_id, column.lower())
@@ -702,11 +693,11 @@ class SchemaDiff:
                 continue
             if child.resource_type not in ("model", "snapshot", "test", "analysis"):
                 continue
-            try:
-                compiled, upstream = self.head.resolver.upstream_for(child)
-            except Exception:  # noqa: BLE001
-                continue
+            compiled, upstream = self.head.resolver.upstream_for(child)
             if compiled.sql is None:
+                # it does not render: its uses are unknown, and that is said (BLK432)
+                why = compiled.error[1] if compiled.error else "it does not render"
+                out.append(_not_analysed(child, parent, column, f"does not render: {why}"))
                 continue
             idents = [i for i, u in compiled.relations.items() if u == parent.unique_id]
             if not idents:
@@ -717,10 +708,11 @@ class SchemaDiff:
             star_outputs: set[str] = set()
             explicit = False
             for ident in idents:
-                try:
-                    uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
-                except Exception:  # noqa: BLE001
-                    uses = []
+                uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
+                if not uses:
+                    problem = analysis_error(compiled.sql, self.dialect, ups)
+                    if problem:   # no use found because the SQL could not be read
+                        out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
                     is_star = _char_at(compiled.sql, u.line, u.col) == "*"
                     if is_star:
@@ -752,10 +744,7 @@ class SchemaDiff:
     def _base_columns_of(self, node: Node) -> dict[str, str | None] | None:
         if self.base is None or node.unique_id not in self.base.project.nodes:
             return None
-        try:
-            return self.base.resolver.schema(node.unique_id).columns
-        except Exception:  # noqa: BLE001
-            return None
+        return self.base.resolver.schema(node.unique_id).columns
 
     def _test_uses(self, parent: Node, column: str, kind: str) -> list[Use]:
         """Generic tests on ``parent.column`` still declared, relationships tests pointing at it,
@@ -922,6 +911,12 @@ def _unit_test_entry(project: Project, ut: Any) -> dict[str, Any] | None:
     return None
 
 
+def _not_analysed(child: Node, parent: Node, column: str, reason: str) -> Use:
+    """A downstream node whose uses of ``parent.column`` could not be read (BLK432)."""
+    return Use(child.unique_id, child.resource_type, child.name, child.repo_path, 1, 0,
+               NOT_ANALYSED, False, column, parent.name, reason)
+
+
 def _dedupe(uses: Iterable[Use]) -> list[Use]:
     seen: dict[tuple[Any, ...], Use] = {}
     for u in uses:
@@ -946,9 +941,10 @@ def to_findings(diffs: list[ModelDiff], warn_only: bool = False) -> list[Finding
             if warn_only and sev == "error":
                 sev = "warning"
             certain = [u for u in c.uses if u.certain]
+            found_uses = [u for u in c.uses if u.kind != NOT_ANALYSED]
             msg = f"[{_kind_word(c)}] {c.message}"
-            if c.uses:
-                msg += f"; {len(c.uses)} downstream use(s)"
+            if found_uses:
+                msg += f"; {len(found_uses)} downstream use(s)"
                 if certain:
                     msg += f", {len(certain)} certain to break"
             why = []
@@ -970,7 +966,11 @@ def to_findings(diffs: list[ModelDiff], warn_only: bool = False) -> list[Finding
             for u in c.uses:
                 code = "BLK411" if c.code in ("BLK407", "BLK408", "BLK409") else "BLK410"
                 usev = "info" if u.kind == "star" else sev if sev != "info" else "warning"
-                if code == "BLK411":
+                if u.kind == NOT_ANALYSED:
+                    code, usev = "BLK432", "info"
+                    text = (f"{u.resource_type} '{u.name}' reads '{u.via}' but was not "
+                            f"analysed for column '{u.column}' ({c.kind}): {u.reason}")
+                elif code == "BLK411":
                     text = f"{u.resource_type} '{u.name}' refers to {c.message}"
                 elif u.kind == "star":
                     text = (f"{u.resource_type} '{u.name}' passes '{u.column}' of '{u.via}' "
@@ -1008,6 +1008,8 @@ def _hint(c: Change, d: ModelDiff) -> str:
 
 
 def _use_hint(c: Change, u: Use) -> str:
+    if u.kind == NOT_ANALYSED:
+        return "check this node by hand: bulwark could not read its SQL"
     if c.code in ("BLK407", "BLK408", "BLK409"):
         return "point the ref() at the replacement model or version"
     if u.kind == "star":
