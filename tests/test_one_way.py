@@ -291,3 +291,32 @@ def test_a_child_that_cannot_be_read_is_not_analysed_never_no_use(
     # the not-analysed child is information: the verdict is the removed column's own
     assert rc == (1 if removed["severity"] == "error" else 0)
     assert all(f["severity"] == "info" for f in out["findings"] if f["code"] == "BLK432")
+
+
+def test_a_check_that_fails_on_the_base_is_not_every_finding_new(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A check raising on the base revision is a bug: it reaches the one error path (cli:
+    one line, exit 3), never a silent "every finding is new"."""
+    import argparse
+
+    from dbt_bulwark import runner
+    from dbt_bulwark.findings import Finding
+
+    root = _repo(tmp_path, {"dbt_project.yml": PROJECT, "models/a.sql": "select 1 as id\n"})
+    (root / "models/a.sql").write_text("select 2 as id\n")
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+
+    def check(ctx: runner.HookContext, project, policy, targets) -> list[Finding]:
+        if ctx.state.get("regression_is_base"):
+            raise RuntimeError("bug on the base")
+        return [Finding("models/a.sql", 1, 1, "BLK104", "w", "warning")]
+
+    args = argparse.Namespace(files=["models/a.sql"], all_files=False, repo_root=str(root),
+                              project_dir=None, vars=None, no_cache=True, format="text",
+                              base="HEAD")
+    ctx = runner.open_context(args)
+    try:
+        with pytest.raises(RuntimeError, match="bug on the base"):
+            runner.collect(ctx, check)
+    finally:
+        runner.close(ctx)

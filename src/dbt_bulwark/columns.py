@@ -169,7 +169,7 @@ def _dialect_exists(name: str) -> bool:
 
     try:
         Dialect.get_or_raise(name)
-    except Exception:
+    except ValueError:   # unknown dialect
         return False
     return True
 
@@ -180,7 +180,7 @@ def _dialect(dialect: str) -> Any:
 
     try:
         return Dialect.get_or_raise(dialect or None)
-    except Exception:
+    except ValueError:   # unknown dialect
         return Dialect.get_or_raise(DEFAULT_DIALECT)
 
 

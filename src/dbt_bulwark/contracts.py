@@ -477,12 +477,12 @@ def _duck_con() -> Any:
     if "con" not in _DUCK:
         try:
             import duckdb
-
-            _DUCK["con"] = duckdb.connect(":memory:", config={
-                "enable_external_access": False, "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False})
-        except Exception:  # noqa: BLE001 - no DuckDB: the base-type comparison applies
+        except ImportError:   # no DuckDB: the base-type comparison applies
             _DUCK["con"] = None
+            return None
+        _DUCK["con"] = duckdb.connect(":memory:", config={
+            "enable_external_access": False, "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False})
     return _DUCK["con"]
 
 
@@ -494,10 +494,12 @@ def _describe(sql: str) -> list[tuple[str, str]] | None:
     con = _duck_con()
     if con is None:
         return None
+    import duckdb
+
     try:
         rows: list[tuple[str, str]] | None = [
             (str(r[0]), str(r[1])) for r in con.execute(f"describe {sql}").fetchall()]
-    except Exception:  # noqa: BLE001 - DuckDB cannot bind it: not judged here
+    except duckdb.Error:   # DuckDB cannot bind it: not judged here
         rows = None
     _DESCRIBED[sql] = rows
     return rows

@@ -105,13 +105,14 @@ def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]
 def called_names(text: str) -> dict[str, int]:
     """Names called in a Jinja template (``foo(...)``, ``pkg.foo(...)`` -> ``pkg``,
     ``pkg.foo``) with the line of their first call."""
+    import jinja2
     import jinja2.nodes as jn
 
     from dbt_bulwark.jinja_env import environment
 
     try:
         tree = environment().parse(text)
-    except Exception:  # noqa: BLE001 - syntax errors are reported elsewhere
+    except (jinja2.TemplateError, RecursionError):   # reported elsewhere
         return {}
     out: dict[str, int] = {}
     for call in tree.find_all(jn.Call):
@@ -149,7 +150,7 @@ def _duckdb_parse(sql: str) -> tuple[int, str] | None | bool:
             con = _DUCK["con"] = duckdb.connect(":memory:")
         row = con.execute("select json_serialize_sql(?)", [sql]).fetchone()
         res = json.loads(row[0]) if row else {}
-    except Exception:  # noqa: BLE001 - never crash on DuckDB trouble
+    except (duckdb.Error, ValueError):   # DuckDB cannot serialise it: not judged here
         return False
     if not res.get("error"):
         return None
@@ -718,11 +719,11 @@ class FastCompile:
     def read(self, path: str) -> str:
         if self.fs is None:
             return ""
-        try:
-            from dbt_bulwark import yamlio
+        from dbt_bulwark import yamlio
 
+        try:
             return yamlio.decode(self.fs.read_bytes(path))
-        except Exception:  # noqa: BLE001
+        except (OSError, UnicodeDecodeError):   # reported by the loader (BLK002/BLK003)
             return ""
 
     # -- cycles

@@ -506,12 +506,9 @@ def base_findings(ctx: Any, check: Any, run: BaseRun, policy: Any, targets: set[
     bctx.state["regression_is_base"] = True
     out = [f for f in project.findings if load_filter(f)]
     base_targets = None if targets is None else {t for t in targets if t in project.nodes}
-    try:
-        out.extend(check(bctx, project, policy, base_targets))
-    except UsageError:
-        raise
-    except Exception:  # noqa: BLE001 - a base that cannot be checked: every finding is new
-        out = []
+    # a check never raises on user files (the base's included): anything it raises is a
+    # bug, reported by the one error path (cli.py), never "every finding is new" in silence
+    out.extend(check(bctx, project, policy, base_targets))
     out = [dataclasses.replace(f, extra={}) if f.extra else f for f in out]
     if cache is not None:
         cache.put(key, out)
