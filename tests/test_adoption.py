@@ -285,7 +285,7 @@ def test_dialect_names_dbt_and_sqlglot_use_are_accepted(tmp_path: Path, name: st
     from dbt_bulwark.policy import load_policy
 
     (tmp_path / "bulwark.yml").write_text(f"dialect: {name}\nfail_on: warning\n")
-    assert load_policy(WorkTree(tmp_path)).get("dialect") == name.lower()
+    assert load_policy(WorkTree(tmp_path)).dialect == name.lower()
 
 
 def test_tool_bulwark_read_with_tomli_when_tomllib_is_absent(tmp_path: Path,
@@ -305,7 +305,7 @@ def test_tool_bulwark_read_with_tomli_when_tomllib_is_absent(tmp_path: Path,
     monkeypatch.setitem(sys.modules, "tomllib", None)
     monkeypatch.setitem(sys.modules, "tomli", tomllib)
     policy = load_policy(WorkTree(tmp_path))
-    assert policy.get("fail_on") == "warning" and policy.get("ignore") == ["BLK131"]
+    assert policy.fail_on == "warning" and policy.ignore == ["BLK131"]
     assert policy.sources == ["pyproject.toml"]
     # neither: an error that says what to do, never a silent default
     monkeypatch.setitem(sys.modules, "tomli", None)

@@ -19,7 +19,7 @@ from dbt_bulwark import ci
 from dbt_bulwark.cli import _Parser
 from dbt_bulwark.commands import ci as ci_cmd
 from dbt_bulwark.findings import UsageError
-from dbt_bulwark.policy import Policy
+from dbt_bulwark.policy import CiSection, Policy
 from dbt_bulwark.project import Node
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def test_layer_choice() -> None:
         ["contracts", "baselines"]
     with pytest.raises(UsageError, match="unknown layer"):
         ci.choose_layers(_args("--layers", "contracts,nope"), pol)
-    pol.data["ci"]["layers"] = ["fast-compile", "data-quality"]
+    pol = Policy(ci=CiSection(layers=["fast-compile", "data-quality"]))
     assert ci.choose_layers(_args(), pol) == ["fast-compile", "data-quality"]
     assert ci.choose_layers(_args("--fast"), pol) == list(ci.STATIC)
 

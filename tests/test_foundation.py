@@ -226,9 +226,9 @@ def test_policy_project_overrides_repo_and_pyproject(tmp_path: Path) -> None:
                                        "[tool.bulwark.locked]\ntag = 'frozen'\n",
                      "p/bulwark.yml": "locked:\n  tag: ice\n"})
     policy = load_policy(WorkTree(tmp_path), "p")
-    assert policy.get("dialect") == "snowflake"
-    assert policy.get("locked.tag") == "ice"
-    assert policy.get("critical.tags") == ["critical"]        # default
+    assert policy.dialect == "snowflake"
+    assert policy.locked.tag == "ice"
+    assert policy.critical.tags == ["critical"]        # default
     write(tmp_path, {"bulwark.yml": "fail_on: 3\n"})
     with pytest.raises(UsageError, match="must be a string"):
         load_policy(WorkTree(tmp_path), "")

@@ -332,11 +332,11 @@ def measure(session: DbtSession, nodes: list[Node]) -> Measured:
 # ----------------------------------------------------------------------------- files
 
 def baseline_dir(session_or_root: Path, policy: Policy) -> Path:
-    return Path(session_or_root) / str(policy.get("baselines.directory"))
+    return Path(session_or_root) / str(policy.baselines.directory)
 
 
 def file_name(node: Node) -> str:
-    return f"{node.name}.v{node.version}.json" if node.version is not None else f"{node.name}.json"
+    return f"{node.label}.json"
 
 
 def render(snapshot: Snapshot) -> str:
@@ -360,7 +360,7 @@ def write_atomic(path: Path, text: str) -> bool:
 def select_models(project: Project, policy: Policy, selector: str | None) -> list[Node]:
     from dbt_bulwark.selector import select
 
-    spec = selector if selector else policy.get("baselines.select")
+    spec = selector if selector else policy.baselines.select
     if isinstance(spec, list):
         spec = " ".join(str(s) for s in spec)
     chosen = select(project, spec, None, ["model"])
@@ -377,8 +377,8 @@ class Tolerances:
 
     @classmethod
     def from_policy(cls, policy: Policy) -> Tolerances:
-        return cls(float(policy.get("baselines.float_tolerance")),
-                   policy.get("baselines.row_count_tolerance"))
+        return cls(float(policy.baselines.float_tolerance),
+                   policy.baselines.row_count_tolerance)
 
     def row_allowance(self, base_rows: int) -> float:
         if isinstance(self.rows, float):
@@ -459,7 +459,7 @@ class Diff:
 
 def compare(node: Node, base: Snapshot, now: Snapshot, tol: Tolerances,
             baseline_path: str) -> Diff:
-    diff = Diff(node.name if node.version is None else f"{node.name}.v{node.version}")
+    diff = Diff(node.label)
     if base.adapter != now.adapter:
         how = "compared" if hashes_comparable(base, now) else "not compared"
         diff.notes.append(f"baseline captured on {base.adapter or '?'}, measured on "

@@ -28,6 +28,14 @@ DEPENDENCIES = ("sqlglot", "sqlglotc", "jinja2", "dbt_extractor", "duckdb", "pyy
 FORMAT = 2
 
 
+def content_hash(text: str) -> str:
+    """The one content hash of bulwark's caches and checksums: sha1 of the text's UTF-8
+    bytes (lone surrogates from undecodable file names kept, never an error)."""
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def dependency_versions(names: tuple[str, ...] = DEPENDENCIES) -> dict[str, str]:
     """Installed version of each distribution, read from the ``.dist-info``/``.egg-info``
     folder names on ``sys.path`` (no import, no ``importlib.metadata``: a listdir per
@@ -57,8 +65,6 @@ def dependency_versions(names: tuple[str, ...] = DEPENDENCIES) -> dict[str, str]
 def _code_stamp() -> str:
     """Version, the size/mtime of this package's modules and the installed versions of
     the libraries verdicts come from: a code change or an upgrade is a new cache."""
-    import hashlib
-
     here = Path(__file__).resolve().parent
     parts = [__version__, str(FORMAT)]
     for path in sorted(here.glob("*.py")):
@@ -68,7 +74,7 @@ def _code_stamp() -> str:
             continue
         parts.append(f"{path.name}:{st.st_size}:{int(st.st_mtime)}")
     parts.extend(f"{k}={v}" for k, v in sorted(dependency_versions().items()))
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:12]
+    return content_hash("|".join(parts))[:12]
 
 
 # The cache is our own file, but it sits in the repository: never unpickle anything but
@@ -247,12 +253,11 @@ _TEMPLATES_MAX = 50_000
 
 
 def _template_key(env: Any, text: str) -> tuple[str, ...]:
-    import hashlib
     from importlib.util import MAGIC_NUMBER
 
     import jinja2
 
-    sha = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    sha = content_hash(text)
     return ("jinja-code", MAGIC_NUMBER.hex(), jinja2.__version__,
             f"{type(env).__module__}.{type(env).__qualname__}", sha)
 

@@ -43,7 +43,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from dbt_bulwark.findings import Finding, UsageError, exit_code, report, sort_findings
+from dbt_bulwark.findings import (
+    Finding,
+    UsageError,
+    markdown_cell,
+    report,
+    sort_findings,
+)
 
 STATIC = ("fast-compile", "critical-tags", "contracts", "schema-diff")
 EXECUTION = ("build-empty", "data-quality", "baselines")
@@ -68,14 +74,14 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
         base = ctx.ws.base_project(tree, project.root)
-    dialect, _how = project_dialect(project, policy.get("dialect"))
-    diffs = SchemaDiff(project, base, dialect, policy.get("schema_diff.protected"),
-                       policy.get("locked.tag"), cache=ctx.ws.cache,
-                       dbt_version=policy.get("dbt_version")).run()
+    dialect, _how = project_dialect(project, policy.dialect)
+    diffs = SchemaDiff(project, base, dialect, policy.schema_diff.protected,
+                       policy.locked.tag, cache=ctx.ws.cache,
+                       dbt_version=policy.dbt_version).run()
     counts = ctx.state.setdefault("ci_counts", {})
     for d in diffs:
         counts[d.classification] = counts.get(d.classification, 0) + 1
-    return to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
+    return to_findings(diffs, policy.schema_diff.warn_only)
 
 
 @dataclass(frozen=True)
@@ -197,8 +203,8 @@ def choose_layers(args: argparse.Namespace, policy: Any) -> list[str]:
         return [x for x in LAYERS if x in wanted]
     if args.full:
         return list(LAYERS)
-    if not args.fast and policy is not None and policy.get("ci.layers"):
-        wanted = [str(x) for x in policy.get("ci.layers")]
+    if not args.fast and policy is not None and policy.ci.layers:
+        wanted = [str(x) for x in policy.ci.layers]
         unknown = [x for x in wanted if x not in LAYERS]
         if unknown:
             raise UsageError(f"ci.layers: unknown layer(s) {', '.join(unknown)}; "
@@ -223,7 +229,7 @@ def resolve_base(args: argparse.Namespace, ws: Any, policy: Any
         return top, args.base, args.base
     if not gitfs.has_commits(top):
         return top, None, "no base (no commits yet)"
-    branch = (policy.get("ci.main_branch") if policy is not None else None) \
+    branch = (policy.ci.main_branch if policy is not None else None) \
         or gitfs.default_branch(top)
     if branch:
         mb = gitfs.merge_base(top, "HEAD", branch)
@@ -289,7 +295,7 @@ def _layer_args(spec: StaticLayer, plan: Plan) -> argparse.Namespace:
 
 
 def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
-    from dbt_bulwark.runner import HookContext, collect, filter_findings
+    from dbt_bulwark.runner import HookContext, collect, filter_findings, verdict
 
     res = LayerResult(name)
     spec = STATIC_LAYERS[name]
@@ -312,7 +318,6 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
                       all_files=plan.all_files)
     ctx.state.update({k: v for k, v in plan.state.items() if k.startswith("ci_base")})
     from dbt_bulwark.regression import ci_base
-    from dbt_bulwark.runner import count_existing
 
     ctx.state["regression_base"] = ci_base(plan)
     if ctx.state["regression_base"] is not None and not spec.needs_base:
@@ -324,11 +329,10 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
                                with_loader=first)
     res.findings = findings
     res.details.extend(ctx.notes)
-    fail_on = ctx.state.get("fail_on", "error")
     errors = sum(1 for f in findings if f.severity == "error" and not f.existing)
     warnings = sum(1 for f in findings if f.severity == "warning" and not f.existing)
     existing = sum(1 for f in findings if f.existing)
-    res.status = "failed" if exit_code(findings, fail_on, count_existing(ctx)) else "passed"
+    res.status = "failed" if verdict(ctx, findings) else "passed"
     scope = "all files" if plan.all_files else f"{len(plan.files)} changed file(s)"
     res.summary = f"{errors} error(s), {warnings} warning(s); {scope}"
     if existing:
@@ -363,7 +367,7 @@ class _Sessions:
             raise DbtUnavailable(self.unavailable[root])
         if root not in self.sessions:
             a = self.plan.args
-            target = a.target or (self.plan.policy.get("ci.target") if self.plan.policy else None)
+            target = a.target or (self.plan.policy.ci.target if self.plan.policy else None)
             try:
                 self.sessions[root] = DbtSession(
                     self.plan.ws.project(root), self.plan.ws.repo_root, target=target,
@@ -455,9 +459,9 @@ def _data_quality(session: Any, plan: Plan, root: str, policy: Any) -> Any:
     from dbt_bulwark.selector import select
 
     project = session.project
-    spec = policy.get("data_quality.select")
+    spec = policy.data_quality.select
     if spec is None:
-        spec = " ".join(f"tag:{t}" for t in policy.get("critical.tags") or ["critical"])
+        spec = " ".join(f"tag:{t}" for t in policy.critical.tags or ["critical"])
     elif isinstance(spec, list):
         spec = " ".join(str(s) for s in spec)
     chosen = {n.unique_id for n in select(project, spec, None, ["model"])
@@ -494,7 +498,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
         from dbt_bulwark.dbt_exec import dbt_missing_reason, project_adapter_for
 
         if dbt_missing_reason():
-            target = args.target or (plan.policy.get("ci.target") if plan.policy else None)
+            target = args.target or (plan.policy.ci.target if plan.policy else None)
             adapters = {project_adapter_for(plan.ws.project(r), plan.ws.repo_root, target,
                                             args.profiles_dir) for r in plan.ws.project_roots}
             adapters.discard(None)
@@ -541,10 +545,10 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                 stop = True
     finally:
         sessions.close()
-        for key in ("ci_base_tree", "regression_shared_base"):
-            opened = plan.state.get(key)
-            if opened is not None:
-                opened.close()
+        shared = plan.state.get("regression_shared_base")
+        if shared is not None:
+            shared.close()
+        plan.ws.close()   # ci_base_tree is one of its trees
         plan.ws.save()
     total = time.perf_counter() - t_start
     code = verdict(results, args.allow_skipped)
@@ -603,20 +607,16 @@ def summary_text(results: list[LayerResult], total: float, code: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def summary_markdown(results: list[LayerResult], total: float, code: int, base: str) -> str:
     icon = {"passed": "✅ passed", "failed": "❌ failed", "skipped": "⚠️ skipped",
             "error": "💥 error", "not run": "⏭️ not run"}
     head = "✅ passed" if code == 0 else "❌ failed"
     lines = [f"## bulwark ci: {head}", "",
-             f"Base: {_md(base)} · total {total:.1f}s", "",
+             f"Base: {markdown_cell(base)} · total {total:.1f}s", "",
              "| layer | status | time | details |", "|---|---|---:|---|"]
     for r in results:
         lines.append(f"| {r.name} | {icon.get(r.status, r.status)} | {r.seconds:.1f}s | "
-                     f"{_md(r.summary)} |")
+                     f"{markdown_cell(r.summary)} |")
     lines.append("")
     for r in results:
         if not r.findings and not r.details:

@@ -198,7 +198,7 @@ def _log_path(args: argparse.Namespace) -> Path:
         from dbt_bulwark.workspace import find_repo_root
 
         candidates.append(find_repo_root(getattr(args, "repo_root", None)) / ".bulwark-cache")
-    except Exception:  # noqa: BLE001 - no repository: the temp directory
+    except OSError:   # no working directory: the temp directory
         pass
     candidates.append(Path(tempfile.gettempdir()))
     for folder in candidates:

@@ -107,6 +107,7 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK423": ("check-schema-diff", 'new model or version'),
     "BLK430": ("check-schema-diff", 'logic changed, output schema unchanged'),
     "BLK431": ("check-schema-diff", 'the output schema could not be determined at one side (Jinja bulwark cannot render, unaliased expression, select * from a relation with unknown columns)'),
+    "BLK432": ("check-schema-diff", 'a downstream node was not analysed for uses of the removed, renamed or retyped column (it does not render, or its SQL cannot be parsed): its uses are unknown, never taken as "no use"'),
     "BLK510": ("ci", 'the database rejected a model in dbt build --empty (compiled SQL, or the enforced contract)'),
     "BLK511": ("ci", 'a data test errored or failed in dbt build --empty (on zero rows)'),
     "BLK512": ("ci", 'a unit test failed'),

@@ -169,7 +169,7 @@ def _dialect_exists(name: str) -> bool:
 
     try:
         Dialect.get_or_raise(name)
-    except ValueError:  # get_or_raise: unknown name or bad settings
+    except ValueError:   # unknown dialect
         return False
     return True
 
@@ -180,7 +180,7 @@ def _dialect(dialect: str) -> Any:
 
     try:
         return Dialect.get_or_raise(dialect or None)
-    except ValueError:
+    except ValueError:   # unknown dialect
         return Dialect.get_or_raise(DEFAULT_DIALECT)
 
 
@@ -1435,6 +1435,12 @@ def _suggest(name: str, candidates: list[str]) -> str | None:
 # --------------------------------------------------------------------------------------------
 # Column uses (lineage)
 # --------------------------------------------------------------------------------------------
+
+
+def analysis_error(sql: str, dialect: str, upstream: Upstream) -> str | None:
+    """Why ``sql`` could not be analysed against ``upstream`` (it does not parse, or the
+    analysis failed); None when it was. Cached with the analysis :func:`column_uses` reads."""
+    return _analyze(sql, dialect, upstream).error
 
 
 def column_uses(

@@ -191,8 +191,9 @@ def compile_key(project: Project, node: Node, is_incremental: bool = False,
                 env: Any = None) -> tuple | None:
     """Content key of a compile: the node's code, its resolved parents, macros, vars,
     config, and the values of the environment variables it can read."""
-    import hashlib
     import os
+
+    from dbt_bulwark.cache import content_hash
 
     if node.language != "sql":
         return None
@@ -205,7 +206,7 @@ def compile_key(project: Project, node: Node, is_incremental: bool = False,
                  sorted(project.vars.items(), key=lambda kv: str(kv[0])),
                  sorted((k, str(v)) for k, v in node.config.items()), project.adapter_type,
                  is_incremental, [(n, environ.get(n)) for n in names]))
-    return ("compile", hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
+    return ("compile", content_hash(blob))
 
 
 def compile_cached(project: Project, node: Node, is_incremental: bool = False,

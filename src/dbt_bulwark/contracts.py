@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dbt_bulwark.findings import Finding
-from dbt_bulwark.project import Column, Node, Project
+from dbt_bulwark.project import Column, Node, Project, versioned_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from dbt_bulwark.policy import Policy
@@ -124,11 +124,11 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
     from dbt_bulwark.schema import SchemaResolver, project_dialect
     from dbt_bulwark.selector import select
 
-    dialect, how = project_dialect(project, policy.get("dialect"))
+    dialect, how = project_dialect(project, policy.dialect)
     from dbt_bulwark.loader import render_data_types
 
-    render_data_types(project, project.adapter_type or policy.get("dialect") or None)
-    selected = {r.unique_id for r in select(project, policy.get("contracts.select"),
+    render_data_types(project, project.adapter_type or policy.dialect or None)
+    selected = {r.unique_id for r in select(project, policy.contracts.select,
                                              resource_types=["model"])}
     fix = bool(ctx is not None and getattr(ctx.args, "fix", False))
     plans: list[FixPlan] = ctx.state.setdefault("contract_fixes", []) if ctx is not None else []
@@ -180,7 +180,7 @@ def nodes_to_check(project: Project, targets: set[str] | None) -> list[Node]:
 
 def check_node(c: _Ctx, node: Node) -> None:
     required = node.unique_id in c.selected
-    if required and c.policy.get("contracts.require_primary_key"):
+    if required and c.policy.contracts.require_primary_key:
         _check_primary_key(c, node)
     if not node.contract_enforced:
         _check_constraints_without_contract(c, node)
@@ -257,7 +257,7 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
         hint += " (bulwark check-contracts --fix does it when the SQL's types are knowable)"
     severity = None
     if (node.access == "public" and not c.policy.is_set("contracts.select")
-            and not {"critical", c.policy.get("locked.tag")} & set(node.tags)):
+            and not {"critical", c.policy.locked.tag} & set(node.tags)):
         # only the default selection's `access:public` picks it: dbt accepts a public model
         # without a contract, and the project never opted in, so this is advice, not a block
         severity = "info"
@@ -270,7 +270,7 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
 
 
 def _why_selected(c: _Ctx, node: Node) -> str:
-    sel = c.policy.get("contracts.select")
+    sel = c.policy.contracts.select
     reasons = []
     if "critical" in node.tags:
         reasons.append("is tagged critical")
@@ -398,8 +398,8 @@ def has_primary_key(node: Node) -> bool:
 def _check_agreement(c: _Ctx, node: Node) -> None:
     from dbt_bulwark.columns import display_name
 
-    check_columns = bool(c.policy.get("contracts.check_columns"))
-    check_types = bool(c.policy.get("contracts.check_types"))
+    check_columns = c.policy.contracts.check_columns
+    check_types = c.policy.contracts.check_types
     if not (check_columns or check_types):
         return
     inferred = c.resolver.infer(node)
@@ -485,12 +485,12 @@ def _duck_con() -> Any:
     if "con" not in _DUCK:
         try:
             import duckdb
-
-            _DUCK["con"] = duckdb.connect(":memory:", config={
-                "enable_external_access": False, "autoinstall_known_extensions": False,
-                "autoload_known_extensions": False})
-        except Exception:  # noqa: BLE001 - no DuckDB: the base-type comparison applies
+        except ImportError:   # no DuckDB: the base-type comparison applies
             _DUCK["con"] = None
+            return None
+        _DUCK["con"] = duckdb.connect(":memory:", config={
+            "enable_external_access": False, "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False})
     return _DUCK["con"]
 
 
@@ -502,12 +502,14 @@ def _describe(sql: str) -> list[tuple[str, str]] | None:
     con = _duck_con()
     if con is None:
         return None
+    import duckdb
+
     try:
         # a relation is bound, not run: its columns and types are DESCRIBE's, for less
         rel = con.sql(sql)
         rows: list[tuple[str, str]] | None = [
             (str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
-    except Exception:  # noqa: BLE001 - DuckDB cannot bind it: not judged here
+    except duckdb.Error:   # DuckDB cannot bind it: not judged here
         rows = None
     _DESCRIBED[sql] = rows
     return rows
@@ -622,7 +624,7 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     if enforce:
         stray = [col.name for key, col in declared.items() if key not in sql_cols]
         mismatched = []
-        if c.policy.get("contracts.check_types"):
+        if c.policy.contracts.check_types:
             from dbt_bulwark.columns import types_compatible
 
             mismatched = [col.name for key, col in declared.items()
@@ -676,7 +678,7 @@ def plan_contracts(project: Project, policy: Policy, nodes: Iterable[Node],
     Used by ``critical suggest --write --with-protections``."""
     from dbt_bulwark.schema import SchemaResolver, project_dialect
 
-    dialect, how = project_dialect(project, policy.get("dialect"))
+    dialect, how = project_dialect(project, policy.dialect)
     todo = [n for n in nodes if not n.contract_enforced]
     c = _Ctx(project, policy, dialect, SchemaResolver(project, dialect),
              {n.unique_id for n in todo}, True, [], guessed=how == "guess", repo_root=repo_root)
@@ -853,7 +855,7 @@ def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
                     out.findings.append(refused(rel, plan, exc))
                     continue
                 if what:
-                    label = plan.name + (f" v{plan.version}" if plan.version is not None else "")
+                    label = versioned_name(plan.name, plan.version)
                     done.append(f"{label}: " + ", ".join(what))
             if editor.save():
                 out.changed.append(rel)

@@ -22,6 +22,7 @@ inside the functions that need them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -83,17 +84,16 @@ class CriticalPolicy:
 
 
 def critical_policy(policy: Policy) -> CriticalPolicy:
-    tags = tuple(str(t) for t in policy.get("critical.tags") or [] if str(t))
-    require = {k: bool(v) for k, v in (policy.get("critical.require") or {}).items()}
+    crit = policy.critical
     return CriticalPolicy(
-        tags=tags,
-        locked_tag=str(policy.get("locked.tag") or ""),
-        select=policy.get("critical.select"),
-        min_downstream=policy.get("critical.min_downstream"),
-        feeds_exposures=bool(policy.get("critical.feeds_exposures")),
-        public=bool(policy.get("critical.public")),
-        require=require,
-        check_base=bool(policy.get("critical.check_base")),
+        tags=tuple(str(t) for t in crit.tags if str(t)),
+        locked_tag=policy.locked.tag,
+        select=crit.select,
+        min_downstream=crit.min_downstream,
+        feeds_exposures=crit.feeds_exposures,
+        public=crit.public,
+        require=dataclasses.asdict(crit.require),
+        check_base=crit.check_base,
     )
 
 
@@ -176,10 +176,6 @@ class Status:
 
 def own_models(project: Project) -> list[Node]:
     return [n for n in project.models(include_packages=False)]
-
-
-def model_label(node: Node) -> str:
-    return node.name if node.version is None else f"{node.name}.v{node.version}"
 
 
 def required_by_policy(project: Project, cp: CriticalPolicy,
@@ -354,7 +350,7 @@ def check(ctx: Any, project: Project, policy: Policy, targets: set[str] | None) 
         stats["critical"] += 1
         stats["locked"] += int(st.locked)
         if cp.require.get("contract", True) and not node.contract_enforced:
-            stats["no_contract"].append(model_label(node))
+            stats["no_contract"].append(node.label)
         if targets is not None and uid not in targets:
             continue
         findings.extend(protection_findings(project, st, cp, base_tags.get(uid, set())))
@@ -364,7 +360,7 @@ def check(ctx: Any, project: Project, policy: Policy, targets: set[str] | None) 
 def protection_findings(project: Project, st: Status, cp: CriticalPolicy,
                         had_at_base: set[str] | None = None) -> list[Finding]:
     node = st.node
-    label = model_label(node)
+    label = node.label
     why = "; ".join(st.reasons)
     path, line = entry_position(node)
     out: list[Finding] = []
@@ -446,7 +442,7 @@ def _summarise_base(project: Project, cp: CriticalPolicy) -> list[BaseModel]:
     out = []
     for uid, st in classify(project, cp).items():
         node = st.node
-        out.append(BaseModel(uid, model_label(node), node.repo_path, node.patch_path,
+        out.append(BaseModel(uid, node.label, node.repo_path, node.patch_path,
                              [t for t in cp.marker_tags if t in node.tags], st.locked,
                              st.required, dict(generic_test_keys(node))))
     return out
@@ -471,7 +467,7 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
         base_policy: Policy | None = load_policy(tree, project.root)
     except UsageError:
         base_policy = None
-    policy_changed = base_policy is None or base_policy.data != policy.data
+    policy_changed = base_policy is None or base_policy != policy
     base_cp = critical_policy(base_policy) if base_policy is not None else cp
     cache = ctx.ws.cache
     key = ("critical-base", _BASE_CACHE_VERSION, tree.tree_id, project.root,
@@ -624,7 +620,7 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
     def refused(rel: str, line: int | None, e: TagEdit, why: str) -> Finding:
         return Finding(rel, line or 0, 1 if line else 0, "BLK320",
                        f"--fix could not add tag {', '.join(map(repr, e.tags))} to "
-                       f"'{model_label(e.node)}': {why}",
+                       f"'{e.node.label}': {why}",
                        hint="add the tags under the model's `config: tags:` by hand",
                        node=e.node.unique_id)
 
@@ -698,7 +694,7 @@ def apply_tag_fixes(ctx: Any, findings: list[Finding]) -> tuple[list[Finding], l
         if f.code == "BLK301" and e is not None:
             out.append(Finding(f.path, f.line, f.col, "BLK321",
                                f"--fix wrote tag {', '.join(map(repr, e.tags))} for "
-                               f"'{model_label(e.node)}' in {e.path}, but the reloaded project "
+                               f"'{e.node.label}' in {e.path}, but the reloaded project "
                                "still does not carry it (dbt would not see it)",
                                hint="set the tags where dbt reads them (`config: tags:` of the "
                                "model's entry, SQL config(), dbt_project.yml +tags) by hand",
@@ -718,7 +714,7 @@ def fix_blocker(repo_root: Any, project: Project, edit: TagEdit) -> Finding | No
         return None
     bad, line, why = found
     return Finding(bad, line, 1 if line else 0, "BLK320",
-                   f"--fix does not tag '{model_label(edit.node)}': {bad} {why} and may "
+                   f"--fix does not tag '{edit.node.label}': {bad} {why} and may "
                    "describe it; an entry written now would describe it twice (dbt parse "
                    "fails) once that file is repaired",
                    hint=f"repair {bad} first, then run --fix again", node=edit.node.unique_id)
@@ -736,9 +732,7 @@ def recheck(ctx: Any) -> list[Finding]:
         try:
             return runner.collect(again, check)
         finally:
-            tree = again.state.pop("critical_tree", None)
-            if tree is not None:
-                tree.close()
+            runner.close(again)
     finally:
         args.fix = fix
 
@@ -764,15 +758,15 @@ def missing_protections(project: Project, cp: CriticalPolicy, node: Node) -> lis
 
 def git_author(repo_root: Any, rel: str) -> str | None:
     """The last author of ``rel`` in git (``Name <email>``), or None (no git, no commit)."""
-    import subprocess
+    from dbt_bulwark import gitfs
 
     try:
-        proc = subprocess.run(["git", "-C", str(repo_root), "log", "-1", "--format=%an%x00%ae",
-                               "--", rel], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        proc = gitfs.run_git(repo_root, "log", "-1", "--format=%an%x00%ae", "--", rel,
+                             timeout=30)
+    except gitfs.GitError:
         return None
-    name, _, email = proc.stdout.strip().partition("\0")
-    if proc.returncode != 0 or not (name or email):
+    name, _, email = gitfs._decode(proc.stdout).strip().partition("\0")
+    if not (name or email):
         return None
     return f"{name} <{email}>" if name and email else (name or email)
 
@@ -790,7 +784,7 @@ def write_owners(repo_root: Any, project: Project, nodes: list[Node]
         who = git_author(repo_root, node.repo_path)
         if who is None:
             skipped.append(Finding(*entry_position(node), 1, "BLK320",
-                                   f"no owner written for '{model_label(node)}': git has no "
+                                   f"no owner written for '{node.label}': git has no "
                                    f"author for {node.repo_path}",
                                    hint="set `config: {meta: {owner: ...}}` by hand",
                                    node=node.unique_id))
@@ -802,7 +796,7 @@ def write_owners(repo_root: Any, project: Project, nodes: list[Node]
 
     def owner_refused(rel: str, line: int | None, n: Node, why: str) -> Finding:
         return Finding(rel, line or 0, 1 if line else 0, "BLK320",
-                       f"no owner written for '{model_label(n)}': {why}",
+                       f"no owner written for '{n.label}': {why}",
                        hint="set `config: {meta: {owner: ...}}` by hand", node=n.unique_id)
 
     for rel, items in sorted(by_file.items()):

@@ -552,7 +552,7 @@ def run_id() -> str:
 
     try:
         user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
+    except (OSError, KeyError, ImportError):   # no user name in some containers
         user = "user"
     user = re.sub(r"[^a-z0-9_]", "", user.lower())[:16] or "user"
     return f"{user}_{secrets.token_hex(3)}"

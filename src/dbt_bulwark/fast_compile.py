@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbt_bulwark.cache import content_hash
 from dbt_bulwark.compiler import Compiled, compile_cached, offset_to_line_col
 from dbt_bulwark.dbt_names import BUILTIN_NAMES, GLOBAL_MACROS
 from dbt_bulwark.findings import Finding
@@ -118,13 +119,14 @@ def called_names(text: str) -> dict[str, int]:
 
 
 def _called_names(text: str) -> dict[str, int]:
+    import jinja2
     import jinja2.nodes as jn
 
     from dbt_bulwark.jinja_env import environment
 
     try:
         tree = environment().parse(text)
-    except Exception:  # noqa: BLE001 - syntax errors are reported elsewhere
+    except (jinja2.TemplateError, RecursionError):   # reported elsewhere
         return {}
     out: dict[str, int] = {}
     for call in tree.find_all(jn.Call):
@@ -162,7 +164,7 @@ def _duckdb_parse(sql: str) -> tuple[int, str] | None | bool:
             con = _DUCK["con"] = duckdb.connect(":memory:")
         row = con.execute("select json_serialize_sql(?)", [sql]).fetchone()
         res = json.loads(row[0]) if row else {}
-    except Exception:  # noqa: BLE001 - never crash on DuckDB trouble
+    except (duckdb.Error, ValueError):   # DuckDB cannot serialise it: not judged here
         return False
     if not res.get("error"):
         return None
@@ -438,10 +440,10 @@ class FastCompile:
         from dbt_bulwark.schema import project_dialect
 
         pol = self.policy
-        self.check_sql = bool(pol.get("fast_compile.check_sql")) if pol else True
-        self.check_columns = bool(pol.get("fast_compile.check_columns")) if pol else True
-        self.trust_sources = bool(pol.get("fast_compile.trust_source_columns")) if pol else False
-        env_extra = pol.get("fast_compile.env_vars") if pol else None
+        self.check_sql = pol.fast_compile.check_sql if pol else True
+        self.check_columns = pol.fast_compile.check_columns if pol else True
+        self.trust_sources = pol.fast_compile.trust_source_columns if pol else False
+        env_extra = pol.fast_compile.env_vars if pol else None
         import os
 
         self.env = dict(os.environ)
@@ -449,11 +451,11 @@ class FastCompile:
             for k, v in env_extra.items():
                 self.env.setdefault(str(k), str(v))
         self.dialect, self.how = project_dialect(self.project,
-                                                 pol.get("dialect") if pol else None)
+                                                 pol.dialect if pol else None)
         from dbt_bulwark.loader import render_data_types
 
         render_data_types(self.project, self.project.adapter_type
-                          or (pol.get("dialect") if pol else None) or None)
+                          or (pol.dialect if pol else None) or None)
         fs = self.ctx.ws.fs if self.ctx is not None else None
         self.fs = fs
         declared = self.project.declared_packages
@@ -756,11 +758,11 @@ class FastCompile:
     def read(self, path: str) -> str:
         if self.fs is None:
             return ""
-        try:
-            from dbt_bulwark import yamlio
+        from dbt_bulwark import yamlio
 
+        try:
             return yamlio.decode(self.fs.read_bytes(path))
-        except Exception:  # noqa: BLE001 - an unreadable file is reported by the loader
+        except (OSError, UnicodeDecodeError):   # reported by the loader (BLK002/BLK003)
             return ""
 
     # -- cycles
@@ -1063,7 +1065,7 @@ class FastCompile:
 
     def syntax_verdict(self, sql: str) -> SyntaxVerdict | None:
         """:func:`sql_syntax_error`, cached by content (parsing 2,000 models takes seconds)."""
-        key = ("fc-syntax", _digest(sql), self.dialect, self.how)
+        key = ("fc-syntax", content_hash(sql), self.dialect, self.how)
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             return cached[0]
@@ -1086,8 +1088,8 @@ class FastCompile:
         if not upstream:
             return
         sql = compiled.sql or ""
-        key = ("fc-unknown-columns", _digest(sql), self.dialect, self.how,
-               _digest(repr(sorted((k, sorted(v.items())) for k, v in upstream.items()))))
+        key = ("fc-unknown-columns", content_hash(sql), self.dialect, self.how,
+               content_hash(repr(sorted((k, sorted(v.items())) for k, v in upstream.items()))))
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             unknown = cached
@@ -1249,12 +1251,6 @@ def check_properties(path: str, data: Any) -> list[Finding]:
             keys(table, _TABLE_KEYS, towner)
             columns(table, towner)
     return out
-
-
-def _digest(text: str) -> str:
-    import hashlib
-
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 PARALLEL_MIN_NODES = 100

@@ -117,6 +117,13 @@ def _github_escape(value: str, prop: bool = False) -> str:
     return value
 
 
+def markdown_cell(value: object) -> str:
+    """Text for one cell of a Markdown table (PR comments, step summaries): a ``|`` is
+    escaped and line breaks become spaces, so the cell never ends the row."""
+    text = str(value).replace("|", "\\|")
+    return " ".join(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
+
+
 def sort_findings(findings: Iterable[Finding]) -> list[Finding]:
     return sorted(set(findings), key=lambda f: (f.path, f.line, f.col, f.code, f.message))
 

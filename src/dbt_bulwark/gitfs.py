@@ -24,7 +24,6 @@ import hashlib
 import os
 import subprocess
 import threading
-import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from dbt_bulwark.findings import UsageError
 from dbt_bulwark.fs import SKIP_DIRS, join
 
 __all__ = [
-    "GitError", "GitTree", "repo_root", "rev_exists", "has_commits", "resolve_base",
+    "GitError", "GitTree", "repo_root", "rev_exists", "run_git", "has_commits", "resolve_base",
     "default_branch", "merge_base", "changed_files",
 ]
 
@@ -57,14 +56,18 @@ def _decode(raw: bytes) -> str:
     return raw.decode("utf-8", "surrogateescape")
 
 
-def _run(cwd: str | os.PathLike[str], *args: str,
-         ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess[bytes]:
-    """``git -C cwd args``; raises GitError unless the exit code is in ``ok``."""
+def run_git(cwd: str | os.PathLike[str], *args: str, ok: tuple[int, ...] = (0,),
+            timeout: float | None = None) -> subprocess.CompletedProcess[bytes]:
+    """``git -C cwd args``, the one way bulwark runs git (output as bytes); raises
+    GitError unless the exit code is in ``ok`` (git missing or too slow: GitError too)."""
     cmd = ["git", "-C", os.fspath(cwd), *args]
     try:
-        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False)
+        proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, check=False,
+                              timeout=timeout)
     except FileNotFoundError as exc:
         raise GitError("git is not installed or not on PATH") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise GitError(f"`git {' '.join(args[:3])}` timed out in {os.fspath(cwd)}") from exc
     except OSError as exc:
         raise GitError(f"cannot run git in {os.fspath(cwd)}: {exc}") from exc
     if proc.returncode not in ok:
@@ -91,7 +94,7 @@ def repo_root(path: str | os.PathLike[str]) -> Path | None:
     if not p.is_dir():
         return None
     try:
-        proc = _run(p, "rev-parse", "--show-toplevel", ok=(0, 128))
+        proc = run_git(p, "rev-parse", "--show-toplevel", ok=(0, 128), timeout=10)
     except GitError:
         return None
     out = _decode(proc.stdout).strip()
@@ -108,7 +111,7 @@ def _top(repo: str | os.PathLike[str]) -> Path:
 
 
 def _rev_parse(repo: str | os.PathLike[str], spec: str) -> str | None:
-    proc = _run(repo, "rev-parse", "--verify", "--quiet", spec, ok=(0, 1, 128))
+    proc = run_git(repo, "rev-parse", "--verify", "--quiet", spec, ok=(0, 1, 128))
     out = proc.stdout.strip()
     return out.decode("ascii") if proc.returncode == 0 and out else None
 
@@ -129,7 +132,7 @@ def has_commits(repo: str | os.PathLike[str]) -> bool:
 
 def default_branch(repo: str | os.PathLike[str]) -> str | None:
     """``origin/HEAD``'s target if set, else the first of main, master, origin/main, origin/master."""
-    proc = _run(repo, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", ok=(0, 1, 128))
+    proc = run_git(repo, "symbolic-ref", "-q", "--short", "refs/remotes/origin/HEAD", ok=(0, 1, 128))
     name = _decode(proc.stdout).strip()
     if proc.returncode == 0 and name and rev_exists(repo, name):
         return name
@@ -147,7 +150,7 @@ def merge_base(repo: str | os.PathLike[str], a: str, b: str) -> str | None:
     for rev in (a, b):
         if not rev_exists(repo, rev):
             raise GitError(f"revision {rev!r} does not exist in {os.fspath(repo)}")
-    proc = _run(repo, "merge-base", a, b, ok=(0, 1))
+    proc = run_git(repo, "merge-base", a, b, ok=(0, 1))
     out = proc.stdout.strip()
     return out.decode("ascii") if proc.returncode == 0 and out else None
 
@@ -200,7 +203,7 @@ def changed_files(repo: str | os.PathLike[str], base: str | None,
     top = _top(repo)
     out: set[str] = set()
     if base is None:
-        out.update(_split_z(_run(top, "ls-files", "-z", "--full-name").stdout))
+        out.update(_split_z(run_git(top, "ls-files", "-z", "--full-name").stdout))
     else:
         _check_rev(base)
         if not rev_exists(top, base):
@@ -208,9 +211,9 @@ def changed_files(repo: str | os.PathLike[str], base: str | None,
         args = ["diff", "--name-only", "-z", "--no-renames", "--no-ext-diff"]
         if staged_only:
             args.append("--cached")
-        out.update(_split_z(_run(top, *args, base, "--").stdout))
+        out.update(_split_z(run_git(top, *args, base, "--").stdout))
     if not staged_only:
-        out.update(_split_z(_run(top, "ls-files", "--others", "--exclude-standard", "-z",
+        out.update(_split_z(run_git(top, "ls-files", "--others", "--exclude-standard", "-z",
                                  "--full-name").stdout))
     return sorted(out)
 
@@ -225,7 +228,6 @@ class _CatFile:
         self.top = top
         self.proc: subprocess.Popen[bytes] | None = None
         self.lock = threading.Lock()
-        self._finalizer: weakref.finalize | None = None
 
     def _start(self) -> subprocess.Popen[bytes]:
         try:
@@ -235,7 +237,6 @@ class _CatFile:
         except OSError as exc:
             raise GitError(f"cannot start git cat-file in {self.top}: {exc}") from exc
         self.proc = proc
-        self._finalizer = weakref.finalize(self, _stop, proc)
         return proc
 
     def read(self, oid: str, what: str) -> bytes:
@@ -267,10 +268,20 @@ class _CatFile:
             raise GitError(f"git cat-file failed while reading {what} in {self.top}")
 
     def close(self) -> None:
-        if self._finalizer is not None:
-            self._finalizer()
-            self._finalizer = None
-        self.proc = None
+        """Stop the process (closed explicitly by its owner: :meth:`GitTree.close`)."""
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            _stop(proc)
+
+    def __del__(self) -> None:
+        # a tree nobody closed is a bug in its owner: say so (as an unclosed file does)
+        # and do not leave the process behind
+        if getattr(self, "proc", None) is not None:
+            import warnings
+
+            warnings.warn(f"unclosed git cat-file for {self.top}", ResourceWarning,
+                          stacklevel=1, source=self)
+            self.close()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -278,7 +289,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         if proc.stdin:
             proc.stdin.close()
         proc.wait(timeout=2)
-    except Exception:  # noqa: BLE001 - best effort at teardown
+    except (OSError, subprocess.TimeoutExpired):
         proc.kill()
         proc.wait()
     finally:
@@ -295,8 +306,8 @@ class GitTree:
     ``root`` is the repository's top level; paths given to and returned by the
     methods are relative to ``prefix`` (itself relative to the top level). A
     prefix absent at ``rev`` gives an empty tree (``is_dir("")`` is then False).
-    Use as a context manager or call :meth:`close` to stop the cat-file process;
-    it is also stopped when the object is garbage collected.
+    Use as a context manager or call :meth:`close` to stop the cat-file process (its
+    owner closes it: the workspace for :meth:`Workspace.tree_at`, the base for its trees).
     """
 
     def __init__(self, repo: str | os.PathLike[str], rev: str = "HEAD", prefix: str = ""):
@@ -358,7 +369,7 @@ class GitTree:
         args = ["--literal-pathspecs", "ls-tree", "-r", "-z", "--full-tree", self.tree_id]
         if self.prefix:
             args += ["--", self.prefix + "/"]
-        proc = _run(self.root, *args)
+        proc = run_git(self.root, *args)
         strip = len(self.prefix) + 1 if self.prefix else 0
         want = self.prefix + "/" if self.prefix else ""
         files, links, dirs = self._files, self._links, self._dirs

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -20,7 +19,7 @@ from typing import Any
 
 from dbt_bulwark import config as cfg
 from dbt_bulwark import yamlio
-from dbt_bulwark.cache import ParseCache
+from dbt_bulwark.cache import ParseCache, content_hash
 from dbt_bulwark.findings import Finding
 from dbt_bulwark.fs import SKIP_DIRS, FileSource, join
 from dbt_bulwark.macros import MacroIndex
@@ -107,7 +106,7 @@ class _Loader:
                 return None
         if "ref(" in text or "source(" in text:
             self.yaml_with_refs.add(path)
-        key = ("yaml", hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest())
+        key = ("yaml", content_hash(text))
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -448,16 +447,12 @@ def _coerce_scalar(text: str) -> Any:
     return text
 
 
-def _checksum(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
 # ----------------------------------------------------------------------------- SQL parsing
 
 
 def extract_static(text: str, cache: ParseCache | None) -> dict[str, Any] | None:
     """dbt-extractor's static parse of a model (what dbt itself tries first), or None."""
-    key = ("extract", _checksum(text))
+    key = ("extract", content_hash(text))
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
@@ -796,8 +791,8 @@ class _ProjectBuilder:
                 text = L.read_text(rp)
                 if text is not None:
                     self.macros.add_file(pkg.name, rp, text)
-                    macro_texts.append(_checksum(text))
-        self.macros_hash = _checksum("".join(macro_texts))
+                    macro_texts.append(content_hash(text))
+        self.macros_hash = content_hash("".join(macro_texts))
         self.banned = any(self.macros.find(n, root_pkg.name) for n in ("ref", "source", "config"))
         yaml_paths: list[tuple[Package, str, str]] = []
         for pkg in pkgs:
@@ -854,10 +849,11 @@ class _ProjectBuilder:
         policy's ``dialect:``, else the profile's adapter type, else None (duckdb)."""
         L = self.L
         try:
+            from dbt_bulwark.findings import UsageError
             from dbt_bulwark.policy import load_policy
 
-            dialect = load_policy(L.fs, L.root).get("dialect")
-        except Exception:  # noqa: BLE001 - a bad policy is reported by the command itself
+            dialect = load_policy(L.fs, L.root).dialect
+        except UsageError:   # a bad policy is reported by the command itself
             dialect = None
         if isinstance(dialect, str) and dialect.strip():
             key = dialect.strip().lower()
@@ -887,8 +883,8 @@ class _ProjectBuilder:
                     "error": None, "by": "static"}
         vars_ = node_vars(self.root_pkg, pkg, self.L.cli_vars)
         adapter_type = self.project.adapter_type or "duckdb"
-        key = ("render", _checksum(text), pkg.name, self.macros_hash, adapter_type,
-               _checksum(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
+        key = ("render", content_hash(text), pkg.name, self.macros_hash, adapter_type,
+               content_hash(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
         cache = self.L.cache
         if cache is not None:
             hit = cache.get(key)
@@ -940,7 +936,7 @@ class _ProjectBuilder:
         node = Node(unique_id=f"{rt}.{pkg.name}.{name}", resource_type=rt, name=name,
                     package_name=pkg.name, path=rel, original_file_path=ofp, repo_path=rp,
                     fqn=self._fqn(pkg, rel, name), language=language, raw_code=text,
-                    checksum=_checksum(text))
+                    checksum=content_hash(text))
         if language == "python":
             refs, sources, calls, error = extract_python(text)
             if "def model(" not in text:

@@ -5,13 +5,17 @@ A project-level ``bulwark.yml`` is deep-merged over the repository-level one.
 Unknown keys, wrong types and wrong values (an unknown ``fail_on``, dialect, code,
 layer, or a selector that does not parse) are a
 :class:`~dbt_bulwark.findings.UsageError` naming the file, the line, the key and the
-allowed values (exit code 2). :data:`SCHEMA` is the one
-place that lists every key, its type and its default; the README documents it.
+allowed values (exit code 2). :data:`SCHEMA` lists every key, its type and its default
+for validation (the README documents it); :class:`Policy` is the same tree as frozen
+dataclasses, what the hooks read (``policy.schema_diff.warn_only``).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import typing
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -243,20 +247,133 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class Policy:
-    data: dict[str, Any] = field(default_factory=defaults)
-    sources: list[str] = field(default_factory=list)   # files it was read from
-    explicit: set[str] = field(default_factory=set)    # dotted keys the user set
+# ----------------------------------------------------------------------------- typed policy
+# One frozen dataclass per section of SCHEMA (same keys, same defaults: a test holds them
+# together), so a reader writes ``policy.schema_diff.warn_only`` and mypy checks it.
 
-    def get(self, dotted: str) -> Any:
-        value: Any = self.data
-        for part in dotted.split("."):
-            value = value[part]
-        return value
+
+@dataclass(frozen=True)
+class CriticalRequire:
+    description: bool = True
+    owner: bool = True
+    primary_key: bool = True
+    contract: bool = True
+
+
+@dataclass(frozen=True)
+class CriticalSection:
+    select: str | list[str] | None = None
+    min_downstream: int | None = None
+    feeds_exposures: bool = False
+    public: bool = False
+    tags: list[str] = field(default_factory=lambda: ["critical"])
+    require: CriticalRequire = field(default_factory=CriticalRequire)
+    check_base: bool = True
+
+
+@dataclass(frozen=True)
+class LockedSection:
+    tag: str = "locked"
+
+
+@dataclass(frozen=True)
+class ContractsSection:
+    select: str | list[str] = "tag:critical tag:locked access:public"
+    require_primary_key: bool = False
+    check_types: bool = True
+    check_columns: bool = True
+
+
+@dataclass(frozen=True)
+class FastCompileSection:
+    check_sql: bool = True
+    check_columns: bool = True
+    trust_source_columns: bool = False
+    env_vars: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SchemaDiffSection:
+    protected: str | list[str] = "config.contract.enforced:true tag:critical tag:locked"
+    main_branch: str | None = None
+    warn_only: bool = False
+
+
+@dataclass(frozen=True)
+class CiSection:
+    main_branch: str | None = None
+    layers: list[str] | None = None
+    target: str | None = None
+
+
+@dataclass(frozen=True)
+class BaselinesSection:
+    select: str | list[str] = "tag:critical"
+    directory: str = ".bulwark/baselines"
+    float_tolerance: float = 1e-9
+    row_count_tolerance: float = 0
+
+
+@dataclass(frozen=True)
+class DataQualitySection:
+    select: str | list[str] | None = None
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The policy in force for one project: read with :func:`load_policy`."""
+
+    dialect: str | None = None
+    fail_on: str = "error"
+    fail_on_existing: bool = False
+    exclude: list[str] = field(default_factory=list)
+    select: list[str] | None = None
+    ignore: list[str] = field(default_factory=list)
+    per_path_ignores: dict[str, list[str]] = field(default_factory=dict)
+    dbt_version: str | None = None
+    critical: CriticalSection = field(default_factory=CriticalSection)
+    locked: LockedSection = field(default_factory=LockedSection)
+    contracts: ContractsSection = field(default_factory=ContractsSection)
+    fast_compile: FastCompileSection = field(default_factory=FastCompileSection)
+    schema_diff: SchemaDiffSection = field(default_factory=SchemaDiffSection)
+    ci: CiSection = field(default_factory=CiSection)
+    baselines: BaselinesSection = field(default_factory=BaselinesSection)
+    data_quality: DataQualitySection = field(default_factory=DataQualitySection)
+    # files it was read from; dotted keys the user set (not part of what the policy says)
+    sources: list[str] = field(default_factory=list, compare=False)
+    explicit: frozenset[str] = field(default=frozenset(), compare=False)
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any], sources: Iterable[str] = (),
+                  explicit: Iterable[str] = ()) -> Policy:
+        """The policy of validated ``data`` (keys missing from it keep their defaults)."""
+        return _build(cls, data, sources=list(sources), explicit=frozenset(explicit))
 
     def is_set(self, dotted: str) -> bool:
+        """Whether the user's files set ``dotted`` (else it is the default)."""
         return dotted in self.explicit
+
+    def settings(self) -> dict[str, Any]:
+        """What the policy says, as plain data (cache keys, comparisons)."""
+        out = dataclasses.asdict(self)
+        out.pop("sources")
+        out.pop("explicit")
+        return out
+
+
+def _build(cls: type[Any], data: dict[str, Any], **extra: Any) -> Any:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        kind = hints[f.name]
+        value = data[f.name]
+        if dataclasses.is_dataclass(kind) and isinstance(kind, type):
+            values[f.name] = _build(kind, value if isinstance(value, dict) else {})
+        else:
+            values[f.name] = copy.deepcopy(value)
+    return cls(**values, **extra)
 
 
 def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
@@ -319,7 +436,6 @@ def load_policy(fs: Any, project_root: str | None = None) -> Policy:
     """Repository policy (``bulwark.yml`` or ``[tool.bulwark]``), then the project's own."""
     from dbt_bulwark.fs import join
 
-    policy = Policy()
     layers: list[tuple[str, dict[str, Any]]] = []
     root_data = read_policy_file(fs, "bulwark.yml")
     if root_data is not None:
@@ -333,8 +449,9 @@ def load_policy(fs: Any, project_root: str | None = None) -> Policy:
         data = read_policy_file(fs, rel)
         if data is not None:
             layers.append((rel, data))
-    for path, data in layers:
-        policy.data = _merge(policy.data, data)
-        policy.sources.append(path)
-        policy.explicit |= _dotted_keys(data)
-    return policy
+    merged = defaults()
+    explicit: set[str] = set()
+    for _path, data in layers:
+        merged = _merge(merged, data)
+        explicit |= _dotted_keys(data)
+    return Policy.from_data(merged, [path for path, _data in layers], explicit)

@@ -56,6 +56,11 @@ class RefCall:
         return f"ref({', '.join(args)})"
 
 
+def versioned_name(name: str, version: Any) -> str:
+    """The one label of a (versioned) model: ``orders``, ``orders.v2``."""
+    return name if version is None else f"{name}.v{version}"
+
+
 @dataclass
 class Node:
     """A model, seed, snapshot, analysis or singular test."""
@@ -139,6 +144,11 @@ class Node:
     def meta(self) -> dict[str, Any]:
         meta = self.config.get("meta")
         return meta if isinstance(meta, dict) else {}
+
+    @property
+    def label(self) -> str:
+        """How messages name the model: ``name``, or ``name.v2`` for a version."""
+        return versioned_name(self.name, self.version)
 
     @property
     def relation_name(self) -> str:

@@ -123,7 +123,7 @@ def _label(project: Project, uid: str | None) -> str:
     if node is None:
         return uid or "?"
     if isinstance(node, Node) and node.version is not None:
-        return f"{node.name}.v{node.version}"
+        return node.label
     return node.name if node.resource_type != "source" else node.unique_id.split(".", 2)[-1]
 
 

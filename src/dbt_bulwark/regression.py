@@ -91,7 +91,7 @@ def no_dbt_change(args: Any) -> bool:
     One ``git diff`` before anything is loaded, so a commit that touches no dbt file
     costs a hook almost nothing.
     """
-    import subprocess
+    from dbt_bulwark import gitfs
 
     env = os.environ
     from_ref = env.get("PRE_COMMIT_FROM_REF") or env.get("PRE_COMMIT_SOURCE")
@@ -106,13 +106,10 @@ def no_dbt_change(args: Any) -> bool:
         rng = ["--cached", "HEAD"]
     cwd = getattr(args, "repo_root", None) or os.getcwd()
     try:
-        proc = subprocess.run(["git", "-C", cwd, "diff", "--name-only", "-z", *rng, "--"],
-                              capture_output=True, check=False, timeout=30)
-    except (OSError, subprocess.SubprocessError):
+        proc = gitfs.run_git(cwd, "diff", "--name-only", "-z", *rng, "--", timeout=30)
+    except gitfs.GitError:
         return False   # the base resolution reports what is wrong
-    if proc.returncode != 0:
-        return False
-    names = [p.decode("utf-8", "surrogateescape") for p in proc.stdout.split(b"\0") if p]
+    names = gitfs._split_z(proc.stdout)
     return not any(is_dbt_file(n) for n in names)
 
 
@@ -207,7 +204,7 @@ def name_status(base: Base) -> list[tuple[str, str, str]]:
         args += [base.rev, base.to_rev or "HEAD"]
     else:
         args += [base.rev]
-    proc = gitfs._run(base.top, *args, "--")
+    proc = gitfs.run_git(base.top, *args, "--")
     parts = [gitfs._decode(p) for p in proc.stdout.split(b"\0")]
     out: list[tuple[str, str, str]] = []
     i = 0
@@ -322,7 +319,7 @@ def _submodule_tree(ws: Any, base: Base, root: str) -> Any:
         sub_rev = "HEAD"
     else:
         # the submodule's commit the superproject recorded at the base revision
-        proc = gitfs._run(base.top, "rev-parse", "--verify", "--quiet",
+        proc = gitfs.run_git(base.top, "rev-parse", "--verify", "--quiet",
                           f"{base.rev}:{in_super}", ok=(0, 1, 128))
         sub_rev = proc.stdout.decode("ascii", "replace").strip() if proc.returncode == 0 \
             else ""
@@ -505,7 +502,7 @@ def base_findings(ctx: Any, check: Any, run: BaseRun, policy: Any, targets: set[
 
     cache = ctx.ws.cache
     key = ("regression-findings", _VERSION, _check_id(check), run.tree_id, run.root,
-           repr(sorted((policy.data or {}).items(), key=str)) if hasattr(policy, "data") else "",
+           repr(policy.settings()) if hasattr(policy, "settings") else "",
            run._vars_key(), None if targets is None else tuple(sorted(targets)),
            tuple(sorted(ctx.files)), ctx.all_files)
     hit = cache.get(key) if cache is not None else None
@@ -518,12 +515,9 @@ def base_findings(ctx: Any, check: Any, run: BaseRun, policy: Any, targets: set[
     bctx.state["regression_is_base"] = True
     out = [f for f in project.findings if load_filter(f)]
     base_targets = None if targets is None else {t for t in targets if t in project.nodes}
-    try:
-        out.extend(check(bctx, project, policy, base_targets))
-    except UsageError:
-        raise
-    except Exception:  # noqa: BLE001 - a base that cannot be checked: every finding is new
-        out = []
+    # a check never raises on user files (the base's included): anything it raises is a
+    # bug, reported by the one error path (cli.py), never "every finding is new" in silence
+    out.extend(check(bctx, project, policy, base_targets))
     out = [dataclasses.replace(f, extra={}) if f.extra else f for f in out]
     if cache is not None:
         cache.put(key, out)
@@ -852,7 +846,7 @@ def ci_base(plan: Any) -> Base | None:
     loc = plan.ws.git_location()
     prefix = loc[1] if loc is not None else ""
     base = Base(Path(plan.git_top), plan.base, prefix, plan.base_label, "ci")
-    base.count_existing = bool(getattr(plan.args, "all_findings", False)) or \
-        bool(plan.policy is not None and plan.policy.get("fail_on_existing"))
+    # --all-findings; fail_on_existing is each project's own (runner.verdict)
+    base.count_existing = bool(getattr(plan.args, "all_findings", False))
     plan.state["regression_shared_base"] = base
     return base

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from dbt_bulwark.findings import Finding, exit_code, report
+from dbt_bulwark.findings import EXIT_OK, Finding, exit_code, report
 from dbt_bulwark.policy import Policy, load_policy
 from dbt_bulwark.project import Project
 from dbt_bulwark.regression import is_dbt_file, no_dbt_change
@@ -91,9 +91,9 @@ def prepare_base(ctx: HookContext) -> None:
         if ctx.state.get("files_from_git"):
             ctx.all_files = True    # nothing to diff against (no commits): everything
         return
-    policy = load_policy(ctx.ws.fs)
-    base.count_existing = base.count_existing or \
-        bool(getattr(ctx.args, "all_findings", False)) or bool(policy.get("fail_on_existing"))
+    # --all-findings counts existing findings everywhere; fail_on_existing is each
+    # project's own (verdict)
+    base.count_existing = base.count_existing or bool(getattr(ctx.args, "all_findings", False))
     if ctx.all_files and not ctx.state.get("files_from_git"):
         return
     if base.stage == "ci":   # the plan's files already hold deletions and renames
@@ -112,12 +112,19 @@ def prepare_base(ctx: HookContext) -> None:
 
 
 def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
-            load_findings: str = "errors") -> list[Finding]:
+            load_findings: str = "errors", base_comparison: bool = True,
+            load: Callable[[str], Project | None] | None = None,
+            every_project_if_none: bool = False) -> list[Finding]:
     """Run ``check`` on every project the change touches; return all findings.
 
     Problems met while loading (invalid YAML, unreadable files...) of the touched files
     are added: only errors by default (a hook cannot check what it cannot read), every
     severity with ``load_findings="all"`` (fast-compile: what ``dbt parse`` reports).
+    Each project is checked under its own policy (:func:`project_policy`: ``exclude``
+    here, ``fail_on`` in :func:`verdict`). ``base_comparison=False``: the hook is itself
+    a comparison with the base (check-schema-diff), its findings are not compared again.
+    ``load(root)``: the project to check (default: the work tree's), None to skip it.
+    ``every_project_if_none``: when the changed files touch no project, check them all.
     """
     ws = ctx.ws
     prepare_base(ctx)
@@ -125,6 +132,8 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
 
     affected = {} if ctx.all_files else ws.affected(ctx.files)
     roots = ws.project_roots if ctx.all_files else [r for r in ws.project_roots if r in affected]
+    if not roots and every_project_if_none:
+        roots = ws.project_roots
     findings: list[Finding] = []
     changed = set(ctx.files)
 
@@ -132,43 +141,63 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
         return (ctx.all_files or f.path in changed) and \
             (load_findings == "all" or f.severity == "error")
 
+    compare = base_comparison and ctx.state.get("regression_base") is not None
     for root in roots:
-        project = ws.project(root)
-        policy = load_policy(ws.fs, root)
-        targets = None if ctx.all_files or "*" in affected.get(root, set()) else affected[root]
-        if targets is not None and ctx.state.get("regression_removed"):
+        project = ws.project(root) if load is None else load(root)
+        if project is None:
+            continue
+        policy = project_policy(ctx, root)
+        targets = None if root not in affected or "*" in affected[root] else affected[root]
+        if compare and targets is not None and ctx.state.get("regression_removed"):
             more = regression.removed_targets(ctx, root, project)
             targets = None if more is None else targets | more
         found: list[Finding] = []
         if include_load_findings:
             found.extend(f for f in project.findings if load_filter(f))
         found.extend(check(ctx, project, policy, targets))
-        if ctx.state.get("regression_base") is not None:
+        if compare:
             found = regression.compare(ctx, check, root, project, policy, targets, found,
                                        load_filter if include_load_findings
                                        else (lambda f: False))
-        excludes = policy.get("exclude")
+        excludes = policy.exclude
         if excludes:
             found = [f for f in found if not any(fnmatchcase(f.path, g) for g in excludes)]
         findings.extend(found)
         ctx.state.setdefault("coverage", []).append(
             regression.coverage(project, targets, found))
-        ctx.state.setdefault("fail_on", policy.get("fail_on"))
-        if policy.get("fail_on_existing"):
-            ctx.state["count_existing"] = True
     return findings
 
 
-def count_existing(ctx: HookContext) -> bool:
+def project_policy(ctx: HookContext, root: str | None) -> Policy:
+    """The policy of project ``root`` (the repository's own for None), read once a run."""
+    policies: dict[str | None, Policy] = ctx.state.setdefault("policies", {})
+    if root not in policies:
+        policies[root] = load_policy(ctx.ws.fs, root)
+    return policies[root]
+
+
+def verdict(ctx: HookContext, findings: list[Finding]) -> int:
+    """The exit code: each finding judged by the policy of the project it belongs to
+    (``fail_on``, ``fail_on_existing``), so one project's leniency never lets another's
+    error pass, nor its strictness fail another's warning."""
     base = ctx.state.get("regression_base")
-    return bool(getattr(ctx.args, "all_findings", False)) or \
-        bool(ctx.state.get("count_existing")) or bool(base is not None and base.count_existing)
+    everything = bool(getattr(ctx.args, "all_findings", False)) or \
+        bool(base is not None and base.count_existing)
+    groups: dict[tuple[str, bool], list[Finding]] = {}
+    for f in findings:
+        policy = project_policy(ctx, ctx.ws.project_root_for(f.path))
+        key = (str(policy.fail_on), everything or policy.fail_on_existing)
+        groups.setdefault(key, []).append(f)
+    return max((exit_code(fs, fail_on, existing) for (fail_on, existing), fs in groups.items()),
+               default=EXIT_OK)
 
 
 def close(ctx: HookContext) -> None:
+    """Stop the git processes the run started (the base's trees, the workspace's)."""
     base = ctx.state.get("regression_base")
     if base is not None:
         base.close()
+    ctx.ws.close()
 
 
 def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
@@ -187,7 +216,7 @@ def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
                 sys.stderr.write(coverage_line(item) + "\n")
     ctx.ws.save()
     close(ctx)
-    return exit_code(findings, ctx.state.get("fail_on", "error"), count_existing(ctx))
+    return verdict(ctx, findings)
 
 
 def filter_findings(ctx: HookContext, findings: list[Finding], hook: str | None = None,

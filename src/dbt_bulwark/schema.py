@@ -154,10 +154,10 @@ class SchemaResolver:
 
 
 def _infer_key(self_dialect: str, sql: str, upstream: dict[str, Columns | None]) -> tuple:
-    import hashlib
+    from dbt_bulwark.cache import content_hash
 
     blob = repr((sql, sorted((k, sorted(v.items()) if v else v) for k, v in upstream.items())))
-    return ("infer", self_dialect, hashlib.sha1(blob.encode("utf-8", "surrogatepass")).hexdigest())
+    return ("infer", self_dialect, content_hash(blob))
 
 
 def project_dialect(project: Project, policy_dialect: str | None = None) -> tuple[str, str]:

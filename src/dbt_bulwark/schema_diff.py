@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.findings import Finding
-from dbt_bulwark.project import Node, Project
+from dbt_bulwark.cache import content_hash
+from dbt_bulwark.findings import Finding, markdown_cell
+from dbt_bulwark.project import Node, Project, versioned_name
 from dbt_bulwark.schema import SchemaResolver
 
 RELATION_TYPES = ("model", "seed", "snapshot")
@@ -55,7 +55,9 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK423": ("additive", "new model or version"),
     "BLK430": ("none", "logic changed, output schema unchanged"),
     "BLK431": ("unknown", "output schema could not be determined"),
+    "BLK432": ("impact", "downstream node not analysed for uses of a changed column"),
 }
+NOT_ANALYSED = "not-analysed"   # Use.kind of a child whose SQL could not be read
 
 # dbt-adapters CONSTRAINT_SUPPORT: which constraint types the warehouse enforces
 _ENFORCED_CONSTRAINTS: dict[str, frozenset[str]] = {
@@ -77,7 +79,8 @@ _IGNORED_CONFIG = frozenset({"docs", "meta", "persist_docs", "grants", "descript
 
 @dataclass
 class Use:
-    """One downstream place that uses a changed column or a removed model."""
+    """One downstream place that uses a changed column or a removed model (or, with kind
+    ``not-analysed``, that may: its SQL could not be read, so its uses are unknown)."""
 
     unique_id: str
     resource_type: str
@@ -89,6 +92,7 @@ class Use:
     certain: bool        # True: it fails for sure (a removed column selected by name)
     column: str = ""     # the column as this place sees it
     via: str = ""        # the relation it reads the column from
+    reason: str = ""     # not-analysed: why its uses are unknown
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -162,18 +166,18 @@ def fingerprint(node: Node) -> str:
              _jsonable(node.constraints) if contract else None,
              str(node.version), str(node.latest_version), node.deprecation_date,
              node.seed_columns]
-    return hashlib.sha1(json.dumps(parts, default=str, sort_keys=True).encode()).hexdigest()
+    return content_hash(json.dumps(parts, default=str, sort_keys=True))
 
 
 def _macro_signature(project: Project) -> str:
-    h = hashlib.sha1()
+    parts: list[str] = []
     if project.macros is not None:
         for pkg in sorted(project.macros.by_package):
             for name, m in sorted(project.macros.by_package[pkg].items()):
-                h.update(f"{pkg}.{name}:{getattr(m, 'path', '')}:".encode())
-                h.update(str(getattr(m, "text", "")).encode("utf-8", "surrogatepass"))
-    h.update(json.dumps(_jsonable(project.vars), sort_keys=True).encode())
-    return h.hexdigest()
+                parts.append(f"{pkg}.{name}:{getattr(m, 'path', '')}:")
+                parts.append(str(getattr(m, "text", "")))
+    parts.append(json.dumps(_jsonable(project.vars), sort_keys=True))
+    return content_hash("".join(parts))
 
 
 def _normalize_dbt_type(data_type: str | None) -> str | None:
@@ -239,10 +243,7 @@ def _in_source(compiled: Any, node: Node, line: int, col: int, name: str) -> tup
     position is in literal SQL of the node's own file, else a search for ``name``."""
     if compiled.raw and node.raw_code and compiled.raw == node.raw_code and \
             node.resource_type != "snapshot":
-        try:
-            return compiled.source_position(compiled.rendered_offset(line, col))
-        except Exception:  # noqa: BLE001 - fall back to the search
-            pass
+        return compiled.source_position(compiled.rendered_offset(line, col))
     return find_in_source(node.raw_code, compiled.sql, line, col, name)
 
 
@@ -416,7 +417,7 @@ class SchemaDiff:
             diff = ModelDiff(hn.unique_id, hn.name, hn.resource_type, "added", hn.repo_path,
                              version=hn.version, classification="additive")
             diff.after = self._head_columns(hn)
-            diff.changes.append(Change("BLK423", f"{what} '{_label(hn)}'", hn.repo_path, 1,
+            diff.changes.append(Change("BLK423", f"{what} '{hn.label}'", hn.repo_path, 1,
                                        False, True, kind="added"))
             self.diffs.append(diff)
         for diff in self.diffs:
@@ -425,10 +426,8 @@ class SchemaDiff:
         return self.diffs
 
     def _head_columns(self, node: Node) -> dict[str, str | None] | None:
-        try:
-            return self.head.resolver.schema(node.unique_id).columns
-        except Exception:  # noqa: BLE001 - an inference failure is "unknown", never a crash
-            return None
+        # the resolver never raises: what it cannot infer is "unknown" (columns None)
+        return self.head.resolver.schema(node.unique_id).columns
 
     # -- a model present at both sides
     def _compare_pair(self, bn: Node, hn: Node) -> None:
@@ -451,12 +450,7 @@ class SchemaDiff:
 
     def _schema(self, side: _Side, node: Node) -> tuple[Any, dict[str, str]]:
         """(ModelSchema, {column: expression sql}) for ``node``."""
-        try:
-            ms = side.resolver.schema(node.unique_id)
-        except Exception as exc:  # noqa: BLE001 - an inference failure becomes an "unknown" schema with its reason
-            from dbt_bulwark.schema import ModelSchema
-
-            ms = ModelSchema(node.unique_id, None, "unknown", f"{exc.__class__.__name__}: {exc}")
+        ms = side.resolver.schema(node.unique_id)
         exprs: dict[str, str] = {}
         if node.resource_type in ("model", "snapshot"):
             if ms.source == "sql":
@@ -475,11 +469,11 @@ class SchemaDiff:
         # contract-level changes (dbt's same_contract)
         if bn.contract_enforced and not hn.contract_enforced:
             path, line = hn.where("contract")
-            diff.changes.append(Change("BLK404", f"contract enforcement of '{_label(hn)}' was "
+            diff.changes.append(Change("BLK404", f"contract enforcement of '{hn.label}' was "
                                        "turned off", path, line, True, kind="contract_off"))
         elif hn.contract_enforced and not bn.contract_enforced:
             path, line = hn.where("contract")
-            diff.changes.append(Change("BLK421", f"contract enforcement of '{_label(hn)}' was "
+            diff.changes.append(Change("BLK421", f"contract enforcement of '{hn.label}' was "
                                        "turned on", path, line, False, True, kind="contract_on"))
         if bn.contract_enforced:
             self._constraint_changes(diff, bn, hn, head_yaml, head_yaml_line)
@@ -495,7 +489,7 @@ class SchemaDiff:
             diff.note = f"output schema unknown at {which}: {reason}"
             if not any(c.breaking for c in diff.changes):
                 diff.changes.append(Change("BLK431", f"cannot compare the output schema of "
-                                           f"'{_label(hn)}': unknown at {which} ({reason})",
+                                           f"'{hn.label}': unknown at {which} ({reason})",
                                            hn.repo_path, 1, False, kind="unknown"))
             return
         contract_types = bms.source == "contract" and hms.source == "contract"
@@ -518,14 +512,14 @@ class SchemaDiff:
             removed.remove(old)
             added.remove(new)
             path, line = self._column_place(hn, hms.source, new)
-            diff.changes.append(Change("BLK402", f"column '{old}' of '{_label(hn)}' was renamed "
+            diff.changes.append(Change("BLK402", f"column '{old}' of '{hn.label}' was renamed "
                                        f"to '{new}'", path, line, True, column=old,
                                        before=before[old], after=after[new], kind="renamed"))
         for old in removed:
             path, line = (head_yaml, head_yaml_line) if hms.source == "contract" else \
                 (hn.repo_path, 1)
             diff.changes.append(Change("BLK401", f"column '{old}' was removed from "
-                                       f"'{_label(hn)}'", path, line, True, column=old,
+                                       f"'{hn.label}'", path, line, True, column=old,
                                        before=before[old], kind="removed"))
         for key, bname in bkeys.items():
             hname = hkeys.get(key)
@@ -542,16 +536,16 @@ class SchemaDiff:
                 changed = base_type(bt, self.dialect) != base_type(ht, self.dialect)
             if changed:
                 path, line = self._column_place(hn, hms.source, hname)
-                diff.changes.append(Change("BLK403", f"column '{hname}' of '{_label(hn)}' "
+                diff.changes.append(Change("BLK403", f"column '{hname}' of '{hn.label}' "
                                            f"changed type from {bt} to {ht}", path, line, True,
                                            column=bname, before=bt, after=ht, kind="retyped"))
         for new in added:
             path, line = self._column_place(hn, hms.source, new)
-            diff.changes.append(Change("BLK420", f"column '{new}' was added to '{_label(hn)}'",
+            diff.changes.append(Change("BLK420", f"column '{new}' was added to '{hn.label}'",
                                        path, line, False, True, column=new, after=after[new],
                                        kind="added"))
         if not diff.changes:
-            diff.changes.append(Change("BLK430", f"'{_label(hn)}' changed; its output schema "
+            diff.changes.append(Change("BLK430", f"'{hn.label}' changed; its output schema "
                                        "did not", hn.repo_path, 1, False, kind="logic"))
         # downstream impact of every broken column
         for ch in diff.changes:
@@ -581,31 +575,31 @@ class SchemaDiff:
                 if con not in hc.constraints and _ctype(con) in enforced:
                     diff.changes.append(Change(
                         "BLK405", f"enforced {_ctype(con)} constraint on column '{bc.name}' of "
-                        f"'{_label(hn)}' was removed", hn.patch_path or path,
+                        f"'{hn.label}' was removed", hn.patch_path or path,
                         hc.line or line, True, column=bc.name, kind="constraint_removed"))
             for con in hc.constraints:
                 if con not in bc.constraints:
                     diff.changes.append(Change(
                         "BLK422", f"{_ctype(con)} constraint added on column '{hc.name}' of "
-                        f"'{_label(hn)}'", hn.patch_path or path, hc.line or line, False, True,
+                        f"'{hn.label}'", hn.patch_path or path, hc.line or line, False, True,
                         column=hc.name, kind="constraint_added"))
         if old_enforces:
             for con in bn.constraints:
                 if con not in hn.constraints and _ctype(con) in enforced:
                     diff.changes.append(Change(
                         "BLK405", f"enforced model-level {_ctype(con)} constraint of "
-                        f"'{_label(hn)}' was removed", path, line, True,
+                        f"'{hn.label}' was removed", path, line, True,
                         kind="constraint_removed"))
         for con in hn.constraints:
             if con not in bn.constraints:
                 diff.changes.append(Change("BLK422", f"model-level {_ctype(con)} constraint "
-                                           f"added to '{_label(hn)}'", path, line, False, True,
+                                           f"added to '{hn.label}'", path, line, False, True,
                                            kind="constraint_added"))
         if old_enforces and not _enforces(hn.materialized) and (bn.constraints or
                                                                  col_constraints):
             p, ln = hn.where("materialized")
             diff.changes.append(Change(
-                "BLK406", f"'{_label(hn)}' changed materialization from {bn.materialized} to "
+                "BLK406", f"'{hn.label}' changed materialization from {bn.materialized} to "
                 f"{hn.materialized} while it has constraints (no longer enforced)", p, ln, True,
                 before=bn.materialized, after=hn.materialized, kind="materialization"))
 
@@ -623,7 +617,7 @@ class SchemaDiff:
             status, code = "disabled", "BLK408"
             dn = disabled[0]
             path, line = dn.where("enabled")
-            msg = f"'{_label(bn)}' was disabled"
+            msg = f"'{bn.label}' was disabled"
         elif bn.version is not None and same_name:
             status, code = "version_removed", "BLK409"
             path = same_name[0].patch_path or same_name[0].repo_path
@@ -632,19 +626,16 @@ class SchemaDiff:
         elif renamed_to is not None:
             status, code = "renamed", "BLK407"
             path, line = renamed_to.repo_path, 1
-            msg = f"'{_label(bn)}' was renamed to '{_label(renamed_to)}'"
+            msg = f"'{bn.label}' was renamed to '{renamed_to.label}'"
         else:
             status, code = "removed", "BLK407"
             path, line = bn.repo_path, 0
-            msg = f"'{_label(bn)}' was deleted"
+            msg = f"'{bn.label}' was deleted"
         diff = ModelDiff(bn.unique_id, bn.name, bn.resource_type, status, path,
                          base_unique_id=bn.unique_id, version=bn.version,
                          classification="breaking")
         assert self.base is not None
-        try:
-            diff.before = self.base.resolver.schema(bn.unique_id).columns
-        except Exception:  # noqa: BLE001 - an inference failure is "columns unknown"
-            diff.before = None
+        diff.before = self.base.resolver.schema(bn.unique_id).columns
         uses = self.model_referrers(bn)
         change = Change(code, msg, path, line, True, kind=status, uses=uses)
         diff.changes.append(change)
@@ -687,7 +678,7 @@ class SchemaDiff:
                       column: str, kind: str, depth: int = 0,
                       seen: set[tuple[str, str]] | None = None) -> list[Use]:
         """Every downstream use of ``parent.column`` (as the children were written)."""
-        from dbt_bulwark.columns import column_uses
+        from dbt_bulwark.columns import analysis_error, column_uses
 
         seen = seen if seen is not None else set()
         key = (parent.unique_id, column.lower())
@@ -710,11 +701,11 @@ class SchemaDiff:
                 continue
             if child.resource_type not in ("model", "snapshot", "test", "analysis"):
                 continue
-            try:
-                compiled, upstream = self.head.resolver.upstream_for(child)
-            except Exception:  # noqa: BLE001 - a child that does not compile is reported by fast-compile
-                continue
+            compiled, upstream = self.head.resolver.upstream_for(child)
             if compiled.sql is None:
+                # it does not render: its uses are unknown, and that is said (BLK432)
+                why = compiled.error[1] if compiled.error else "it does not render"
+                out.append(_not_analysed(child, parent, column, f"does not render: {why}"))
                 continue
             idents = [i for i, u in compiled.relations.items() if u == parent.unique_id]
             if not idents:
@@ -725,10 +716,11 @@ class SchemaDiff:
             star_outputs: set[str] = set()
             explicit = False
             for ident in idents:
-                try:
-                    uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
-                except Exception:  # noqa: BLE001 - SQL sqlglot cannot analyse
-                    uses = []
+                uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
+                if not uses:
+                    problem = analysis_error(compiled.sql, self.dialect, ups)
+                    if problem:   # no use found because the SQL could not be read
+                        out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
                     is_star = _char_at(compiled.sql, u.line, u.col) == "*"
                     if is_star:
@@ -760,10 +752,7 @@ class SchemaDiff:
     def _base_columns_of(self, node: Node) -> dict[str, str | None] | None:
         if self.base is None or node.unique_id not in self.base.project.nodes:
             return None
-        try:
-            return self.base.resolver.schema(node.unique_id).columns
-        except Exception:  # noqa: BLE001 - an inference failure is "columns unknown"
-            return None
+        return self.base.resolver.schema(node.unique_id).columns
 
     def _test_uses(self, parent: Node, column: str, kind: str) -> list[Use]:
         """Generic tests on ``parent.column`` still declared, relationships tests pointing at it,
@@ -888,10 +877,6 @@ class SchemaDiff:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _label(node: Node) -> str:
-    return f"{node.name} v{node.version}" if node.version is not None else node.name
-
-
 def _source_key(res: Any) -> Any:
     return [(c.name, c.data_type) for c in getattr(res, "columns", []) or []]
 
@@ -934,6 +919,12 @@ def _unit_test_entry(project: Project, ut: Any) -> dict[str, Any] | None:
     return None
 
 
+def _not_analysed(child: Node, parent: Node, column: str, reason: str) -> Use:
+    """A downstream node whose uses of ``parent.column`` could not be read (BLK432)."""
+    return Use(child.unique_id, child.resource_type, child.name, child.repo_path, 1, 0,
+               NOT_ANALYSED, False, column, parent.name, reason)
+
+
 def _dedupe(uses: Iterable[Use]) -> list[Use]:
     seen: dict[tuple[Any, ...], Use] = {}
     for u in uses:
@@ -958,9 +949,10 @@ def to_findings(diffs: list[ModelDiff], warn_only: bool = False) -> list[Finding
             if warn_only and sev == "error":
                 sev = "warning"
             certain = [u for u in c.uses if u.certain]
+            found_uses = [u for u in c.uses if u.kind != NOT_ANALYSED]
             msg = f"[{_kind_word(c)}] {c.message}"
-            if c.uses:
-                msg += f"; {len(c.uses)} downstream use(s)"
+            if found_uses:
+                msg += f"; {len(found_uses)} downstream use(s)"
                 if certain:
                     msg += f", {len(certain)} certain to break"
             why = []
@@ -982,7 +974,11 @@ def to_findings(diffs: list[ModelDiff], warn_only: bool = False) -> list[Finding
             for u in c.uses:
                 code = "BLK411" if c.code in ("BLK407", "BLK408", "BLK409") else "BLK410"
                 usev = "info" if u.kind == "star" else sev if sev != "info" else "warning"
-                if code == "BLK411":
+                if u.kind == NOT_ANALYSED:
+                    code, usev = "BLK432", "info"
+                    text = (f"{u.resource_type} '{u.name}' reads '{u.via}' but was not "
+                            f"analysed for column '{u.column}' ({c.kind}): {u.reason}")
+                elif code == "BLK411":
                     text = f"{u.resource_type} '{u.name}' refers to {c.message}"
                 elif u.kind == "star":
                     text = (f"{u.resource_type} '{u.name}' passes '{u.column}' of '{u.via}' "
@@ -1020,6 +1016,8 @@ def _hint(c: Change, d: ModelDiff) -> str:
 
 
 def _use_hint(c: Change, u: Use) -> str:
+    if u.kind == NOT_ANALYSED:
+        return "check this node by hand: bulwark could not read its SQL"
     if c.code in ("BLK407", "BLK408", "BLK409"):
         return "point the ref() at the replacement model or version"
     if u.kind == "star":
@@ -1052,7 +1050,7 @@ def to_markdown(diffs: list[ModelDiff], base_label: str) -> str:
             flags.append("locked")
         if d.exempt:
             flags.append(d.exempt)
-        label = d.name + (f" v{d.version}" if d.version is not None else "")
+        label = versioned_name(d.name, d.version)
         lines.append(f"### `{label}` ({d.status}; {', '.join(flags)})")
         lines.append("")
         lines.append("| column | before | after | kind | downstream uses |")
@@ -1069,10 +1067,7 @@ def to_markdown(diffs: list[ModelDiff], base_label: str) -> str:
                 col = f"*{c.message}*"
             uses = "<br>".join(f"`{u.label()}` {u.name} ({u.kind}"
                                f"{', certain' if u.certain else ''})" for u in c.uses) or "—"
-            lines.append(f"| {_md(col)} | {_md(before)} | {_md(after)} | {kind} | {uses} |")
+            cells = (col, before, after, kind, uses)
+            lines.append("| " + " | ".join(markdown_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines) + "\n"
-
-
-def _md(text: str) -> str:
-    return str(text).replace("|", "\\|")

@@ -304,13 +304,13 @@ def judge(ctx: Any, project: Any, run: Any, policy: Any, findings: list[Any]) ->
     if not todo:
         return findings
     base_project = run.project()
-    pol = policy.get if policy is not None else (lambda _k: None)
-    check_sql = pol("fast_compile.check_sql") is not False
-    check_columns = pol("fast_compile.check_columns") is not False
-    trust = bool(pol("fast_compile.trust_source_columns"))
+    fc = policy.fast_compile if policy is not None else None
+    check_sql = fc is None or fc.check_sql
+    check_columns = fc is None or fc.check_columns
+    trust = fc is not None and fc.trust_source_columns
     from dbt_bulwark.schema import project_dialect
 
-    dialect, how = project_dialect(project, pol("dialect") or None)
+    dialect, how = project_dialect(project, (policy.dialect if policy is not None else None) or None)
     parser = Parser(dialect, how)
     resolvers: dict[str, Any] = {}
 

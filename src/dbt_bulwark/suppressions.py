@@ -177,15 +177,15 @@ def select_filter(findings: list[Finding], policy_for: Callable[[str], Any],
     out = []
     for f in findings:
         policy = policy_for(f.path)
-        chosen = select if select else (policy.get("select") if policy is not None else None)
+        chosen = select if select else (policy.select if policy is not None else None)
         if chosen and not matches(f.code, chosen):
             continue
         if ignore and matches(f.code, ignore):
             continue
         if policy is not None:
-            if matches(f.code, policy.get("ignore") or []):
+            if matches(f.code, policy.ignore or []):
                 continue
-            per_path = policy.get("per_path_ignores") or {}
+            per_path = policy.per_path_ignores or {}
             if per_path:
                 root = project_root_for(f.path) or ""
                 rel = f.path[len(root) + 1:] if root and f.path.startswith(root + "/") \

@@ -10,7 +10,6 @@ the projects and nodes they affect.
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,15 +23,11 @@ from dbt_bulwark.project import Node, Project
 
 
 def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
+    from dbt_bulwark.gitfs import repo_root
+
     start_path = Path(start or os.getcwd()).resolve()
-    try:
-        out = subprocess.run(["git", "-C", str(start_path), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, check=False, timeout=10)
-        if out.returncode == 0 and out.stdout.strip():
-            return Path(out.stdout.strip()).resolve()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return start_path
+    top = repo_root(start_path)
+    return top.resolve() if top is not None else start_path
 
 
 def parse_vars(text: str | None) -> dict[str, Any]:
@@ -214,6 +209,12 @@ class Workspace:
             tree.see_installed_packages(self.fs, self.project_roots)
             self._trees[rev] = tree
         return self._trees[rev]
+
+    def close(self) -> None:
+        """Stop the git processes of the trees :meth:`tree_at` opened."""
+        for tree in self._trees.values():
+            tree.close()
+        self._trees.clear()
 
     def save(self) -> None:
         for cache in (self.cache, self.analysis_cache):

@@ -379,8 +379,9 @@ class ModelEntry(Mapping[str, Any]):
         return len(self._data())
 
     def __repr__(self) -> str:
-        v = "" if self.version is None else f" v{self.version}"
-        return f"<ModelEntry {self.name}{v} in {self._editor.path}>"
+        from dbt_bulwark.project import versioned_name
+
+        return f"<ModelEntry {versioned_name(self.name, self.version)} in {self._editor.path}>"
 
 
 # --------------------------------------------------------------------------- editor

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     for root in ws.project_roots:
         project = ws.project(root)
         policy = load_policy(ws.fs, root)
-        fail_on = policy.get("fail_on")
+        fail_on = policy.fail_on
         errors = [f for f in project.findings if f.severity == "error"]
         if errors:
             report(errors, "text", sys.stderr)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dbt_bulwark.contracts import apply_fixes, check
     from dbt_bulwark.findings import EXIT_FINDINGS
-    from dbt_bulwark.runner import collect, finish, nothing_to_do, open_context
+    from dbt_bulwark.runner import close, collect, finish, nothing_to_do, open_context
 
     ctx = open_context(args)
     if nothing_to_do(ctx):
@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         return finish(ctx, findings + result.findings)
     # check again on the edited files (the fix must not leave anything it could do)
     ctx.ws.save()
+    close(ctx)
     again = open_context(args)
     if again.ws.analysis_cache is None:
         again.ws.analysis_cache = ctx.ws.analysis_cache

@@ -25,12 +25,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = runner.open_context(args)
     if runner.nothing_to_do(ctx):
         return 0
-    try:
-        findings = runner.collect(ctx, critical.check)
-    finally:
-        tree = ctx.state.pop("critical_tree", None)
-        if tree is not None:
-            tree.close()
+    findings = runner.collect(ctx, critical.check)
     changed: list[str] = []
     if args.fix:
         findings, changed = critical.apply_tag_fixes(ctx, findings)

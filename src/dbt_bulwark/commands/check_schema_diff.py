@@ -14,7 +14,7 @@ import sys
 from typing import Any
 
 from dbt_bulwark.cli import add_common_arguments
-from dbt_bulwark.findings import FORMATS, Finding, UsageError, exit_code, report, sort_findings
+from dbt_bulwark.findings import FORMATS, Finding, UsageError, report, sort_findings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,22 +32,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark import gitfs
+    from dbt_bulwark import gitfs, regression, runner
     from dbt_bulwark.fs import join
     from dbt_bulwark.loader import load_project
-    from dbt_bulwark.policy import load_policy
-    from dbt_bulwark.runner import open_context
+    from dbt_bulwark.project import Project
     from dbt_bulwark.schema import project_dialect
     from dbt_bulwark.schema_diff import BaseOverlay, SchemaDiff, to_findings, to_markdown
 
-    ctx = open_context(args)
+    ctx = runner.open_context(args)
     ws = ctx.ws
-    if not ws.project_roots:
-        sys.stderr.write("bulwark: no dbt_project.yml found; nothing to check\n")
+    if runner.nothing_to_do(ctx):
         return 0
-    from dbt_bulwark import regression
-
-    repo_policy = load_policy(ws.fs)
     if getattr(args, "base_check", True) is False:
         sys.stderr.write("bulwark check-schema-diff: --no-base: nothing to compare\n")
         return 0
@@ -55,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         loc = ws.git_location()
         if loc is None:
             raise UsageError("--merge-base needs a git repository")
-        branch = repo_policy.get("schema_diff.main_branch") or gitfs.default_branch(loc[0])
+        branch = runner.project_policy(ctx, None).schema_diff.main_branch or \
+            gitfs.default_branch(loc[0])
         if not branch:
             raise UsageError("--merge-base: no main branch found; set schema_diff.main_branch")
         mb = gitfs.merge_base(loc[0], "HEAD", branch)
@@ -75,19 +71,7 @@ def run(args: argparse.Namespace) -> int:
     head_rev = args.head or (base.to_rev if base is not None else None)
     if head_rev is not None and not gitfs.rev_exists(top, head_rev):
         raise UsageError(f"--head revision {head_rev!r} does not exist")
-
-    if ctx.all_files:
-        roots = list(ws.project_roots)
-    else:
-        roots = []
-        for f in ctx.files:
-            r = ws.project_root_for(f)
-            if r is not None and r not in roots:
-                roots.append(r)
-        # a deleted file is not passed by pre-commit: every project is checked when nothing
-        # else matched (cheap: only changed models are analysed)
-        if not roots:
-            roots = list(ws.project_roots)
+    ctx.state["regression_base"] = base   # the runner's base: deletions and renames count
 
     head_tree = ws.tree_at(head_rev)
     overlay: Any = None
@@ -107,55 +91,46 @@ def run(args: argparse.Namespace) -> int:
                            if not prefix or p.startswith(prefix + "/")]
             overlay = BaseOverlay(tree, ws.fs, changed_rel)
         return overlay
-    findings: list[Finding] = []
-    all_diffs: list[Any] = []
-    fail_on = "error"
-    changed = set(ctx.files)
-    try:
-        for root in roots:
-            if head_tree is not None:
-                if not head_tree.is_file(join(root, "dbt_project.yml")):
-                    continue
-                head = load_project(head_tree, root, ws.cli_vars, ws.cache)
-            else:
-                head = ws.project(root)
-            base_project = None
-            base_fs = base_fs_for(root)
-            if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
-                base_project = ws.base_project(base_fs, root)
-            policy = load_policy(ws.fs, root)
-            fail_on = policy.get("fail_on")
-            dialect, _how = project_dialect(head, policy.get("dialect"))
-            engine = SchemaDiff(head, base_project, dialect, policy.get("schema_diff.protected"),
-                                policy.get("locked.tag"), cache=ws.cache,
-                                dbt_version=policy.get("dbt_version"))
-            diffs = engine.run()
-            found = to_findings(diffs, bool(policy.get("schema_diff.warn_only")))
-            if base_project is not None and regression.unloaded_files(head):
-                # a properties file that does not load: its models are "not checked"
-                found = regression.drop_unloaded(head, regression.facts_of(base_project),
-                                                 found)
-                kept = {f.node for f in found}
-                diffs = [d for d in diffs if d.classification != "breaking"
-                         or d.unique_id in kept]
-            all_diffs.extend(diffs)
-            found.extend(f for f in head.findings if f.path in changed and f.severity == "error")
-            excludes = policy.get("exclude")
-            if excludes:
-                from fnmatch import fnmatchcase
 
-                found = [f for f in found if not any(fnmatchcase(f.path, g) for g in excludes)]
-            findings.extend(found)
+    def load_head(root: str) -> Project | None:
+        if head_tree is None:
+            return ws.project(root)
+        if not head_tree.is_file(join(root, "dbt_project.yml")):
+            return None
+        return load_project(head_tree, root, ws.cli_vars, ws.cache)
+
+    all_diffs: list[Any] = []
+
+    def check(_ctx: runner.HookContext, head: Project, policy: Any,
+              _targets: set[str] | None) -> list[Finding]:
+        root = head.root
+        base_project = None
+        base_fs = base_fs_for(root)
+        if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
+            base_project = ws.base_project(base_fs, root)
+        dialect, _how = project_dialect(head, policy.dialect)
+        engine = SchemaDiff(head, base_project, dialect, policy.schema_diff.protected,
+                            policy.locked.tag, cache=ws.cache,
+                            dbt_version=policy.dbt_version)
+        diffs = engine.run()
+        found = to_findings(diffs, policy.schema_diff.warn_only)
+        if base_project is not None and regression.unloaded_files(head):
+            # a properties file that does not load: its models are "not checked"
+            found = regression.drop_unloaded(head, regression.facts_of(base_project), found)
+            kept = {f.node for f in found}
+            diffs = [d for d in diffs if d.classification != "breaking"
+                     or d.unique_id in kept]
+        all_diffs.extend(diffs)
+        return found
+
+    try:
+        findings = runner.collect(ctx, check, base_comparison=False, load=load_head,
+                                  every_project_if_none=True)
     finally:
-        if head_tree is not None:
-            head_tree.close()
-        if base is not None:
-            base.close()
+        runner.close(ctx)
         ws.save()
 
-    from dbt_bulwark.runner import filter_findings
-
-    findings = filter_findings(ctx, findings)
+    findings = runner.filter_findings(ctx, findings)
     base_label = base.label if base is not None else "(nothing: no commits yet)"
     fmt = args.format
     out = sys.stdout
@@ -175,4 +150,4 @@ def run(args: argparse.Namespace) -> int:
             what = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no model changed"
             summary = f"check-schema-diff against {base_label}: {what}"
         report(findings, fmt, out, summary, totals=fmt == "text")
-    return exit_code(findings, fail_on)
+    return runner.verdict(ctx, findings)

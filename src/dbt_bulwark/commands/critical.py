@@ -169,7 +169,7 @@ def _protections(args: argparse.Namespace, ws: Any, edits: list[Any], done: set[
         missing = {n.unique_id: critical.missing_protections(project, cp, n) for n in nodes}
         for n in nodes:
             if missing[n.unique_id]:
-                lines.append(f"  {critical.model_label(n)}: missing "
+                lines.append(f"  {n.label}: missing "
                              + ", ".join(k.replace("_", " ") for k in missing[n.unique_id]))
         if not args.with_protections:
             if any(missing.values()):
@@ -182,7 +182,7 @@ def _protections(args: argparse.Namespace, ws: Any, edits: list[Any], done: set[
             changed += files
             left += skipped
             for uid, who in sorted(written.items()):
-                lines.append(f"  {critical.model_label(project.nodes[uid])}: owner set to "
+                lines.append(f"  {project.nodes[uid].label}: owner set to "
                              f"'{who}' (last git author of its file: a placeholder to review)")
         if "contract" in need:
             again = reload().project(root)
@@ -221,7 +221,7 @@ def _table(rows: list[tuple[int, Any]], multi: bool, done: set[str]) -> str:
         head.insert(1, "project")
     lines: list[list[str]] = [head]
     for i, s in rows:
-        name = s.node.name if s.node.version is None else f"{s.node.name}.v{s.node.version}"
+        name = s.node.label
         tagged = "yes" if s.tagged else ("added" if s.node.unique_id in done else "no")
         row = [str(i), name, f"{s.score:g}", str(s.reach.direct), str(s.reach.downstream),
                str(len(s.reach.exposures)), str(s.tests), tagged, s.reason()]
