@@ -204,3 +204,30 @@ def test_choose_picks_a_query_for_a_cte_body() -> None:
 def test_choose_gives_up_when_the_sql_itself_is_broken() -> None:
     assert choose(_marked(f"selct {STANDIN} from t"), Parser("postgres", "profile")) is None
     assert choose(_marked(f"select ({STANDIN} from t"), Parser("duckdb", "guess")) is None
+
+
+def test_stand_in_render_marks_unknown_calls_only(tmp_path: Path) -> None:
+    from dbt_bulwark.fs import WorkTree
+    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.standins import marked_render
+
+    files = {
+        "dbt_project.yml": "name: marks\nversion: '1.0'\nconfig-version: 2\nprofile: marks\n",
+        "packages.yml": "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.1.1\n",
+        "macros/echo.sql": "{% macro echo(a) %}{{ a }}{% endmacro %}\n",
+        "models/m.sql": ("select {{ echo() }} 1 as a, {{ dbt_utils.star('t') }} as b,\n"
+                         "  '{{ dbt_utils.pretty() | upper }}' as c\nfrom t\n"),
+    }
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    project = load_project(WorkTree(tmp_path), "", {}, None)
+    node = next(n for n in project.nodes.values() if n.name == "m")
+    marked = marked_render(project, node)
+    assert marked is not None
+    # a missing macro argument renders as nothing (as in dbt); the package's calls stand in
+    assert marked.sql.startswith(f"select  1 as a, {STANDIN} as b,")
+    assert f"'{STANDIN.upper()}' as c" in marked.sql
+    assert len(marked.marks) == 2
+    assert marked.fill([1, 1])[0].startswith("select  1 as a,  as b,")

@@ -335,13 +335,16 @@ def judge(ctx: Any, project: Any, run: Any, policy: Any, findings: list[Any]) ->
         base_node = base_project.nodes.get(uid)
         if base_node is None or not base_node.raw_code or not node.raw_code:
             continue
-        head = marked_render(project, node)
-        base = marked_render(base_project, base_node)
-        if head is None or base is None:
+        try:
+            head = marked_render(project, node)
+            base = marked_render(base_project, base_node)
+            if head is None or base is None:
+                continue
+            verdict = compare(head, base, parser, check_columns,
+                              upstream("head", project), upstream("base", base_project),
+                              syntax_changed and check_sql)
+        except Exception:  # noqa: BLE001 - an extra opinion: never a crash of the hook
             continue
-        verdict = compare(head, base, parser, check_columns,
-                          upstream("head", project), upstream("base", base_project),
-                          syntax_changed and check_sql)
         label = run.base.label
         why = reasons[uid]
         if verdict.syntax is not None:
