@@ -225,3 +225,70 @@ def test_policy_dialect_is_checked_without_importing_sqlglot(tmp_path: Path) -> 
                           env={"PYTHONPATH": str(SRC)}, timeout=60, check=False)
     assert "duckdbb" in proc.stdout + proc.stderr and "did you mean 'duckdb'" in \
         proc.stdout + proc.stderr
+
+
+def test_fix_recheck_reads_unchanged_properties_once_and_gets_fresh_data(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--fix --no-cache: the check after the fix reuses the parses of the files the fix did
+    not touch (in memory, a fresh copy per load); the edited file is parsed again."""
+    from dbt_bulwark import yamlio
+    from dbt_bulwark.cache import ParseCache
+
+    project = make_project(tmp_path, CR_ONLY.replace("\r", "\n"))
+    other = "version: 2\nmodels:\n  - name: other\n    description: untouched\n"
+    (project / "models" / "other.yml").write_text(other)
+    # the entries of m and other in different files: other's file is not edited
+    (project / "models" / "schema.yml").write_text(
+        CR_ONLY.replace("\r", "\n").replace("  - name: other\n", ""))
+    seen: list[str] = []
+    real = yamlio.load
+
+    def counting(text: str) -> object:
+        seen.append(text)
+        return real(text)
+
+    monkeypatch.setattr(yamlio, "load", counting)
+    code, findings = run_contracts(project, "--fix")
+    assert code == 1 and findings == [], findings
+    assert seen.count(other) == 1                      # not parsed again by the re-check
+    fixed = (project / "models" / "schema.yml").read_text()
+    assert seen.count(fixed) == 1                      # the edited file is parsed anew
+    cache = ParseCache(None, "parse", copies=True)
+    cache.put(("yaml", "k"), ("ok", {"a": [1]}))
+    got = cache.get(("yaml", "k"))
+    got[1]["a"].append(2)                              # a caller changing what it got...
+    assert cache.get(("yaml", "k")) == ("ok", {"a": [1]})   # ...changes no later get
+
+
+def test_sql_without_a_template_compiles_as_itself_without_jinja() -> None:
+    import subprocess
+    import sys
+
+    from test_safety import SRC
+
+    from dbt_bulwark.jinja_env import environment
+
+    texts = ["select 1 as id\n\n\n", "select '}}' as a, '%}' b -- #}\n", "\tselect\u00e9 1 ",
+             "", "a\u2028b\x0bc\x0cd\x85e"]
+    for text in texts:   # what Jinja makes of each: the text itself
+        assert environment(True).from_string(text).render() == text
+    code = ("import sys\nfrom dbt_bulwark.loader import load_project\nfrom dbt_bulwark.fs "
+            "import WorkTree\nfrom dbt_bulwark.compiler import compile_node\nimport json\n"
+            "p = load_project(WorkTree(sys.argv[1]), '')\n"
+            "out = {n.name: compile_node(p, n).sql for n in p.models()}\n"
+            "print(json.dumps([out, 'jinja2' in sys.modules]))\n")
+    import json
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "models").mkdir()
+        (root / "dbt_project.yml").write_text("name: p\nversion: '1'\nconfig-version: 2\n")
+        for i, text in enumerate(texts):
+            (root / "models" / f"m{i}.sql").write_text(text, newline="")
+        proc = subprocess.run([sys.executable, "-c", code, tmp], capture_output=True,
+                              text=True, env={"PYTHONPATH": str(SRC)}, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        out, jinja_loaded = json.loads(proc.stdout)
+    assert out == {f"m{i}": text for i, text in enumerate(texts)}
+    assert jinja_loaded is False

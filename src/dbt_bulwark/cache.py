@@ -148,7 +148,12 @@ def _valid(key: Any, value: Any) -> bool:
 class ParseCache:
     """Loaded from disk on first use, so a run that never asks pays nothing."""
 
-    def __init__(self, directory: str | os.PathLike[str] | None, name: str = "parse"):
+    def __init__(self, directory: str | os.PathLike[str] | None, name: str = "parse",
+                 copies: bool = False):
+        """``copies``: keep values pickled and hand out a fresh copy on every get, as a
+        cache read from disk does (for an in-memory cache shared by two loads of one run:
+        a caller that changes what it got never changes what the next one gets)."""
+        self.copies = copies
         self.directory = Path(directory) if directory else None
         self.path = self.directory / f"{name}-{_code_stamp()}.pickle" if self.directory else None
         self.name = name
@@ -180,6 +185,8 @@ class ParseCache:
         if not self._loaded:
             self._load()
         value = self._data.get(key)
+        if value is not None and self.copies:
+            value = pickle.loads(value)   # bytes this process pickled itself
         if value is not None:
             if not _valid(key, value):   # wrong shape: a miss, and forget it
                 del self._data[key]
@@ -190,7 +197,8 @@ class ParseCache:
     def put(self, key: Any, value: Any) -> None:
         if not self._loaded:
             self._load()
-        self._data[key] = value
+        self._data[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL) \
+            if self.copies else value
         if self.journal is not None:
             self.journal.append((key, value))
         self._used.add(key)

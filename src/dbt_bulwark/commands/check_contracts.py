@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         if ctx.ws.analysis_cache is None:
             ctx.ws.analysis_cache = ParseCache(None, "analysis")
         if ctx.ws.cache is None and not ctx.ws._projects:
-            ctx.ws.cache = ParseCache(None, "parse")
+            ctx.ws.cache = ParseCache(None, "parse", copies=True)
     findings = collect(ctx, check)
     if not getattr(args, "fix", False):
         return finish(ctx, findings)
