@@ -53,7 +53,39 @@ def fresh_defaults(resource_type: str) -> dict[str, Any]:
 def _copy(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    return copy.deepcopy(value)
+    return _deep(value, {})
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _deep(value: Any, memo: dict[int, Any]) -> Any:
+    """``copy.deepcopy`` for the YAML data of configs (lists, dicts, line-numbered dicts of
+    scalars), without its per-object dispatch; shared sub-objects (YAML aliases) stay
+    shared, as with deepcopy. Anything else goes to ``copy.deepcopy``."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    done = memo.get(id(value))
+    if done is not None:
+        return done
+    out: Any
+    if kind is list:
+        out = memo[id(value)] = []
+        out.extend(_deep(v, memo) for v in value)
+    elif kind is dict:
+        out = memo[id(value)] = {}
+        for k, v in value.items():
+            out[k if type(k) in _SCALARS else copy.deepcopy(k)] = _deep(v, memo)
+    elif kind.__name__ == "LineDict" and kind.__module__ == "dbt_bulwark.yamlio":
+        out = memo[id(value)] = kind()
+        for k, v in value.items():
+            out[k if type(k) in _SCALARS else copy.deepcopy(k)] = _deep(v, memo)
+        out.line = value.line
+        out.key_lines = _deep(value.key_lines, memo)
+    else:
+        out = memo[id(value)] = copy.deepcopy(value)
+    return out
 
 
 def listify(value: Any) -> list[Any]:

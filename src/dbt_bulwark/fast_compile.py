@@ -106,16 +106,28 @@ _CALLED: dict[str, dict[str, int]] = {}
 _CALLED_MAX = 20_000
 
 
-def called_names(text: str) -> dict[str, int]:
+def called_names(text: str, cache: Any = None) -> dict[str, int]:
     """Names called in a Jinja template (``foo(...)``, ``pkg.foo(...)`` -> ``pkg``,
     ``pkg.foo``) with the line of their first call; parsed once per text and process (the
-    head and the base read the same unchanged files). The result is shared: do not modify."""
+    head and the base read the same unchanged files), and with ``cache`` (the analysis
+    cache) once per text. The result is shared: do not modify."""
     hit = _CALLED.get(text)
-    if hit is None:
-        if len(_CALLED) >= _CALLED_MAX:
-            _CALLED.clear()
-        hit = _CALLED[text] = _called_names(text)
-    return hit
+    if hit is not None:
+        return hit
+    key = ("called-names", _digest(text)) if cache is not None else None
+    stored: Any = cache.get(key) if cache is not None else None
+    calls: dict[str, int] = stored if _is_calls(stored) else _called_names(text)
+    if cache is not None and calls is not stored:
+        cache.put(key, calls)
+    if len(_CALLED) >= _CALLED_MAX:
+        _CALLED.clear()
+    _CALLED[text] = calls
+    return calls
+
+
+def _is_calls(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(k, str) and isinstance(v, int) for k, v in value.items())
 
 
 def _called_names(text: str) -> dict[str, int]:
@@ -969,7 +981,7 @@ class FastCompile:
         if not compiled.undefined:
             return False
         path, uid = node.repo_path, node.unique_id
-        raw_calls = called_names(node.raw_code)
+        raw_calls = called_names(node.raw_code, self.cache)
         packages = self.project.packages
         missing_pkg_used: set[str] = set()
         builtins_used: list[str] = []
@@ -1031,7 +1043,7 @@ class FastCompile:
             if macros is not None:
                 for m in macros.by_package.get(self.project.name, {}).values():
                     if m.path not in self._macro_calls:
-                        self._macro_calls[m.path] = called_names(m.text)
+                        self._macro_calls[m.path] = called_names(m.text, self.cache)
         return self._macro_calls
 
     def call_site(self, node: Node, name: str, raw_calls: dict[str, int]
