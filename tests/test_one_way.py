@@ -320,3 +320,31 @@ def test_a_check_that_fails_on_the_base_is_not_every_finding_new(
             runner.collect(ctx, check)
     finally:
         runner.close(ctx)
+
+
+def test_an_odd_node_is_reported_with_its_traceback_in_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-node isolation (fast-compile BLK199) keeps the hook going and says where the
+    traceback went: the same log as the one error path."""
+    import json
+
+    from dbt_bulwark import cli, fast_compile
+
+    root = _repo(tmp_path, {"dbt_project.yml": PROJECT, "models/a.sql": "select 1 as id\n"})
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+
+    def explode(self: object, node: object) -> None:
+        raise RuntimeError("odd node")
+
+    monkeypatch.setattr(fast_compile.FastCompile, "check_node", explode)
+    cli.main(["fast-compile", "--repo-root", str(root), "--no-cache", "--all-files",
+              "--no-base", "--format", "json"])
+    found = json.loads(capsys.readouterr().out)
+    found = found["findings"] if isinstance(found, dict) else found
+    odd = [f for f in found if f["code"] == "BLK199"]
+    log = root / ".bulwark-cache" / "bulwark.log"
+    assert odd and str(log) in odd[0]["message"], found
+    text = log.read_text()
+    assert "fast-compile: model.shop.a" in text and "RuntimeError: odd node" in text
