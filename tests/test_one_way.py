@@ -348,3 +348,9 @@ def test_an_odd_node_is_reported_with_its_traceback_in_the_log(
     assert odd and str(log) in odd[0]["message"], found
     text = log.read_text()
     assert "fast-compile: model.shop.a" in text and "RuntimeError: odd node" in text
+
+
+def test_one_atomic_write_and_the_umask_is_never_changed() -> None:
+    sources = _sources()
+    assert sorted(n for n, t in sources.items() if "os.replace(" in t) == ["fs.py"]
+    assert not [n for n, t in sources.items() if "umask(" in t]
