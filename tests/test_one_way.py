@@ -354,3 +354,37 @@ def test_one_atomic_write_and_the_umask_is_never_changed() -> None:
     sources = _sources()
     assert sorted(n for n, t in sources.items() if "os.replace(" in t) == ["fs.py"]
     assert not [n for n, t in sources.items() if "umask(" in t]
+
+
+@pytest.mark.parametrize(("warned", "expected"), [("a", 1), ("b", 0)])
+def test_baseline_judges_each_project_by_its_own_fail_on(
+        tmp_path: Path, warned: str, expected: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dbt_bulwark import baseline, cli, dbt_exec
+    from dbt_bulwark.findings import Finding
+
+    root = _repo(tmp_path, MONOREPO)
+    monkeypatch.chdir(root)
+
+    class Session:   # no dbt: the command's verdict is what is tested
+        def __init__(self, project: object, *args: object, **kwargs: object) -> None:
+            self.project = project
+            self.engine = type("E", (), {"description": "stub"})()
+
+        def __enter__(self) -> Session:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def check(session: Session, policy: object, selector: object) -> baseline.BaselineRun:
+        root_of = session.project.root  # type: ignore[attr-defined]
+        found = [Finding(f"{root_of}/models/x.sql", 1, 1, "BLK531", "w", "warning")] \
+            if root_of in warned else []
+        return baseline.BaselineRun("passed", "ok", found)
+
+    monkeypatch.setattr(dbt_exec, "DbtSession", Session)
+    monkeypatch.setattr(baseline, "check_baselines", check)
+    rc = cli.main(["baseline", "check", "--repo-root", str(root), "--no-cache"])
+    capsys.readouterr()
+    assert rc == expected
