@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from dbt_bulwark.policy import Policy
+from dbt_bulwark.project import Project
+
 SRC = Path(__file__).resolve().parent.parent / "src" / "dbt_bulwark"
 
 
@@ -123,7 +126,7 @@ def test_git_trees_are_closed_explicitly(tmp_path: Path, command: str,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     import gc
 
-    from dbt_bulwark import cli, gitfs
+    from dbt_bulwark import cli
 
     assert "weakref" not in (SRC / "gitfs.py").read_text()
     root = _repo(tmp_path, {"dbt_project.yml": PROJECT,
@@ -138,7 +141,6 @@ def test_git_trees_are_closed_explicitly(tmp_path: Path, command: str,
         assert _git_children() == []
     finally:
         gc.enable()
-    assert gitfs.GitTree  # imported: the module under test
 
 
 # ----------------------------------------------------------------------------- fail_on per project
@@ -169,7 +171,8 @@ def test_each_project_is_judged_by_its_own_fail_on(tmp_path: Path, warned: str,
     root = _repo(tmp_path, MONOREPO)
     monkeypatch.delenv("PRE_COMMIT", raising=False)
 
-    def check(ctx: runner.HookContext, project, policy, targets) -> list[Finding]:
+    def check(ctx: runner.HookContext, project: Project, policy: Policy,
+              targets: set[str] | None) -> list[Finding]:
         if project.root not in warned:
             return []
         path = f"{project.root}/models/{'m' if project.root == 'a' else 'n'}.sql"
@@ -306,7 +309,8 @@ def test_a_check_that_fails_on_the_base_is_not_every_finding_new(
     (root / "models/a.sql").write_text("select 2 as id\n")
     monkeypatch.delenv("PRE_COMMIT", raising=False)
 
-    def check(ctx: runner.HookContext, project, policy, targets) -> list[Finding]:
+    def check(ctx: runner.HookContext, project: Project, policy: Policy,
+              targets: set[str] | None) -> list[Finding]:
         if ctx.state.get("regression_is_base"):
             raise RuntimeError("bug on the base")
         return [Finding("models/a.sql", 1, 1, "BLK104", "w", "warning")]
