@@ -117,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
         return found
 
     try:
-        findings = runner.collect(ctx, check, base_comparison=False, load=load_head,
-                                  every_project_if_none=True)
+        findings = runner.collect(ctx, check, load_findings="changed", base_comparison=False,
+                                  load=load_head, every_project_if_none=True)
     finally:
         runner.close(ctx)
         ws.save()
