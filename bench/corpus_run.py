@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import corpus  # noqa: E402
+import corpus
 
 HOOKS = ("fast-compile", "check-contracts", "check-critical-tags", "check-schema-diff")
 FINDING = re.compile(r"^(?P<path>[^\s:][^:]*):(?P<line>\d+):(?P<col>\d+): (?P<code>[A-Z]+\d+)"
@@ -130,8 +130,34 @@ def _project_name(project_dir: Path) -> str:
     return m.group(1) if m else project_dir.name
 
 
-def install_packages(project_dir: Path, packages_root: Path) -> list[str]:
-    """Lay out dbt_packages/ like `dbt deps` would; return the names that were missing."""
+def pinned_checkout(key: str, entry: dict, mirror: Path | None, work: Path) -> Path | None:
+    """The package at the exact version ``entry`` pins (`version: 0.8.4`), exported from
+    its git mirror's tag into ``work``; None when not pinned exactly or no such tag."""
+    version = entry.get("version")
+    if isinstance(version, list) and len(version) == 1:
+        version = version[0]
+    if mirror is None or not isinstance(version, (str, int, float)) or \
+            not re.fullmatch(r"\d+(\.\d+)*", str(version)) or key not in corpus.PACKAGES:
+        return None
+    repo = Path(corpus.clone_url(str(mirror), corpus.PACKAGES[key][0]))
+    for tag in (str(version), f"v{version}"):
+        if git("rev-parse", "--verify", "--quiet", f"refs/tags/{tag}", cwd=repo,
+               check=False):
+            out = work / f"{key}@{tag}"
+            if not out.exists():
+                out.mkdir(parents=True)
+                archive = subprocess.run(["git", "archive", "--format=tar", tag], cwd=repo,
+                                         capture_output=True, check=True).stdout
+                subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
+            return out
+    return None
+
+
+def install_packages(project_dir: Path, packages_root: Path,
+                     mirror: Path | None = None) -> list[str]:
+    """Lay out dbt_packages/ like `dbt deps` would; return the names that were missing.
+    An exact `version:` is installed from the mirror's tag when it has one (else the
+    checkout under packages_root, whatever version it is)."""
     dest = project_dir / "dbt_packages"
     missing: list[str] = []
     todo: list[tuple[Path, dict]] = [(project_dir, e) for e in _packages_yml_entries(project_dir)]
@@ -153,7 +179,8 @@ def install_packages(project_dir: Path, packages_root: Path) -> list[str]:
                 if key is None:
                     missing.append(spec)
                     continue
-            src = packages_root / key
+            src = pinned_checkout(key, entry, mirror, Path(tempfile.gettempdir()) / "bulwark-corpus-pinned") \
+                or packages_root / key
             if not (src / "dbt_project.yml").exists():
                 missing.append(spec)
                 continue
@@ -266,7 +293,8 @@ def run_project(project: corpus.Project, args: argparse.Namespace, rev: str,
         if with_packages:
             missing: list[str] = []
             for sub in project.subdirs:
-                missing += install_packages(workdir / sub, Path(args.corpus) / "_packages")
+                missing += install_packages(workdir / sub, Path(args.corpus) / "_packages",
+                                            Path(args.mirror) if args.mirror else None)
             pkg_note = ("all installed" if not missing
                         else f"partial (missing: {', '.join(sorted(set(missing)))})")
         models = count_models(workdir, project)
@@ -357,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pre-commit", default=str(Path(sys.executable).with_name("pre-commit")))
     ap.add_argument("--pre-commit-home", default=os.path.join(tempfile.gettempdir(),
                                                               "bulwark-bench-pre-commit"))
+    ap.add_argument("--mirror", help="folder of git mirrors (<owner>+<name>/repo): a "
+                                     "package pinned to an exact version is installed at "
+                                     "that tag when the mirror has it")
     ap.add_argument("--workdir", default=tempfile.gettempdir())
     ap.add_argument("--timeout", type=int, default=900)
     ap.add_argument("--keep", action="store_true", help="keep the temp repositories")

@@ -49,8 +49,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import corpus  # noqa: E402
-import corpus_run  # noqa: E402
+import corpus
+import corpus_run
 
 FAULTS = (
     "ref_typo", "deleted_model_referenced", "jinja_syntax", "sql_missing_comma",
@@ -127,6 +127,7 @@ def scan(root: Path, project: corpus.Project) -> list[DbtProject]:
         except yaml.YAMLError:
             cfg = {}
         dp = DbtProject(sub)
+        set_vars = _set_vars(cfg.get("vars"))
         nested = {(root / o).resolve() for o in project.subdirs if o != sub}
         for mdir in _paths(cfg, "model-paths", ["models"]):
             for dirpath, dirnames, filenames in os.walk(base / mdir):
@@ -137,6 +138,9 @@ def scan(root: Path, project: corpus.Project) -> list[DbtProject]:
                     rel = p.relative_to(root).as_posix()
                     if f.endswith(".sql"):
                         text = _read(p)
+                        if disabled(text, set_vars):
+                            dp.other_names.add(p.stem)   # (a name a ref typo must not hit)
+                            continue
                         dp.models[p.stem] = Model(p.stem, rel, text, REF.findall(text), sub)
                     elif f.endswith((".yml", ".yaml")):
                         dp.ymls.append(rel)
@@ -148,6 +152,32 @@ def scan(root: Path, project: corpus.Project) -> list[DbtProject]:
             dp.contracts.extend(find_contracts(root, yml))
         out.append(dp)
     return out
+
+
+# a model disabled by its own config(): `enabled=false`, or `enabled=var('x', false)` with x
+# not set in dbt_project.yml. dbt neither compiles it nor resolves its refs and vars (checked
+# with dbt 1.11: `dbt parse` and `dbt compile` pass with an undeclared var() in a disabled
+# model; an enabled model that refs a disabled one fails), so an edit there is no fault, and a
+# new model that refs it is no benign edit: such models are never sites.
+ENABLED = re.compile(r"""\benabled\s*=\s*\(?\s*(?:(false)\b|var\(\s*['"](\w+)['"]\s*,\s*false\s*\))""",
+                     re.I)
+
+
+def _set_vars(value: object) -> set[str]:
+    """Names of the vars dbt_project.yml sets to a true value (any package scope)."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if isinstance(v, dict):
+                out |= _set_vars(v)
+            elif v not in (False, None, "false", "False", 0):
+                out.add(str(k))
+    return out
+
+
+def disabled(text: str, set_vars: set[str]) -> bool:
+    m = ENABLED.search(text)
+    return bool(m) and (bool(m.group(1)) or m.group(2) not in set_vars)
 
 
 def _indent(line: str) -> int:
@@ -616,7 +646,7 @@ def prepare(project: corpus.Project, args: argparse.Namespace, rev: str) -> Prep
 def run_one(prep: Prepared, site: Site, env: dict[str, str], args: argparse.Namespace) -> Outcome:
     try:
         o = run_site(prep.root, prep.base, site, env, args, prep.existing)
-    except Exception as exc:  # a harness problem must not stop the run
+    except Exception as exc:  # noqa: BLE001 - a harness problem must not stop the run
         o = Outcome(site.cls, site.project, site.where, -2, [], 0.0, "error", repr(exc)[:200])
         with contextlib.suppress(RuntimeError):
             reset(prep.root, prep.base)

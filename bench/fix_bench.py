@@ -8,7 +8,8 @@ Writes a DuckDB dbt project whose ``models/_models.yml`` lists N models, each ta
 critical (so ``contracts.select`` requires a contract) with one column declared and
 no contract: ``--fix`` must enforce N contracts and add the missing typed columns, all
 in that one file. Every timed run starts from the same file (restored untimed), and
-runs with ``--no-cache``. Prints the median wall clock and CPU time (whole process;
+runs with ``--no-cache`` (after one untimed run that byte-compiles the modules, as an
+install does). Prints the median wall clock and CPU time (whole process;
 CPU time is what to compare on a shared machine) and checks
 that the fix left nothing to report.
 """
@@ -16,6 +17,7 @@ that the fix left nothing to report.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import statistics
@@ -65,13 +67,19 @@ def main(argv: list[str] | None = None) -> int:
     yml = root / "models" / "_models.yml"
     cmd = [args.bulwark, "check-contracts", "--fix", "--all-files", "--no-cache",
            "--project-dir", str(root), "--repo-root", str(root)]
+    # what an installed hook runs: byte-compiled modules (pip writes them at install; a
+    # PYTHONDONTWRITEBYTECODE environment would time the compiling of our own sources
+    # in every run). One untimed run writes them.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    yml.write_text(text)
+    subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
     times: list[float] = []
     cpu: list[float] = []
     for _ in range(args.repeat):
         yml.write_text(text)
         r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - t0)
         r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
@@ -85,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"--fix on one properties file of {args.models} models: median "
           f"{statistics.median(times):.2f} s wall (min {min(times):.2f}, max {max(times):.2f}), "
           f"{statistics.median(cpu):.2f} s CPU, {args.repeat} runs; load average "
-          f"{__import__('os').getloadavg()[0]:.1f}")
+          f"{os.getloadavg()[0]:.1f}")
     return 0
 
 

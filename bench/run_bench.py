@@ -387,7 +387,7 @@ def _version_of(python: str, dist: str) -> str:
             timeout=60,
         )
         return out.stdout.strip() or "?"
-    except Exception:  # noqa: BLE001
+    except (OSError, subprocess.SubprocessError):
         return "?"
 
 
@@ -397,7 +397,7 @@ def _dbt_python(dbt: str) -> str:
         first = Path(dbt).read_text(errors="replace").splitlines()[0]
         if first.startswith("#!"):
             return first[2:].strip().split()[0]
-    except Exception:  # noqa: BLE001
+    except (OSError, IndexError):
         pass
     return sys.executable
 

@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ def test_unknown_codes_are_kept_apart() -> None:
 
 # ----------------------------------------------------------------------------- suppression, end to end
 
-def test_sql_same_line_and_line_above(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_sql_same_line_and_line_above(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     code, out, _ = run(repo, monkeypatch, capsys, "fast-compile", "--all-files")
     assert code == 1 and sorted(codes(out)) == ["BLK110", "BLK140"]
@@ -128,7 +129,7 @@ def test_sql_same_line_and_line_above(tmp_path: Path, monkeypatch, capsys) -> No
     assert codes(out) == [] and "All checks passed" in out
 
 
-def test_jinja_comment_prefix_and_ignore_file(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_jinja_comment_prefix_and_ignore_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "models/a.sql",
           "select\n    id,\n    {# bulwark: ignore[BLK1] #} amuont\nfrom {{ ref('stg') }}\n")
@@ -140,7 +141,7 @@ def test_jinja_comment_prefix_and_ignore_file(tmp_path: Path, monkeypatch, capsy
     assert "unused suppression: BLK140" in out and code == 0   # a warning does not fail
 
 
-def test_yaml_line_and_entry(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_yaml_line_and_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     code, out, _ = run(repo, monkeypatch, capsys, "check-critical-tags", "--all-files")
     assert sorted(codes(out)) == ["BLK302", "BLK303", "BLK304"]
@@ -151,7 +152,7 @@ def test_yaml_line_and_entry(tmp_path: Path, monkeypatch, capsys) -> None:
     assert codes(out) == ["BLK304"]
 
 
-def test_yaml_entry_covers_findings_inside_it(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_yaml_entry_covers_findings_inside_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     schema = ("version: 2\nmodels:\n"
               "  - name: stg\n"
               "    config:\n"
@@ -171,7 +172,7 @@ def test_yaml_entry_covers_findings_inside_it(tmp_path: Path, monkeypatch, capsy
     assert code == 0 and "BLK211" not in out, out
 
 
-def test_bare_ignore_is_a_warning(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_bare_ignore_is_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "models/b.sql", "select * from {{ ref('nope') }} -- bulwark: ignore\n")
     code, out, _ = run(repo, monkeypatch, capsys, "fast-compile", "models/b.sql")
@@ -180,7 +181,7 @@ def test_bare_ignore_is_a_warning(tmp_path: Path, monkeypatch, capsys) -> None:
 
 
 def test_unused_only_when_the_file_was_checked_and_the_hook_reports_the_code(
-        tmp_path: Path, monkeypatch, capsys) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "models/stg.sql", "select 1 as id, 2 as amount -- bulwark: ignore[BLK130]\n")
     # stg.sql not among the changed files: not checked, not reported
@@ -197,7 +198,7 @@ def test_unused_only_when_the_file_was_checked_and_the_hook_reports_the_code(
     assert "names no known code: BLK1400" in out
 
 
-def test_bulwark_check_goes_through_the_same_filter(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_bulwark_check_goes_through_the_same_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "models/a.sql",
           "select\n    id,\n    amuont -- bulwark: ignore[BLK140]\nfrom {{ ref('stg') }}\n")
@@ -212,7 +213,7 @@ def test_bulwark_check_goes_through_the_same_filter(tmp_path: Path, monkeypatch,
 
 # ----------------------------------------------------------------------------- selection
 
-def test_select_and_ignore_on_the_command_line(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_select_and_ignore_on_the_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     _, out, _ = run(repo, monkeypatch, capsys, "fast-compile", "--all-files", "--select", "BLK11")
     assert codes(out) == ["BLK110"]
@@ -225,7 +226,7 @@ def test_select_and_ignore_on_the_command_line(tmp_path: Path, monkeypatch, caps
     assert code == 2 and "unknown code 'E501'" in err
 
 
-def test_select_ignore_and_per_path_in_policy(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_select_ignore_and_per_path_in_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "bulwark.yml", "ignore: [BLK110]\n")
     _, out, _ = run(repo, monkeypatch, capsys, "fast-compile", "--all-files")
@@ -238,7 +239,7 @@ def test_select_ignore_and_per_path_in_policy(tmp_path: Path, monkeypatch, capsy
     assert codes(out) == ["BLK110"]
 
 
-def test_per_project_policy_in_a_monorepo(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_per_project_policy_in_a_monorepo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     files = {f"one/{k}": v for k, v in PROJECT.items()}
     files.update({f"two/{k}": v.replace("name: tiny", "name: tiny2") for k, v in PROJECT.items()})
     files["two/bulwark.yml"] = 'per_path_ignores:\n  "models/b.sql": [BLK110]\n'
@@ -267,7 +268,7 @@ BAD_VALUES = [
 
 
 @pytest.mark.parametrize(("text", "line", "key", "allowed"), BAD_VALUES)
-def test_bad_policy_values_exit_2(tmp_path: Path, monkeypatch, capsys, text: str, line: int,
+def test_bad_policy_values_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], text: str, line: int,
                                   key: str, allowed: str) -> None:
     repo = make_repo(tmp_path)
     write(repo, "bulwark.yml", text)
@@ -288,7 +289,7 @@ def test_dialect_names_dbt_and_sqlglot_use_are_accepted(tmp_path: Path, name: st
 
 
 def test_tool_bulwark_read_with_tomli_when_tomllib_is_absent(tmp_path: Path,
-                                                             monkeypatch) -> None:
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         import tomllib
     except ImportError:  # Python 3.10: tomli is the same parser
@@ -325,7 +326,7 @@ def test_tomli_is_declared_for_python_310() -> None:
 
 # ----------------------------------------------------------------------------- SARIF
 
-def _validator():  # noqa: ANN202
+def _validator() -> Any:
     jsonschema = pytest.importorskip("jsonschema")
     schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
     cls = jsonschema.validators.validator_for(schema)
@@ -333,7 +334,7 @@ def _validator():  # noqa: ANN202
     return cls(schema, format_checker=cls.FORMAT_CHECKER)
 
 
-def test_sarif_validates_against_the_schema(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_sarif_validates_against_the_schema(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "models/stg.sql", "select 1 as id, 2 as amount -- bulwark: ignore[BLK130]\n")
     code, out, _ = run(repo, monkeypatch, capsys, "fast-compile", "--all-files",
@@ -402,7 +403,7 @@ def test_columns_are_one_based_on_known_lines() -> None:
     assert Finding("a.yml", 0, 7, "BLK002", "x").col == 0
 
 
-def test_same_yaml_line_same_column_in_every_hook(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_same_yaml_line_same_column_in_every_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     places = set()
     for hook in ("check-critical-tags", "check-contracts"):
@@ -438,7 +439,7 @@ def test_totals_line_counts_existing_findings_apart() -> None:
     assert totals_line(old[2:]) == "All checks passed (1 info)"
 
 
-def test_totals_line_ends_text_only(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_totals_line_ends_text_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     _, out, _ = run(repo, monkeypatch, capsys, "check-contracts", "--all-files")
     assert out.rstrip().splitlines()[-1] == "Found 1 error, 0 warnings (1 fixable with --fix)"
@@ -458,7 +459,7 @@ def test_no_internal_names_in_messages() -> None:
     assert f.message == "incomplete parenthesis"
 
 
-def test_syntax_error_message_is_human(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_syntax_error_message_is_human(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path)
     write(repo, "bulwark.yml", "dialect: postgres\n")
     write(repo, "models/b.sql", "select * from {{ ref('stg') }} where\n")
@@ -466,7 +467,7 @@ def test_syntax_error_message_is_human(tmp_path: Path, monkeypatch, capsys) -> N
     assert "<class" not in out and "sqlglot" not in out, out
 
 
-def test_no_profile_note_once_per_run(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_no_profile_note_once_per_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     files = {f"one/{k}": v for k, v in PROJECT.items()}
     files.update({f"two/{k}": v.replace("name: tiny", "name: tiny2") for k, v in PROJECT.items()})
     repo = make_repo(tmp_path, files)

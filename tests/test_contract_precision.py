@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from dbt_oracle import dbt_available, dbt_command, dbt_env
+from dbt_oracle import dbt_command, dbt_env, require_dbt
 
 from dbt_bulwark.cli import main
 
@@ -77,9 +77,9 @@ def test_other_adapter_keeps_base_types(capsys: pytest.CaptureFixture[str], tmp_
 
 @pytest.mark.oracle
 @pytest.mark.slow
-@pytest.mark.skipif(not dbt_available(), reason="needs dbt-core + dbt-duckdb")
 def test_verdicts_equal_dbt_build_on_duckdb(tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
+    require_dbt()
     profiles = tmp_path / "profiles"
     profiles.mkdir()
     (profiles / "profiles.yml").write_text(

@@ -151,7 +151,7 @@ def model_entry(data: dict, name: str) -> dict:
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
-def test_fix_round_trips_every_style(tmp_path: Path, variant: str):
+def test_fix_round_trips_every_style(tmp_path: Path, variant: str) -> None:
     before = VARIANTS[variant]
     project = make_project(tmp_path, before)
     path = project / "models" / "schema.yml"
@@ -181,7 +181,7 @@ def test_fix_round_trips_every_style(tmp_path: Path, variant: str):
     assert path.read_bytes().decode("utf-8") == after
 
 
-def test_fix_creates_a_properties_file_next_to_the_model(tmp_path: Path):
+def test_fix_creates_a_properties_file_next_to_the_model(tmp_path: Path) -> None:
     project = make_project(tmp_path, None,
                            "{{ config(tags=['critical']) }}\n" + SQL)
     code, _ = run(project, "--fix")
@@ -195,7 +195,7 @@ def test_fix_creates_a_properties_file_next_to_the_model(tmp_path: Path):
     assert run(project) == (0, [])
 
 
-def test_fix_uses_the_folders_properties_file(tmp_path: Path):
+def test_fix_uses_the_folders_properties_file(tmp_path: Path) -> None:
     project = make_project(tmp_path, "version: 2\nmodels:\n  - name: other\n",
                            "{{ config(tags=['critical']) }}\n" + SQL)
     run(project, "--fix")
@@ -204,7 +204,7 @@ def test_fix_uses_the_folders_properties_file(tmp_path: Path):
     assert model_entry(data, "m")["config"]["contract"] == {"enforced": True}
 
 
-def test_fix_refuses_what_it_cannot_complete(tmp_path: Path):
+def test_fix_refuses_what_it_cannot_complete(tmp_path: Path) -> None:
     # `price * 1.5`: a type the warehouse decides (DECIMAL or DOUBLE): not knowable
     sql = "select cast(item_id as integer) as item_id, price * 1.5 as price from {{ ref('raw_items') }}\n"
     yml = "version: 2\nmodels:\n  - name: m\n    config:\n      tags: [critical]\n"
@@ -216,7 +216,7 @@ def test_fix_refuses_what_it_cannot_complete(tmp_path: Path):
     assert (project / "models" / "schema.yml").read_text() == yml
 
 
-def test_fix_adds_missing_columns_to_an_enforced_contract(tmp_path: Path):
+def test_fix_adds_missing_columns_to_an_enforced_contract(tmp_path: Path) -> None:
     yml = ("version: 2\nmodels:\n  - name: m\n    config:\n      contract: {enforced: true}\n"
            "    columns:\n      - name: item_id\n        data_type: integer\n"
            "      - name: label\n")
@@ -232,7 +232,7 @@ def test_fix_adds_missing_columns_to_an_enforced_contract(tmp_path: Path):
         "item_id": "integer", "label": "varchar", "price": "double"}
 
 
-def test_fix_reports_a_file_it_cannot_edit(tmp_path: Path):
+def test_fix_reports_a_file_it_cannot_edit(tmp_path: Path) -> None:
     yml = ("version: 2\nshared: &cfg\n  tags: [critical]\nmodels:\n  - name: m\n"
            "    config: *cfg\n  - name: other\n    config: *cfg\n")
     project = make_project(tmp_path, yml)
@@ -243,7 +243,7 @@ def test_fix_reports_a_file_it_cannot_edit(tmp_path: Path):
     assert (project / "models" / "schema.yml").read_text() == yml
 
 
-def test_fix_needs_a_known_dialect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_fix_needs_a_known_dialect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
     monkeypatch.setenv("HOME", str(tmp_path))
     project = make_project(tmp_path, VARIANTS["comments"])
@@ -255,7 +255,7 @@ def test_fix_needs_a_known_dialect(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 @pytest.mark.oracle
 @pytest.mark.slow
-def test_dbt_builds_the_fixed_project(tmp_path: Path):
+def test_dbt_builds_the_fixed_project(tmp_path: Path) -> None:
     import dbt_oracle
 
     dbt_oracle.require_dbt()
@@ -284,7 +284,7 @@ def test_dbt_builds_the_fixed_project(tmp_path: Path):
 
 @pytest.mark.parametrize("broken_name", ["schema.yml", "_m.yml"])
 def test_fix_refuses_while_a_properties_file_of_the_model_does_not_load(
-        tmp_path: Path, broken_name: str):
+        tmp_path: Path, broken_name: str) -> None:
     # the model's properties file has a syntax error: a fix written elsewhere would be a
     # second entry for `m` ("described twice") once the user repairs it
     project = make_project(tmp_path, None, "{{ config(tags=['critical']) }}\n" + SQL)
@@ -317,7 +317,7 @@ def test_fix_refuses_while_a_properties_file_of_the_model_does_not_load(
     ("INT", "CAST(t.i AS INT64)", "bigquery", "int64"),
     (None, "t.i", "duckdb", None),
 ])
-def test_fix_writes_only_certain_types(dtype, expression, dialect, expected):
+def test_fix_writes_only_certain_types(dtype: str | None, expression: str, dialect: str, expected: str | None) -> None:
     from dbt_bulwark.contracts import certain_type
 
     assert certain_type(dtype, expression, dialect) == expected

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import dbt_oracle
 import pytest
+from conftest import expected_exit
 
 pytestmark = [pytest.mark.oracle, pytest.mark.slow]
 
@@ -66,8 +67,9 @@ def bulwark_contracts(project: Path, *extra: str) -> tuple[int, list[dict]]:
         [sys.executable, "-m", "dbt_bulwark.cli", "check-contracts", "--all-files", "--format",
          "json", "--project-dir", str(project), "--repo-root", str(project), "--no-cache",
          *extra], cwd=project, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode in (0, 1), proc.stderr
-    return proc.returncode, json.loads(proc.stdout)["findings"]
+    findings = json.loads(proc.stdout)["findings"]
+    assert proc.returncode == expected_exit(findings), proc.stderr
+    return proc.returncode, findings
 
 
 def dbt_columns(message: str) -> set[str]:
@@ -84,8 +86,11 @@ def dbt_columns(message: str) -> set[str]:
     return names
 
 
+Built = tuple[Path, int, list[dict], dict[str, dict]]   # project, exit code, findings, dbt results
+
+
 @pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory):
+def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     dbt_oracle.require_dbt()
     project = copy_fixture(tmp_path_factory.mktemp("contracts_oracle"))
     code, findings = bulwark_contracts(project)
@@ -93,7 +98,7 @@ def built(tmp_path_factory: pytest.TempPathFactory):
     return project, code, findings, results
 
 
-def test_fails_exactly_the_models_dbt_fails(built):
+def test_fails_exactly_the_models_dbt_fails(built: Built) -> None:
     _project, code, findings, results = built
     models = {uid: r for uid, r in results.items() if uid.startswith("model.")}
     dbt_failed = {uid for uid, r in models.items() if r["status"] != "success"}
@@ -111,7 +116,7 @@ def test_fails_exactly_the_models_dbt_fails(built):
     assert not others, others
 
 
-def test_names_the_columns_dbt_names(built):
+def test_names_the_columns_dbt_names(built: Built) -> None:
     _project, _code, findings, results = built
     checked = 0
     for uid, r in results.items():
@@ -128,7 +133,7 @@ def test_names_the_columns_dbt_names(built):
     assert checked >= 9
 
 
-def test_findings_point_at_the_yaml_lines(built):
+def test_findings_point_at_the_yaml_lines(built: Built) -> None:
     project, _code, findings, _results = built
     yml = (project / "models" / "marts" / "_marts.yml").read_text().splitlines()
     yml = [line.split("#", 1)[0] for line in yml]

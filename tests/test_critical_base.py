@@ -23,12 +23,12 @@ def codes(findings: list[dict]) -> set[tuple[str, str]]:
     return {(f["code"], f["node"]) for f in findings}
 
 
-def test_unchanged_tree_has_no_base_findings(repo: Path, capsys) -> None:
+def test_unchanged_tree_has_no_base_findings(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc, findings = check_json(repo, capsys, "--all-files")
     assert {f["code"] for f in findings} == {"BLK301", "BLK302", "BLK303", "BLK304"}
 
 
-def test_removed_tag_is_reported_where_tags_are_set(repo: Path, capsys) -> None:
+def test_removed_tag_is_reported_where_tags_are_set(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = repo / "models/marts/finance/revenue.sql"
     edit(sql, "{{ config(tags=['critical']) }}\n", "")
     rc, findings = check_json(repo, capsys, "models/marts/finance/revenue.sql")
@@ -38,7 +38,7 @@ def test_removed_tag_is_reported_where_tags_are_set(repo: Path, capsys) -> None:
     assert "lost tag 'critical' (it was critical at the base revision)" in findings[0]["message"]
 
 
-def test_removed_folder_tag_points_at_remaining_tag_source(repo: Path, capsys) -> None:
+def test_removed_folder_tag_points_at_remaining_tag_source(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # ledger keeps 'locked' (SQL) but loses 'critical': it is still critical (locked), so
     # BLK301 reports it and says the tag was there at base; no duplicate BLK310.
     sql = repo / "models/marts/finance/ledger.sql"
@@ -54,7 +54,7 @@ def test_removed_folder_tag_points_at_remaining_tag_source(repo: Path, capsys) -
     assert "lost tag 'locked' (it was locked" in findings[0]["message"]
 
 
-def test_moving_a_tag_between_sources_is_fine(repo: Path, capsys) -> None:
+def test_moving_a_tag_between_sources_is_fine(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = repo / "models/marts/finance/revenue.sql"
     edit(sql, "{{ config(tags=['critical']) }}\n", "")
     edit(repo / FIN, "    config:\n      group: finance\n",
@@ -63,7 +63,7 @@ def test_moving_a_tag_between_sources_is_fine(repo: Path, capsys) -> None:
     assert (rc, findings) == (0, [])
 
 
-def test_policy_change_that_no_longer_requires_it_excuses_the_removal(repo: Path, capsys) -> None:
+def test_policy_change_that_no_longer_requires_it_excuses_the_removal(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = repo / "models/marts/finance/revenue.sql"
     edit(sql, "{{ config(tags=['critical']) }}\n", "")
     (repo / "bulwark.yml").write_text("critical:\n  select: path:models/marts/core\n")
@@ -71,7 +71,7 @@ def test_policy_change_that_no_longer_requires_it_excuses_the_removal(repo: Path
     assert not {f for f in codes(findings) if f[1] == "model.crit.revenue"}
 
 
-def test_policy_change_that_still_requires_it_is_not_an_excuse(repo: Path, capsys) -> None:
+def test_policy_change_that_still_requires_it_is_not_an_excuse(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = repo / "models/marts/finance/revenue.sql"
     edit(sql, "{{ config(tags=['critical']) }}\n", "")
     (repo / "bulwark.yml").write_text("critical:\n  select: path:models/marts/finance\n")
@@ -81,7 +81,7 @@ def test_policy_change_that_still_requires_it_is_not_an_excuse(repo: Path, capsy
     assert "it had it at the base revision" in revenue[0]["message"]
 
 
-def test_policy_file_unchanged_is_not_an_excuse(repo: Path, capsys) -> None:
+def test_policy_file_unchanged_is_not_an_excuse(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the same policy committed at base and now: untagging still needs a policy change
     (repo / "bulwark.yml").write_text("critical:\n  select: path:models/marts/core\n")
     git(repo, "add", "-A")
@@ -92,7 +92,7 @@ def test_policy_file_unchanged_is_not_an_excuse(repo: Path, capsys) -> None:
     assert codes(findings) == {("BLK310", "model.crit.revenue")}
 
 
-def test_disabling_a_locked_model(repo: Path, capsys) -> None:
+def test_disabling_a_locked_model(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     edit(repo / FIN, "  - name: ledger\n    description: The ledger.\n",
          "  - name: ledger\n    description: The ledger.\n    config:\n      enabled: false\n")
     rc, findings = check_json(repo, capsys, FIN)
@@ -100,7 +100,7 @@ def test_disabling_a_locked_model(repo: Path, capsys) -> None:
     assert "locked model 'ledger' is disabled by this change" in findings[0]["message"]
 
 
-def test_deleting_a_critical_model(repo: Path, capsys) -> None:
+def test_deleting_a_critical_model(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "models/marts/accounts/dim_accounts_v2.sql").unlink()
     rc, findings = check_json(repo, capsys, "models/marts/accounts/_accounts.yml")
     got = [f for f in findings if f["code"] == "BLK311"]
@@ -110,7 +110,7 @@ def test_deleting_a_critical_model(repo: Path, capsys) -> None:
     assert "BLK035" not in {f["code"] for f in findings}
 
 
-def test_removed_tests_of_locked_and_critical_models(repo: Path, capsys) -> None:
+def test_removed_tests_of_locked_and_critical_models(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stg = repo / "models/staging/_staging.yml"
     edit(stg, "      - name: amount\n        data_tests:\n          - not_null\n", "")
     core = repo / "models/marts/core/_core.yml"
@@ -125,7 +125,7 @@ def test_removed_tests_of_locked_and_critical_models(repo: Path, capsys) -> None
     assert ("BLK304", "model.crit.dim_customers") in by  # and the key is no longer tested
 
 
-def test_explicit_base_revision_and_cache(repo: Path, capsys) -> None:
+def test_explicit_base_revision_and_cache(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     sql = repo / "models/marts/finance/revenue.sql"
     edit(sql, "{{ config(tags=['critical']) }}\n", "")
     git(repo, "commit", "-q", "-am", "untag revenue")
@@ -141,7 +141,7 @@ def test_explicit_base_revision_and_cache(repo: Path, capsys) -> None:
     assert rc == 2 and "nosuchrev" in err
 
 
-def test_no_commits_yet_and_no_base_option(tmp_path: Path, capsys) -> None:
+def test_no_commits_yet_and_no_base_option(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path, "tagged", commit=False)
     rc, findings = check_json(repo, capsys, "--all-files")
     assert len(findings) == 4  # no base: only the protection rules
@@ -150,7 +150,7 @@ def test_no_commits_yet_and_no_base_option(tmp_path: Path, capsys) -> None:
     assert "BLK310" not in {f["code"] for f in findings}
 
 
-def test_policy_can_switch_base_checks_off(repo: Path, capsys) -> None:
+def test_policy_can_switch_base_checks_off(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "bulwark.yml").write_text("critical:\n  check_base: false\n")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "policy")
@@ -159,7 +159,7 @@ def test_policy_can_switch_base_checks_off(repo: Path, capsys) -> None:
     assert (rc, findings) == (0, [])
 
 
-def test_monorepo_base_per_project(tmp_path: Path, capsys) -> None:
+def test_monorepo_base_per_project(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path, "monorepo")
     edit(repo / "ops/models/fct_tickets.sql", "{{ config(tags=['frozen']) }}\n", "")
     rc, findings = check_json(repo, capsys, "ops/models/fct_tickets.sql")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 from test_critical import GIT_ENV, edit, git, make_repo
 
 pytestmark = pytest.mark.slow
@@ -48,7 +49,7 @@ def _snapshot(dest: Path) -> Path:
 
 def test_try_repo_blocks_removing_a_critical_tag(tmp_path: Path) -> None:
     if importlib.util.find_spec("pre_commit") is None or shutil.which("git") is None:
-        pytest.skip("pre-commit or git missing")
+        skip_or_fail("pre-commit or git missing")
     hook_repo = _snapshot(tmp_path / "hook")
     repo = make_repo(tmp_path, "tagged")
     env = _env(tmp_path / "pc-home")

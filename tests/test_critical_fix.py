@@ -22,18 +22,18 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path, "tagged")
 
 
-def fix(repo: Path, capsys, *extra: str) -> tuple[int, str, str]:
+def fix(repo: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
     return run(repo, capsys, "check-critical-tags", "--fix", "--no-base", "--no-cache", *extra)
 
 
-def tags_of(repo: Path, name: str, version=None) -> list[str]:
+def tags_of(repo: Path, name: str, version: int | str | None = None) -> list[str]:
     project, _ = load(repo)
     node = project.model_by_name(name, version)
     assert node is not None
     return node.tags
 
 
-def test_fix_extends_a_quoted_flow_list(repo: Path, capsys) -> None:
+def test_fix_extends_a_quoted_flow_list(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     before = (repo / STG).read_text()
     rc, out, err = fix(repo, capsys, "--all-files")
     assert rc == 1
@@ -65,7 +65,7 @@ CRLF_YAML = (
 )
 
 
-def test_fix_keeps_comments_anchors_flow_style_and_crlf(repo: Path, capsys) -> None:
+def test_fix_keeps_comments_anchors_flow_style_and_crlf(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = repo / STG
     path.write_bytes(CRLF_YAML.encode())
     rc, out, err = fix(repo, capsys, STG)
@@ -99,7 +99,7 @@ models:
 """
 
 
-def test_fix_extends_a_block_list(repo: Path, capsys) -> None:
+def test_fix_extends_a_block_list(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = repo / STG
     path.write_text(BLOCK_YAML)
     rc, out, err = fix(repo, capsys, STG)
@@ -109,7 +109,7 @@ def test_fix_extends_a_block_list(repo: Path, capsys) -> None:
     assert set(tags_of(repo, "stg_orders")) == {"locked", "critical"}
 
 
-def test_fix_creates_entries_and_files(repo: Path, capsys) -> None:
+def test_fix_creates_entries_and_files(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (repo / "bulwark.yml").write_text(
         "critical:\n  select: 'path:models/marts/finance path:models/marts/misc dim_accounts'\n"
         "  require: {description: false, owner: false, primary_key: false}\n")
@@ -140,7 +140,7 @@ def test_fix_creates_entries_and_files(repo: Path, capsys) -> None:
     assert (rc, findings) == (0, [])
 
 
-def test_fix_refuses_to_edit_through_an_alias(repo: Path, capsys) -> None:
+def test_fix_refuses_to_edit_through_an_alias(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = (
         "version: 2\n"
         "models:\n"
@@ -160,7 +160,7 @@ def test_fix_refuses_to_edit_through_an_alias(repo: Path, capsys) -> None:
     assert out.count("BLK301") == 2  # still reported
 
 
-def test_fix_writes_config_tags_never_top_level(repo: Path, capsys) -> None:
+def test_fix_writes_config_tags_never_top_level(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # a top-level `tags:` on a model entry is ignored by dbt 1.11: not extended, not counted
     text = (
         "version: 2\n"
@@ -181,7 +181,7 @@ def test_fix_writes_config_tags_never_top_level(repo: Path, capsys) -> None:
     assert set(tags_of(repo, "stg_orders")) == {"locked", "critical"}
 
 
-def test_fix_that_does_not_take_effect_is_an_error(repo: Path, capsys, monkeypatch) -> None:
+def test_fix_that_does_not_take_effect_is_an_error(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     import dbt_bulwark.critical as critical
 
     # tags written to a file dbt does not read (outside model-paths): the re-check sees it
@@ -193,7 +193,7 @@ def test_fix_that_does_not_take_effect_is_an_error(repo: Path, capsys, monkeypat
     assert "Traceback" not in err
 
 
-def test_suggest_write_puts_tags_under_config(repo: Path, capsys) -> None:
+def test_suggest_write_puts_tags_under_config(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import yaml
 
     rc, out, err = run(repo, capsys, "critical", "suggest", "--top", "0", "--write",
@@ -210,7 +210,7 @@ def test_suggest_write_puts_tags_under_config(repo: Path, capsys) -> None:
 
 
 def test_fix_refuses_while_a_file_that_may_describe_the_model_does_not_load(
-        repo: Path, capsys) -> None:
+        repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the model's own `_scratch.yml` has a syntax error: a new schema.yml entry would make
     # it "described twice" once the user repairs the file
     (repo / "bulwark.yml").write_text(
@@ -225,7 +225,7 @@ def test_fix_refuses_while_a_file_that_may_describe_the_model_does_not_load(
     assert "described twice" in out or "describe it twice" in out
 
 
-def test_fix_refuses_a_model_in_a_sibling_document(repo: Path, capsys) -> None:
+def test_fix_refuses_a_model_in_a_sibling_document(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = repo / STG
     text = ("version: 2\nmodels:\n  - name: stg_customers\n---\nversion: 2\nmodels:\n"
             "  - name: stg_orders\n    config:\n      tags: [locked]\n")
@@ -239,7 +239,7 @@ def test_fix_refuses_a_model_in_a_sibling_document(repo: Path, capsys) -> None:
     assert f"{STG}:" in out and "BLK320" in out and "stg_orders" in out
 
 
-def test_suggest_write_says_what_the_tags_require(tmp_path: Path, capsys) -> None:
+def test_suggest_write_says_what_the_tags_require(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     hubs = make_repo(tmp_path, "hubs")
     rc, out, err = run(hubs, capsys, "critical", "suggest", "--top", "2", "--write",
                        "--no-cache")
@@ -251,7 +251,7 @@ def test_suggest_write_says_what_the_tags_require(tmp_path: Path, capsys) -> Non
 
 
 def test_suggest_with_protections_leaves_only_what_it_cannot_write(tmp_path: Path,
-                                                                   capsys) -> None:
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     import yaml

@@ -18,6 +18,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import skip_or_fail
 from test_schema_diff import CONTRACT_YML, PROJECT_YML, codes, contract_files, make, run
 
 from dbt_bulwark import dbt_rules
@@ -125,12 +126,10 @@ def _dbt_tests(python: str, root: Path) -> dict[str, dict]:
 def _require_dbt(python: str) -> None:
     if not Path(python).exists():
         msg = f"no dbt venv at {python} (bash .ci/matrix-venvs)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(msg)
     ok = subprocess.run([python, "-c", "import dbt.cli.main"], capture_output=True)
     if ok.returncode != 0:
-        pytest.skip("dbt-core is not installed in " + python)
+        skip_or_fail("dbt-core is not installed in " + python)
 
 
 @pytest.mark.oracle
@@ -158,8 +157,8 @@ def test_generic_test_arguments_match_real_dbt(tmp_path: Path, require: str,
 
 # ----------------------------------------------------------------------------- contract types
 
-def test_contract_size_change_is_breaking_under_dbt_1_10_rules(tmp_path, monkeypatch,
-                                                              capsys) -> None:
+def test_contract_size_change_is_breaking_under_dbt_1_10_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
     files = contract_files()
     files["dbt_project.yml"] = PROJECT_YML + 'require-dbt-version: ">=1.9.0"\n'
     repo = make(tmp_path, files)
@@ -172,8 +171,8 @@ def test_contract_size_change_is_breaking_under_dbt_1_10_rules(tmp_path, monkeyp
     assert rc == 0 and "BLK403" not in codes(data), data
 
 
-def test_contract_case_change_is_breaking_only_before_1_11(tmp_path, monkeypatch,
-                                                          capsys) -> None:
+def test_contract_case_change_is_breaking_only_before_1_11(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     repo = make(tmp_path, contract_files())
     repo.write({"models/dim.yml": CONTRACT_YML.replace("data_type: double",
                                                        "data_type: DOUBLE")})

@@ -353,3 +353,189 @@ def test_macro_returning_a_list_var(capsys: pytest.CaptureFixture[str], tmp_path
     })
     rc, findings = run_hook(capsys, "fast-compile", root)
     assert serious(findings) == [] and rc == 0
+
+
+def _git_commit(root: Path) -> None:
+    import subprocess
+
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=t@example.invalid", "-c", "user.name=t",
+                  "-c", "commit.gpgsign=false", "commit", "-q", "-m", "base"]):
+        subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+def _jinja_typed_project(root: Path) -> Path:
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: jt\nversion: '1.0'\nconfig-version: 2\n"
+                                          "profile: jt\n")
+    (root / "models" / "m.sql").write_text("select cast(1 as integer) as id\n")
+    (root / "models" / "n.sql").write_text("select id from {{ ref('m') }}\n")
+    (root / "models" / "m.yml").write_text(textwrap.dedent("""\
+        models:
+          - name: m
+            config:
+              contract: {enforced: true}
+            columns:
+              - name: id
+                data_type: "{{ 'UInt8' if target.type in ['clickhouse'] else 'integer' }}"
+        exposures:
+          - name: e
+            type: dashboard
+            owner: {name: x}
+            depends_on: ["ref('m')"]
+        """))
+    return root
+
+
+def test_jinja_in_contract_data_type_without_any_dialect(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # corpus (dbt-project-evaluator's integration tests): no profile, no bulwark.yml, so
+    # no adapter is known; dbt still renders the data_type before it compares types
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = _jinja_typed_project(tmp_path / "jt")
+    rc, findings = run_hook(capsys, "check-contracts", root)
+    assert serious(findings) == [] and rc == 0
+
+
+def test_jinja_data_type_is_no_type_change_against_the_base(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # `bulwark check` renders the head's data_type in the contracts layer; the schema diff
+    # must see the base's rendered too, or the template "changes type" to its own value
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = _jinja_typed_project(tmp_path / "jt")
+    _git_commit(root)
+    capsys.readouterr()
+    rc = main(["check", "--all-files", "--base", "HEAD", "--all-findings", "--no-cache",
+               "--repo-root", str(root), "--project-dir", str(root), "--format", "json", "-q"])
+    data = json.loads(capsys.readouterr().out)
+    found = [f for layer in data["layers"] for f in layer["findings"]]
+    assert serious(found) == [] and rc == 0
+
+
+def _public_model(root: Path, policy: str | None) -> Path:
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: pub\nversion: '1.0'\nconfig-version: 2\n")
+    if policy is not None:
+        (root / "bulwark.yml").write_text(policy)
+    (root / "models" / "shared.sql").write_text("select 1 as id\n")
+    (root / "models" / "shared.yml").write_text(
+        "models:\n  - name: shared\n    access: public\n")
+    return root
+
+
+def test_public_model_without_contract_is_advice_by_default(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # corpus (balboa, dbt-project-evaluator): dbt accepts `access: public` without a
+    # contract; a project that never chose contracts.select is told, not blocked
+    rc, findings = run_hook(capsys, "check-contracts", _public_model(tmp_path / "a", None))
+    assert [(f["code"], f["severity"]) for f in findings] == [("BLK201", "info")] and rc == 0
+
+
+@pytest.mark.parametrize("policy", ["contracts:\n  select: access:public\n",
+                                    "contracts:\n  select: 'tag:critical access:public'\n"])
+def test_public_model_without_contract_blocks_when_chosen(
+        policy: str, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc, findings = run_hook(capsys, "check-contracts", _public_model(tmp_path / "b", policy))
+    assert [(f["code"], f["severity"]) for f in findings] == [("BLK201", "error")] and rc == 1
+
+
+def test_critical_public_model_without_contract_still_blocks(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    root = _public_model(tmp_path / "c", None)
+    (root / "models" / "shared.yml").write_text(
+        "models:\n  - name: shared\n    access: public\n    config: {tags: [critical]}\n")
+    rc, findings = run_hook(capsys, "check-contracts", root)
+    assert [(f["code"], f["severity"]) for f in findings] == [("BLK201", "error")] and rc == 1
+
+
+def _bigquery_project(root: Path, sql: str) -> Path:
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: bq\nversion: '1.0'\nconfig-version: 2\n")
+    (root / "bulwark.yml").write_text("dialect: bigquery\n")
+    (root / "models" / "spans.sql").write_text(
+        "select 0 as s, 10 as e, 2 as h, [struct(1 as id, 'u' as url)] as items\n")
+    (root / "models" / "m.sql").write_text(sql)
+    return root
+
+
+def test_bigquery_unnest_with_offset(capsys: pytest.CaptureFixture[str],
+                                     tmp_path: Path) -> None:
+    # corpus (data-infra with packages): `WITH OFFSET AS n` names a column of the query
+    sql = ("select s + n * h as t, n\nfrom {{ ref('spans') }}\n"
+           "left join unnest(generate_array(s, e, h)) as step with offset as n\n"
+           "where s + n * h < e\n")
+    root = _bigquery_project(tmp_path / "bq", sql)
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert serious(findings) == [] and rc == 0
+    # a misspelt column beside it is still one
+    (root / "models" / "m.sql").write_text(sql.replace("as t, n", "as t, nn"))
+    rc, findings = run_hook(capsys, "fast-compile", root)
+    assert [f["code"] for f in serious_dicts(findings)] == ["BLK140"] and rc == 1
+
+
+def test_bigquery_struct_array_fields_are_columns(capsys: pytest.CaptureFixture[str],
+                                                  tmp_path: Path) -> None:
+    # corpus (data-infra with packages): `FROM t, t.items AS i` makes each STRUCT field of
+    # the element a column (`id`), which BigQuery resolves without a qualifier
+    sql = ("select i.url, id\nfrom {{ ref('spans') }} as spans, spans.items as i\n")
+    rc, findings = run_hook(capsys, "fast-compile", _bigquery_project(tmp_path / "bq", sql))
+    assert serious(findings) == [] and rc == 0
+
+
+def serious_dicts(findings: list[dict]) -> list[dict]:
+    return [f for f in findings if f["severity"] != "info"]
+
+
+def test_base_revision_sees_installed_packages(capsys: pytest.CaptureFixture[str],
+                                               tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # corpus (a Fivetran package after `dbt deps`): `enabled=` comes from a macro of an
+    # installed package; dbt_packages/ is never committed, so a base read from git alone
+    # does not know the macro and took the model as enabled: "was disabled" (BLK408/411)
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    root = tmp_path / "p"
+    (root / "models").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: p\nversion: '1.0'\nconfig-version: 2\n"
+                                          "profile: p\n")
+    (root / "packages.yml").write_text("packages:\n  - package: acme/switches\n"
+                                       "    version: 1.0.0\n")
+    (root / ".gitignore").write_text("dbt_packages/\n")
+    (root / "models" / "opt_tmp.sql").write_text(
+        "{{ config(enabled=switches.is_on('opt')) }}\nselect 1 as id\n")
+    (root / "models" / "opt.sql").write_text(
+        "{{ config(enabled=switches.is_on('opt')) }}\nselect id from {{ ref('opt_tmp') }}\n")
+    (root / "models" / "kept.sql").write_text("select 1 as id\n")
+    _git_commit(root)
+    pkg = root / "dbt_packages" / "switches"
+    (pkg / "macros").mkdir(parents=True)
+    (pkg / "dbt_project.yml").write_text("name: switches\nversion: '1.0'\n"
+                                         "config-version: 2\n")
+    (pkg / "macros" / "on.sql").write_text(
+        "{% macro is_on(name) %}{{ return(var(name ~ '_enabled', false)) }}{% endmacro %}\n")
+    capsys.readouterr()
+    rc = main(["check", "--all-files", "--base", "HEAD", "--all-findings", "--no-cache",
+               "--repo-root", str(root), "--project-dir", str(root), "--format", "json", "-q"])
+    data = json.loads(capsys.readouterr().out)
+    found = [f for layer in data["layers"] for f in layer["findings"]]
+    assert serious(found) == [] and rc == 0
+
+
+def test_new_yaml_entry_without_file_warns(capsys: pytest.CaptureFixture[str],
+                                           tmp_path: Path) -> None:
+    # corpus (mattermost, dbt-utils, spellbook): stale YAML entries dbt only warns about are
+    # info on a clean tree; one this change adds (or orphans) is still a warning
+    root = shop(tmp_path, {M + "_old.yml": (None, "models:\n  - name: long_gone\n")})
+    _git_commit(root)
+    rc, findings = run_hook(capsys, "fast-compile", root, ["--base", "HEAD"])
+    assert [(f["code"], f["severity"]) for f in findings if f["code"] == "BLK037"] == [
+        ("BLK037", "info")] and rc == 0
+    (root / M / "_new.yml").write_text("models:\n  - name: dim_customerz\n")
+    rc, findings = run_hook(capsys, "fast-compile", root, ["--base", "HEAD"])
+    got = sorted((f["message"].split("'")[1], f["severity"]) for f in findings
+                 if f["code"] == "BLK037")
+    assert got == [("dim_customerz", "warning"), ("long_gone", "info")] and rc == 0

@@ -7,6 +7,7 @@ import json
 
 import dbt_oracle
 import pytest
+from conftest import expected_exit
 from fast_compile_cases import CASES, Case, apply
 
 pytestmark = pytest.mark.oracle
@@ -18,7 +19,7 @@ ORACLE_CASES = [Case("clean", {})] + [c for c in CASES if c.oracle]
 def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str | None, list]]:
     dbt_oracle.require_dbt()
     work = tmp_path_factory.mktemp("fc_oracle")
-    jobs = {}
+    jobs: dict[str, tuple[dbt_oracle.PreparedProject, list[str]]] = {}
     for case in ORACLE_CASES:
         root = apply(case, work / case.name)
         prepared = dbt_oracle.PreparedProject(case.name, root, root, work / f"_p_{case.name}",
@@ -32,8 +33,9 @@ def verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str | 
         proc = dbt_oracle.run_bulwark(
             ["fast-compile", "--all-files", "--no-cache", "--format", "json",
              "--project-dir", str(root), "--repo-root", str(root)], cwd=root)
-        assert proc.returncode in (0, 1), proc.stderr
-        out[case.name] = (results[case.name].parse_error, json.loads(proc.stdout)["findings"])
+        findings = json.loads(proc.stdout)["findings"]
+        assert proc.returncode == expected_exit(findings), proc.stderr
+        out[case.name] = (results[case.name].parse_error, findings)
     return out
 
 

@@ -28,7 +28,7 @@ def tree_of(path: Path) -> list[str]:
 # --------------------------------------------------------------------------- the writer
 
 
-def test_dangling_symlink_leaving_the_root_is_refused_and_nothing_is_created(tmp_path: Path):
+def test_dangling_symlink_leaving_the_root_is_refused_and_nothing_is_created(tmp_path: Path) -> None:
     root = tmp_path / "a" / "repo"
     (root / "models").mkdir(parents=True)
     link = root / "models" / "schema.yml"
@@ -39,7 +39,7 @@ def test_dangling_symlink_leaving_the_root_is_refused_and_nothing_is_created(tmp
     assert os.readlink(link) == "../../../outside/deep/x.yml"
 
 
-def test_symlink_to_an_existing_file_outside_is_refused(tmp_path: Path):
+def test_symlink_to_an_existing_file_outside_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     outside = tmp_path / "elsewhere.yml"
@@ -50,14 +50,14 @@ def test_symlink_to_an_existing_file_outside_is_refused(tmp_path: Path):
     assert outside.read_text() == "keep\n"
 
 
-def test_dangling_symlink_inside_the_root_is_refused(tmp_path: Path):
+def test_dangling_symlink_inside_the_root_is_refused(tmp_path: Path) -> None:
     (tmp_path / "schema.yml").symlink_to("missing/x.yml")
     with pytest.raises(UnsafeWrite, match="dangling symlink"):
         atomic_write(tmp_path / "schema.yml", b"x\n", tmp_path)
     assert not (tmp_path / "missing").exists()
 
 
-def test_symlinked_directory_leaving_the_root_is_refused(tmp_path: Path):
+def test_symlinked_directory_leaving_the_root_is_refused(tmp_path: Path) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "models").symlink_to("../out/deep")  # dangling directory link
@@ -66,7 +66,7 @@ def test_symlinked_directory_leaving_the_root_is_refused(tmp_path: Path):
     assert not (tmp_path / "out").exists()
 
 
-def test_symlink_inside_the_root_writes_its_target_and_stays_a_link(tmp_path: Path):
+def test_symlink_inside_the_root_writes_its_target_and_stays_a_link(tmp_path: Path) -> None:
     real = tmp_path / "shared.yml"
     real.write_text("old\n")
     os.chmod(real, 0o640)
@@ -77,7 +77,7 @@ def test_symlink_inside_the_root_writes_its_target_and_stays_a_link(tmp_path: Pa
     assert stat.S_IMODE(real.stat().st_mode) == 0o640
 
 
-def test_read_only_file_is_refused(tmp_path: Path):
+def test_read_only_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "schema.yml"
     path.write_text("old\n")
     os.chmod(path, 0o444)
@@ -86,7 +86,7 @@ def test_read_only_file_is_refused(tmp_path: Path):
     assert path.read_text() == "old\n" and stat.S_IMODE(path.stat().st_mode) == 0o444
 
 
-def test_hard_linked_file_is_refused(tmp_path: Path):
+def test_hard_linked_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "schema.yml"
     path.write_text("old\n")
     os.link(path, tmp_path / "twin.yml")
@@ -96,13 +96,13 @@ def test_hard_linked_file_is_refused(tmp_path: Path):
     assert path.stat().st_ino == (tmp_path / "twin.yml").stat().st_ino
 
 
-def test_not_a_regular_file_is_refused(tmp_path: Path):
+def test_not_a_regular_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "schema.yml").mkdir()
     with pytest.raises(UnsafeWrite, match="not a regular file"):
         check_writable(tmp_path / "schema.yml", tmp_path)
 
 
-def test_mode_and_owner_are_kept(tmp_path: Path):
+def test_mode_and_owner_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "schema.yml"
     path.write_text("old\n")
     os.chmod(path, 0o604)
@@ -117,7 +117,7 @@ def test_mode_and_owner_are_kept(tmp_path: Path):
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
-def test_new_file_follows_the_umask_which_is_left_unchanged(tmp_path: Path):
+def test_new_file_follows_the_umask_which_is_left_unchanged(tmp_path: Path) -> None:
     old = os.umask(0o027)
     try:
         atomic_write(tmp_path / "sub" / "new.yml", b"x\n", tmp_path)
@@ -128,7 +128,7 @@ def test_new_file_follows_the_umask_which_is_left_unchanged(tmp_path: Path):
     assert stat.S_IMODE((tmp_path / "sub" / "new.yml").stat().st_mode) == 0o640
 
 
-def test_editor_refuses_before_planning(tmp_path: Path):
+def test_editor_refuses_before_planning(tmp_path: Path) -> None:
     root = tmp_path / "a" / "repo"
     (root / "models").mkdir(parents=True)
     (root / "models" / "schema.yml").symlink_to("../../../outside/deep/x.yml")
@@ -140,14 +140,14 @@ def test_editor_refuses_before_planning(tmp_path: Path):
 # --------------------------------------------------------------------------- the hooks
 
 
-def critical_fix(repo: Path, capsys, *extra: str) -> tuple[int, list[dict], str]:
+def critical_fix(repo: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, list[dict], str]:
     rc, out, err = run(repo, capsys, "check-critical-tags", "--fix", "--no-base", "--no-cache",
                        "--format", "json", *extra)
     assert "Traceback" not in err
     return rc, json.loads(out)["findings"], err
 
 
-def test_critical_fix_does_not_follow_a_dangling_symlink_out(tmp_path: Path, capsys):
+def test_critical_fix_does_not_follow_a_dangling_symlink_out(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path / "a", "tagged")
     (repo / "models" / "loose.sql").write_text("select 1 as id\n")
     (repo / "bulwark.yml").write_text(
@@ -166,7 +166,7 @@ def test_critical_fix_does_not_follow_a_dangling_symlink_out(tmp_path: Path, cap
     assert any(f["code"] == "BLK301" and f["node"] == "model.crit.loose" for f in findings)
 
 
-def test_critical_fix_refuses_a_read_only_file(tmp_path: Path, capsys):
+def test_critical_fix_refuses_a_read_only_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path, "tagged")
     path = repo / STG
     text = path.read_text()
@@ -178,7 +178,7 @@ def test_critical_fix_refuses_a_read_only_file(tmp_path: Path, capsys):
     assert refused and refused[0]["path"] == STG and "read-only" in refused[0]["message"]
 
 
-def test_critical_fix_refuses_a_hard_linked_file(tmp_path: Path, capsys):
+def test_critical_fix_refuses_a_hard_linked_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = make_repo(tmp_path, "tagged")
     path = repo / STG
     text = path.read_text()
@@ -195,7 +195,7 @@ def contracts_fix(project: Path) -> tuple[int, list[dict]]:
     return contracts_run(project, "--fix")
 
 
-def test_contracts_fix_refuses_a_symlink_to_a_file_outside(tmp_path: Path):
+def test_contracts_fix_refuses_a_symlink_to_a_file_outside(tmp_path: Path) -> None:
     from test_contracts_fix import VARIANTS, make_project
 
     project = make_project(tmp_path / "w", None)
@@ -210,7 +210,7 @@ def test_contracts_fix_refuses_a_symlink_to_a_file_outside(tmp_path: Path):
     assert "outside the repository" in refused[0]["message"]
 
 
-def test_contracts_fix_refuses_a_dangling_symlink_out(tmp_path: Path):
+def test_contracts_fix_refuses_a_dangling_symlink_out(tmp_path: Path) -> None:
     from test_contracts_fix import make_project
 
     project = make_project(tmp_path / "w", None, "{{ config(tags=['critical']) }}\n"
@@ -223,7 +223,7 @@ def test_contracts_fix_refuses_a_dangling_symlink_out(tmp_path: Path):
     assert any(f["code"] == "BLK220" and f["path"] == "models/_m.yml" for f in findings)
 
 
-def test_baseline_writer_refuses_a_read_only_snapshot_with_a_usage_error(tmp_path: Path):
+def test_baseline_writer_refuses_a_read_only_snapshot_with_a_usage_error(tmp_path: Path) -> None:
     from dbt_bulwark.baseline import write_atomic
     from dbt_bulwark.findings import UsageError
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ ZERO = "0" * 40
 
 
 @pytest.fixture(autouse=True)
-def _git_env(monkeypatch, tmp_path):
+def _git_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Hermetic git: no user/system config, fixed identity, never climb above tmp_path."""
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
@@ -75,7 +76,7 @@ def repo(tmp_path: Path) -> Path:
 # --------------------------------------------------------------------------- GitTree
 
 
-def test_read_head_and_previous_revision(repo):
+def test_read_head_and_previous_revision(repo: Path) -> None:
     commit(repo, {"dbt_project.yml": "name: a\n", "models/a.sql": "select 1\n"})
     commit(repo, {"models/a.sql": "select 2\n", "models/b.sql": "select 3\n"})
     with GitTree(repo) as head, GitTree(repo, "HEAD~1") as prev:
@@ -95,7 +96,7 @@ def test_read_head_and_previous_revision(repo):
     assert GitTree(repo).read_bytes("models/a.sql") == b"select 2\n"
 
 
-def test_deleted_and_renamed_files(repo):
+def test_deleted_and_renamed_files(repo: Path) -> None:
     commit(repo, {"models/old.sql": "select 1\n", "models/gone.sql": "select 2\n"})
     git(repo, "mv", "models/old.sql", "models/new.sql")
     (repo / "models/gone.sql").unlink()
@@ -111,7 +112,7 @@ def test_deleted_and_renamed_files(repo):
     assert changed_files(repo, "HEAD~1") == ["models/gone.sql", "models/new.sql", "models/old.sql"]
 
 
-def test_prefix_roots_the_tree_at_a_subdirectory(repo):
+def test_prefix_roots_the_tree_at_a_subdirectory(repo: Path) -> None:
     commit(repo, {
         "README.md": "top\n",
         "analytics/dbt_project.yml": "name: a\n",
@@ -133,7 +134,7 @@ def test_prefix_roots_the_tree_at_a_subdirectory(repo):
     assert empty.walk() == [] and empty.listdir("") == [] and not empty.is_dir("")
 
 
-def test_binary_crlf_and_non_utf8_bytes_exactly(repo):
+def test_binary_crlf_and_non_utf8_bytes_exactly(repo: Path) -> None:
     binary = bytes(range(256)) * 3 + b"\x00\n"  # ends in LF, like the batch delimiter
     crlf = b"select 1\r\nfrom t -- caf\xe9\r\n\xff\xfe no newline"
     commit(repo, {"seeds/blob.bin": binary, "models/crlf.sql": crlf, "empty.txt": b"",
@@ -147,7 +148,7 @@ def test_binary_crlf_and_non_utf8_bytes_exactly(repo):
         assert "caf\u00e9.sql" in tree.listdir("models")
 
 
-def test_walk_skip_rules_match_worktree(repo):
+def test_walk_skip_rules_match_worktree(repo: Path) -> None:
     files = {
         "dbt_project.yml": "name: a\n",
         "models/a.sql": "select 1\n",
@@ -172,12 +173,13 @@ def test_walk_skip_rules_match_worktree(repo):
         "dbt_packages/pkg/models/p.sql", "dbt_project.yml", "logs/dbt.log", "models/a.sql",
         "models/target", "target/compiled/a.sql"]
     assert tree.walk("nope") == [] and tree.walk("models/a.sql") == []
+    kwargs: dict[str, Any]
     for kwargs in ({}, {"skip_hidden": False}, {"skip_dirs": frozenset()}):
         hidden_git = {p for p in disk.walk(**kwargs) if p.startswith(".git/")}
         assert tree.walk(**kwargs) == sorted(set(disk.walk(**kwargs)) - hidden_git)
 
 
-def test_symlinks_resolve_inside_the_tree(repo):
+def test_symlinks_resolve_inside_the_tree(repo: Path) -> None:
     commit(repo, {"shared/x.sql": "select 1\n", "models/real.sql": "select 2\n"})
     os.symlink("../shared/x.sql", repo / "models/link.sql")
     os.symlink("../shared", repo / "models/shared_dir")
@@ -200,7 +202,7 @@ def test_symlinks_resolve_inside_the_tree(repo):
     assert tree.walk("models") == WorkTree(repo).walk("models")
 
 
-def test_submodules_are_skipped(repo):
+def test_submodules_are_skipped(repo: Path) -> None:
     sha = commit(repo, {"models/a.sql": "select 1\n"})
     git(repo, "update-index", "--add", "--cacheinfo", f"160000,{sha},vendor/sub")
     git(repo, "commit", "-q", "-m", "submodule")
@@ -210,7 +212,7 @@ def test_submodules_are_skipped(repo):
     assert tree.listdir("") == ["models"]
 
 
-def test_bad_revision_and_not_a_repo(repo, tmp_path):
+def test_bad_revision_and_not_a_repo(repo: Path, tmp_path: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     for rev in ("no-such-branch", "HEAD~5", "-rf", "deadbeef" * 5):
         with pytest.raises(GitError, match="revision") as err:
@@ -223,7 +225,7 @@ def test_bad_revision_and_not_a_repo(repo, tmp_path):
     assert repo_root(tmp_path / "missing") is None
 
 
-def test_empty_repository(repo):
+def test_empty_repository(repo: Path) -> None:
     assert repo_root(repo) == repo.resolve()
     assert not has_commits(repo) and not rev_exists(repo, "HEAD")
     assert resolve_base(repo, None, env={}) is None
@@ -237,7 +239,7 @@ def test_empty_repository(repo):
     assert changed_files(repo, None, staged_only=True) == ["dbt_project.yml"]
 
 
-def test_close_stops_the_batch_process_and_reads_restart_it(repo):
+def test_close_stops_the_batch_process_and_reads_restart_it(repo: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     tree = GitTree(repo)
     assert tree._cat.proc is None  # started lazily
@@ -252,11 +254,12 @@ def test_close_stops_the_batch_process_and_reads_restart_it(repo):
     tree.close()  # idempotent
 
 
-def test_garbage_collection_stops_the_process(repo):
+def test_garbage_collection_stops_the_process(repo: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     tree = GitTree(repo)
     tree.read_bytes("a.sql")
     proc = tree._cat.proc
+    assert proc is not None
     del tree
     import gc
 
@@ -267,13 +270,13 @@ def test_garbage_collection_stops_the_process(repo):
 # --------------------------------------------------------------------------- helpers
 
 
-def test_repo_root_from_a_subdirectory_and_a_file(repo):
+def test_repo_root_from_a_subdirectory_and_a_file(repo: Path) -> None:
     commit(repo, {"sub/dir/a.sql": "select 1\n"})
     assert repo_root(repo / "sub" / "dir") == repo.resolve()
     assert repo_root(repo / "sub" / "dir" / "a.sql") == repo.resolve()
 
 
-def test_resolve_base(repo):
+def test_resolve_base(repo: Path) -> None:
     first = commit(repo, {"a.sql": "select 1\n"})
     git(repo, "checkout", "-q", "-b", "feature")
     second = commit(repo, {"b.sql": "select 2\n"})
@@ -299,14 +302,14 @@ def test_resolve_base(repo):
                                       "PRE_COMMIT_TO_REF": "cd" * 20})
 
 
-def test_resolve_base_new_branch_without_a_default_branch(repo):
+def test_resolve_base_new_branch_without_a_default_branch(repo: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     git(repo, "branch", "-m", "main", "topic")
     assert default_branch(repo) is None
     assert resolve_base(repo, None, env={"PRE_COMMIT_FROM_REF": ZERO}) is None
 
 
-def test_default_branch(repo, tmp_path):
+def test_default_branch(repo: Path, tmp_path: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     assert default_branch(repo) == "main"
     git(repo, "branch", "-m", "main", "master")
@@ -318,7 +321,7 @@ def test_default_branch(repo, tmp_path):
     assert default_branch(clone) == "origin/master"  # origin/HEAD is set by clone
 
 
-def test_merge_base(repo):
+def test_merge_base(repo: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     fork = commit(repo, {"a.sql": "select 2\n"})
     git(repo, "checkout", "-q", "-b", "feature")
@@ -334,7 +337,7 @@ def test_merge_base(repo):
         merge_base(repo, "nope", "main")
 
 
-def test_changed_files_staged_untracked_deleted(repo):
+def test_changed_files_staged_untracked_deleted(repo: Path) -> None:
     commit(repo, {".gitignore": "target/\n", "models/a.sql": "select 1\n",
                   "models/b.sql": "select 2\n", "models/c.sql": "select 3\n",
                   "models/d.sql": "select 4\n"})

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import skip_or_fail
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = REPO_ROOT / ".pre-commit-hooks.yaml"
@@ -84,7 +85,7 @@ def _pyproject() -> dict:
 
 def _pre_commit() -> list[str]:
     if importlib.util.find_spec("pre_commit") is None:
-        pytest.skip("pre-commit is not installed")
+        skip_or_fail("pre-commit is not installed")
     return [sys.executable, "-m", "pre_commit"]
 
 
@@ -110,13 +111,13 @@ def _subcommand_tokens(hook: dict) -> tuple[str, list[str], list[str]]:
 # --- (a) pre-commit accepts the files ----------------------------------------
 
 
-def test_manifest_validates_with_pre_commit():
+def test_manifest_validates_with_pre_commit() -> None:
     cmd = [*_pre_commit(), "validate-manifest", str(MANIFEST)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_example_config_validates_with_pre_commit():
+def test_example_config_validates_with_pre_commit() -> None:
     cmd = [*_pre_commit(), "validate-config", str(EXAMPLE_CONFIG)]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -125,13 +126,13 @@ def test_example_config_validates_with_pre_commit():
 # --- (c) the set of hooks ------------------------------------------------------
 
 
-def test_hook_ids_are_exactly_the_expected_ones():
+def test_hook_ids_are_exactly_the_expected_ones() -> None:
     ids = [hook["id"] for hook in _load_manifest()]
     assert len(ids) == len(set(ids)), f"duplicate hook ids: {ids}"
     assert set(ids) == EXPECTED_IDS
 
 
-def test_example_config_uses_every_hook_once_from_one_repo():
+def test_example_config_uses_every_hook_once_from_one_repo() -> None:
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     repos = config["repos"]
     assert len(repos) == 1, "the example is one `repo:` entry"
@@ -157,7 +158,7 @@ def test_example_config_uses_every_hook_once_from_one_repo():
 
 
 @pytest.mark.parametrize("hook_id", sorted(EXPECTED_IDS))
-def test_hook_settings(hook_id):
+def test_hook_settings(hook_id: str) -> None:
     hook = _hooks_by_id()[hook_id]
     assert hook["language"] == "python"
     assert hook.get("require_serial") is True, "every hook reads the whole project"
@@ -184,7 +185,7 @@ def test_hook_settings(hook_id):
 
 
 @pytest.mark.parametrize("hook_id", sorted(EXPECTED_IDS))
-def test_entry_resolves_to_a_bulwark_command(hook_id):
+def test_entry_resolves_to_a_bulwark_command(hook_id: str) -> None:
     from dbt_bulwark.cli import COMMANDS
 
     hook = _hooks_by_id()[hook_id]
@@ -220,7 +221,7 @@ def test_entry_resolves_to_a_bulwark_command(hook_id):
 
 
 @pytest.mark.parametrize("hook_id", sorted(EXPECTED_IDS))
-def test_entry_help_exits_zero(hook_id):
+def test_entry_help_exits_zero(hook_id: str) -> None:
     _, words, _ = _subcommand_tokens(_hooks_by_id()[hook_id])
     cmd = [sys.executable, "-m", "dbt_bulwark.cli", *words, "--help"]
     proc = subprocess.run(
@@ -247,7 +248,7 @@ def _triggers(hook: dict, path: str) -> bool:
 
 
 @pytest.mark.parametrize("hook_id", sorted(EXPECTED_IDS - {"bulwark-ci"}))
-def test_files_pattern(hook_id):
+def test_files_pattern(hook_id: str) -> None:
     hook = _hooks_by_id()[hook_id]
     assert hook.get("files"), f"{hook_id} must restrict the files that trigger it"
     re.compile(hook["files"])
@@ -261,6 +262,6 @@ def test_files_pattern(hook_id):
     assert [p for p in should_not if _triggers(hook, p)] == []
 
 
-def test_bulwark_ci_always_runs_without_file_names():
+def test_bulwark_ci_always_runs_without_file_names() -> None:
     hook = _hooks_by_id()["bulwark-ci"]
     assert hook.get("always_run") is True and hook.get("pass_filenames") is False

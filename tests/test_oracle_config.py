@@ -14,7 +14,7 @@ Run alone with ``pytest -m oracle``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -123,7 +123,7 @@ def test_unique_ids(oracle: OracleSession, key: str, rtype: str) -> None:
     manifest = oracle.manifest(key)
     expected = _dbt_ids(manifest, rtype)
     if rtype in DEFAULT_LS_TYPES:
-        rows = _bulwark_by_id(oracle, key).values()
+        rows: Iterable[dict[str, Any]] = _bulwark_by_id(oracle, key).values()
     else:  # like `dbt ls`, bulwark lists analyses only when asked for them
         rows = oracle.bulwark_ls(key, include_disabled=True, resource_types=[rtype])
     got = {row["unique_id"] for row in rows if row.get("resource_type") == rtype}

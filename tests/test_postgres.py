@@ -20,6 +20,7 @@ from pathlib import Path
 import dbt_oracle
 import pytest
 import yaml
+from conftest import skip_or_fail
 from pg_server import PASSWORD, PgServer, PgUnavailable
 from test_ci_e2e import _edit, _git, _layers, _repo
 
@@ -31,25 +32,17 @@ LAYERS = ("fast-compile", "critical-tags", "contracts", "schema-diff", "build-em
           "data-quality", "baselines")
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
 @pytest.fixture(scope="module")
 def pg() -> Iterator[PgServer]:
     try:
         import dbt.adapters.postgres  # noqa: F401
     except ImportError as exc:
-        if _in_ci():
-            pytest.fail(f"dbt-postgres is not installed (the dev extra has it): {exc}")
-        pytest.skip(f"dbt-postgres is not installed: {exc}")
+        skip_or_fail(f"dbt-postgres is not installed (the dev extra has it): {exc}")
     dbt_oracle.require_dbt()
     try:
         server = PgServer.start()
     except (PgUnavailable, OSError, subprocess.SubprocessError) as exc:
-        if _in_ci():
-            pytest.fail(f"the PostgreSQL server cannot start under CI: {exc}")
-        pytest.skip(f"no PostgreSQL server here: {exc}")
+        skip_or_fail(f"no PostgreSQL server here: {exc}")
     try:
         yield server
     finally:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import skip_or_fail
 
 pytestmark = pytest.mark.slow
 
@@ -92,9 +93,9 @@ INLINE_PROJECT = {
 
 def _pre_commit() -> list[str]:
     if importlib.util.find_spec("pre_commit") is None:
-        pytest.skip("pre-commit is not installed")
+        skip_or_fail("pre-commit is not installed")
     if shutil.which("git") is None:
-        pytest.skip("git is not installed")
+        skip_or_fail("git is not installed")
     return [sys.executable, "-m", "pre_commit"]
 
 
@@ -143,6 +144,8 @@ def _commit_all(repo: Path, env: dict[str, str], message: str) -> str:
 
 def _work_tree_files() -> list[Path]:
     """Tracked and untracked-but-not-ignored files of the checkout, relative paths."""
+    proc: subprocess.CompletedProcess[bytes] | None
+    top: subprocess.CompletedProcess[str] | None
     try:
         proc = subprocess.run(
             ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
@@ -159,7 +162,7 @@ def _work_tree_files() -> list[Path]:
         )
     except OSError:
         proc = top = None
-    if proc and proc.returncode == 0 and Path(top.stdout.strip()).resolve() == REPO_ROOT:
+    if proc and top and proc.returncode == 0 and Path(top.stdout.strip()).resolve() == REPO_ROOT:
         names = [n for n in proc.stdout.decode().split("\0") if n]
         return [Path(n) for n in names if (REPO_ROOT / n).is_file()]
     # Not a git checkout (an unpacked sdist, say): copy what is there.
@@ -224,12 +227,12 @@ def _describe(proc: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="session")
-def pre_commit_home(tmp_path_factory) -> Path:
+def pre_commit_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("pre-commit-home")
 
 
 @pytest.fixture(scope="session")
-def hook_repo(tmp_path_factory, pre_commit_home) -> tuple[Path, str]:
+def hook_repo(tmp_path_factory: pytest.TempPathFactory, pre_commit_home: Path) -> tuple[Path, str]:
     """A one-commit repository holding the work tree as it is now: (path, sha)."""
     _pre_commit()
     env = _env(pre_commit_home)
@@ -244,7 +247,7 @@ def hook_repo(tmp_path_factory, pre_commit_home) -> tuple[Path, str]:
 
 
 @pytest.fixture(scope="module")
-def clean_project(tmp_path_factory, pre_commit_home) -> Path:
+def clean_project(tmp_path_factory: pytest.TempPathFactory, pre_commit_home: Path) -> Path:
     """A committed, clean dbt project in its own git repository."""
     env = _env(pre_commit_home)
     repo = tmp_path_factory.mktemp("dbt-repo")
@@ -255,7 +258,7 @@ def clean_project(tmp_path_factory, pre_commit_home) -> Path:
 
 
 @pytest.fixture(scope="module")
-def example_config(tmp_path_factory, hook_repo) -> Path:
+def example_config(tmp_path_factory: pytest.TempPathFactory, hook_repo: tuple[Path, str]) -> Path:
     """hooks/pre-commit-config.example.yaml, pointed at the snapshot repository."""
     path, sha = hook_repo
     config = yaml.safe_load(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
@@ -270,8 +273,8 @@ def example_config(tmp_path_factory, hook_repo) -> Path:
 
 
 def test_try_repo_runs_every_commit_hook_on_a_clean_project(
-    hook_repo, clean_project, pre_commit_home
-):
+    hook_repo: tuple[Path, str], clean_project: Path, pre_commit_home: Path
+) -> None:
     """One try-repo call without a hook id: the four static hooks and the combined one
     run and pass."""
     path, _ = hook_repo
@@ -289,8 +292,8 @@ def test_try_repo_runs_every_commit_hook_on_a_clean_project(
 
 @pytest.mark.parametrize("hook_id", EXAMPLE_COMMIT_HOOKS)
 def test_each_hook_passes_through_the_example_config(
-    hook_id, example_config, clean_project, pre_commit_home
-):
+    hook_id: str, example_config: Path, clean_project: Path, pre_commit_home: Path
+) -> None:
     """`pre-commit run <id>` with the user-facing example config (env built once)."""
     cmd = [
         *_pre_commit(),
@@ -309,7 +312,7 @@ def test_each_hook_passes_through_the_example_config(
 
 
 @pytest.mark.parametrize("via", ["try-repo", "example-config"])
-def test_schema_diff_runs_at_pre_push(via, hook_repo, example_config, tmp_path, pre_commit_home):
+def test_schema_diff_runs_at_pre_push(via: str, hook_repo: tuple[Path, str], example_config: Path, tmp_path: Path, pre_commit_home: Path) -> None:
     """check-schema-diff at the pre-push stage over HEAD~1..HEAD.
 
     Through try-repo (as a developer of bulwark would) and through the example
@@ -348,7 +351,7 @@ def test_schema_diff_runs_at_pre_push(via, hook_repo, example_config, tmp_path, 
     assert _hook_statuses(proc.stdout) == {hook_id: "Passed"}, _describe(proc)
 
 
-def test_deleting_a_referenced_model_fails_the_commit(hook_repo, tmp_path, pre_commit_home):
+def test_deleting_a_referenced_model_fails_the_commit(hook_repo: tuple[Path, str], tmp_path: Path, pre_commit_home: Path) -> None:
     """A staged deletion matches no hook's `files:`: the hooks are `always_run` and read
     the change from git, so the model's users are checked (issue 10, item 4)."""
     env = _env(pre_commit_home)

@@ -30,7 +30,9 @@ README = REPO / "README.md"
 
 def _version() -> str:
     text = (REPO / "pyproject.toml").read_text(encoding="utf-8")
-    return re.search(r'^version = "([^"]+)"', text, re.M).group(1)
+    m = re.search(r'^version = "([^"]+)"', text, re.M)
+    assert m, "no version in pyproject.toml"
+    return m.group(1)
 
 
 def readme_config() -> dict:
@@ -60,7 +62,8 @@ def test_readme_rev_is_the_tag_of_this_version() -> None:
 
 
 @pytest.mark.slow
-def test_readme_quick_start_on_a_fresh_repository(hook_repo, pre_commit_home,  # noqa: F811
+def test_readme_quick_start_on_a_fresh_repository(hook_repo: tuple[Path, str],  # noqa: F811
+                                                  pre_commit_home: Path,  # noqa: F811
                                                   tmp_path: Path) -> None:
     """The README block, with `repo:` pointing at this checkout (as a one-commit snapshot)
     and `rev:` at its commit, in a fresh git repository holding the sample project:

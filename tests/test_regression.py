@@ -87,7 +87,7 @@ def _codes(proc: subprocess.CompletedProcess[str]) -> list[dict]:
 # ----------------------------------------------------------------------------- existing vs new
 
 
-def test_existing_findings_do_not_fail_but_new_ones_do(tmp_path):
+def test_existing_findings_do_not_fail_but_new_ones_do(tmp_path: Path) -> None:
     files = dict(PROJECT)
     files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
     repo = _repo(tmp_path, files)
@@ -117,7 +117,7 @@ def test_existing_findings_do_not_fail_but_new_ones_do(tmp_path):
     assert cov["project"] == "shop" and cov["models"] >= 6
 
 
-def test_moving_an_existing_finding_keeps_it_existing(tmp_path):
+def test_moving_an_existing_finding_keeps_it_existing(tmp_path: Path) -> None:
     """Identity is (path, code, node, message): a shifted line is still the same finding."""
     files = dict(PROJECT)
     files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
@@ -130,7 +130,7 @@ def test_moving_an_existing_finding_keeps_it_existing(tmp_path):
     assert "models/legacy.sql:3:" in proc.stdout and "[existing]" in proc.stdout
 
 
-def test_no_commits_everything_counts(tmp_path):
+def test_no_commits_everything_counts(tmp_path: Path) -> None:
     files = dict(PROJECT)
     files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
     repo = _repo(tmp_path, files, commit=False)
@@ -148,7 +148,7 @@ def _with_packages(tmp_path: Path) -> Path:
     return _repo(tmp_path, files)
 
 
-def test_pre_commit_base_is_the_index_head_and_a_ref_typo_is_an_error(tmp_path):
+def test_pre_commit_base_is_the_index_head_and_a_ref_typo_is_an_error(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     p = repo / "models/products.sql"
     p.write_text(p.read_text().replace("stg_products", "stg_prducts"))
@@ -163,7 +163,7 @@ def test_pre_commit_base_is_the_index_head_and_a_ref_typo_is_an_error(tmp_path):
     assert proc.returncode == 1 and "did you mean 'stg_products'" in proc.stdout
 
 
-def test_pre_push_base_is_pre_commit_from_ref(tmp_path):
+def test_pre_push_base_is_pre_commit_from_ref(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     first = _git(repo, "rev-parse", "HEAD")
     p = repo / "models/products.sql"
@@ -181,7 +181,7 @@ def test_pre_push_base_is_pre_commit_from_ref(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_source_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
+def test_source_typo_is_an_error_when_it_resolved_at_the_base(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     p = repo / "models/raw_orders.sql"
     p.write_text(p.read_text().replace("'raw'", "'rw'"))
@@ -191,7 +191,7 @@ def test_source_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
     assert "BLK114" in proc.stdout and "source('raw', 'orders')" in proc.stdout
 
 
-def test_macro_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
+def test_macro_typo_is_an_error_when_it_resolved_at_the_base(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     p = repo / "models/orders.sql"
     p.write_text(p.read_text().replace("cents(", "cent("))
@@ -201,7 +201,7 @@ def test_macro_typo_is_an_error_when_it_resolved_at_the_base(tmp_path):
     assert "BLK102 unknown macro 'cent'" in proc.stdout and "did you mean 'cents'" in proc.stdout
 
 
-def test_base_by_hand(tmp_path):
+def test_base_by_hand(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     first = _git(repo, "rev-parse", "HEAD")
     p = repo / "models/products.sql"
@@ -213,7 +213,7 @@ def test_base_by_hand(tmp_path):
     assert proc.returncode == 0 and "[existing]" in proc.stdout
 
 
-def test_bulwark_check_judges_against_its_base(tmp_path):
+def test_bulwark_check_judges_against_its_base(tmp_path: Path) -> None:
     """`bulwark check` (ci.py's static layers) labels and counts the same way."""
     files = dict(PROJECT)
     files["models/legacy.sql"] = "select * from {{ ref('gone_long_ago') }}\n"
@@ -234,7 +234,7 @@ def test_bulwark_check_judges_against_its_base(tmp_path):
     ("source", "models/sources.yml", "models/raw_orders.sql:1"),
     ("macro", "macros/cents.sql", "models/orders.sql:1"),
 ])
-def test_staged_deletion_checks_the_users(tmp_path, what, removed, user):
+def test_staged_deletion_checks_the_users(tmp_path: Path, what: str, removed: str, user: str) -> None:
     repo = _with_packages(tmp_path)
     _git(repo, "rm", "-q", removed)
     # pre-commit runs the always_run hook with no file (none of its files exist)
@@ -243,7 +243,7 @@ def test_staged_deletion_checks_the_users(tmp_path, what, removed, user):
     assert "BLK118" in proc.stdout and user in proc.stdout, proc.stdout
 
 
-def test_staged_rename_checks_the_users(tmp_path):
+def test_staged_rename_checks_the_users(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     _git(repo, "mv", "models/stg_products.sql", "models/stg_items.sql")
     proc = bulwark(repo, "fast-compile", "models/stg_items.sql", PRE_COMMIT="1")
@@ -252,14 +252,14 @@ def test_staged_rename_checks_the_users(tmp_path):
     assert "models/stg_products.sql:0:0: BLK118" in proc.stdout
 
 
-def test_deleting_an_unused_model_passes(tmp_path):
+def test_deleting_an_unused_model_passes(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     _git(repo, "rm", "-q", "models/orders.sql")
     proc = bulwark(repo, "fast-compile", PRE_COMMIT="1")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_deletion_at_pre_push(tmp_path):
+def test_deletion_at_pre_push(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     first = _git(repo, "rev-parse", "HEAD")
     _git(repo, "rm", "-q", "models/stg_products.sql")
@@ -269,7 +269,7 @@ def test_deletion_at_pre_push(tmp_path):
     assert proc.returncode == 1 and "BLK118" in proc.stdout, proc.stdout + proc.stderr
 
 
-def test_commit_without_dbt_files_is_a_no_op(tmp_path):
+def test_commit_without_dbt_files_is_a_no_op(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     (repo / "README.md").write_text("# shop\n")
     _git(repo, "add", "-A")
@@ -282,8 +282,8 @@ def test_commit_without_dbt_files_is_a_no_op(tmp_path):
 # ----------------------------------------------------------------------------- higher confidence
 
 
-def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path, monkeypatch,
-                                                                    capsys):
+def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Without DuckDB (the hook environment), a sqlglot-only failure is BLK131 info;
     against a base where the SQL parsed, it is an error."""
     from dbt_bulwark import cli, fast_compile
@@ -305,7 +305,7 @@ def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path, 
 # ----------------------------------------------------------------------------- no silent skips
 
 
-def test_base_outside_git_is_an_error(tmp_path):
+def test_base_outside_git_is_an_error(tmp_path: Path) -> None:
     root = tmp_path / "plain"
     root.mkdir()
     _write(root, PROJECT)
@@ -317,7 +317,7 @@ def test_base_outside_git_is_an_error(tmp_path):
     assert bulwark(root, "fast-compile", "--all-files", "--repo-root", str(root)).returncode == 0
 
 
-def test_missing_from_ref_and_to_ref_are_errors(tmp_path):
+def test_missing_from_ref_and_to_ref_are_errors(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     head = _git(repo, "rev-parse", "HEAD")
     ghost = "1234567890abcdef1234567890abcdef12345678"
@@ -332,7 +332,7 @@ def test_missing_from_ref_and_to_ref_are_errors(tmp_path):
         assert "PRE_COMMIT_TO_REF" in proc.stderr
 
 
-def test_git_not_on_path_is_an_error(tmp_path):
+def test_git_not_on_path_is_an_error(tmp_path: Path) -> None:
     repo = _repo(tmp_path)
     empty = tmp_path / "no-git-here"
     empty.mkdir()
@@ -342,7 +342,7 @@ def test_git_not_on_path_is_an_error(tmp_path):
         assert "git is not installed or not on PATH" in proc.stderr
 
 
-def test_project_in_a_submodule_is_compared_in_its_own_history(tmp_path):
+def test_project_in_a_submodule_is_compared_in_its_own_history(tmp_path: Path) -> None:
     sub = tmp_path / "analytics"
     sub.mkdir()
     _write(sub, PROJECT)
@@ -390,7 +390,7 @@ models:
 """
 
 
-def test_unparseable_properties_file_is_not_a_change(tmp_path):
+def test_unparseable_properties_file_is_not_a_change(tmp_path: Path) -> None:
     files = dict(PROJECT)
     files["models/products.yml"] = CRITICAL_YAML
     repo = _repo(tmp_path, files)
@@ -410,7 +410,7 @@ def test_unparseable_properties_file_is_not_a_change(tmp_path):
         assert "BLK009" in codes, (hook, proc.stdout)     # and what it leaves unchecked
 
 
-def test_deleting_a_critical_model_runs_the_critical_hook(tmp_path):
+def test_deleting_a_critical_model_runs_the_critical_hook(tmp_path: Path) -> None:
     files = dict(PROJECT)
     files["models/products.yml"] = CRITICAL_YAML
     repo = _repo(tmp_path, files)
@@ -423,7 +423,7 @@ def test_deleting_a_critical_model_runs_the_critical_hook(tmp_path):
 # ----------------------------------------------------------------------------- coverage
 
 
-def test_coverage_line_names_the_reasons(tmp_path):
+def test_coverage_line_names_the_reasons(tmp_path: Path) -> None:
     files = dict(PROJECT)
     files["packages.yml"] = PACKAGES
     files["models/keyed.sql"] = ("select {{ dbt_utils.generate_surrogate_key(['id']) }} as k\n"
@@ -440,7 +440,7 @@ def test_coverage_line_names_the_reasons(tmp_path):
     assert cov["reasons"] == {"package dbt_utils not installed: run dbt deps": 1}
 
 
-def test_bulwark_check_sees_deletions(tmp_path):
+def test_bulwark_check_sees_deletions(tmp_path: Path) -> None:
     repo = _with_packages(tmp_path)
     _git(repo, "rm", "-q", "models/stg_products.sql")
     proc = bulwark(repo, "check", "--base", "HEAD")
@@ -451,7 +451,7 @@ def test_bulwark_check_sees_deletions(tmp_path):
 # ----------------------------------------------------------------------------- finding shape
 
 
-def test_existing_label_and_exit_counting():
+def test_existing_label_and_exit_counting() -> None:
     from dbt_bulwark.findings import Finding, exit_code
 
     new = Finding("m.sql", 1, 1, "BLK110", "x")

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import expected_exit
 from fast_compile_cases import BENIGN, CASES, Case, apply
 
 from dbt_bulwark.cli import main
@@ -82,8 +83,8 @@ def test_runtime_env_gives_the_dev_verdicts(dialect: str, runtime_bulwark: Path,
         (root / "bulwark.yml").write_text(DIALECTS[dialect])
         proc = subprocess.run([str(runtime_bulwark), *_args(root, case)], env=env,
                               capture_output=True, text=True, timeout=300)
-        assert proc.returncode in (0, 1), proc.stderr
         hook = json.loads(proc.stdout)["findings"]
+        assert proc.returncode == expected_exit(hook), proc.stderr
         capsys.readouterr()
         old = os.environ.get("DBT_PROFILES_DIR")
         os.environ["DBT_PROFILES_DIR"] = env["DBT_PROFILES_DIR"]

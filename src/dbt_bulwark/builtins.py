@@ -130,7 +130,7 @@ def _build(ctx: RenderContext) -> dict[str, Any]:
             return (bq if adapter in _BQ else other)[name]
         return fn
 
-    def safe_cast(field: Any, type: Any) -> str:  # noqa: A002 - dbt's argument name
+    def safe_cast(field: Any, type: Any) -> str:  # dbt's argument name
         if adapter in _BQ:
             return f"safe_cast({_s(field)} as {_s(type)})"
         if adapter in ("duckdb", "snowflake", "sqlserver", "synapse", "fabric", "trino",
@@ -138,7 +138,7 @@ def _build(ctx: RenderContext) -> dict[str, Any]:
             return f"try_cast({_s(field)} as {_s(type)})"
         return f"cast({_s(field)} as {_s(type)})"
 
-    def cast(field: Any, type: Any) -> str:  # noqa: A002
+    def cast(field: Any, type: Any) -> str:
         return f"cast({_s(field)} as {_s(type)})"
 
     def concat(fields: Any) -> str:

@@ -322,7 +322,7 @@ def compiled_template(env: Any, text: str) -> Any:
         blob = store.get(key)
         if isinstance(blob, bytes):
             with contextlib.suppress(Exception):
-                code = marshal.loads(blob)  # noqa: S302 - our own file, keyed by bytecode magic
+                code = marshal.loads(blob)  # our own file, keyed by bytecode magic
     if code is None:
         source = env.compile(text, raw=True)   # raises TemplateSyntaxError like from_string
         code = compile(source, "<template>", "exec")

@@ -63,7 +63,6 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
                        ) -> list[Finding]:
     """check-schema-diff in the runner's ``check`` shape, against ``ctx.state['ci_base']``."""
     from dbt_bulwark.fs import join
-    from dbt_bulwark.loader import load_project
     from dbt_bulwark.schema import project_dialect
     from dbt_bulwark.schema_diff import SchemaDiff, to_findings
 
@@ -74,7 +73,7 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
         tree = base_tree(ctx.ws, ctx.state["regression_base"], project.root)
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
-        base = load_project(tree, project.root, ctx.ws.cli_vars, ctx.ws.cache)
+        base = ctx.ws.base_project(tree, project.root)
     dialect, _how = project_dialect(project, policy.dialect)
     diffs = SchemaDiff(project, base, dialect, policy.schema_diff.protected,
                        policy.locked.tag, cache=ctx.ws.cache,
@@ -344,9 +343,6 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
 
             res.details.append(coverage_line(cov))
             plan.state.setdefault("coverage", []).append(cov)
-    base = ctx.state.get("regression_base")
-    if base is not None:
-        base.close()
     counts = ctx.state.get("ci_counts")
     if counts:
         res.summary += "; " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
@@ -553,6 +549,9 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                 stop = True
     finally:
         sessions.close()
+        shared = plan.state.get("regression_shared_base")
+        if shared is not None:
+            shared.close()
         plan.ws.close()   # ci_base_tree is one of its trees
         plan.ws.save()
     total = time.perf_counter() - t_start

@@ -357,7 +357,7 @@ def _build_type(data_type: str, dialect: str) -> Any | None:
 
     try:
         return exp.DataType.build(data_type, dialect=dialect, udt=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - sqlglot raises many kinds on user text
         return None
 
 
@@ -414,7 +414,7 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
         return False
     try:
         parsed = sqlglot.parse_one(f"CAST(NULL AS {text})", read=dialect)
-    except Exception:
+    except Exception:  # noqa: BLE001 - sqlglot raises many kinds on user text
         return False
     if not isinstance(parsed, exp.Cast) or not isinstance(parsed.to, exp.DataType):
         return False
@@ -438,27 +438,60 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=512)
+_PARSED: OrderedDict[tuple[str, str], ParsedSQL] = OrderedDict()
+_PARSED_SIZE = 512
+
+
 def parse_sql(sql: str, dialect: str) -> ParsedSQL:
     """Parse one statement (cached).  The returned expression is shared: copy before mutating."""
+    key = (sql, dialect)
+    hit = _PARSED.get(key)
+    if hit is not None:
+        _PARSED.move_to_end(key)
+        return hit
+    parsed = _parse_sql(sql, dialect)
+    _remember(key, parsed)
+    return parsed
+
+
+def _remember(key: tuple[str, str], parsed: ParsedSQL) -> None:
+    _PARSED[key] = parsed
+    if len(_PARSED) > _PARSED_SIZE:
+        _PARSED.popitem(last=False)
+
+
+def remember_parse(sql: str, dialect: str, statements: list[Any]) -> None:
+    """What ``sqlglot.parse(sql, read=dialect)`` returned elsewhere (fast-compile's syntax
+    check), so that :func:`parse_sql` of the same text does not parse it again."""
+    key = (sql, dialect)
+    if key not in _PARSED:
+        _remember(key, _statements(statements))
+
+
+def _statements(found: list[Any]) -> ParsedSQL:
+    statements = [s for s in found if s is not None]
+    if not statements:
+        return ParsedSQL(None, "could not parse SQL: empty statement")
+    if len(statements) > 1:
+        return ParsedSQL(None, "could not parse SQL: more than one statement")
+    return ParsedSQL(statements[0])
+
+
+def _parse_sql(sql: str, dialect: str) -> ParsedSQL:
     import sqlglot
     from sqlglot import errors
 
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        found = sqlglot.parse(sql, read=dialect)
     except errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = str(first.get("description") or exc).splitlines()[0]
         desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
         return ParsedSQL(None, f"could not parse SQL: {desc}", int(first.get("line") or 0),
                          int(first.get("col") or 0))  # fmt: skip
-    except Exception as exc:  # TokenError and anything else
+    except Exception as exc:  # noqa: BLE001 - TokenError and anything else
         return ParsedSQL(None, f"could not parse SQL: {str(exc).splitlines()[0][:200]}")
-    if not statements:
-        return ParsedSQL(None, "could not parse SQL: empty statement")
-    if len(statements) > 1:
-        return ParsedSQL(None, "could not parse SQL: more than one statement")
-    return ParsedSQL(statements[0])
+    return _statements(found)
 
 
 _EXP: Any = None
@@ -550,6 +583,29 @@ class _Analysis:
     trusted: dict[tuple[int, int], bool] = field(default_factory=dict)
     named: dict[int, dict[str, Any]] = field(default_factory=dict)
     consumers: dict[int, list[tuple[Any, str]]] | None = None
+    # the first SELECT's projections as written (before qualification), by position
+    original_first: list[_Written] | None = None
+
+
+@dataclass(frozen=True)
+class _Written:
+    """One projection of the query's first SELECT as the SQL wrote it."""
+
+    kind: str        # "alias" | "column" | "dot" | "" (another expression)
+    name: str = ""
+    quoted: bool = False
+
+
+def _written(proj: Any) -> _Written:
+    exp = _exp()
+
+    if isinstance(proj, exp.Alias):
+        return _Written("alias", proj.alias, bool(getattr(proj.args.get("alias"), "quoted", False)))
+    if isinstance(proj, exp.Column):
+        return _Written("column", proj.name, bool(getattr(proj.args.get("this"), "quoted", False)))
+    if isinstance(proj, exp.Dot):
+        return _Written("dot", proj.name)
+    return _Written("")
 
 
 @dataclass
@@ -616,9 +672,14 @@ def _analyze(sql: str, dialect: str, upstream: Upstream, types: bool = True) -> 
         if cached is not None:
             _ANALYSIS_CACHE.move_to_end(key)
             return cached
+    # The analysis qualifies the tree in place: it takes the cached parse when it is the
+    # only user (each model's SQL is analysed once per run), else a copy.
+    owned = _PARSED.get((sql, dialect)) is parsed
+    if owned:
+        del _PARSED[(sql, dialect)]
     try:
-        analysis = _do_analyze(sql, dialect, parsed.expression, used, types)
-    except Exception as exc:  # never raise on user SQL
+        analysis = _do_analyze(sql, dialect, parsed.expression, used, types, owned)
+    except Exception as exc:  # noqa: BLE001 - never raise on user SQL
         analysis = _Analysis(sql, dialect, error=f"could not analyse SQL: {_short(exc)}")
     _ANALYSIS_CACHE[cache_key] = analysis
     if len(_ANALYSIS_CACHE) > _ANALYSIS_CACHE_SIZE:
@@ -653,8 +714,9 @@ def _safe_type(data_type: str | None, dialect: str) -> str:
 
 def _do_analyze(
     sql: str, dialect: str, parsed: Any, used: dict[str, Mapping[str, str | None] | None],
-    types: bool = True,
+    types: bool = True, owned: bool = False,
 ) -> _Analysis:
+    """``owned``: ``parsed`` may be modified (no one else holds it), else it is copied."""
     exp = _exp()
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
@@ -662,10 +724,13 @@ def _do_analyze(
     from sqlglot.schema import MappingSchema
 
     analysis = _Analysis(sql, dialect)
-    tree = parsed.copy()
-    if not isinstance(tree, exp.Query):
-        analysis.error = f"not a query: {type(tree).__name__}"
+    if not isinstance(parsed, exp.Query):
+        analysis.error = f"not a query: {type(parsed).__name__}"
         return analysis
+    tree = parsed if owned else parsed.copy()
+    first = _first_select(tree)   # how the outer projections were written, before qualify
+    analysis.original_first = None if first is None else \
+        [_written(p) for p in first.expressions]
 
     # Remember where each star projection was written and mark the other projections, so that
     # columns produced by star expansion can be traced back to their star.
@@ -718,9 +783,20 @@ def _do_analyze(
         if not star_list:
             continue
         stars = star_list
+        projs = list(select.expressions)
+        origs = [_orig_index(p) for p in projs]
+        # the original index of the next marked projection after each one (one pass from
+        # the right: a star expanded to n columns stays linear in n)
+        next_marked = [1 << 30] * len(projs)
+        following = 1 << 30
+        for i in range(len(projs) - 1, -1, -1):
+            next_marked[i] = following
+            marked = origs[i]
+            if marked is not None:
+                following = marked
         last = -1
-        for proj in select.expressions:
-            idx = _orig_index(proj)
+        for i, proj in enumerate(projs):
+            idx = origs[i]
             if idx is not None:
                 last = idx
                 continue
@@ -731,7 +807,7 @@ def _do_analyze(
             qual: str | None = None
             if isinstance(proj, exp.Alias) and isinstance(proj.this, exp.Column):
                 qual = proj.this.table
-            nxt = [s for s in candidates if s[0] < _next_marked(select, proj)]
+            nxt = [s for s in candidates if s[0] < next_marked[i]]
             if len(nxt) > 1 and qual:
                 for s in nxt:
                     if s[1] and _key(s[1], dialect) == _key(qual, dialect):
@@ -766,19 +842,6 @@ def _orig_index(proj: Any) -> int | None:
         if node is not None and "bw_index" in (getattr(node, "_meta", None) or {}):
             return int(node.meta["bw_index"])
     return None
-
-
-def _next_marked(select: Any, proj: Any) -> int:
-    seen = False
-    for other in select.expressions:
-        if other is proj:
-            seen = True
-            continue
-        if seen:
-            idx = _orig_index(other)
-            if idx is not None:
-                return idx
-    return 1 << 30
 
 
 def _scope_columns(scope: Any) -> list[Any]:
@@ -942,8 +1005,18 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
 
     alias = node.args.get("alias") if hasattr(node, "args") else None
     alias_cols = alias.columns if isinstance(alias, exp.TableAlias) else []
+    if isinstance(node, exp.Unnest) and analysis.dialect == "bigquery" and not all(
+            _scalar_array(e) for e in node.expressions):
+        # BigQuery: the fields of an unnested STRUCT array are columns of the query too
+        # (`FROM t, t.items AS i` ... `SELECT id`), and the element type is not known here
+        return None
     if alias_cols:
-        return {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+        cols = {_key(c.name, analysis.dialect): c.name for c in alias_cols}
+        offset = node.args.get("offset") if isinstance(node, exp.Unnest) else None
+        if isinstance(offset, exp.Identifier):
+            # BigQuery `UNNEST(...) AS x WITH OFFSET AS n`: the offset is a column too
+            cols[_key(offset.name, analysis.dialect)] = offset.name
+        return cols
     if isinstance(source, exp.Table):
         rel = analysis.relations.get(id(source))
         if rel is None:
@@ -956,6 +1029,18 @@ def _source_columns_uncached(analysis: _Analysis, node: Any, source: Any) -> dic
             analysis.scope_names[id(source)] = _scope_output_names(source, analysis.dialect)
         return analysis.scope_names[id(source)]
     return None
+
+
+def _scalar_array(expression: Any) -> bool:
+    """An array expression whose elements are certainly not structs (a generated series,
+    an array literal of literals, a string split)."""
+    exp = _exp()
+
+    if isinstance(expression, (exp.GenerateSeries, exp.GenerateDateArray,
+                               exp.GenerateTimestampArray, exp.Split)):
+        return True
+    return isinstance(expression, exp.Array) and all(
+        isinstance(e, exp.Literal) for e in expression.expressions)
 
 
 def _lambda_bound(column: Any, dialect: str) -> bool:
@@ -995,7 +1080,7 @@ def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
     if first is None:
         return OutputSchema([], False, f"unsupported query shape: {type(tree).__name__}")
     branches = _set_branches(tree)
-    original = _first_select(parse_sql(sql, dialect).expression)
+    original = analysis.original_first
 
     columns: list[OutputColumn] = []
     complete = True
@@ -1020,15 +1105,12 @@ def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
     return OutputSchema(columns, complete, reason)
 
 
-def _named_by_query(proj: Any, original_first: Any | None) -> bool:
+def _named_by_query(proj: Any, original_first: list[_Written] | None) -> bool:
     """False when the warehouse, not the query, names this output (unaliased expression)."""
-    exp = _exp()
-
     idx = _orig_index(proj)
-    if idx is None or original_first is None or idx >= len(original_first.expressions):
+    if idx is None or original_first is None or idx >= len(original_first):
         return True  # star expansion: named after the source column
-    orig = original_first.expressions[idx]
-    return isinstance(orig, (exp.Alias, exp.Column, exp.Dot))
+    return original_first[idx].kind != ""
 
 
 def _set_branches(tree: Any) -> list[Any]:
@@ -1070,27 +1152,23 @@ def _selected(select: Any, analysis: _Analysis) -> dict[str, tuple[Any, Any]]:
     return dict(scope.selected_sources) if scope is not None else {}
 
 
-def _output_name(analysis: _Analysis, proj: Any, original_first: Any | None) -> str:
+def _output_name(analysis: _Analysis, proj: Any, original_first: list[_Written] | None) -> str:
     exp = _exp()
 
     dialect = analysis.dialect
     idx = _orig_index(proj)
-    if idx is not None and original_first is not None and idx < len(original_first.expressions):
-        orig = original_first.expressions[idx]
-        if isinstance(orig, exp.Alias):
-            ident = orig.args.get("alias")
-            quoted = bool(getattr(ident, "quoted", False))
-            return display_name(orig.alias, dialect, quoted)
-        if isinstance(orig, exp.Column):
+    if idx is not None and original_first is not None and idx < len(original_first):
+        orig = original_first[idx]
+        if orig.kind == "alias":
+            return display_name(orig.name, dialect, orig.quoted)
+        if orig.kind == "column":
             # an unaliased column keeps the spelling the relation stores it with
             inner = proj.this if isinstance(proj, exp.Alias) else proj
             spelled = _upstream_spelling(analysis, inner) if isinstance(inner, exp.Column) else None
             if spelled:
                 return spelled
-            ident = orig.args.get("this")
-            quoted = bool(getattr(ident, "quoted", False))
-            return display_name(orig.name, dialect, quoted)
-        if isinstance(orig, exp.Dot):
+            return display_name(orig.name, dialect, orig.quoted)
+        if orig.kind == "dot":
             return display_name(orig.name, dialect, False)
     name = proj.alias_or_name
     # star expansion: restore the upstream's spelling

@@ -15,16 +15,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbt_bulwark.jinja_env import (
-    EnvVarMissing,
-    RenderContext,
-    RenderTimeout,
-    SandboxError,
-    VarMissing,
-    error_line,
-    record_undefined,
-    render,
-)
 from dbt_bulwark.loader import node_vars
 from dbt_bulwark.project import Node, Project, Source
 
@@ -84,8 +74,13 @@ class Compiled:
 
 
 def compile_node(project: Project, node: Node, is_incremental: bool = False,
-                 adapter_type: str | None = None, env: dict[str, str] | None = None) -> Compiled:
-    """Render ``node`` in compile mode. Never raises."""
+                 adapter_type: str | None = None, env: dict[str, str] | None = None,
+                 standins: bool = False) -> Compiled:
+    """Render ``node`` in compile mode. Never raises.
+
+    ``standins``: an unknown name (a macro of a package that is not installed) renders as
+    :data:`dbt_bulwark.jinja_env.STANDIN` instead of nothing (see standins.py)."""
+    import contextlib
     import os
 
     out = Compiled(node.unique_id, None)
@@ -94,6 +89,25 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
     pkg = project.packages.get(node.package_name)
     if pkg is None:
         return out
+    raw = node.raw_code
+    if "{" not in raw and "\r" not in raw:
+        # no template tag and no newline Jinja would normalise: the text renders as itself
+        # (keep_trailing_newline); no context, sandbox or watchdog needed
+        out.raw = out.sql = raw
+        return out
+    # Jinja only when there is a template (a project of plain SQL never imports it)
+    from dbt_bulwark.jinja_env import (
+        EnvVarMissing,
+        RenderContext,
+        RenderTimeout,
+        SandboxError,
+        VarMissing,
+        error_line,
+        record_undefined,
+        render,
+        standin_mode,
+    )
+
     by_id: dict[str, Any] = {}
     lookups: dict[tuple[str, str | None, str | None], str] = {}
     parents = set(node.depends_on)
@@ -135,7 +149,8 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
 
     ctx.fallback = make_builtins(ctx)
     out.raw = node.raw_code
-    with record_undefined() as names:
+    with record_undefined() as names, \
+            (standin_mode() if standins else contextlib.nullcontext()):
         try:
             out.sql = render(node.raw_code, ctx)
         except (VarMissing, EnvVarMissing) as exc:

@@ -259,8 +259,16 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
     hint = "add `config: {contract: {enforced: true}}` and every column with its data_type"
     if not c.fix and not cannot:
         hint += " (bulwark check-contracts --fix does it when the SQL's types are knowable)"
+    severity = None
+    if (node.access == "public" and not c.policy.is_set("contracts.select")
+            and not {"critical", c.policy.locked.tag} & set(node.tags)):
+        # only the default selection's `access:public` picks it: dbt accepts a public model
+        # without a contract, and the project never opted in, so this is advice, not a block
+        severity = "info"
+        hint += " (set contracts.select in bulwark.yml to make this an error)"
     c.add(node, path, line, "BLK201",
-          f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint)
+          f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint,
+          severity=severity)
     if c.fix and not cannot:
         _plan_columns(c, node, enforce=True)
 
@@ -501,8 +509,10 @@ def _describe(sql: str) -> list[tuple[str, str]] | None:
     import duckdb
 
     try:
+        # a relation is bound, not run: its columns and types are DESCRIBE's, for less
+        rel = con.sql(sql)
         rows: list[tuple[str, str]] | None = [
-            (str(r[0]), str(r[1])) for r in con.execute(f"describe {sql}").fetchall()]
+            (str(n), str(t)) for n, t in zip(rel.columns, rel.types, strict=True)]
     except duckdb.Error:   # DuckDB cannot bind it: not judged here
         rows = None
     _DESCRIBED[sql] = rows
@@ -732,6 +742,16 @@ def certain_type(dtype: str | None, expression: str | None, dialect: str) -> str
     """
     if not dtype or not expression:
         return None
+    key = (dtype, expression, dialect)
+    if key not in _CERTAIN:   # a pure function of its text: parsed once per process
+        _CERTAIN[key] = _certain_type(dtype, expression, dialect)
+    return _CERTAIN[key]
+
+
+_CERTAIN: dict[tuple[str, str, str], str | None] = {}
+
+
+def _certain_type(dtype: str, expression: str, dialect: str) -> str | None:
     try:
         import sqlglot
         from sqlglot import exp
@@ -808,35 +828,46 @@ def apply_fixes(repo_root: Any, plans: list[FixPlan]) -> FixResult:
     by_file: dict[str, list[FixPlan]] = {}
     for plan in plans:
         by_file.setdefault(plan.properties_path, []).append(plan)
+
+    def refused(rel: str, plan: FixPlan, exc: YamlEditError) -> Finding:
+        return Finding(rel, exc.line or 0, 0, "BLK220",
+                       f"--fix could not edit this file for '{plan.name}': {exc.message}",
+                       "error", "make the change by hand", plan.unique_id)
+
     for rel, file_plans in sorted(by_file.items()):
         path = Path(repo_root) / rel
+        pending = list(file_plans)   # the plans whose edits wait for the save
         try:
             editor = PropertiesEditor(path, repo_root)
             done: list[str] = []
             for plan in file_plans:
-                entry = editor.model(plan.name, plan.version)
-                assert entry is not None
-                what = []
-                if plan.enforce and editor.set_config(entry, "contract", {"enforced": True}):
-                    what.append("contract enforced")
-                if plan.columns and editor.add_columns(entry, plan.columns):
-                    what.append(f"{len(plan.columns)} column(s) "
-                                f"({', '.join(col['name'] for col in plan.columns)})")
+                # one transaction per model: a refusal names its own model and leaves the
+                # other models' edits (and nothing half-made of its own)
+                mark = editor.mark()
+                try:
+                    entry = editor.model(plan.name, plan.version)
+                    assert entry is not None
+                    what = []
+                    if plan.enforce and editor.set_config(entry, "contract", {"enforced": True}):
+                        what.append("contract enforced")
+                    if plan.columns and editor.add_columns(entry, plan.columns):
+                        what.append(f"{len(plan.columns)} column(s) "
+                                    f"({', '.join(col['name'] for col in plan.columns)})")
+                except YamlEditError as exc:
+                    editor.rollback(mark)
+                    pending.remove(plan)
+                    out.findings.append(refused(rel, plan, exc))
+                    continue
                 if what:
                     label = versioned_name(plan.name, plan.version)
                     done.append(f"{label}: " + ", ".join(what))
             if editor.save():
                 out.changed.append(rel)
                 out.notes.extend(f"fixed {rel}: {d}" for d in done)
-        except YamlEditError as exc:
-            line = exc.line or 0
-            for plan in file_plans:
-                out.findings.append(Finding(
-                    rel, line, 0, "BLK220",
-                    f"--fix could not edit this file for '{plan.name}': {exc.message}",
-                    "error", "make the change by hand", plan.unique_id))
+        except YamlEditError as exc:   # the file itself (unreadable, unsafe, changed on disk)
+            out.findings.extend(refused(rel, plan, exc) for plan in pending)
         except OSError as exc:
-            for plan in file_plans:
+            for plan in pending:
                 out.findings.append(Finding(rel, 0, 0, "BLK220",
                                             f"--fix could not write this file: {exc}", "error",
                                             "check permissions", plan.unique_id))

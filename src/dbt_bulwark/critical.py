@@ -451,7 +451,6 @@ def _summarise_base(project: Project, cp: CriticalPolicy) -> list[BaseModel]:
 def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPolicy,
                       targets: set[str] | None) -> tuple[list[Finding], dict[str, set[str]]]:
     """Findings for protection the change removed, and the base marker tags per model."""
-    from dbt_bulwark.loader import load_project
     from dbt_bulwark.policy import load_policy
 
     changed = set(ctx.files)
@@ -472,14 +471,15 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
     base_cp = critical_policy(base_policy) if base_policy is not None else cp
     cache = ctx.ws.cache
     key = ("critical-base", _BASE_CACHE_VERSION, tree.tree_id, project.root,
-           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())))
+           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())),
+           ctx.ws.installed_key(project.root))
     summary = cache.get(key) if cache is not None else None
     base_project: Project | None = None
 
     def load_base() -> Project:
         nonlocal base_project
         if base_project is None:
-            base_project = load_project(tree, project.root, ctx.ws.cli_vars, cache)
+            base_project = ctx.ws.base_project(tree, project.root)
         return base_project
 
     if summary is None:
@@ -630,6 +630,7 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
         try:
             editor = PropertiesEditor(target, repo_root)
             for e in items:
+                mark = editor.mark()   # one model's edits are all or nothing
                 try:
                     entry = editor.model(e.node.name, e.node.version)
                     if entry is None:
@@ -637,7 +638,9 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
                     editor.add_tags(entry, e.tags)
                     ok.append(e.node.unique_id)
                 except YamlEditError as exc:
+                    editor.rollback(mark)
                     errors.append(refused(rel, exc.line, e, exc.message))
+                    done.add(e.node.unique_id)   # reported: not again if the save fails
             if editor.save():
                 changed.append(rel)
             done.update(ok)
@@ -646,6 +649,7 @@ def add_tags(repo_root: Any, edits: list[TagEdit]) -> tuple[list[str], list[Find
             line = exc.line if isinstance(exc, YamlEditError) else None
             errors.extend(refused(rel, line, e, msg) for e in items
                           if e.node.unique_id not in done)
+    done -= {f.node for f in errors if f.node}
     return changed, errors, done
 
 
@@ -788,22 +792,33 @@ def write_owners(repo_root: Any, project: Project, nodes: list[Node]
         by_file.setdefault(properties_file_for(project, node), []).append((node, who))
     changed: list[str] = []
     written: dict[str, str] = {}
+    reported: set[str] = set()
+
+    def owner_refused(rel: str, line: int | None, n: Node, why: str) -> Finding:
+        return Finding(rel, line or 0, 1 if line else 0, "BLK320",
+                       f"no owner written for '{n.label}': {why}",
+                       hint="set `config: {meta: {owner: ...}}` by hand", node=n.unique_id)
+
     for rel, items in sorted(by_file.items()):
         try:
             editor = PropertiesEditor(os.path.join(str(repo_root), rel), repo_root)
             for node, who in items:
-                entry = editor.model(node.name, node.version)
-                if entry is not None and editor.set_config(entry, "meta", {"owner": who}):
-                    written[node.unique_id] = who
+                mark = editor.mark()   # one model's edits are all or nothing
+                try:
+                    entry = editor.model(node.name, node.version)
+                    if entry is not None and editor.set_config(entry, "meta", {"owner": who}):
+                        written[node.unique_id] = who
+                except YamlEditError as exc:
+                    editor.rollback(mark)
+                    reported.add(node.unique_id)
+                    skipped.append(owner_refused(rel, exc.line, node, exc.message))
             if editor.save():
                 changed.append(rel)
         except (YamlEditError, OSError) as exc:
             msg = exc.message if isinstance(exc, YamlEditError) else str(exc)
             line = exc.line if isinstance(exc, YamlEditError) else None
-            skipped.extend(Finding(rel, line or 0, 1 if line else 0, "BLK320",
-                                   f"no owner written for '{n.label}': {msg}",
-                                   hint="set `config: {meta: {owner: ...}}` by hand",
-                                   node=n.unique_id) for n, _ in items)
+            skipped.extend(owner_refused(rel, line, n, msg) for n, _ in items
+                           if n.unique_id not in reported)
             for n, _ in items:
                 written.pop(n.unique_id, None)
     return changed, skipped, written

@@ -451,7 +451,7 @@ class DbtSession:
         try:
             os.chdir(self.project_dir)
             res = runner.invoke(cmd)
-        except BaseException as exc:  # noqa: BLE001 - dbt raising is a failed invocation
+        except BaseException as exc:  # dbt raising is a failed invocation
             if isinstance(exc, KeyboardInterrupt):
                 raise
             return Invocation(args, False, error=f"{type(exc).__name__}: {exc}",

@@ -102,9 +102,23 @@ def find_call(text: str, func: str, args: Iterable[str] = ()) -> tuple[int, int]
     return 1, 0
 
 
+_CALLED: dict[str, dict[str, int]] = {}
+_CALLED_MAX = 20_000
+
+
 def called_names(text: str) -> dict[str, int]:
     """Names called in a Jinja template (``foo(...)``, ``pkg.foo(...)`` -> ``pkg``,
-    ``pkg.foo``) with the line of their first call."""
+    ``pkg.foo``) with the line of their first call; parsed once per text and process (the
+    head and the base read the same unchanged files). The result is shared: do not modify."""
+    hit = _CALLED.get(text)
+    if hit is None:
+        if len(_CALLED) >= _CALLED_MAX:
+            _CALLED.clear()
+        hit = _CALLED[text] = _called_names(text)
+    return hit
+
+
+def _called_names(text: str) -> dict[str, int]:
     import jinja2
     import jinja2.nodes as jn
 
@@ -176,7 +190,7 @@ def _sqlglot_parse(sql: str, dialect: str) -> tuple[int, str] | None:
     from dbt_bulwark.compiler import line_col_to_offset
 
     try:
-        sqlglot.parse(sql, read=dialect)
+        statements = sqlglot.parse(sql, read=dialect)
     except errors.ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         desc = str(first.get("description") or exc).splitlines()[0]
@@ -189,46 +203,71 @@ def _sqlglot_parse(sql: str, dialect: str) -> tuple[int, str] | None:
         return offset, desc
     except Exception as exc:  # noqa: BLE001 - tokenizer errors and anything else
         return 0, str(exc).splitlines()[0][:200] if str(exc) else exc.__class__.__name__
+    from dbt_bulwark.columns import remember_parse
+
+    remember_parse(sql, dialect, statements)   # the column checks read the same text
     return None
+
+
+_LEX_SPECIAL = re.compile(r"[-#/$'\"`()]")
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_]\w*)?\$")
+_QUOTE_OR_BACKSLASH = {q: re.compile(re.escape(q) + r"|\\") for q in "'\"`"}
 
 
 def lexical_problem(sql: str, backslash_escapes: bool, backticks: bool,
                     hash_comments: bool) -> tuple[int, str] | None:
-    """Unterminated strings/comments and unbalanced parentheses: errors in any dialect."""
+    """Unterminated strings/comments and unbalanced parentheses: errors in any dialect.
+
+    Jumps from one character that can matter (comment, string and parenthesis marks) to
+    the next: linear, with the per-character work done by the regex engine."""
     i, n = 0, len(sql)
     stack: list[int] = []
+    special = _LEX_SPECIAL
     while i < n:
+        m = special.search(sql, i)
+        if m is None:
+            break
+        i = m.start()
         ch = sql[i]
         if ch == "-" and sql.startswith("--", i) or (hash_comments and ch == "#"):
             nl = sql.find("\n", i)
             i = n if nl < 0 else nl + 1
             continue
-        if sql.startswith("/*", i):
+        if ch == "/" and sql.startswith("/*", i):
             end = sql.find("*/", i + 2)
             if end < 0:
                 return i, "unterminated /* comment"
             i = end + 2
             continue
         if ch == "$":
-            m = re.match(r"\$([A-Za-z_]\w*)?\$", sql[i:])
-            if m:
-                end = sql.find(m.group(0), i + len(m.group(0)))
+            tag = _DOLLAR_TAG.match(sql, i)
+            if tag:
+                end = sql.find(tag.group(0), i + len(tag.group(0)))
                 if end < 0:
                     return i, "unterminated $$ string"
-                i = end + len(m.group(0))
+                i = end + len(tag.group(0))
                 continue
         if ch in "'\"" or (backticks and ch == "`"):
             j = i + 1
+            closer = _QUOTE_OR_BACKSLASH[ch] if backslash_escapes else None
             while j < n:
-                if backslash_escapes and sql[j] == "\\":
-                    j += 2
-                    continue
-                if sql[j] == ch:
-                    if j + 1 < n and sql[j + 1] == ch:
-                        j += 2
-                        continue
+                if closer is not None:
+                    hit = closer.search(sql, j)
+                    k = hit.start() if hit is not None else n
+                else:
+                    k = sql.find(ch, j)
+                    k = n if k < 0 else k
+                if k >= n:
+                    j = n
                     break
-                j += 1
+                if sql[k] == "\\":    # only found with backslash escapes
+                    j = k + 2
+                    continue
+                if k + 1 < n and sql[k + 1] == ch:
+                    j = k + 2
+                    continue
+                j = k
+                break
             if j >= n:
                 kind = "string" if ch == "'" else "quoted identifier"
                 return i, f"unterminated {kind} (opening {ch} has no closing {ch})"

@@ -20,11 +20,13 @@ ignored entirely: they are neither files nor directories.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from dbt_bulwark.findings import UsageError
 from dbt_bulwark.fs import SKIP_DIRS, join
@@ -36,6 +38,8 @@ __all__ = [
 
 _ZERO_SHA = frozenset("0")
 _MAX_LINK_HOPS = 40
+# where `dbt deps` installs packages (packages-install-path, and the older modules-path)
+INSTALL_DIRS = ("dbt_packages", "dbt_modules")
 _MODE_LINK = "120000"
 _MODE_GITLINK = "160000"
 
@@ -323,6 +327,41 @@ class GitTree:
         self._link_targets: dict[str, str] = {}
         self._load()
         self._cat = _CatFile(top)
+        # installed package folders (never committed) read from the working tree
+        self._installed: list[str] = []
+        self._work: Any = None
+
+    def see_installed_packages(self, work: Any, roots: Iterable[str]) -> None:
+        """Read each project's ``dbt_packages/`` from ``work`` (the working tree) when git
+        does not track it: `dbt deps` installs packages there, never in a commit, and the
+        base revision builds against the same installed packages as the head. The stamp of
+        what is installed joins :attr:`tree_id`, so caches keyed by it follow `dbt deps`."""
+        stamp: list[str] = []
+        for root in sorted(set(roots)):
+            for name in INSTALL_DIRS:
+                rel = join(root, name)
+                if rel in self._installed or self.is_dir(rel) or not work.is_dir(rel):
+                    continue
+                self._installed.append(rel)
+                for pkg in work.listdir(rel):
+                    try:
+                        st = os.stat(os.path.join(work.root, rel, pkg, "dbt_project.yml"))
+                        stamp.append(f"{rel}/{pkg}:{st.st_mtime_ns}:{st.st_size}")
+                    except OSError:
+                        stamp.append(f"{rel}/{pkg}")
+        if self._installed:
+            self._work = work
+            digest = hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+            self.tree_id = f"{self.tree_id}+pkgs:{digest}"
+
+    def _installed_for(self, rel: str) -> str | None:
+        if not self._installed:
+            return None
+        key = join(rel)
+        for prefix in self._installed:
+            if key == prefix or key.startswith(prefix + "/"):
+                return key
+        return None
 
     # -- listing
 
@@ -408,6 +447,8 @@ class GitTree:
     # -- FileSource
 
     def read_bytes(self, rel: str) -> bytes:
+        if self._installed_for(rel) is not None:
+            return bytes(self._work.read_bytes(rel))
         key = self._resolve(rel)
         oid = self._files.get(key) if key is not None else None
         if oid is None:
@@ -415,20 +456,28 @@ class GitTree:
         return self._cat.read(oid, join(self.prefix, rel))
 
     def is_file(self, rel: str) -> bool:
+        if self._installed_for(rel) is not None:
+            return bool(self._work.is_file(rel))
         key = self._resolve(rel)
         return key is not None and key in self._files
 
     def is_dir(self, rel: str) -> bool:
+        if self._installed_for(rel) is not None:
+            return bool(self._work.is_dir(rel))
         key = self._resolve(rel)
         return key is not None and key in self._dirs
 
     def listdir(self, rel: str) -> list[str]:
+        if self._installed_for(rel) is not None:
+            return list(self._work.listdir(rel))
         key = self._resolve(rel)
         children = self._dirs.get(key) if key is not None else None
         return sorted(children) if children else []
 
     def walk(self, rel: str = "", skip_hidden: bool = True,
              skip_dirs: frozenset[str] = SKIP_DIRS) -> list[str]:
+        if self._installed_for(rel) is not None:
+            return list(self._work.walk(rel, skip_hidden, skip_dirs))
         start = join(rel)
         real = self._resolve(start)
         if real is None or real not in self._dirs:

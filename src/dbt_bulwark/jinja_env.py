@@ -15,7 +15,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,6 +86,10 @@ class _SnapshotExtension(jinja2.ext.Extension):
 
 
 _UNDEFINED_LOG: list[list[str]] = []   # stack of recorders (compile mode notes what was unknown)
+_STANDINS: list[bool] = []             # non-empty while a stand-in render runs (standin_mode)
+# what an unknown name (a macro of a package that is not installed...) renders as in a
+# stand-in render: a word that the regression rules replace by what makes the SQL parse
+STANDIN = "__bulwark_standin__"
 
 
 class PermissiveUndefined(jinja2.Undefined):
@@ -100,8 +104,17 @@ class PermissiveUndefined(jinja2.Undefined):
                  exc: Any = jinja2.exceptions.UndefinedError):
         super().__init__(hint, obj, name, exc)
         # a name looked up and not found (not a macro parameter left out: those carry a hint)
-        if _UNDEFINED_LOG and name and obj is jinja2.utils.missing and hint is None:
-            _UNDEFINED_LOG[-1].append(str(name))
+        if name and obj is jinja2.utils.missing and hint is None:
+            if _UNDEFINED_LOG:
+                _UNDEFINED_LOG[-1].append(str(name))
+            self.__dict__["_standin"] = True
+        elif isinstance(obj, PermissiveUndefined) and obj.__dict__.get("_standin"):
+            self.__dict__["_standin"] = True    # pkg.macro of an unknown pkg
+
+    def __str__(self) -> str:
+        if _STANDINS and self.__dict__.get("_standin"):
+            return STANDIN
+        return ""
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -116,14 +129,25 @@ class PermissiveUndefined(jinja2.Undefined):
             return ""
         return self
 
-    def __iter__(self):  # type: ignore[override,unused-ignore]
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override,unused-ignore]
         return iter(())
 
     def __bool__(self) -> bool:
         return False
 
 
-class record_undefined:  # noqa: N801 - used as a context manager
+class standin_mode:  # used as a context manager
+    """``with standin_mode():`` an unknown name (and an attribute or call of it) renders as
+    :data:`STANDIN` instead of nothing; a missing macro argument still renders as ''."""
+
+    def __enter__(self) -> None:
+        _STANDINS.append(True)
+
+    def __exit__(self, *exc: Any) -> None:
+        _STANDINS.pop()
+
+
+class record_undefined:  # used as a context manager
     """``with record_undefined() as names:`` collects top-level undefined names."""
 
     def __enter__(self) -> list[str]:
@@ -674,7 +698,7 @@ _macros_catch_return()
 def _safe(fn: Callable[[Any], Any], value: Any, default: Any) -> Any:
     try:
         return fn(value)
-    except Exception:
+    except Exception:  # noqa: BLE001 - as dbt: any failure gives the default
         return default
 
 
@@ -770,7 +794,7 @@ def render_timeout() -> float:
     return value if value > 0 else 10.0
 
 
-class _Expired(BaseException):   # noqa: N818 - raised into the rendering thread; BaseException so
+class _Expired(BaseException):   # raised into the rendering thread; BaseException so
     """that no ``except Exception`` in a template helper swallows it."""
 
 
@@ -789,6 +813,7 @@ class _Watchdog:
         self.cond = threading.Condition(threading.Lock())
         self.active: dict[int, list[Any]] = {}   # token -> [thread id, deadline, fired]
         self.next_token = 0
+        self.wake_at: float | None = None   # when the sleeping thread wakes; None: on notify
         self.thread: Any = None
         self.pid = os.getpid()
         try:
@@ -815,7 +840,10 @@ class _Watchdog:
             self.next_token += 1
             token = self.next_token
             self.active[token] = [threading.get_ident(), time.monotonic() + seconds, False]
-            if len(self.active) == 1:
+            # wake the thread only when it would sleep past this deadline (waking it for
+            # every render cost a thread switch per template)
+            deadline = self.active[token][1]
+            if self.wake_at is None or deadline < self.wake_at:
                 self.cond.notify()
         return token
 
@@ -836,12 +864,15 @@ class _Watchdog:
         with self.cond:
             while True:
                 if not self.active:
+                    self.wake_at = None
                     self.cond.wait()
                     continue
                 now = time.monotonic()
                 soonest = min(e[1] for e in self.active.values())
                 if soonest > now:
+                    self.wake_at = soonest
                     self.cond.wait(soonest - now)
+                    self.wake_at = None
                     continue
                 for entry in self.active.values():
                     if entry[1] <= now:

@@ -144,8 +144,20 @@ def known_dialects() -> list[str]:
     return sorted({d.value for d in Dialects if d.value} | set(_ADAPTER_DIALECTS))
 
 
+# sqlglot's dialect names (``sqlglot.dialects.Dialects``), so that reading a policy does not
+# import sqlglot (a hook that needs no SQL analysis never pays for it); a name not listed
+# is looked up in the installed sqlglot. tests/test_fix_transactions.py checks the list.
+SQLGLOT_DIALECTS = frozenset({
+    "athena", "bigquery", "clickhouse", "databricks", "dax", "doris", "dremio", "drill",
+    "druid", "duckdb", "dune", "exasol", "fabric", "hive", "materialize", "mysql", "oracle",
+    "postgres", "presto", "prql", "redshift", "risingwave", "snowflake", "solr", "spark",
+    "spark2", "sqlite", "starrocks", "tableau", "teradata", "trino", "tsql"})
+
+
 def _check_dialect(value: str) -> str:
     name = value.strip().lower()
+    if name in SQLGLOT_DIALECTS:
+        return name
     allowed = known_dialects()
     if name not in allowed:
         import difflib

@@ -39,12 +39,14 @@ from typing import Any
 from dbt_bulwark.findings import Finding, UsageError
 from dbt_bulwark.fs import join
 
-_VERSION = 2
+_VERSION = 3
 _ZERO = frozenset("0")
 
 # findings that say the base of a change is "changed" although the file just did not load
 BASE_COMPARISON_CODES = frozenset({"BLK310", "BLK311", "BLK312", "BLK401", "BLK402", "BLK403",
                                    "BLK404", "BLK405", "BLK407", "BLK408", "BLK410", "BLK411"})
+# info on a clean tree (dbt accepts it), a warning when this change introduces it
+RAISED_WHEN_NEW = frozenset({"BLK037"})
 LOAD_FAILURE_CODES = frozenset({"BLK001", "BLK002", "BLK003", "BLK004"})
 # a node carrying one of these at the base was not analysed there
 NOT_ANALYSED = frozenset({"BLK020", "BLK103", "BLK104", "BLK105", "BLK130", "BLK131",
@@ -63,8 +65,11 @@ class Base:
     to_rev: str | None = None    # pre-push: the pushed revision
     count_existing: bool = False
     trees: dict[str, Any] = field(default_factory=dict, repr=False)
+    # project root -> its BaseRun (shared by every check of one run that uses this base)
+    runs: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def close(self) -> None:
+        """Stop the git readers (a later read restarts them)."""
         for tree in self.trees.values():
             inner = getattr(tree, "tree", tree)
             close = getattr(inner, "close", None)
@@ -337,6 +342,7 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
     shared = base.trees.get("\0ws")
     if shared is None:
         shared = GitTree(base.top, base.rev, base.prefix)
+        shared.see_installed_packages(ws.fs, ws.project_roots)
         base.trees["\0ws"] = shared
     tree: Any = shared
     if not shared.is_file(join(root, "dbt_project.yml")):
@@ -371,6 +377,8 @@ class Facts:
     sources: dict[str, tuple[str, str, str, int]]   # uid -> (source, table, path, line)
     macros: dict[str, tuple[str, int]]              # root-package macro -> (path, line)
     refable: dict[str, str]                         # name -> uid (models, seeds, snapshots)
+    checksums: dict[str, str] = field(default_factory=dict)   # uid -> checksum of its file
+    macros_hash: str = ""                           # of every macro the project loads
 
     def children(self, uids: set[str]) -> set[str]:
         return {uid for uid, n in self.nodes.items() if uids & set(n[4])}
@@ -388,7 +396,9 @@ def facts_of(project: Any) -> Facts:
     refable = {n.name: uid for uid, n in project.nodes.items()
                if n.resource_type in ("model", "seed", "snapshot")
                and n.package_name == project.name}
-    return Facts(nodes, sources, macros, refable)
+    return Facts(nodes, sources, macros, refable,
+                 {uid: n.checksum for uid, n in project.nodes.items()},
+                 str(getattr(project, "macros_hash", "") or ""))
 
 
 @dataclass
@@ -407,14 +417,13 @@ class BaseRun:
         return str(getattr(self.tree, "tree_id", ""))
 
     def _vars_key(self) -> str:
-        return repr(sorted((str(k), repr(v)) for k, v in self.ws.cli_vars.items()))
+        """--vars and the installed packages (the base is read with them)."""
+        return repr(sorted((str(k), repr(v)) for k, v in self.ws.cli_vars.items())) + \
+            "|" + self.ws.installed_key(self.root)
 
     def project(self) -> Any:
         if self._project is None:
-            from dbt_bulwark.loader import load_project
-
-            self._project = load_project(self.tree, self.root, self.ws.cli_vars, self.ws.cache)
-            self._project.cache = self.ws.analysis_cache
+            self._project = self.ws.base_project(self.tree, self.root)
         return self._project
 
     def facts(self) -> Facts:
@@ -435,7 +444,7 @@ def base_run(ctx: Any, root: str) -> BaseRun | None:
     base: Base | None = ctx.state.get("regression_base")
     if base is None:
         return None
-    runs = ctx.state.setdefault("regression_runs", {})
+    runs = base.runs
     if root not in runs:
         tree = base_tree(ctx.ws, base, root)
         runs[root] = BaseRun(base, root, tree, ctx.ws) if tree is not None else None
@@ -529,8 +538,13 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
     findings = drop_unloaded(project, facts, findings)
     if _check_id(check).startswith("dbt_bulwark.fast_compile."):
         findings = _raise(ctx, project, run, facts, before, targets, findings)
+        from dbt_bulwark.standins import judge
+
+        findings = judge(ctx, project, run, policy, findings)
     seen = {identity(f) for f in before}
-    return [dataclasses.replace(f, existing=True) if identity(f) in seen else f
+    return [dataclasses.replace(f, existing=True) if identity(f) in seen
+            else dataclasses.replace(f, severity="warning") if f.code in RAISED_WHEN_NEW
+            and f.severity == "info" else f
             for f in findings]
 
 
@@ -565,20 +579,14 @@ def unloaded_files(project: Any) -> set[str]:
 # ----------------------------------------------------------------------------- raising
 
 
-def _distance(a: str, b: str) -> int:
-    if a == b:
-        return 0
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
-
-
 def _similar(a: str, b: str) -> bool:
-    return _distance(a.lower(), b.lower()) <= max(2, min(len(a), len(b)) // 4)
+    """A likely typo: an edit distance of at most max(2, a quarter of the shorter name)
+    (bounded: the distance is not computed past the limit)."""
+    from dbt_bulwark.fast_compile import edit_distance
+
+    limit = max(2, min(len(a), len(b)) // 4)
+    a, b = a.lower(), b.lower()
+    return a == b or edit_distance(a, b, limit) <= limit
 
 
 def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Finding],
@@ -605,6 +613,15 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
     removed_macros = {m: v for m, v in facts.macros.items() if m not in head_macros}
     users: dict[str, list[str]] = {}     # base uid of a removed resource -> "file:line"
     out: list[Finding] = []
+    near_memo: dict[str, bool] = {}
+
+    def near_base_macro(name: str) -> bool:
+        """A base project macro with a name similar to ``name`` (memo: one scan per name)."""
+        hit = near_memo.get(name)
+        if hit is None:
+            hit = near_memo[name] = any(_similar(name, m) for m in facts.macros)
+        return hit
+
     for f in findings:
         node = project.nodes.get(f.node) if f.node else None
         base_node = facts.nodes.get(f.node) if f.node else None
@@ -674,7 +691,7 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                 if not hit:
                     # a typo: the node called a similar project macro at the base
                     unknown = sorted(c for c in calls if "." not in c and c not in head_macros
-                                     and any(_similar(c, m) for m in facts.macros))
+                                     and near_base_macro(c))
                     lost = _base_calls(run, f.node, facts) if unknown else []
                     lost = [m for m in lost if m not in calls]
                     unknown = [c for c in unknown if any(_similar(c, m) for m in lost)]
@@ -823,9 +840,13 @@ def ci_base(plan: Any) -> Base | None:
     if getattr(plan.args, "base_check", True) is False or plan.base is None or \
             plan.git_top is None:
         return None
+    shared = plan.state.get("regression_shared_base")
+    if shared is not None:    # one base (git tree, overlay, loaded project) for every layer
+        return shared
     loc = plan.ws.git_location()
     prefix = loc[1] if loc is not None else ""
     base = Base(Path(plan.git_top), plan.base, prefix, plan.base_label, "ci")
     # --all-findings; fail_on_existing is each project's own (runner.verdict)
     base.count_existing = bool(getattr(plan.args, "all_findings", False))
+    plan.state["regression_shared_base"] = base
     return base

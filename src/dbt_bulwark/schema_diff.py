@@ -322,6 +322,14 @@ class SchemaDiff:
         self.locked_tag = locked_tag
         self.today = today
         self.cache = cache
+        # Jinja in a column's data_type is rendered as dbt does, on both sides alike: a
+        # template compared with its own rendering is no type change
+        from dbt_bulwark.loader import render_data_types
+
+        render_as = adapter or head.adapter_type or dialect
+        for side in (head, base):
+            if side is not None:
+                render_data_types(side, render_as)
         self.head = _Side(head, SchemaResolver(head, dialect), self._fps(head))
         self.base = _Side(base, SchemaResolver(base, dialect), self._fps(base)) \
             if base is not None else None

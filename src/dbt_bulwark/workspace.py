@@ -17,7 +17,7 @@ from typing import Any
 
 from dbt_bulwark.cache import ParseCache, open_cache
 from dbt_bulwark.findings import UsageError
-from dbt_bulwark.fs import FileSource, WorkTree, join
+from dbt_bulwark.fs import SKIP_DIRS, FileSource, WorkTree, join
 from dbt_bulwark.loader import discover_projects, load_project, project_for_path
 from dbt_bulwark.project import Node, Project
 
@@ -56,6 +56,9 @@ class Workspace:
     _projects: dict[str, Project] = field(default_factory=dict)
     _git: Any = field(default=None, repr=False)
     _trees: dict[str, Any] = field(default_factory=dict, repr=False)
+    _base_projects: dict[tuple[Any, ...], Project] = field(default_factory=dict, repr=False)
+    _installed: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _installed_keys: dict[str, str] = field(default_factory=dict, repr=False)
 
     def project(self, root: str) -> Project:
         if root not in self._projects:
@@ -63,6 +66,67 @@ class Workspace:
             project.cache = self.analysis_cache
             self._projects[root] = project
         return self._projects[root]
+
+    def base_project(self, tree: Any, root: str) -> Project:
+        """Project ``root`` loaded from ``tree`` (a git revision's files), once per revision:
+        the regression comparison, the critical-tags and the schema-diff checks of one run
+        share it. Trees that show the same git tree (a :class:`~dbt_bulwark.gitfs.GitTree`
+        and an overlay over it) give the same project."""
+        key = (_tree_identity(tree), root)
+        project = self._base_projects.get(key)
+        if project is None:
+            project = load_project(self.with_installed(tree, root), root, self.cli_vars,
+                                   self.cache)
+            project.cache = self.analysis_cache
+            self._base_projects[key] = project
+        return project
+
+    def installed_dir(self, root: str) -> str | None:
+        """Where project ``root`` has its packages installed on disk (``dbt_packages/``, or
+        ``packages-install-path``), when that folder exists; None otherwise."""
+        if root in self._installed:
+            return self._installed[root]
+        found: str | None = None
+        if root in self.project_roots:
+            yml = self.project(root).project_yml
+            install = yml.get("packages-install-path") or yml.get("modules-path") or \
+                "dbt_packages"
+            path = join(root, str(install))
+            found = path if isinstance(install, str) and self.fs.is_dir(path) else None
+        self._installed[root] = found
+        return found
+
+    def installed_key(self, root: str) -> str:
+        """A fingerprint of the packages installed for ``root`` (file names, sizes and
+        modification times): part of the cache keys of what is read from a base revision
+        with them."""
+        if root in self._installed_keys:
+            return self._installed_keys[root]
+        import hashlib
+
+        inst = self.installed_dir(root)
+        digest = hashlib.sha1()
+        if inst is not None:
+            base = Path(self.fs.root)
+            for rel in self.fs.walk(inst, False, frozenset()):
+                try:
+                    st = (base / rel).stat()
+                except OSError:
+                    continue
+                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8",
+                                                                             "surrogatepass"))
+        key = "" if inst is None else digest.hexdigest()
+        self._installed_keys[root] = key
+        return key
+
+    def with_installed(self, tree: Any, root: str) -> Any:
+        """``tree`` (a git revision's files) with the packages installed on disk for project
+        ``root``: they are not in git (``dbt deps`` writes them), and a base revision read
+        without them could not render any model that calls a package macro."""
+        inst = self.installed_dir(root)
+        if inst is None or tree.is_dir(inst) or not isinstance(self.fs, WorkTree):
+            return tree
+        return InstalledOverlay(tree, self.fs, inst)
 
     def projects(self) -> list[Project]:
         return [self.project(r) for r in self.project_roots]
@@ -141,7 +205,9 @@ class Workspace:
         if rev not in self._trees:
             from dbt_bulwark.gitfs import GitTree
 
-            self._trees[rev] = GitTree(loc[0], rev, loc[1])
+            tree = GitTree(loc[0], rev, loc[1])
+            tree.see_installed_packages(self.fs, self.project_roots)
+            self._trees[rev] = tree
         return self._trees[rev]
 
     def close(self) -> None:
@@ -154,6 +220,68 @@ class Workspace:
         for cache in (self.cache, self.analysis_cache):
             if cache is not None:
                 cache.save()
+
+
+class InstalledOverlay:
+    """A git revision's files plus one folder of installed packages read from the work tree
+    (``dbt_packages/`` is ignored by git, so a revision never holds it)."""
+
+    def __init__(self, tree: Any, work: FileSource, installed: str):
+        self.tree = tree
+        self.work = work
+        self.installed = installed
+        self.root = tree.root
+        self.tree_id = getattr(tree, "tree_id", "")
+
+    def _inside(self, rel: str) -> bool:
+        rel = join(rel)
+        return rel == self.installed or rel.startswith(self.installed + "/")
+
+    def read_bytes(self, rel: str) -> bytes:
+        return bytes(self.work.read_bytes(rel) if self._inside(rel) else self.tree.read_bytes(rel))
+
+    def is_file(self, rel: str) -> bool:
+        return bool(self.work.is_file(rel) if self._inside(rel) else self.tree.is_file(rel))
+
+    def is_dir(self, rel: str) -> bool:
+        return bool(self.work.is_dir(rel) if self._inside(rel) else self.tree.is_dir(rel))
+
+    def listdir(self, rel: str) -> list[str]:
+        if self._inside(rel):
+            return list(self.work.listdir(rel))
+        names = list(self.tree.listdir(rel))
+        parent, _, name = self.installed.rpartition("/")
+        if join(rel) == parent and name not in names:
+            names = sorted([*names, name])
+        return names
+
+    def walk(self, rel: str = "", skip_hidden: bool = True,
+             skip_dirs: frozenset[str] = SKIP_DIRS) -> list[str]:
+        if self._inside(rel):
+            return list(self.work.walk(rel, skip_hidden, skip_dirs))
+        out = list(self.tree.walk(rel, skip_hidden, skip_dirs))
+        rel = join(rel)
+        below = self.installed[len(rel) + 1:] if rel else self.installed
+        if (not rel or self.installed.startswith(rel + "/")) and not any(
+                seg in skip_dirs or (skip_hidden and seg.startswith("."))
+                for seg in below.split("/")):
+            out = sorted(out + list(self.work.walk(self.installed, skip_hidden, skip_dirs)))
+        return out
+
+    def close(self) -> None:
+        close = getattr(self.tree, "close", None)
+        if close is not None:
+            close()
+
+
+def _tree_identity(tree: Any) -> tuple[Any, ...]:
+    """What makes two file trees of a git revision show the same files."""
+    # an overlay of a git tree (unchanged files read from disk) shows the git tree's files
+    git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
+    tree_id = getattr(git, "tree_id", None)
+    if not tree_id or type(git).__name__ != "GitTree":
+        return ("object", id(tree))
+    return ("git", str(Path(git.root).resolve()), str(tree_id), str(getattr(git, "prefix", "")))
 
 
 def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,

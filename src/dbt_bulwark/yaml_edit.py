@@ -40,7 +40,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import yaml
 
@@ -70,20 +70,22 @@ class _Node:
     """A YAML node with exact character offsets into the (BOM-less) text."""
 
     __slots__ = ("kind", "start", "end", "line", "col", "flow", "value", "style",
-                 "referenced", "items", "pairs")
+                 "referenced", "items", "pairs", "size")
 
     def __init__(self, kind: str, ev: Any):
         self.kind = kind  # "scalar" | "seq" | "map" | "alias"
-        self.start: int = ev.start_mark.index
+        mark = ev.start_mark
+        self.start: int = mark.index
         self.end: int = ev.end_mark.index  # collections: set from the end event
-        self.line: int = ev.start_mark.line  # 0-based
-        self.col: int = ev.start_mark.column
+        self.line: int = mark.line  # 0-based
+        self.col: int = mark.column
         self.flow: bool = bool(getattr(ev, "flow_style", False))
         self.value: str | None = getattr(ev, "value", None)
         self.style: str | None = getattr(ev, "style", None) or None  # libyaml: '' for plain
         self.referenced = False  # an alias somewhere points at this node
         self.items: list[_Node] = []
         self.pairs: list[tuple[_Node, _Node]] = []
+        self.size = 0   # nodes once every alias is expanded; 0 while being built
 
     def own(self, key: str) -> tuple[_Node, _Node] | None:
         """The (key, value) pair written in this mapping (the last one, as PyYAML does)."""
@@ -121,6 +123,8 @@ def _compose(text: str, info: dict[str, bool] | None = None) -> list[_Node | Non
     if _CPARSER is not None:
         try:
             return _compose_with(text, _CPARSER, info)
+        except _AliasBomb:
+            raise
         except yaml.YAMLError:
             pass
     return _compose_with(text, yaml.SafeLoader, info)
@@ -130,45 +134,75 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
     events: Iterator[Any] = iter(yaml.parse(text, Loader=loader))
     anchors: dict[str, _Node] = {}
     shared = False
+    built = 0
+    bomb: list[_Node] = []   # the first alias past the limits (recursive, or a bomb)
+
+    alias_event, scalar_event = yaml.AliasEvent, yaml.ScalarEvent
+    seq_start, seq_end = yaml.SequenceStartEvent, yaml.SequenceEndEvent
+    map_start, map_end = yaml.MappingStartEvent, yaml.MappingEndEvent
 
     def build(ev: Any) -> _Node:
-        nonlocal shared
-        if isinstance(ev, yaml.AliasEvent):
+        nonlocal shared, built
+        if isinstance(ev, scalar_event):   # the common case first: no children
+            built += 1
+            node = _Node("scalar", ev)
+            node.size = 1
+            if ev.anchor or ev.tag:
+                shared = True
+                if ev.anchor:
+                    anchors[ev.anchor] = node
+            return node
+        if isinstance(ev, alias_event):
             shared = True
             node = _Node("alias", ev)
             target = anchors.get(str(ev.anchor))
             if target is not None:
                 target.referenced = True
+                node.size = target.size
+                if not target.size and not bomb:
+                    bomb.append(node)   # an alias inside the node it names
             return node
-        if isinstance(ev, yaml.ScalarEvent):
-            node = _Node("scalar", ev)
-        elif isinstance(ev, yaml.SequenceStartEvent):
+        built += 1
+        anchor = ev.anchor
+        size = 1
+        if isinstance(ev, seq_start):
             node = _Node("seq", ev)
+            if anchor:   # known before its children, as PyYAML's composer has it
+                anchors[anchor] = node
+            items = node.items
             while True:
                 child = next(events)
-                if isinstance(child, yaml.SequenceEndEvent):
+                if isinstance(child, seq_end):
                     node.end = _end_index(child)
                     break
-                node.items.append(build(child))
-        elif isinstance(ev, yaml.MappingStartEvent):
+                item = build(child)
+                size += item.size
+                items.append(item)
+        elif isinstance(ev, map_start):
             node = _Node("map", ev)
+            if anchor:
+                anchors[anchor] = node
+            pairs = node.pairs
             while True:
                 child = next(events)
-                if isinstance(child, yaml.MappingEndEvent):
+                if isinstance(child, map_end):
                     node.end = _end_index(child)
                     break
                 key = build(child)
                 if key.kind == "scalar" and key.value == "<<" and key.style is None:
                     shared = True
-                node.pairs.append((key, build(next(events))))
-            if node.pairs and not node.flow:  # column of the keys, not of an anchor
-                node.col = node.pairs[0][0].col
+                value = build(next(events))
+                size += key.size + value.size
+                pairs.append((key, value))
+            if pairs and not node.flow:  # column of the keys, not of an anchor
+                node.col = pairs[0][0].col
         else:  # pragma: no cover - the parser guarantees node events here
             raise ValueError(f"unexpected event {ev!r}")
-        if getattr(ev, "anchor", None) or getattr(ev, "tag", None):
+        if anchor or ev.tag:
             shared = True  # an anchor, or an explicit tag (!!str ...): no shortcuts
-            if getattr(ev, "anchor", None):
-                anchors[ev.anchor] = node
+        node.size = size
+        if shared and not bomb and size - built > MAX_ALIAS_EXPANSION:
+            bomb.append(node)
         return node
 
     docs: list[_Node | None] = []
@@ -180,9 +214,23 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
                 continue
             docs.append(build(nxt))
             next(events)  # DocumentEndEvent
+    if bomb:
+        raise _AliasBomb(bomb[0].line + 1, bool(bomb[0].kind == "alias" and not bomb[0].size))
     if info is not None:
         info["shared"] = shared
     return docs
+
+
+# the editor's own bound on alias expansion (the loader's: dbt_bulwark.yamlio): PyYAML
+# shares aliased nodes, but comparing or copying the data walks every expansion
+MAX_ALIAS_EXPANSION = 100_000
+
+
+class _AliasBomb(yaml.YAMLError):
+    def __init__(self, line: int, recursive: bool):
+        super().__init__("alias bomb")
+        self.line = line
+        self.recursive = recursive
 
 
 _BAIL = object()
@@ -205,7 +253,7 @@ def _plain_data(node: _Node | None) -> Any:
         if node.style is not None:
             return value
         if not value or value[0] in "-+0123456789.<~=":
-            return _BAIL  # numbers, timestamps, null, merge/value keys: ask PyYAML
+            return _resolved(value)  # numbers, null: as PyYAML's own resolver says
         if value[0] in "yYnNtTfFoO" and value in _BOOL_NULL:
             return _BOOL_NULL[value]
         return value
@@ -228,9 +276,30 @@ def _plain_data(node: _Node | None) -> Any:
     return _BAIL
 
 
+_TAG = "tag:yaml.org,2002:"
+_RESOLVER = yaml.resolver.Resolver()
+_CONSTRUCTOR = yaml.constructor.SafeConstructor()
+_CONSTRUCT = {_TAG + "int": _CONSTRUCTOR.construct_yaml_int,
+              _TAG + "float": _CONSTRUCTOR.construct_yaml_float,
+              _TAG + "bool": _CONSTRUCTOR.construct_yaml_bool,
+              _TAG + "null": _CONSTRUCTOR.construct_yaml_null}
+
+
+def _resolved(value: str) -> Any:
+    """A plain scalar as the safe loader makes it (PyYAML's own resolver and constructors:
+    the C loader uses the same); ``_BAIL`` for a timestamp, a merge or value key."""
+    tag = _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+    if tag == _TAG + "str":
+        return value
+    construct = _CONSTRUCT.get(tag)
+    if construct is None:
+        return _BAIL
+    return construct(yaml.ScalarNode(tag, value))
+
+
 def _load(text: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    return yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader
+    return yaml.load(text, Loader=loader)  # a safe loader
 
 
 # --------------------------------------------------------------------------- rendering
@@ -321,6 +390,9 @@ class ModelEntry(Mapping[str, Any]):
 class PropertiesEditor:
     """Lossless editor for one dbt properties YAML file (which may not exist yet)."""
 
+    _data: Any       # what PyYAML (and so dbt) reads from the text
+    _shared: bool    # the text has anchors, aliases, merge keys or tags
+
     def __init__(self, path: str | os.PathLike[str],
                  root: str | os.PathLike[str] | None = None):
         """``root``: the repository; the file (or a symlink's target) must lie inside it
@@ -352,29 +424,45 @@ class PropertiesEditor:
             except UnicodeDecodeError as exc:
                 line = raw[:exc.start].count(b"\n") + 1
                 raise YamlEditError(self.path, line, "not valid UTF-8") from None
+        # a file whose lines end in CR alone (old Mac style) is edited as LF and written
+        # back with CR: the mapping is one to one (no LF in it), offsets are unchanged
+        self._cr_only = "\r" in text and "\n" not in text
+        if self._cr_only:
+            text = text.replace("\r", "\n")
         crlf = text.count("\r\n")
         self.newline = "\r\n" if crlf and crlf >= text.count("\n") - crlf else "\n"
         self._saved = text
         self._text = text
         self._init_batch(False, 0)
-        self._parse()
+        self._parse(first=True)
         self._detect_style()
 
     # ------------------------------------------------------------------ public API
 
     @property
     def text(self) -> str:
-        """The current text (without the BOM)."""
+        """The current text (without the BOM), with the file's own line ends."""
+        text = self._current()
+        return text.replace("\n", "\r") if self._cr_only else text
+
+    def _current(self) -> str:
         return self._assemble() if self._subs or self._new else self._text
 
     @property
     def changed(self) -> bool:
-        return self.text != self._saved
+        return self._current() != self._saved
+
+    @overload
+    def model(self, name: str, version: Any = None,
+              create: Literal[True] = True) -> ModelEntry: ...
+    @overload
+    def model(self, name: str, version: Any = None, create: bool = True) -> ModelEntry | None: ...
 
     def model(self, name: str, version: Any = None, create: bool = True) -> ModelEntry | None:
         """The ``- name: <name>`` entry under ``models:`` (its ``- v: <version>`` entry
         under ``versions:`` when ``version`` is given), appended when missing and
         ``create`` is true; None when missing and not created."""
+        self._ensure_tree()
         sub = self._sub_for(name, create)
         if sub is not None:
             found = self._in_sub(sub, lambda: sub.model(name, version, create))
@@ -400,6 +488,7 @@ class PropertiesEditor:
         neither extended nor counted). An existing ``config.tags`` is extended in its
         own style (string, block list, flow list); otherwise it is created. Returns True
         when something was added."""
+        self._ensure_tree()
         sub = self._sub_for(entry.name, False)
         if sub is not None:
             return bool(self._in_sub(sub, lambda: sub.add_tags(sub._entry(entry), tags)))
@@ -437,6 +526,7 @@ class PropertiesEditor:
     def set_config(self, entry: ModelEntry, key: str, value: Any) -> bool:
         """Set ``config.<key>`` to ``value``; a mapping value is merged key by key
         into an existing mapping, leaving its other keys alone. True if changed."""
+        self._ensure_tree()
         sub = self._sub_for(entry.name, False)
         if sub is not None:
             return bool(self._in_sub(sub, lambda: sub.set_config(sub._entry(entry), key, value)))
@@ -454,6 +544,7 @@ class PropertiesEditor:
     def add_columns(self, entry: ModelEntry, columns: Sequence[Mapping[str, Any]]) -> bool:
         """Append the columns not present yet (names compared case-insensitively);
         give an existing column without ``data_type`` the one passed. True if changed."""
+        self._ensure_tree()
         sub = self._sub_for(entry.name, False)
         if sub is not None:
             return bool(self._in_sub(sub, lambda: sub.add_columns(sub._entry(entry), columns)))
@@ -476,7 +567,7 @@ class PropertiesEditor:
 
     def save(self) -> bool:
         """Write the file atomically; False (and nothing written) when unchanged."""
-        self._flush()
+        self._flush(final=True)
         if not self.changed:
             return False
         from dbt_bulwark.fs import UnsafeWrite, atomic_write, check_writable
@@ -492,7 +583,8 @@ class PropertiesEditor:
             current = None
         if current != self._raw:
             raise YamlEditError(self.path, None, "changed on disk since it was read; not saved")
-        payload = (codecs.BOM_UTF8 if self._bom else b"") + self._text.encode("utf-8")
+        body = self._text.replace("\n", "\r") if self._cr_only else self._text
+        payload = (codecs.BOM_UTF8 if self._bom else b"") + body.encode("utf-8")
         try:
             atomic_write(target, payload, self.root)
         except UnsafeWrite as exc:
@@ -514,6 +606,7 @@ class PropertiesEditor:
     # before any edit that needs the whole file).
 
     def _init_batch(self, is_sub: bool, line0: int) -> None:
+        self._stale = getattr(self, "_stale", False)   # event tree out of date (saved)
         self._is_sub = is_sub
         self._line0 = line0                      # sub-editor: 0-based line of its entry
         self._subs: dict[int, PropertiesEditor] = {}       # model index -> sub-editor
@@ -521,6 +614,28 @@ class PropertiesEditor:
         self._new: list[PropertiesEditor] = []             # entries to append
         self._new_at = 0
         self._sub_names: dict[str, PropertiesEditor] = {}
+
+    def mark(self) -> Any:
+        """A point to :meth:`rollback` to: the edits of one model are all or nothing (a
+        refused edit of one entry leaves the others' edits, and no half-made change)."""
+        self._ensure_tree()
+        subs = [*self._subs.values(), *self._new]
+        return (self._text, dict(self._subs), dict(self._ranges), list(self._new),
+                self._new_at, dict(self._sub_names), [(sub, sub._text) for sub in subs])
+
+    def rollback(self, mark: Any) -> None:
+        """Undo every edit made since ``mark`` (from :meth:`mark`)."""
+        self._ensure_tree()
+        text, subs, ranges, new, new_at, names, sub_texts = mark
+        self._subs, self._ranges, self._new = dict(subs), dict(ranges), list(new)
+        self._new_at, self._sub_names = new_at, dict(names)
+        for sub, sub_text in sub_texts:
+            if sub._text != sub_text:
+                sub._text = sub_text
+                sub._parse()
+        if self._text != text:
+            self._text = text
+            self._parse()
 
     def _entry(self, entry: ModelEntry) -> ModelEntry:
         return ModelEntry(self, entry.name, entry.version)
@@ -550,7 +665,7 @@ class PropertiesEditor:
     def _make_sub(self, body: str, line0: int) -> PropertiesEditor | None:
         sub = PropertiesEditor.__new__(PropertiesEditor)
         sub.path, sub.root, sub.exists = self.path, self.root, True
-        sub._bom, sub._raw, sub.newline = False, None, self.newline
+        sub._bom, sub._raw, sub.newline, sub._cr_only = False, None, self.newline, False
         sub._init_batch(True, line0)
         sub._saved = sub._text = "models:" + self.newline + body
         try:
@@ -628,8 +743,11 @@ class PropertiesEditor:
         pieces.append(text[pos:])
         return "".join(pieces)
 
-    def _flush(self) -> None:
-        """Put the entries edited one by one back into the file; verify the whole once."""
+    def _flush(self, final: bool = False) -> None:
+        """Put the entries edited one by one back into the file; verify the whole once.
+        ``final`` (saving): the check is PyYAML's load alone; the event tree is built
+        again only if the editor is used after that (:meth:`_ensure_tree`)."""
+        self._ensure_tree()
         if not self._subs and not self._new:
             return
         text = self._assemble()
@@ -645,17 +763,40 @@ class PropertiesEditor:
             return
         self._text = text
         try:
-            self._parse()
+            if final:
+                self._data = self._load_checked(text)
+                self._stale = True
+            else:
+                self._parse()
         except YamlEditError as exc:
             self._text = before_text
+            self._stale = False
             self._parse()
             raise self._error(None, "refusing the edits: they would make the file invalid "
                                     f"({exc.message}); please report this") from None
         if self._data != expected:
             self._text = before_text
+            self._stale = False
             self._parse()
             raise self._error(None, "refusing the edits: the result would change more than "
                                     "intended (please report this as a bug)")
+
+    def _ensure_tree(self) -> None:
+        if self._stale:
+            self._stale = False
+            self._parse()
+
+    def _load_checked(self, text: str) -> Any:
+        """PyYAML's data of ``text`` (what dbt reads), a YamlEditError when it fails."""
+        try:
+            return _load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            raise self._error(mark.line + 1 if mark is not None else None,
+                              f"not valid YAML: {exc.problem or exc.context or 'invalid YAML'}"
+                              ) from None
+        except yaml.YAMLError as exc:
+            raise self._error(None, f"not valid YAML: {exc}") from None
 
     # ------------------------------------------------------------------ parsing
 
@@ -664,16 +805,25 @@ class PropertiesEditor:
             return YamlEditError(self.path, node_or_line.line + 1, message)
         return YamlEditError(self.path, node_or_line, message)
 
-    def _parse(self) -> None:
+    def _parse(self, first: bool = False) -> None:
+        """Parse the current text. The data comes from the event tree when that is certain
+        (no anchor, alias, merge key or tag) for a sub-editor's entry and for the file as
+        first read (``first``); after an edit of the whole file, always from PyYAML (the
+        check before saving)."""
         text = self._text
         info: dict[str, bool] = {}
         try:
             docs = _compose(text, info)
             data = _BAIL
-            if self._is_sub and len(docs) == 1 and not info.get("shared", True):
+            if (self._is_sub or first) and len(docs) == 1 and not info.get("shared", True):
                 data = _plain_data(docs[0])
             if data is _BAIL:
                 data = _load(text) if len(docs) <= 1 else None
+        except _AliasBomb as exc:
+            what = "an alias refers to a node that contains it (recursive alias)" \
+                if exc.recursive else (f"YAML aliases expand this file past "
+                                       f"{MAX_ALIAS_EXPANSION:,} nodes (an alias bomb?)")
+            raise self._error(exc.line, f"{what}; not edited") from None
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
@@ -700,7 +850,7 @@ class PropertiesEditor:
                     and isinstance(data.get("models"), list))):
                 raise self._error(value, "'models:' is not a list")
         self._root = root
-        self._data: Any = data
+        self._data = data
         self._shared = info.get("shared", True)
 
     def _detect_style(self) -> None:
@@ -942,6 +1092,7 @@ class PropertiesEditor:
         return model["versions"][vi]
 
     def _entry_data(self, entry: ModelEntry) -> dict[str, Any] | None:
+        self._ensure_tree()
         sub = self._sub_names.get(entry.name)
         if sub is not None:
             return sub._entry_data(sub._entry(entry))

@@ -32,7 +32,7 @@ class LineDict(dict):
     def key_line(self, key: Any, default: int | None = None) -> int:
         return self.key_lines.get(key, self.line if default is None else default)
 
-    def __reduce__(self):  # keep line info through pickle (the parse cache)
+    def __reduce__(self) -> tuple[Any, ...]:  # keep line info through pickle (the parse cache)
         return (_rebuild_linedict, (dict(self), self.line, self.key_lines))
 
 
@@ -106,6 +106,20 @@ def _children(node: Any) -> list[Any]:
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type,unused-ignore]
     check_aliases = False
+    _resolved: dict[tuple[str, bool, bool], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        """The tag of a node, as PyYAML resolves it; a scalar's is remembered (a pure
+        function of its text: the same keys and words recur in every file)."""
+        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
+            key = (value, bool(implicit[0]), bool(implicit[1]))
+            tag = self._resolved.get(key)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(self._resolved) < 200_000:
+                    self._resolved[key] = tag
+            return tag
+        return super().resolve(kind, value, implicit)
 
     def get_single_data(self) -> Any:
         node = self.get_single_node()

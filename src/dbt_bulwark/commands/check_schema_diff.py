@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         base_project = None
         base_fs = base_fs_for(root)
         if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
-            base_project = load_project(base_fs, root, ws.cli_vars, ws.cache)
+            base_project = ws.base_project(base_fs, root)
         dialect, _how = project_dialect(head, policy.dialect)
         engine = SchemaDiff(head, base_project, dialect, policy.schema_diff.protected,
                             policy.locked.tag, cache=ws.cache,

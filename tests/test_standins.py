@@ -1,0 +1,206 @@
+"""Stand-in renders (standins.py): a change to a model bulwark cannot fully render (a macro
+of a package that is not installed, a warehouse call) is still judged against its git base.
+
+Scripted git repositories, the fault staged as a commit would stage it, `bulwark
+fast-compile` run as the hook runs (base = the index's HEAD).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dbt_bulwark.jinja_env import STANDIN
+from dbt_bulwark.standins import FILLERS, Marked, Parser, choose
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+# an invented project: `helpers` is declared in packages.yml and never installed
+PROJECT = {
+    "dbt_project.yml": "name: depot\nversion: '1.0'\nconfig-version: 2\nprofile: depot\n",
+    "packages.yml": "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.1.1\n",
+    "models/base_items.sql": (
+        "select\n"
+        "    1 as item_id,\n"
+        "    'bolt' as item_name,\n"
+        "    3 as weight_kg,\n"
+        "    current_date as stocked_on\n"
+    ),
+    # calls a macro of the package that is not installed, twice, in the select list
+    "models/items_keyed.sql": (
+        "with src as (\n"
+        "    select * from {{ ref('base_items') }}\n"
+        "), keyed as (\n"
+        "    select\n"
+        "        {{ dbt_utils.generate_surrogate_key(['item_id']) }} as item_key,\n"
+        "        item_id,\n"
+        "        item_name,\n"
+        "        weight_kg\n"
+        "    from src\n"
+        ")\n"
+        "select * from keyed\n"
+    ),
+    # a whole CTE body from the package: only a query stands in there
+    "models/calendar.sql": (
+        "with days as (\n"
+        "    {{ dbt_utils.date_spine(datepart='day', start_date='2020-01-01') }}\n"
+        "), typed as (\n"
+        "    select cast(date_day as date) as day_on from days\n"
+        ")\n"
+        "select * from typed\n"
+    ),
+    # asks the warehouse (run_query): its result is unknowable without one
+    "macros/lookup.sql": (
+        "{% macro shelf_filter() %}\n"
+        "  {% set rows = run_query('select 1') %}\n"
+        "  where 1 = 1\n"
+        "  {% for r in rows %} and shelf <> '{{ r[0] }}'{% endfor %}\n"
+        "{% endmacro %}\n"
+    ),
+    "models/shelved.sql": (
+        "select\n"
+        "    item_id,\n"
+        "    weight_kg * 2 as double_weight\n"
+        "from {{ ref('base_items') }}\n"
+        "{{ shelf_filter() }}\n"
+    ),
+}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    return env
+
+
+def _git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
+                           *args], cwd=cwd, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("standins") / "repo"
+    for rel, text in PROJECT.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "--no-verify", "-m", "init")
+    return root
+
+
+def _staged(repo: Path, edits: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Stage ``edits`` (path -> new text), run fast-compile on them, restore the base."""
+    try:
+        for rel, text in edits.items():
+            (repo / rel).write_text(text, encoding="utf-8")
+        _git(repo, "add", "-A")
+        return subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "fast-compile",
+                               *edits], cwd=repo, env=_env(), capture_output=True, text=True,
+                              timeout=600)
+    finally:
+        _git(repo, "reset", "-q", "--hard")
+
+
+def _errors(out: str) -> list[str]:
+    return [line for line in out.splitlines()
+            if " BLK" in line and "[info]" not in line and "[warning]" not in line]
+
+
+FAULTS = [
+    ("items_keyed.sql", "select * from keyed", "selct * from keyed", "'selct'"),
+    ("items_keyed.sql", "as item_key,\n", "as item_key\n", "missing comma"),
+    ("calendar.sql", "cast(date_day as date)", "cast(date_day as date", "unclosed '('"),
+    ("shelved.sql", "    item_id,\n", "    item_id\n", "missing comma"),
+    ("shelved.sql", "from {{ ref", "frm {{ ref", "'frm'"),
+]
+
+
+@pytest.mark.parametrize("model,old,new,says", FAULTS,
+                         ids=[f"{m}:{s}" for m, _o, _n, s in FAULTS])
+def test_syntax_fault_in_unrendered_model_is_an_error(repo: Path, model: str, old: str,
+                                                      new: str, says: str) -> None:
+    rel = f"models/{model}"
+    text = PROJECT[rel]
+    assert old in text
+    proc = _staged(repo, {rel: text.replace(old, new, 1)})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = _errors(proc.stdout)
+    assert len(errors) == 1 and "BLK130" in errors[0] and says in errors[0], proc.stdout
+    assert errors[0].startswith(rel + ":")
+    assert "stand-ins" in errors[0] and "parsed at the base revision" in errors[0]
+
+
+def test_column_removed_upstream_of_unrendered_model(repo: Path) -> None:
+    rel = "models/base_items.sql"
+    proc = _staged(repo, {rel: PROJECT[rel].replace("    'bolt' as item_name,\n", "")})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = _errors(proc.stdout)
+    assert len(errors) == 1, proc.stdout
+    assert errors[0].startswith("models/items_keyed.sql:7:")
+    assert "BLK140" in errors[0] and "'item_name'" in errors[0]
+    assert "it was at the base revision" in errors[0]
+
+
+@pytest.mark.parametrize("rel,new", [
+    ("models/items_keyed.sql", "-- reviewed\n" + PROJECT["models/items_keyed.sql"]),
+    ("models/items_keyed.sql", PROJECT["models/items_keyed.sql"].replace(
+        "        item_id,\n", "        item_id,\n        1 as in_stock,\n")),
+    ("models/items_keyed.sql", PROJECT["models/items_keyed.sql"].replace("\n    ", "\n  ")
+     + "\n\n"),
+    ("models/calendar.sql", PROJECT["models/calendar.sql"].replace(
+        "select * from typed", "select day_on, 1 as is_open from typed")),
+    ("models/shelved.sql", PROJECT["models/shelved.sql"].replace(
+        "weight_kg * 2", "weight_kg * 3")),
+    # a new column upstream: nothing downstream breaks
+    ("models/base_items.sql", PROJECT["models/base_items.sql"].replace(
+        "    3 as weight_kg,\n", "    3 as weight_kg,\n    'red' as colour,\n")),
+], ids=["comment", "new-column", "whitespace", "cte-select", "expression", "upstream-column"])
+def test_benign_edits_pass(repo: Path, rel: str, new: str) -> None:
+    proc = _staged(repo, {rel: new})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not _errors(proc.stdout)
+
+
+def test_clean_tree_has_no_stand_in_findings(repo: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "fast-compile",
+                           "--all-files"], cwd=repo, env=_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "BLK130" not in proc.stdout and "BLK140" not in proc.stdout
+
+
+# ----------------------------------------------------------------------------- the search
+
+
+def _marked(sql: str) -> Marked:
+    import re
+
+    marks = [(m.start(), m.end()) for m in re.finditer(STANDIN, sql)]
+    return Marked(sql, sql, marks, {})
+
+
+def test_choose_picks_a_query_for_a_cte_body() -> None:
+    m = _marked(f"with d as ({STANDIN}) select {STANDIN} {STANDIN} from d")
+    parser = Parser("duckdb", "profile")     # DuckDB's own parser: a CTE body is a query
+    assert parser.error(m.fill([0, 0, 0])[0]) is not None
+    choice = choose(m, parser)
+    assert choice is not None
+    assert FILLERS[choice[0]].startswith("select")
+    assert parser.error(m.fill(choice)[0]) is None
+
+
+def test_choose_gives_up_when_the_sql_itself_is_broken() -> None:
+    assert choose(_marked(f"selct {STANDIN} from t"), Parser("postgres", "profile")) is None
+    assert choose(_marked(f"select ({STANDIN} from t"), Parser("duckdb", "guess")) is None
