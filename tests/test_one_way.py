@@ -322,3 +322,71 @@ def test_a_check_that_fails_on_the_base_is_not_every_finding_new(
             runner.collect(ctx, check)
     finally:
         runner.close(ctx)
+
+
+def test_an_odd_node_is_reported_with_its_traceback_in_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Per-node isolation (fast-compile BLK199) keeps the hook going and says where the
+    traceback went: the same log as the one error path."""
+    import json
+
+    from dbt_bulwark import cli, fast_compile
+
+    root = _repo(tmp_path, {"dbt_project.yml": PROJECT, "models/a.sql": "select 1 as id\n"})
+    monkeypatch.chdir(root)
+    monkeypatch.delenv("PRE_COMMIT", raising=False)
+
+    def explode(self: object, node: object) -> None:
+        raise RuntimeError("odd node")
+
+    monkeypatch.setattr(fast_compile.FastCompile, "check_node", explode)
+    cli.main(["fast-compile", "--repo-root", str(root), "--no-cache", "--all-files",
+              "--no-base", "--format", "json"])
+    found = json.loads(capsys.readouterr().out)
+    found = found["findings"] if isinstance(found, dict) else found
+    odd = [f for f in found if f["code"] == "BLK199"]
+    log = root / ".bulwark-cache" / "bulwark.log"
+    assert odd and str(log) in odd[0]["message"], found
+    text = log.read_text()
+    assert "fast-compile: model.shop.a" in text and "RuntimeError: odd node" in text
+
+
+def test_one_atomic_write_and_the_umask_is_never_changed() -> None:
+    sources = _sources()
+    assert sorted(n for n, t in sources.items() if "os.replace(" in t) == ["fs.py"]
+    assert not [n for n, t in sources.items() if "umask(" in t]
+
+
+@pytest.mark.parametrize(("warned", "expected"), [("a", 1), ("b", 0)])
+def test_baseline_judges_each_project_by_its_own_fail_on(
+        tmp_path: Path, warned: str, expected: int, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from dbt_bulwark import baseline, cli, dbt_exec
+    from dbt_bulwark.findings import Finding
+
+    root = _repo(tmp_path, MONOREPO)
+    monkeypatch.chdir(root)
+
+    class Session:   # no dbt: the command's verdict is what is tested
+        def __init__(self, project: object, *args: object, **kwargs: object) -> None:
+            self.project = project
+            self.engine = type("E", (), {"description": "stub"})()
+
+        def __enter__(self) -> Session:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def check(session: Session, policy: object, selector: object) -> baseline.BaselineRun:
+        root_of = session.project.root  # type: ignore[attr-defined]
+        found = [Finding(f"{root_of}/models/x.sql", 1, 1, "BLK531", "w", "warning")] \
+            if root_of in warned else []
+        return baseline.BaselineRun("passed", "ok", found)
+
+    monkeypatch.setattr(dbt_exec, "DbtSession", Session)
+    monkeypatch.setattr(baseline, "check_baselines", check)
+    rc = cli.main(["baseline", "check", "--repo-root", str(root), "--no-cache"])
+    capsys.readouterr()
+    assert rc == expected

@@ -246,6 +246,51 @@ def open_cache(repo_root: str | os.PathLike[str] | None, enabled: bool = True,
 
 
 # --------------------------------------------------------------------------------------------
+# The log of internal errors
+# --------------------------------------------------------------------------------------------
+
+
+def log_file(repo_root: str | os.PathLike[str] | None) -> Path:
+    """``.bulwark-cache/bulwark.log`` in the repository (git-ignored), else a temp file."""
+    import tempfile
+
+    candidates = [Path(repo_root) / CACHE_DIR] if repo_root is not None else []
+    candidates.append(Path(tempfile.gettempdir()))
+    for folder in candidates:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if folder.name == CACHE_DIR and not (folder / ".gitignore").exists():
+                (folder / ".gitignore").write_text("# created by dbt-bulwark\n*\n")
+            path = folder / ("bulwark.log" if folder.name == CACHE_DIR
+                             else f"bulwark-{os.getpid()}.log")
+            with open(path, "a", encoding="utf-8"):
+                pass
+            return path
+        except OSError:
+            continue
+    return Path(os.devnull)
+
+
+def log_exception(exc: BaseException, title: str,
+                  repo_root: str | os.PathLike[str] | None) -> Path:
+    """Append ``exc``'s traceback under ``title`` to :func:`log_file`; its path (what the
+    one-line message to the user points at). The one writer of bulwark's error log."""
+    import datetime
+    import sys
+    import traceback
+
+    log = log_file(repo_root)
+    try:
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"--- {datetime.datetime.now(datetime.timezone.utc).isoformat()} "
+                     f"dbt-bulwark {__version__}, python {sys.version.split()[0]}: {title}\n")
+            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+    except OSError:
+        return Path("(log not writable)")
+    return log
+
+
+# --------------------------------------------------------------------------------------------
 # Compiled Jinja templates, by content
 # --------------------------------------------------------------------------------------------
 # Compiling a template (lex, parse, generate Python, compile it) costs far more than rendering

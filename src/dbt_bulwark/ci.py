@@ -533,8 +533,12 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
             except KeyboardInterrupt:
                 raise
             except Exception as exc:  # noqa: BLE001 - one broken layer must not hide the rest
+                from dbt_bulwark.cache import log_exception
+
+                log = log_exception(exc, f"ci layer {res.name}", plan.ws.repo_root)
                 done = LayerResult(res.name, "error",
-                                   summary=f"internal error: {type(exc).__name__}: {exc}")
+                                   summary=f"internal error: {type(exc).__name__}: {exc} "
+                                           f"(traceback in {log})")
             res.status, res.summary = done.status, done.summary
             res.findings, res.details = done.findings, done.details
             res.seconds = time.perf_counter() - t0

@@ -189,50 +189,18 @@ def _file_in_progress(exc: BaseException) -> str | None:
     return None
 
 
-def _log_path(args: argparse.Namespace) -> Path:
-    """``.bulwark-cache/bulwark.log`` in the repository (git-ignored), else a temp file."""
-    import tempfile
-
-    candidates: list[Path] = []
-    try:
-        from dbt_bulwark.workspace import find_repo_root
-
-        candidates.append(find_repo_root(getattr(args, "repo_root", None)) / ".bulwark-cache")
-    except OSError:   # no working directory: the temp directory
-        pass
-    candidates.append(Path(tempfile.gettempdir()))
-    for folder in candidates:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            if folder.name == ".bulwark-cache" and not (folder / ".gitignore").exists():
-                (folder / ".gitignore").write_text("# created by dbt-bulwark\n*\n")
-            path = folder / ("bulwark.log" if folder.name == ".bulwark-cache"
-                             else f"bulwark-{os.getpid()}.log")
-            with open(path, "a", encoding="utf-8"):
-                pass
-            return path
-        except OSError:
-            continue
-    return Path(os.devnull)
-
-
 def _internal_error(name: str, args: argparse.Namespace, exc: BaseException) -> int:
     """One line on stderr (command, file, cause, where the traceback went), exit 3."""
-    import datetime
-    import traceback
-
-    from dbt_bulwark import __version__
+    from dbt_bulwark.cache import log_exception
+    from dbt_bulwark.workspace import find_repo_root
 
     where = _file_in_progress(exc)
-    log = _log_path(args)
     try:
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(f"--- {datetime.datetime.now(datetime.timezone.utc).isoformat()} "
-                     f"dbt-bulwark {__version__}, python {sys.version.split()[0]}: "
-                     f"bulwark {name}{f' (while processing {where})' if where else ''}\n")
-            fh.write("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-    except OSError:
-        log = Path("(log not writable)")
+        repo_root: Path | None = find_repo_root(getattr(args, "repo_root", None))
+    except OSError:   # no working directory: the temp directory
+        repo_root = None
+    log = log_exception(exc, f"bulwark {name}{f' (while processing {where})' if where else ''}",
+                        repo_root)
     what = str(exc).splitlines()[0][:300] if str(exc) else ""
     sys.stderr.write(
         f"bulwark {name}: internal error{f' while processing {where}' if where else ''}: "

@@ -138,10 +138,14 @@ def check(ctx: HookContext | None, project: Project, policy: Policy,
         try:
             check_node(c, node)
         except Exception as exc:  # noqa: BLE001 - one odd model never stops the hook
+            from dbt_bulwark.cache import log_exception
+
+            log = log_exception(exc, f"check-contracts: {node.unique_id}", c.repo_root)
             path, line = node.patch_path or node.repo_path, node.patch_line or 1
             c.add(node, path, line, "BLK213",
                   f"model '{node.name}': internal error while checking the contract "
-                  f"({exc.__class__.__name__}: {exc}); not checked", severity="info")
+                  f"({exc.__class__.__name__}: {exc}; traceback in {log}); not checked",
+                  severity="info")
     return c.findings
 
 

@@ -522,9 +522,14 @@ class FastCompile:
             try:
                 self.check_node(node)
             except Exception as exc:  # noqa: BLE001 - one odd node must not stop the hook
+                from dbt_bulwark.cache import log_exception
+
+                log = log_exception(exc, f"fast-compile: {node.unique_id}",
+                                    self.ctx.ws.repo_root if self.ctx is not None else None)
                 self.add(node.repo_path, 1, 0, "BLK199",
                          f"internal error while checking {node.unique_id}: "
-                         f"{exc.__class__.__name__}: {exc}", "info", node=node.unique_id)
+                         f"{exc.__class__.__name__}: {exc} (traceback in {log})", "info",
+                         node=node.unique_id)
 
     def check_nodes_parallel(self, nodes: list[Node]) -> None:
         """Check many nodes (``--all-files``) in forked workers, one per core.

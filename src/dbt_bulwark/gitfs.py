@@ -20,7 +20,6 @@ ignored entirely: they are neither files nor directories.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import threading
@@ -351,7 +350,9 @@ class GitTree:
                         stamp.append(f"{rel}/{pkg}")
         if self._installed:
             self._work = work
-            digest = hashlib.sha1("\n".join(stamp).encode()).hexdigest()[:16]
+            from dbt_bulwark.cache import content_hash
+
+            digest = content_hash("\n".join(stamp))[:16]
             self.tree_id = f"{self.tree_id}+pkgs:{digest}"
 
     def _installed_for(self, rel: str) -> str | None:

@@ -119,7 +119,9 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
 
     Problems met while loading (invalid YAML, unreadable files...) of the touched files
     are added: only errors by default (a hook cannot check what it cannot read), every
-    severity with ``load_findings="all"`` (fast-compile: what ``dbt parse`` reports).
+    severity with ``load_findings="all"`` (fast-compile: what ``dbt parse`` reports), the
+    errors of the changed files only (even with ``--all-files``) with ``"changed"``
+    (check-schema-diff: what it cannot compare it says itself, BLK009/BLK431).
     Each project is checked under its own policy (:func:`project_policy`: ``exclude``
     here, ``fail_on`` in :func:`verdict`). ``base_comparison=False``: the hook is itself
     a comparison with the base (check-schema-diff), its findings are not compared again.
@@ -138,8 +140,9 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
     changed = set(ctx.files)
 
     def load_filter(f: Finding) -> bool:
-        return (ctx.all_files or f.path in changed) and \
-            (load_findings == "all" or f.severity == "error")
+        in_scope = f.path in changed if load_findings == "changed" else \
+            ctx.all_files or f.path in changed
+        return in_scope and (load_findings == "all" or f.severity == "error")
 
     compare = base_comparison and ctx.state.get("regression_base") is not None
     for root in roots:

@@ -102,10 +102,10 @@ class Workspace:
         with them."""
         if root in self._installed_keys:
             return self._installed_keys[root]
-        import hashlib
+        from dbt_bulwark.cache import content_hash
 
         inst = self.installed_dir(root)
-        digest = hashlib.sha1()
+        parts: list[str] = []
         if inst is not None:
             base = Path(self.fs.root)
             for rel in self.fs.walk(inst, False, frozenset()):
@@ -113,9 +113,8 @@ class Workspace:
                     st = (base / rel).stat()
                 except OSError:
                     continue
-                digest.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8",
-                                                                             "surrogatepass"))
-        key = "" if inst is None else digest.hexdigest()
+                parts.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n")
+        key = "" if inst is None else content_hash("".join(parts))
         self._installed_keys[root] = key
         return key
 

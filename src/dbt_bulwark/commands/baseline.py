@@ -50,12 +50,11 @@ def run(args: argparse.Namespace) -> int:
         return _dry_run(ws, selector, args)
     findings = []
     runs = []
-    fail_on = "error"
+    code = 0   # each project's findings judged by its own fail_on
     failed = False
     for root in ws.project_roots:
         project = ws.project(root)
         policy = load_policy(ws.fs, root)
-        fail_on = policy.fail_on
         errors = [f for f in project.findings if f.severity == "error"]
         if errors:
             report(errors, "text", sys.stderr)
@@ -76,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"bulwark baseline: {exc}\n")
             return EXIT_USAGE
         failed = failed or result.status == "failed"
+        code = max(code, exit_code(result.findings, policy.fail_on))
         findings.extend(result.findings)
         runs.append((project.name, result))
     ws.save()
@@ -96,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
             for name, r in runs:
                 label = f" [{name}]" if len(runs) > 1 else ""
                 sys.stdout.write(f"bulwark baseline {args.action}{label}: {r.status}: {r.summary}\n")
-    code = exit_code(findings, fail_on)
     return 1 if failed else code
 
 

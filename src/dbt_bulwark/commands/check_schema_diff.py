@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     loc = ws.git_location()
     assert loc is not None
-    top, prefix = loc
+    top = loc[0]
     base_rev = base.rev if base is not None else None
     head_rev = args.head or (base.to_rev if base is not None else None)
     if head_rev is not None and not gitfs.rev_exists(top, head_rev):
@@ -74,23 +74,16 @@ def run(args: argparse.Namespace) -> int:
     ctx.state["regression_base"] = base   # the runner's base: deletions and renames count
 
     head_tree = ws.tree_at(head_rev)
-    overlay: Any = None
 
     def base_fs_for(root: str) -> Any:
-        """The base files of project ``root`` (a submodule's own history when it sits in
-        one); for the work tree as head, unchanged files are read from disk."""
-        nonlocal overlay
+        """The base files of project ``root`` (the runner's: a submodule's own history when
+        it sits in one; unchanged files read from disk when the head is the work tree)."""
         if base is None:
             return None
         tree = regression.base_tree(ws, base, root)
-        if tree is None or head_tree is not None or not isinstance(tree, gitfs.GitTree):
-            return tree
-        if overlay is None:
-            cut = len(prefix) + 1 if prefix else 0
-            changed_rel = [p[cut:] for p in gitfs.changed_files(top, base.rev)
-                           if not prefix or p.startswith(prefix + "/")]
-            overlay = BaseOverlay(tree, ws.fs, changed_rel)
-        return overlay
+        if head_tree is not None and isinstance(tree, BaseOverlay):
+            return tree.tree   # the head is a revision: the base entirely from git
+        return tree
 
     def load_head(root: str) -> Project | None:
         if head_tree is None:
@@ -124,8 +117,8 @@ def run(args: argparse.Namespace) -> int:
         return found
 
     try:
-        findings = runner.collect(ctx, check, base_comparison=False, load=load_head,
-                                  every_project_if_none=True)
+        findings = runner.collect(ctx, check, load_findings="changed", base_comparison=False,
+                                  load=load_head, every_project_if_none=True)
     finally:
         runner.close(ctx)
         ws.save()
