@@ -114,7 +114,7 @@ def called_names(text: str, cache: Any = None) -> dict[str, int]:
     hit = _CALLED.get(text)
     if hit is not None:
         return hit
-    key = ("called-names", _digest(text)) if cache is not None else None
+    key = ("called-names", content_hash(text)) if cache is not None else None
     stored: Any = cache.get(key) if cache is not None else None
     calls: dict[str, int] = stored if _is_calls(stored) else _called_names(text)
     if cache is not None and calls is not stored:
