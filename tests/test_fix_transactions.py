@@ -292,3 +292,23 @@ def test_sql_without_a_template_compiles_as_itself_without_jinja() -> None:
         out, jinja_loaded = json.loads(proc.stdout)
     assert out == {f"m{i}": text for i, text in enumerate(texts)}
     assert jinja_loaded is False
+
+
+def test_suggest_write_that_does_not_take_effect_is_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`critical suggest --write` reloads the project as `--fix` does: a tag written where
+    dbt does not read it (here a file outside model-paths) is an error, not a success."""
+    import dbt_bulwark.critical as critical
+
+    repo = make_repo(tmp_path, "tagged")
+    rc, out, err = run_hook(repo, capsys, "critical", "suggest", "--top", "0", "--write",
+                            "--no-cache")
+    assert rc == 0 and "added tags in" in out, out + err     # where dbt reads them: fine
+    repo2 = make_repo(tmp_path, "tagged", name="repo2")
+    monkeypatch.setattr(critical, "properties_file_for", lambda project, node: "docs/x.yml")
+    rc, out, err = run_hook(repo2, capsys, "critical", "suggest", "--top", "0", "--write",
+                            "--no-cache")
+    assert (repo2 / "docs" / "x.yml").exists()
+    assert rc == 1, out + err
+    assert "does not carry it" in err and "Traceback" not in err

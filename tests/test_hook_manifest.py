@@ -194,7 +194,8 @@ def test_entry_resolves_to_a_bulwark_command(hook_id: str) -> None:
     assert executable in scripts, (
         f"{executable!r} is not a [project.scripts] name: {sorted(scripts)}"
     )
-    assert scripts[executable] == "dbt_bulwark.cli:main"
+    # cli.entry: main() and then a quick exit (exit handlers run, no interpreter teardown)
+    assert scripts[executable] == "dbt_bulwark.cli:entry"
 
     command, subcommands = words[0], words[1:]
     assert command in COMMANDS, f"{command!r} is not a bulwark command: {sorted(COMMANDS)}"

@@ -99,6 +99,8 @@ def suggest(args: argparse.Namespace) -> int:
         changed, errors, done = critical.add_tags(ws.repo_root, edits)
     errors = blocked + errors
     ws.save()
+    if done:   # as --fix does: reload; a written tag the project does not carry is an error
+        errors += _not_taken(args, edits, done)
     guidance: list[str] = []
     still: list[Any] = []
     extra: list[str] = []
@@ -132,6 +134,34 @@ def suggest(args: argparse.Namespace) -> int:
         for f in errors:
             sys.stderr.write(f"bulwark critical suggest: {f.path}:{f.line}: {f.message}\n")
     return EXIT_FINDINGS if errors else EXIT_OK
+
+
+def _not_taken(args: argparse.Namespace, edits: list[Any], done: set[str]) -> list[Any]:
+    """A BLK321 for each written tag the reloaded project does not carry (dbt would not
+    see it); such a model leaves ``done``."""
+    from dbt_bulwark.critical import model_label
+    from dbt_bulwark.findings import Finding
+    from dbt_bulwark.workspace import open_workspace
+
+    fresh = open_workspace(args.project_dir, args.repo_root, args.vars, False)
+    nodes: dict[str, Any] = {}
+    for root in fresh.project_roots:
+        nodes.update(fresh.project(root).nodes)
+    out: list[Any] = []
+    for e in edits:
+        uid = e.node.unique_id
+        node = nodes.get(uid)
+        if uid not in done or (node is not None and set(e.tags) <= set(node.tags)):
+            continue
+        done.discard(uid)
+        out.append(Finding(e.path, 0, 0, "BLK321",
+                           f"--write wrote tag {', '.join(map(repr, e.tags))} for "
+                           f"'{model_label(e.node)}' in {e.path}, but the reloaded project "
+                           "still does not carry it (dbt would not see it)",
+                           hint="set the tags where dbt reads them (`config: tags:` of the "
+                           "model's entry, SQL config(), dbt_project.yml +tags) by hand",
+                           node=uid))
+    return out
 
 
 def _protections(args: argparse.Namespace, ws: Any, edits: list[Any], done: set[str]
