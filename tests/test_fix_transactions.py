@@ -215,12 +215,12 @@ def test_policy_dialect_is_checked_without_importing_sqlglot(tmp_path: Path) -> 
     code = ("import sys\nfrom dbt_bulwark.fs import WorkTree\n"
             "from dbt_bulwark.policy import load_policy\n"
             f"p = load_policy(WorkTree({str(tmp_path)!r}), '')\n"
-            "print(p.get('dialect'), 'sqlglot' in sys.modules)\n")
+            "print(p.dialect, 'sqlglot' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={"PYTHONPATH": str(SRC)}, timeout=60, check=True).stdout
     assert out.split() == ["duckdb", "False"]
     (tmp_path / "bulwark.yml").write_text("dialect: duckdbb\n")   # a typo: still refused
-    code2 = code.replace("print(p.get('dialect'), 'sqlglot' in sys.modules)", "print(p)")
+    code2 = code.replace("print(p.dialect, 'sqlglot' in sys.modules)", "print(p)")
     proc = subprocess.run([sys.executable, "-c", code2], capture_output=True, text=True,
                           env={"PYTHONPATH": str(SRC)}, timeout=60, check=False)
     assert "duckdbb" in proc.stdout + proc.stderr and "did you mean 'duckdb'" in \
