@@ -439,7 +439,7 @@ def is_valid_type(data_type: str, dialect: str) -> bool:
 
 
 _PARSED: OrderedDict[tuple[str, str], ParsedSQL] = OrderedDict()
-_PARSED_SIZE = 512
+_PARSED_SIZE = 128
 
 
 def parse_sql(sql: str, dialect: str) -> ParsedSQL:
@@ -618,7 +618,7 @@ class _Chain:
 
 
 _ANALYSIS_CACHE: OrderedDict[tuple[Any, ...], _Analysis] = OrderedDict()
-_ANALYSIS_CACHE_SIZE = 4096
+_ANALYSIS_CACHE_SIZE = 256   # nodes are checked parents first: analyses are reused soon or never
 
 
 def _referenced_tables(expression: Any) -> list[Any]:

@@ -17,6 +17,7 @@ Positions in rendered SQL are mapped back to the ``.sql`` file with
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 from collections.abc import Iterable
@@ -477,6 +478,7 @@ class FastCompile:
         self._macro_calls: dict[str, dict[str, int]] | None = None
         self._reported_macro_sites: set[tuple[str, str]] = set()
         self.column_nodes: set[str] | None = None   # None: every checked node
+        self.has_cycles = False
 
     # -- helpers
     def add(self, path: str, line: int, col: int, code: str, message: str,
@@ -575,7 +577,8 @@ class FastCompile:
         nodes = [n for n in self.project.nodes.values()
                  if self.own(n) and n.resource_type in CHECKED_TYPES]
         if self.targets is None:
-            return sorted(nodes, key=lambda n: n.unique_id)
+            ordered = sorted(nodes, key=lambda n: n.unique_id)
+            return ordered if self.has_cycles else _parents_first(ordered)
         changed = set(self.ctx.files) if self.ctx is not None else set()
         wanted = set(self.targets)
         self.column_nodes = set()
@@ -790,6 +793,7 @@ class FastCompile:
         for comp in _sccs(graph):
             if len(comp) == 1 and comp[0] not in graph.get(comp[0], []):
                 continue
+            self.has_cycles = True
             members = set(comp)
             start = min(comp)
             cycle = _cycle_path(graph, start, members)
@@ -1122,6 +1126,11 @@ class FastCompile:
                     unknown = [u for u in unknown if (u.line, u.col, u.name) in again]
             if self.cache is not None:
                 self.cache.put(key, unknown)
+            if self.targets is None:
+                # its children need its columns: infer them now, from the analysis just made
+                # (nodes are checked parents first, so the in-memory analyses can be few)
+                with contextlib.suppress(Exception):
+                    self.resolver.schema(node.unique_id)
         for unk in unknown:
             offset = compiled.rendered_offset(unk.line, unk.col)
             line, col = compiled.source_position(offset)
@@ -1271,6 +1280,33 @@ def check_properties(path: str, data: Any) -> list[Finding]:
 
 
 PARALLEL_MIN_NODES = 100
+
+
+def _parents_first(nodes: list[Node]) -> list[Node]:
+    """``nodes`` reordered so that each comes after the nodes of the list it depends on
+    (depth first from each node in the given order: a folder's models stay together).
+    Only for a graph without ref cycles."""
+    index = {n.unique_id: n for n in nodes}
+    done: set[str] = set()
+    out: list[Node] = []
+    for start in nodes:
+        if start.unique_id in done:
+            continue
+        done.add(start.unique_id)
+        stack: list[tuple[Node, list[str]]] = [
+            (start, sorted((d for d in start.depends_on if d in index), reverse=True))]
+        while stack:
+            node, todo = stack[-1]
+            while todo and todo[-1] in done:
+                todo.pop()
+            if todo:
+                nxt = index[todo.pop()]
+                done.add(nxt.unique_id)
+                stack.append((nxt, sorted((d for d in nxt.depends_on if d in index), reverse=True)))
+                continue
+            stack.pop()
+            out.append(node)
+    return out
 
 
 def _worker(checker: Any, nodes: list[Node], conn: Any) -> None:
