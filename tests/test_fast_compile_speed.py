@@ -271,6 +271,7 @@ def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
     root = ws.project_roots[0]
     tree = ws.tree_at("HEAD")
     base = ws.base_project(tree, root)
+    assert base.macros is not None
     assert "helpers" in base.macros.by_package      # from the work tree: git does not hold it
     assert "cents" in base.macros.by_package["helpers"]
     # the same revision through another tree object (an overlay of unchanged files) is the

@@ -139,7 +139,6 @@ def suggest(args: argparse.Namespace) -> int:
 def _not_taken(args: argparse.Namespace, edits: list[Any], done: set[str]) -> list[Any]:
     """A BLK321 for each written tag the reloaded project does not carry (dbt would not
     see it); such a model leaves ``done``."""
-    from dbt_bulwark.critical import model_label
     from dbt_bulwark.findings import Finding
     from dbt_bulwark.workspace import open_workspace
 
@@ -156,7 +155,7 @@ def _not_taken(args: argparse.Namespace, edits: list[Any], done: set[str]) -> li
         done.discard(uid)
         out.append(Finding(e.path, 0, 0, "BLK321",
                            f"--write wrote tag {', '.join(map(repr, e.tags))} for "
-                           f"'{model_label(e.node)}' in {e.path}, but the reloaded project "
+                           f"'{e.node.label}' in {e.path}, but the reloaded project "
                            "still does not carry it (dbt would not see it)",
                            hint="set the tags where dbt reads them (`config: tags:` of the "
                            "model's entry, SQL config(), dbt_project.yml +tags) by hand",
