@@ -276,10 +276,13 @@ def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
     assert "cents" in base.macros.by_package["helpers"]
     # the same revision through another tree object (an overlay of unchanged files) is the
     # same project, loaded once
-    overlay = BaseOverlay(gitfs.GitTree(repo, "HEAD", ""), ws.fs, [])
+    raw = gitfs.GitTree(repo, "HEAD", "")
+    overlay = BaseOverlay(raw, ws.fs, [])
     assert ws.base_project(overlay, root) is base
     assert ws.base_project(ws.tree_at("HEAD"), root) is base
-    wrapped = ws.with_installed(tree, root)
+    # ws.tree_at's trees see the installed packages themselves (GitTree.see_installed_packages);
+    # a tree that does not (a submodule's, a bare GitTree) is wrapped
+    wrapped = ws.with_installed(raw, root)
     assert isinstance(wrapped, InstalledOverlay)
     assert "dbt_packages" in wrapped.listdir("")
     assert wrapped.is_file("dbt_packages/helpers/macros/cents.sql")
@@ -288,6 +291,8 @@ def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
     assert not any(p.startswith("dbt_packages/") for p in wrapped.walk(""))   # skipped dir
     key = ws.installed_key(root)
     assert key and key == ws.installed_key(root)
+    raw.close()
+    ws.close()
 
 
 @pytestmark_git

@@ -319,6 +319,7 @@ class GitTree:
         if tree is None:
             raise GitError(f"revision {rev!r} does not exist in {top}")
         self.tree_id = tree
+        self.git_tree_id = tree   # tree_id without the installed-packages stamp
         # path -> blob id, for regular files and symlinks separately; dir -> child names
         self._files: dict[str, str] = {}
         self._links: dict[str, str] = {}

@@ -277,7 +277,7 @@ def _tree_identity(tree: Any) -> tuple[Any, ...]:
     """What makes two file trees of a git revision show the same files."""
     # an overlay of a git tree (unchanged files read from disk) shows the git tree's files
     git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
-    tree_id = getattr(git, "tree_id", None)
+    tree_id = getattr(git, "git_tree_id", None)
     if not tree_id or type(git).__name__ != "GitTree":
         return ("object", id(tree))
     return ("git", str(Path(git.root).resolve()), str(tree_id), str(getattr(git, "prefix", "")))
