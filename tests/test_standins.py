@@ -231,3 +231,31 @@ def test_stand_in_render_marks_unknown_calls_only(tmp_path: Path) -> None:
     assert f"'{STANDIN.upper()}' as c" in marked.sql
     assert len(marked.marks) == 2
     assert marked.fill([1, 1])[0].startswith("select  1 as a,  as b,")
+
+
+def test_compile_mode_model_carries_the_node_config(tmp_path: Path) -> None:
+    """A macro that checks `model.config.materialized` (and raises otherwise) renders as in
+    dbt, so the model's SQL is checked instead of "cannot render" (BLK105)."""
+    from dbt_bulwark.compiler import compile_node
+    from dbt_bulwark.fs import WorkTree
+    from dbt_bulwark.loader import load_project
+
+    files = {
+        "dbt_project.yml": "name: guard\nversion: '1.0'\nconfig-version: 2\nprofile: guard\n",
+        "macros/must_be_table.sql": (
+            "{% macro must_be_table(m) %}{% if m.config.materialized != 'table' %}"
+            "{% do exceptions.raise_compiler_error('tables only') %}{% endif %}{% endmacro %}\n"),
+        "models/t.sql": ("{{ config(materialized='table') }}\n{{ must_be_table(model) }}\n"
+                         "select '{{ model.name }}' as who\n"),
+        "models/v.sql": "{{ must_be_table(model) }}\nselect 1 as x\n",
+    }
+    for rel, text in files.items():
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    project = load_project(WorkTree(tmp_path), "", {}, None)
+    nodes = {n.name: n for n in project.nodes.values()}
+    table = compile_node(project, nodes["t"])
+    assert table.error is None and table.sql is not None and "'t' as who" in table.sql
+    view = compile_node(project, nodes["v"])
+    assert view.error is not None and "tables only" in view.error[1]

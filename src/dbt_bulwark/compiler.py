@@ -145,6 +145,9 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
         this_name=relation_identifier(project, node),
     )
     ctx.config.known = dict(node.config)
+    ctx.model = {"name": node.name, "unique_id": node.unique_id, "resource_type":
+                 node.resource_type, "package_name": node.package_name,
+                 "original_file_path": node.repo_path, "config": dict(node.config)}
     from dbt_bulwark.builtins import make_builtins
 
     ctx.fallback = make_builtins(ctx)

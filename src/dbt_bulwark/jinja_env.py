@@ -408,6 +408,8 @@ class RenderContext:
     warehouse_calls: list[str] = field(default_factory=list)
     # names resolved after the project's and packages' macros (dbt's global-project stand-ins)
     fallback: Mapping[str, Any] = field(default_factory=dict)
+    # compile mode: what dbt's `model` holds that bulwark knows (name, config...); else unknown
+    model: Mapping[str, Any] | None = None
     _module_cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
     _var_depth: int = field(default=0, repr=False)
 
@@ -599,7 +601,8 @@ class RenderContext:
             "run_started_at": datetime.datetime(2000, 1, 1),
             "flags": PermissiveUndefined(obj=None, name="flags"), "local_md5": _md5,
             "api": _Api(self), "builtins": {},
-            "model": PermissiveUndefined(obj=None, name="model"), "selected_resources": [],
+            "model": self.model if self.model is not None
+            else PermissiveUndefined(obj=None, name="model"), "selected_resources": [],
         }
         return _Namespace(ns, self, package)
 
