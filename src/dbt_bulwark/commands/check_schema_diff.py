@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
             if head_tree is not None:
                 if not head_tree.is_file(join(root, "dbt_project.yml")):
                     continue
-                head = load_project(head_tree, root, ws.cli_vars, ws.cache)
+                # a revision is read with the installed packages, as the base is
+                head = load_project(ws.with_installed(head_tree, root), root, ws.cli_vars,
+                                    ws.cache)
             else:
                 head = ws.project(root)
             base_project = None
