@@ -313,3 +313,21 @@ def test_schema_diff_compares_models_that_use_package_macros(tmp_path: Path) -> 
     codes = {f["code"] for f in found}
     assert "BLK401" in codes, found
     assert "BLK431" not in codes, found
+
+
+@pytestmark_git
+def test_two_revisions_are_both_read_with_the_installed_packages(tmp_path: Path) -> None:
+    """`check-schema-diff --base A --head B`: both revisions see the installed packages."""
+    repo = _repo(tmp_path)
+    (repo / "models/items.sql").write_text(
+        "select id, {{ helpers.cents('price') }} as amount\nfrom {{ ref('stg_items') }}\n")
+    _git(repo, "commit", "-q", "--no-verify", "-am", "drop name")
+    proc = subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "check-schema-diff",
+                           "--format", "json", "--base", "HEAD~1", "--head", "HEAD",
+                           "--all-files"],
+                          cwd=repo, capture_output=True, text=True, timeout=600,
+                          env={k: v for k, v in os.environ.items()
+                               if not k.startswith(("GIT_", "PRE_COMMIT"))})
+    assert proc.returncode in (0, 1), proc.stderr
+    codes = {f["code"] for f in json.loads(proc.stdout)["findings"]}
+    assert "BLK401" in codes and "BLK431" not in codes, proc.stdout

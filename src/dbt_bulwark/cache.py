@@ -167,6 +167,10 @@ class ParseCache:
     def _load(self) -> None:
         self._loaded = True
         if self.path and self.path.is_file():
+            import gc
+
+            enabled = gc.isenabled()
+            gc.disable()   # no collection passes while unpickling allocates (2x faster)
             try:
                 with open(self.path, "rb") as fh:
                     loaded = _SafeUnpickler(fh).load()
@@ -175,11 +179,12 @@ class ParseCache:
                     self._data = {k: v for k, v in loaded["entries"].items()
                                   if isinstance(k, tuple) and k and isinstance(k[0], str)}
                     # the cache is long-lived data: keep the cyclic GC from rescanning it
-                    import gc
-
                     gc.freeze()
             except Exception:  # noqa: BLE001 - a broken cache is just a cold start
                 self._data = {}
+            finally:
+                if enabled:
+                    gc.enable()
 
     def get(self, key: Any) -> Any:
         if not self._loaded:

@@ -854,11 +854,25 @@ class FastCompile:
         paths = sorted({m.path: m.text for m in macros.by_package.get(self.project.name,
                                                                        {}).values()}.items())
         for path, text in paths:
-            err = syntax_error(text)
+            err = self.jinja_syntax(text, syntax_error)
             if err:
                 line, msg = err
                 self.add(path, line or 1, 0, "BLK101", f"Jinja syntax error: {msg}",
                          hint="fix the template; dbt cannot load any macro of this file")
+
+    def jinja_syntax(self, text: str, syntax_error: Any) -> tuple[int, str] | None:
+        """``syntax_error(text)``, kept in the analysis cache by content."""
+        key = ("jinja-syntax", content_hash(text))
+        hit = self.cache.get(key) if self.cache is not None else None
+        if isinstance(hit, tuple) and hit[:1] == ("ok",):
+            return None
+        if isinstance(hit, tuple) and len(hit) == 3 and hit[0] == "err" and \
+                isinstance(hit[1], int) and isinstance(hit[2], str):
+            return hit[1], hit[2]
+        err = syntax_error(text)
+        if self.cache is not None:
+            self.cache.put(key, ("ok",) if err is None else ("err", int(err[0]), str(err[1])))
+        return err
 
     # -- properties YAML
     def check_yaml(self) -> None:

@@ -90,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
             return ws.project(root)
         if not head_tree.is_file(join(root, "dbt_project.yml")):
             return None
-        return load_project(head_tree, root, ws.cli_vars, ws.cache)
+        # a revision is read with the installed packages, as the base is
+        return load_project(ws.with_installed(head_tree, root), root, ws.cli_vars, ws.cache)
 
     all_diffs: list[Any] = []
 
