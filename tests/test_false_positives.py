@@ -280,7 +280,7 @@ VALID = {
 @pytest.mark.parametrize("dialect", ["duckdb", "snowflake", "bigquery", "postgres"])
 @pytest.mark.parametrize("name", sorted(FAULTS))
 def test_sql_fault_is_certain(name: str, dialect: str, how: str) -> None:
-    from dbt_bulwark.fast_compile import sql_syntax_error
+    from dbt_bulwark.sql_verdicts import sql_syntax_error
 
     verdict = sql_syntax_error(FAULTS[name], dialect, how)
     assert verdict is not None and verdict.certain, (name, dialect, how, verdict)
@@ -288,7 +288,7 @@ def test_sql_fault_is_certain(name: str, dialect: str, how: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(VALID))
 def test_valid_sql_is_never_an_error(name: str) -> None:
-    from dbt_bulwark.fast_compile import sql_syntax_error
+    from dbt_bulwark.sql_verdicts import sql_syntax_error
 
     sql, dialects = VALID[name]
     for dialect in dialects:
@@ -297,16 +297,16 @@ def test_valid_sql_is_never_an_error(name: str) -> None:
 
 
 def test_duckdb_parser_is_not_asked_for_other_dialects(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dbt_bulwark import fast_compile
+    from dbt_bulwark import sql_verdicts
 
     def boom(sql: str) -> None:
         raise AssertionError("DuckDB's parser asked about a non-DuckDB project")
 
-    monkeypatch.setattr(fast_compile, "_duckdb_parse", boom)
+    monkeypatch.setattr(sql_verdicts, "_duckdb_parse", boom)
     for dialect, how in [("snowflake", "profile"), ("bigquery", "bulwark.yml"),
                          ("duckdb", "guess")]:
-        fast_compile.sql_syntax_error("select a b c from t", dialect, how)
-        fast_compile.sql_syntax_error("select x from t where y in unnest(@a)", dialect, how)
+        sql_verdicts.sql_syntax_error("select a b c from t", dialect, how)
+        sql_verdicts.sql_syntax_error("select x from t where y in unnest(@a)", dialect, how)
 
 
 def test_enabled_from_an_uninstalled_package_macro(capsys: pytest.CaptureFixture[str],

@@ -205,7 +205,7 @@ def test_position_through_compile_node(tmp_path: Path) -> None:
 
 
 def test_sql_verdicts_never_come_from_sqlglot_alone() -> None:
-    from dbt_bulwark.fast_compile import sql_syntax_error
+    from dbt_bulwark.sql_verdicts import sql_syntax_error
 
     # valid in Snowflake, sqlglot-snowflake reads it
     assert sql_syntax_error("select v:a::string as a from t", "snowflake", "profile") is None

@@ -23,10 +23,11 @@ import pytest
 
 from dbt_bulwark import columns
 from dbt_bulwark.config import _copy
-from dbt_bulwark.fast_compile import _parents_first, lexical_problem
+from dbt_bulwark.fast_compile import _parents_first
 from dbt_bulwark.loader import _CONFIG_CALL_RE, config_call_lines
 from dbt_bulwark.project import Node
 from dbt_bulwark.regression import _similar
+from dbt_bulwark.sql_verdicts import lexical_problem
 from dbt_bulwark.yamlio import LineDict, load
 
 # ----------------------------------------------------------------------------- references
@@ -261,7 +262,7 @@ def _repo(tmp_path: Path) -> Path:
 def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
                                                               monkeypatch: Any) -> None:
     from dbt_bulwark import gitfs
-    from dbt_bulwark.schema_diff import BaseOverlay
+    from dbt_bulwark.gitfs import BaseOverlay
     from dbt_bulwark.workspace import InstalledOverlay, open_workspace
 
     repo = _repo(tmp_path)

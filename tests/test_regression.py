@@ -286,13 +286,13 @@ def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path: 
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Without DuckDB (the hook environment), a sqlglot-only failure is BLK131 info;
     against a base where the SQL parsed, it is an error."""
-    from dbt_bulwark import cli, fast_compile
+    from dbt_bulwark import cli, sql_verdicts
 
     files = dict(PROJECT)
     files["bulwark.yml"] = "dialect: snowflake\n"
     repo = _repo(tmp_path, files)
     (repo / "models/stg_products.sql").write_text("select 1 as id, 'a' as name from t t2 t3\n")
-    monkeypatch.setattr(fast_compile, "_duckdb_parse", lambda sql: False)
+    monkeypatch.setattr(sql_verdicts, "_duckdb_parse", lambda sql: False)
     monkeypatch.chdir(repo)
     code = cli.main(["fast-compile", "models/stg_products.sql", "--no-base", "--no-cache"])
     out = capsys.readouterr().out

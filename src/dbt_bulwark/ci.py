@@ -64,7 +64,8 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
     """check-schema-diff in the runner's ``check`` shape, against ``ctx.state['ci_base']``."""
     from dbt_bulwark.fs import join
     from dbt_bulwark.schema import project_dialect
-    from dbt_bulwark.schema_diff import SchemaDiff, to_findings
+    from dbt_bulwark.schema_diff import SchemaDiff
+    from dbt_bulwark.schema_diff_report import to_findings
 
     tree = ctx.state.get("ci_base_tree")
     if ctx.state.get("regression_base") is not None:   # a submodule: its own history

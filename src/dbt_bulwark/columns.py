@@ -1425,11 +1425,9 @@ def _written_qualifier(analysis: _Analysis, column: Any) -> str:
 
 
 def _suggest(name: str, candidates: list[str]) -> str | None:
-    if not candidates:
-        return None
-    by_key = {c.lower(): c for c in candidates}
-    match = difflib.get_close_matches(name.lower(), list(by_key), n=1, cutoff=0.6)
-    return by_key[match[0]] if match else None
+    from dbt_bulwark.spelling import closest
+
+    return closest(name, candidates)
 
 
 # --------------------------------------------------------------------------------------------

@@ -518,3 +518,41 @@ class GitTree:
     def __repr__(self) -> str:
         where = f", prefix={self.prefix!r}" if self.prefix else ""
         return f"GitTree({str(self.root)!r}, rev={self.rev!r}{where})"
+
+
+class BaseOverlay:
+    """The base revision as a FileSource: listing from git, unchanged files from disk.
+
+    Reading 2,000 blobs through ``git cat-file`` costs more than reading them from the work
+    tree; only the files that differ between the base and the work tree
+    (:func:`dbt_bulwark.gitfs.changed_files`) are read from git. Valid only when the head
+    is the work tree.
+    """
+
+    def __init__(self, tree: Any, work: Any, changed: Iterable[str]):
+        self.tree = tree
+        self.work = work
+        self.root = tree.root
+        self.changed = set(changed)
+
+    def read_bytes(self, rel: str) -> bytes:
+        if rel in self.changed or not self.tree.is_file(rel):
+            return bytes(self.tree.read_bytes(rel))
+        try:
+            return bytes(self.work.read_bytes(rel))
+        except OSError:
+            return bytes(self.tree.read_bytes(rel))
+
+    def is_file(self, rel: str) -> bool:
+        return bool(self.tree.is_file(rel))
+
+    def is_dir(self, rel: str) -> bool:
+        return bool(self.tree.is_dir(rel))
+
+    def walk(self, rel: str = "", skip_hidden: bool = True, skip_dirs: Any = None) -> list[str]:
+        if skip_dirs is None:
+            return list(self.tree.walk(rel, skip_hidden))
+        return list(self.tree.walk(rel, skip_hidden, skip_dirs))
+
+    def listdir(self, rel: str) -> list[str]:
+        return list(self.tree.listdir(rel))

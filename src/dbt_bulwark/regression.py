@@ -353,7 +353,7 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
         if tree is None:
             # unchanged files are read from disk (faster than one git read per blob)
             from dbt_bulwark import gitfs
-            from dbt_bulwark.schema_diff import BaseOverlay
+            from dbt_bulwark.gitfs import BaseOverlay
 
             cut = len(base.prefix) + 1 if base.prefix else 0
             changed = [p[cut:] for p in gitfs.changed_files(base.top, base.rev)
@@ -582,7 +582,7 @@ def unloaded_files(project: Any) -> set[str]:
 def _similar(a: str, b: str) -> bool:
     """A likely typo: an edit distance of at most max(2, a quarter of the shorter name)
     (bounded: the distance is not computed past the limit)."""
-    from dbt_bulwark.fast_compile import edit_distance
+    from dbt_bulwark.spelling import edit_distance
 
     limit = max(2, min(len(a), len(b)) // 4)
     a, b = a.lower(), b.lower()

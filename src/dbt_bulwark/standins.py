@@ -80,7 +80,7 @@ class Parser:
     when it is a guess), and no unbalanced parenthesis or unterminated string."""
 
     def __init__(self, dialect: str, how: str):
-        from dbt_bulwark.fast_compile import GUESS_DIALECTS
+        from dbt_bulwark.sql_verdicts import GUESS_DIALECTS
 
         self.dialect = dialect
         self.how = how
@@ -89,7 +89,7 @@ class Parser:
 
     def error(self, sql: str) -> int | None:
         """None when ``sql`` parses, else the offset of the (first) error."""
-        from dbt_bulwark.fast_compile import _GLUED, _duckdb_parse, _lexical, _sqlglot_parse
+        from dbt_bulwark.sql_verdicts import _GLUED, _duckdb_parse, _lexical, _sqlglot_parse
 
         self.trials += 1
         sql = _GLUED.sub(" ", sql)   # (offsets shift by a few characters: only a guide)
@@ -241,7 +241,7 @@ def _unknown(sql: str, parser: Parser, upstream: dict[str, Any]) -> list[Any]:
 
 
 def _syntax_message(sql: str, parser: Parser) -> tuple[str, int]:
-    from dbt_bulwark.fast_compile import sql_syntax_error
+    from dbt_bulwark.sql_verdicts import sql_syntax_error
 
     verdict = sql_syntax_error(sql, parser.dialect, parser.how)
     if verdict is not None:

@@ -34,10 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from dbt_bulwark import gitfs, regression, runner
     from dbt_bulwark.fs import join
+    from dbt_bulwark.gitfs import BaseOverlay
     from dbt_bulwark.loader import load_project
     from dbt_bulwark.project import Project
     from dbt_bulwark.schema import project_dialect
-    from dbt_bulwark.schema_diff import BaseOverlay, SchemaDiff, to_findings, to_markdown
+    from dbt_bulwark.schema_diff import SchemaDiff
+    from dbt_bulwark.schema_diff_report import to_findings, to_markdown
 
     ctx = runner.open_context(args)
     ws = ctx.ws

@@ -1,0 +1,54 @@
+"""Near-miss names: bounded edit distance and "did you mean" for refs, macros, keys and
+codes."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def closest(name: str, candidates: Iterable[str]) -> str | None:
+    """The candidate most like ``name`` (case-insensitive, difflib ratio >= 0.6), or None."""
+    by_low = {c.lower(): c for c in sorted({c for c in candidates if c})}
+    match = difflib.get_close_matches(name.lower(), list(by_low), n=1, cutoff=0.6)
+    return by_low[match[0]] if match else None
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    match = closest(name, candidates)
+    return f"did you mean '{match}'?" if match else ""
+
+
+def edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, or ``limit + 1`` once it exceeds ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        if min(cur) > limit:
+            return limit + 1
+        prev = cur
+    return prev[-1]
+
+
+def close_match(name: str, candidates: Iterable[str]) -> str | None:
+    """The one candidate within a small edit distance of ``name`` (a typo: 1 edit for
+    short names, 2 from 8 characters), or None (none, or several equally close)."""
+    low = name.lower()
+    limit = 1 if len(name) < 8 else 2
+    best: list[tuple[int, str]] = []
+    for c in candidates:
+        if not c or c.lower() == low:
+            continue
+        d = edit_distance(low, c.lower(), limit)
+        if d <= limit:
+            best.append((d, c))
+    if not best:
+        return None
+    best.sort()
+    if len(best) > 1 and best[0][0] == best[1][0]:
+        return None
+    return best[0][1]
