@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Per-model cost of sqlglot column analysis (dbt_bulwark.columns) on a medium model:
+"""Per-model cost of sqlglot column analysis (dbt_bulwark.sql.columns) on a medium model:
 output columns, unknown columns and column uses of the lineage query of
 tests/test_columns.py, each run on a fresh text (a comment defeats the caches).
 
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 def per_model_ms(models: int, run: int) -> float:
     from test_columns import LINEAGE_SQL, UPSTREAM
 
-    from dbt_bulwark.columns import column_uses, find_unknown_columns, infer_output_columns
+    from dbt_bulwark.sql.columns import column_uses, find_unknown_columns, infer_output_columns
 
     started = time.perf_counter()
     for i in range(models):

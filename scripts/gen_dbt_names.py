@@ -1,4 +1,4 @@
-"""Generate src/dbt_bulwark/dbt_names_data.py: the names dbt itself provides to Jinja.
+"""Generate src/dbt_bulwark/sql/dbt_names_data.py: the names dbt itself provides to Jinja.
 
 * context members: every ``@contextmember``/``@contextproperty`` of dbt-core's context
   classes (``dbt.context.*``), read from the installed dbt-core;
@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from dbt_bulwark.macros import MACRO_DEF_RE, top_level_blocks  # noqa: E402
+from dbt_bulwark.project.macros import MACRO_DEF_RE, top_level_blocks  # noqa: E402
 
-OUT = ROOT / "src" / "dbt_bulwark" / "dbt_names_data.py"
+OUT = ROOT / "src" / "dbt_bulwark" / "sql" / "dbt_names_data.py"
 _MAT_RE = re.compile(r"{%-?\s*materialization\s+(\w+)\s*(?:,\s*adapter\s*=\s*['\"](\w+)['\"])?")
 
 

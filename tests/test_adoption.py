@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from dbt_bulwark import cli
+from dbt_bulwark.checks.suppressions import parse
 from dbt_bulwark.findings import Finding, humane, report, to_sarif, totals_line
-from dbt_bulwark.suppressions import parse
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "tests" / "data" / "sarif-schema-2.1.0.json"
@@ -281,8 +281,8 @@ def test_bad_policy_values_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize("name", ["duckdb", "snowflake", "sqlserver", "synapse", "fabric",
                                   "trino", "spark", "databricks", "BigQuery", "tsql"])
 def test_dialect_names_dbt_and_sqlglot_use_are_accepted(tmp_path: Path, name: str) -> None:
-    from dbt_bulwark.fs import WorkTree
     from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.project.fs import WorkTree
 
     (tmp_path / "bulwark.yml").write_text(f"dialect: {name}\nfail_on: warning\n")
     assert load_policy(WorkTree(tmp_path)).dialect == name.lower()
@@ -296,8 +296,8 @@ def test_tool_bulwark_read_with_tomli_when_tomllib_is_absent(tmp_path: Path,
         import tomli as tomllib
 
     from dbt_bulwark.findings import UsageError
-    from dbt_bulwark.fs import WorkTree
     from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.project.fs import WorkTree
 
     (tmp_path / "pyproject.toml").write_text('[tool.bulwark]\nfail_on = "warning"\n'
                                              'ignore = ["BLK131"]\n')
@@ -453,7 +453,7 @@ def test_no_internal_names_in_messages() -> None:
                  "<class 'sqlglot.expressions.query.Where'>. Line 1, Col: 21.\x1b[4m")
     assert msg == "could not parse SQL: incomplete WHERE clause. Line 1, Col: 21."
     assert "PermissiveUndefined" not in humane(
-        "UndefinedError: 'dbt_bulwark.jinja_env.PermissiveUndefined object' is not iterable")
+        "UndefinedError: 'dbt_bulwark.sql.jinja_env.PermissiveUndefined object' is not iterable")
     f = Finding("m.sql", 1, 1, "BLK130", "Required keyword: 'this' missing for "
                 "<class 'sqlglot.expressions.core.Paren'>")
     assert f.message == "incomplete parenthesis"

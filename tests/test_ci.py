@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from dbt_bulwark import baseline as bl
-from dbt_bulwark import ci
 from dbt_bulwark.cli import _Parser
 from dbt_bulwark.commands import ci as ci_cmd
 from dbt_bulwark.findings import UsageError
 from dbt_bulwark.policy import CiSection, Policy
-from dbt_bulwark.project import Node
+from dbt_bulwark.project.model import Node
+from dbt_bulwark.run import baseline as bl
+from dbt_bulwark.run import ci
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "examples" / "jaffle_bulwark"
@@ -121,7 +121,7 @@ def test_changed_files_scope_and_json(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_not_a_git_repo_has_no_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     proj = _copy_sample(tmp_path / "plain", git=False)
-    monkeypatch.setattr("dbt_bulwark.workspace.find_repo_root", lambda start=None: proj)
+    monkeypatch.setattr("dbt_bulwark.project.workspace.find_repo_root", lambda start=None: proj)
     code, out = _run(["-q", "--repo-root", str(proj)], proj, monkeypatch)
     assert code == 0, out
     assert "base: no base (not a git repository); all files" in out
@@ -157,7 +157,7 @@ def test_static_findings_fail_the_layer(tmp_path: Path, monkeypatch: pytest.Monk
 def test_execution_layers_skip_without_dbt(tmp_path: Path,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     repo = _copy_sample(tmp_path / "repo")
-    monkeypatch.setattr("dbt_bulwark.dbt_exec.dbt_missing_reason",
+    monkeypatch.setattr("dbt_bulwark.run.dbt_exec.dbt_missing_reason",
                         lambda adapter=None: "dbt-core is not installed in this environment: "
                         f"pip install 'dbt-bulwark[dbt]'{' dbt-' + adapter if adapter else ''}")
     # issue 16: the dbt layers without dbt are a usage error, one line naming the package
@@ -285,7 +285,7 @@ def test_write_atomic(tmp_path: Path) -> None:
 def test_empty_alias_after_ref_is_recognised() -> None:
     """dbt-postgres 1.11's message for `{{ ref('x') }} as o` under `dbt build --empty`
     (seen on the sample before it read refs in CTEs): BLK513, not a model bug."""
-    from dbt_bulwark.quality import _EMPTY_ALIAS
+    from dbt_bulwark.run.quality import _EMPTY_ALIAS
 
     msg = ('Database Error in model orders (models/marts/orders.sql) syntax error at or near '
            '"as" LINE 19: ...orders" where false limit 0) _dbt_limit_subq_stg_orders as o ^')

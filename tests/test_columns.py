@@ -1,4 +1,4 @@
-"""Tests for dbt_bulwark.columns, including a DuckDB oracle."""
+"""Tests for dbt_bulwark.sql.columns, including a DuckDB oracle."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dbt_bulwark.columns import (
+from dbt_bulwark.sql.columns import (
     ColumnUse,
     OutputSchema,
     UnknownColumn,
@@ -222,7 +222,7 @@ def test_parse_sql_cached_and_errors() -> None:
 
 
 def test_module_import_does_not_import_sqlglot() -> None:
-    code = "import sys, dbt_bulwark.columns; print('sqlglot' in sys.modules)"
+    code = "import sys, dbt_bulwark.sql.columns; print('sqlglot' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dbt_bulwark import cli
-from dbt_bulwark.columns import display_name
-from dbt_bulwark.contracts import has_primary_key, nodes_to_check
-from dbt_bulwark.workspace import open_workspace
+from dbt_bulwark.checks.contracts import has_primary_key, nodes_to_check
+from dbt_bulwark.project.workspace import open_workspace
+from dbt_bulwark.sql.columns import display_name
 
 FIXTURES = Path(__file__).parent / "fixtures" / "contracts"
 
@@ -237,5 +237,5 @@ def test_usage_error_on_bad_selector(presence_project: Path, tmp_path: Path,
 def test_hook_path_does_not_import_heavy_modules() -> None:
     from conftest import imported_by
 
-    code = "import dbt_bulwark.commands.check_contracts, dbt_bulwark.contracts"
+    code = "import dbt_bulwark.commands.check_contracts, dbt_bulwark.checks.contracts"
     assert imported_by(code, ["sqlglot", "duckdb", "dbt", "dbt_bulwark.yaml_edit"]) == []

@@ -318,6 +318,6 @@ def test_fix_refuses_while_a_properties_file_of_the_model_does_not_load(
     (None, "t.i", "duckdb", None),
 ])
 def test_fix_writes_only_certain_types(dtype: str | None, expression: str, dialect: str, expected: str | None) -> None:
-    from dbt_bulwark.contracts import certain_type
+    from dbt_bulwark.checks.contracts import certain_type
 
     assert certain_type(dtype, expression, dialect) == expected

@@ -26,11 +26,11 @@ from pathlib import Path
 import pytest
 
 from dbt_bulwark import cli
-from dbt_bulwark.critical import classify, critical_policy, primary_key, rank, reach_all
-from dbt_bulwark.fs import WorkTree
-from dbt_bulwark.loader import load_project
+from dbt_bulwark.checks.critical import classify, critical_policy, primary_key, rank, reach_all
 from dbt_bulwark.policy import Policy, load_policy
-from dbt_bulwark.project import Project
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
+from dbt_bulwark.project.model import Project
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "critical"
 GIT_ENV = {
@@ -170,7 +170,7 @@ def test_protections_satisfied_in_every_accepted_form(tagged: Path) -> None:
     assert "unique_combination_of_columns(customer_id)" in (primary_key(nodes["revenue"]) or "")
     assert "primary_key constraint" in (primary_key(nodes["ledger"]) or "")
     assert primary_key(nodes["fct_orders"]) is None
-    from dbt_bulwark.critical import owner
+    from dbt_bulwark.checks.critical import owner
 
     assert owner(project, nodes["dim_customers"]) == "meta.owner: crm-team"   # top-level meta
     assert owner(project, nodes["budget"]) == "meta.owner: fp-and-a"          # config.meta

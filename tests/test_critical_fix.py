@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_critical import check_json, load, make_repo, only_insertions, run
 
-from dbt_bulwark.critical import classify, critical_policy
+from dbt_bulwark.checks.critical import classify, critical_policy
 
 STG = "models/staging/_staging.yml"
 
@@ -182,7 +182,7 @@ def test_fix_writes_config_tags_never_top_level(repo: Path, capsys: pytest.Captu
 
 
 def test_fix_that_does_not_take_effect_is_an_error(repo: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    import dbt_bulwark.critical as critical
+    import dbt_bulwark.checks.critical as critical
 
     # tags written to a file dbt does not read (outside model-paths): the re-check sees it
     monkeypatch.setattr(critical, "properties_file_for", lambda project, node: "docs/x.yml")

@@ -16,10 +16,10 @@ from pathlib import Path
 import dbt_oracle
 import pytest
 
-from dbt_bulwark.critical import classify, critical_policy, generic_test_keys, reach_all
-from dbt_bulwark.fs import WorkTree
-from dbt_bulwark.loader import load_project
+from dbt_bulwark.checks.critical import classify, critical_policy, generic_test_keys, reach_all
 from dbt_bulwark.policy import load_policy
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
 
 pytestmark = pytest.mark.oracle
 

@@ -21,8 +21,8 @@ import pytest
 from conftest import skip_or_fail
 from test_schema_diff import CONTRACT_YML, PROJECT_YML, codes, contract_files, make, run
 
-from dbt_bulwark import dbt_rules
-from dbt_bulwark.workspace import open_workspace
+from dbt_bulwark.project import dbt_rules
+from dbt_bulwark.project.workspace import open_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 VENVS = Path(os.environ.get("BULWARK_MATRIX_VENVS")

@@ -89,9 +89,9 @@ def test_jinja_in_project_vars_is_rendered(capsys: pytest.CaptureFixture[str],
     })
     rc, findings = run_hook(capsys, "fast-compile", root)
     assert serious(findings) == [] and rc == 0
-    from dbt_bulwark.compiler import compile_node
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.sql.compiler import compile_node
 
     project = load_project(WorkTree(root))
     node = next(n for n in project.nodes.values() if n.name == "from_file")
@@ -110,8 +110,8 @@ def test_var_holding_a_source(capsys: pytest.CaptureFixture[str], tmp_path: Path
     })
     rc, findings = run_hook(capsys, "fast-compile", root)
     assert serious(findings) == [] and rc == 0
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
 
     project = load_project(WorkTree(root))
     node = next(n for n in project.nodes.values() if n.name == "events_via_var")
@@ -280,7 +280,7 @@ VALID = {
 @pytest.mark.parametrize("dialect", ["duckdb", "snowflake", "bigquery", "postgres"])
 @pytest.mark.parametrize("name", sorted(FAULTS))
 def test_sql_fault_is_certain(name: str, dialect: str, how: str) -> None:
-    from dbt_bulwark.sql_verdicts import sql_syntax_error
+    from dbt_bulwark.sql.sql_verdicts import sql_syntax_error
 
     verdict = sql_syntax_error(FAULTS[name], dialect, how)
     assert verdict is not None and verdict.certain, (name, dialect, how, verdict)
@@ -288,7 +288,7 @@ def test_sql_fault_is_certain(name: str, dialect: str, how: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(VALID))
 def test_valid_sql_is_never_an_error(name: str) -> None:
-    from dbt_bulwark.sql_verdicts import sql_syntax_error
+    from dbt_bulwark.sql.sql_verdicts import sql_syntax_error
 
     sql, dialects = VALID[name]
     for dialect in dialects:
@@ -297,7 +297,7 @@ def test_valid_sql_is_never_an_error(name: str) -> None:
 
 
 def test_duckdb_parser_is_not_asked_for_other_dialects(monkeypatch: pytest.MonkeyPatch) -> None:
-    from dbt_bulwark import sql_verdicts
+    from dbt_bulwark.sql import sql_verdicts
 
     def boom(sql: str) -> None:
         raise AssertionError("DuckDB's parser asked about a non-DuckDB project")

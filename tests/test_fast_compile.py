@@ -12,7 +12,7 @@ import pytest
 from fast_compile_cases import BENIGN, CASES, SHOP, Case, apply
 
 from dbt_bulwark.cli import main
-from dbt_bulwark.compiler import TemplateMap
+from dbt_bulwark.sql.compiler import TemplateMap
 
 
 def run_fc(capsys: pytest.CaptureFixture[str], root: Path, files: list[str] | None = None,
@@ -187,9 +187,9 @@ def test_position_macro_output_maps_to_its_call() -> None:
 
 
 def test_position_through_compile_node(tmp_path: Path) -> None:
-    from dbt_bulwark.compiler import compile_node
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.sql.compiler import compile_node
 
     project = load_project(WorkTree(SHOP), "")
     node = project.nodes["model.shop.dim_customers"]
@@ -205,7 +205,7 @@ def test_position_through_compile_node(tmp_path: Path) -> None:
 
 
 def test_sql_verdicts_never_come_from_sqlglot_alone() -> None:
-    from dbt_bulwark.sql_verdicts import sql_syntax_error
+    from dbt_bulwark.sql.sql_verdicts import sql_syntax_error
 
     # valid in Snowflake, sqlglot-snowflake reads it
     assert sql_syntax_error("select v:a::string as a from t", "snowflake", "profile") is None
@@ -226,9 +226,9 @@ def test_sql_verdicts_never_come_from_sqlglot_alone() -> None:
 
 def test_macro_parameter_left_out_is_not_an_unknown_macro(tmp_path: Path) -> None:
     """`{{ money() }}` where `money(col)` ignores its parameter: dbt renders it fine."""
-    from dbt_bulwark.compiler import compile_node
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.sql.compiler import compile_node
 
     (tmp_path / "models").mkdir()
     (tmp_path / "macros").mkdir()
@@ -246,7 +246,7 @@ def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixtur
                                                     tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """`--all-files` on many nodes forks one worker per core; the verdict must not change."""
-    import dbt_bulwark.fast_compile as fc
+    import dbt_bulwark.checks.fast_compile as fc
 
     faults = [c for c in CASES if c.files and len(c.edits) == 1]
     edits: dict = {}

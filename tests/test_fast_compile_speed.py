@@ -21,14 +21,14 @@ from typing import Any
 
 import pytest
 
-from dbt_bulwark import columns
-from dbt_bulwark.config import _copy
-from dbt_bulwark.fast_compile import _parents_first
-from dbt_bulwark.loader import _CONFIG_CALL_RE, config_call_lines
-from dbt_bulwark.project import Node
-from dbt_bulwark.regression import _similar
-from dbt_bulwark.sql_verdicts import lexical_problem
-from dbt_bulwark.yamlio import LineDict, load
+from dbt_bulwark.checks.fast_compile import _parents_first
+from dbt_bulwark.checks.regression import _similar
+from dbt_bulwark.project.config import _copy
+from dbt_bulwark.project.loader import _CONFIG_CALL_RE, config_call_lines
+from dbt_bulwark.project.model import Node
+from dbt_bulwark.project.yamlio import LineDict, load
+from dbt_bulwark.sql import columns
+from dbt_bulwark.sql.sql_verdicts import lexical_problem
 
 # ----------------------------------------------------------------------------- references
 
@@ -261,9 +261,9 @@ def _repo(tmp_path: Path) -> Path:
 @pytestmark_git
 def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
                                                               monkeypatch: Any) -> None:
-    from dbt_bulwark import gitfs
-    from dbt_bulwark.gitfs import BaseOverlay
-    from dbt_bulwark.workspace import InstalledOverlay, open_workspace
+    from dbt_bulwark.project import gitfs
+    from dbt_bulwark.project.gitfs import BaseOverlay
+    from dbt_bulwark.project.workspace import InstalledOverlay, open_workspace
 
     repo = _repo(tmp_path)
     assert "dbt_packages/helpers/macros/cents.sql" not in _git(repo, "ls-files")

@@ -1,7 +1,7 @@
 """A fix writes only regular files inside the repository, and says why when it will not.
 
 Real temporary directories, real symlinks, hard links, modes and owners: the one
-atomic writer (:func:`dbt_bulwark.fs.atomic_write`) and the two ``--fix`` hooks that
+atomic writer (:func:`dbt_bulwark.project.fs.atomic_write`) and the two ``--fix`` hooks that
 use it through :class:`dbt_bulwark.yaml_edit.PropertiesEditor`.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_critical import make_repo, run
 
-from dbt_bulwark.fs import UnsafeWrite, atomic_write, check_writable
+from dbt_bulwark.project.fs import UnsafeWrite, atomic_write, check_writable
 from dbt_bulwark.yaml_edit import PropertiesEditor, YamlEditError
 
 STG = "models/staging/_staging.yml"
@@ -224,8 +224,8 @@ def test_contracts_fix_refuses_a_dangling_symlink_out(tmp_path: Path) -> None:
 
 
 def test_baseline_writer_refuses_a_read_only_snapshot_with_a_usage_error(tmp_path: Path) -> None:
-    from dbt_bulwark.baseline import write_atomic
     from dbt_bulwark.findings import UsageError
+    from dbt_bulwark.run.baseline import write_atomic
 
     path = tmp_path / "m.json"
     path.write_text("{}\n")

@@ -212,7 +212,7 @@ def test_policy_dialect_is_checked_without_importing_sqlglot(tmp_path: Path) -> 
     # every name listed is one the installed sqlglot knows (the list only saves an import)
     assert {d.value for d in Dialects if d.value} >= SQLGLOT_DIALECTS
     (tmp_path / "bulwark.yml").write_text("dialect: duckdb\n")
-    code = ("import sys\nfrom dbt_bulwark.fs import WorkTree\n"
+    code = ("import sys\nfrom dbt_bulwark.project.fs import WorkTree\n"
             "from dbt_bulwark.policy import load_policy\n"
             f"p = load_policy(WorkTree({str(tmp_path)!r}), '')\n"
             "print(p.dialect, 'sqlglot' in sys.modules)\n")
@@ -231,8 +231,8 @@ def test_fix_recheck_reads_unchanged_properties_once_and_gets_fresh_data(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """--fix --no-cache: the check after the fix reuses the parses of the files the fix did
     not touch (in memory, a fresh copy per load); the edited file is parsed again."""
-    from dbt_bulwark import yamlio
     from dbt_bulwark.cache import ParseCache
+    from dbt_bulwark.project import yamlio
 
     project = make_project(tmp_path, CR_ONLY.replace("\r", "\n"))
     other = "version: 2\nmodels:\n  - name: other\n    description: untouched\n"
@@ -266,14 +266,14 @@ def test_sql_without_a_template_compiles_as_itself_without_jinja() -> None:
 
     from test_safety import SRC
 
-    from dbt_bulwark.jinja_env import environment
+    from dbt_bulwark.sql.jinja_env import environment
 
     texts = ["select 1 as id\n\n\n", "select '}}' as a, '%}' b -- #}\n", "\tselect\u00e9 1 ",
              "", "a\u2028b\x0bc\x0cd\x85e"]
     for text in texts:   # what Jinja makes of each: the text itself
         assert environment(True).from_string(text).render() == text
-    code = ("import sys\nfrom dbt_bulwark.loader import load_project\nfrom dbt_bulwark.fs "
-            "import WorkTree\nfrom dbt_bulwark.compiler import compile_node\nimport json\n"
+    code = ("import sys\nfrom dbt_bulwark.project.loader import load_project\nfrom dbt_bulwark.project.fs "
+            "import WorkTree\nfrom dbt_bulwark.sql.compiler import compile_node\nimport json\n"
             "p = load_project(WorkTree(sys.argv[1]), '')\n"
             "out = {n.name: compile_node(p, n).sql for n in p.models()}\n"
             "print(json.dumps([out, 'jinja2' in sys.modules]))\n")
@@ -299,7 +299,7 @@ def test_suggest_write_that_does_not_take_effect_is_an_error(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """`critical suggest --write` reloads the project as `--fix` does: a tag written where
     dbt does not read it (here a file outside model-paths) is an error, not a success."""
-    import dbt_bulwark.critical as critical
+    import dbt_bulwark.checks.critical as critical
 
     repo = make_repo(tmp_path, "tagged")
     rc, out, err = run_hook(repo, capsys, "critical", "suggest", "--top", "0", "--write",

@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from dbt_bulwark import config as cfg
 from dbt_bulwark.cache import ParseCache
 from dbt_bulwark.cli import main
 from dbt_bulwark.findings import Finding, UsageError, exit_code, report
-from dbt_bulwark.fs import WorkTree
-from dbt_bulwark.loader import discover_projects, load_project, project_for_path
 from dbt_bulwark.policy import load_policy
-from dbt_bulwark.selector import select
-from dbt_bulwark.workspace import open_workspace
+from dbt_bulwark.project import config as cfg
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import discover_projects, load_project, project_for_path
+from dbt_bulwark.project.selector import select
+from dbt_bulwark.project.workspace import open_workspace
 
 
 def write(root: Path, files: Mapping[str, str | bytes]) -> Path:
@@ -267,8 +267,8 @@ def test_cache_second_run_does_not_reparse(shop: Path, monkeypatch: pytest.Monke
     load_project(WorkTree(shop), "", cache=cache)
     cache.save()
     assert (shop / ".bulwark-cache" / ".gitignore").read_text().strip().endswith("*")
-    import dbt_bulwark.loader as loader_mod
-    from dbt_bulwark import yamlio
+    import dbt_bulwark.project.loader as loader_mod
+    from dbt_bulwark.project import yamlio
 
     calls = {"yaml": 0, "extract": 0}
     real_load = yamlio.load

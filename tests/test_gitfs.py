@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from dbt_bulwark.findings import UsageError
-from dbt_bulwark.fs import WorkTree
-from dbt_bulwark.gitfs import (
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.gitfs import (
     GitError,
     GitTree,
     changed_files,

@@ -28,12 +28,12 @@ def test_one_content_hash() -> None:
 
 
 def test_one_way_to_run_git(tmp_path: Path) -> None:
-    from dbt_bulwark import gitfs
-    from dbt_bulwark.workspace import find_repo_root
+    from dbt_bulwark.project import gitfs
+    from dbt_bulwark.project.workspace import find_repo_root
 
     users = sorted(name for name, text in _sources().items()
                    if re.search(r"""\[\s*["']git["']""", text))
-    assert users == ["gitfs.py"]
+    assert users == ["project/gitfs.py"]
     repo = tmp_path / "repo"
     (repo / "sub").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(repo)], check=True)
@@ -55,7 +55,7 @@ def test_one_markdown_cell_escaper() -> None:
 
 
 def test_one_label_of_a_versioned_model() -> None:
-    from dbt_bulwark.project import Node, versioned_name
+    from dbt_bulwark.project.model import Node, versioned_name
 
     assert versioned_name("orders", None) == "orders"
     assert versioned_name("orders", 2) == "orders.v2"
@@ -126,7 +126,7 @@ def test_git_trees_are_closed_explicitly(tmp_path: Path, command: str,
 
     from dbt_bulwark import cli
 
-    assert "weakref" not in (SRC / "gitfs.py").read_text()
+    assert "weakref" not in (SRC / "project/gitfs.py").read_text()
     root = _repo(tmp_path, {"dbt_project.yml": PROJECT,
                             "models/a.sql": "select 1 as id, 2 as x\n",
                             "models/b.sql": "select id from {{ ref('a') }}\n"})
@@ -237,8 +237,8 @@ def test_policy_dataclasses_match_the_schema() -> None:
 def test_policy_is_typed_and_frozen(tmp_path: Path) -> None:
     import dataclasses
 
-    from dbt_bulwark.fs import WorkTree
     from dbt_bulwark.policy import Policy, load_policy
+    from dbt_bulwark.project.fs import WorkTree
 
     _write(tmp_path, {"bulwark.yml": "fail_on: warning\nschema_diff:\n  warn_only: true\n"
                                      "critical:\n  require:\n    owner: false\n",
@@ -332,7 +332,8 @@ def test_an_odd_node_is_reported_with_its_traceback_in_the_log(
     traceback went: the same log as the one error path."""
     import json
 
-    from dbt_bulwark import cli, fast_compile
+    from dbt_bulwark import cli
+    from dbt_bulwark.checks import fast_compile
 
     root = _repo(tmp_path, {"dbt_project.yml": PROJECT, "models/a.sql": "select 1 as id\n"})
     monkeypatch.chdir(root)
@@ -355,7 +356,7 @@ def test_an_odd_node_is_reported_with_its_traceback_in_the_log(
 
 def test_one_atomic_write_and_the_umask_is_never_changed() -> None:
     sources = _sources()
-    assert sorted(n for n, t in sources.items() if "os.replace(" in t) == ["fs.py"]
+    assert sorted(n for n, t in sources.items() if "os.replace(" in t) == ["project/fs.py"]
     assert not [n for n, t in sources.items() if "umask(" in t]
 
 
@@ -363,8 +364,9 @@ def test_one_atomic_write_and_the_umask_is_never_changed() -> None:
 def test_baseline_judges_each_project_by_its_own_fail_on(
         tmp_path: Path, warned: str, expected: int, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from dbt_bulwark import baseline, cli, dbt_exec
+    from dbt_bulwark import cli
     from dbt_bulwark.findings import Finding
+    from dbt_bulwark.run import baseline, dbt_exec
 
     root = _repo(tmp_path, MONOREPO)
     monkeypatch.chdir(root)

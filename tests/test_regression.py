@@ -286,7 +286,8 @@ def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path: 
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Without DuckDB (the hook environment), a sqlglot-only failure is BLK131 info;
     against a base where the SQL parsed, it is an error."""
-    from dbt_bulwark import cli, sql_verdicts
+    from dbt_bulwark import cli
+    from dbt_bulwark.sql import sql_verdicts
 
     files = dict(PROJECT)
     files["bulwark.yml"] = "dialect: snowflake\n"

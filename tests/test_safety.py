@@ -141,8 +141,8 @@ def test_runaway_macro_in_compile_mode_is_stopped() -> None:
     """A render in compile mode (execute=True) on a worker thread is stopped too."""
     import threading
 
-    from dbt_bulwark.jinja_env import RenderContext, RenderTimeout, render
-    from dbt_bulwark.macros import MacroIndex
+    from dbt_bulwark.project.macros import MacroIndex
+    from dbt_bulwark.sql.jinja_env import RenderContext, RenderTimeout, render
 
     macros = MacroIndex("p")
     macros.add_file("p", "macros/spin.sql", "{% macro spin() %}{% if execute %}"
@@ -213,7 +213,7 @@ def test_yaml_alias_bomb_is_a_finding_not_a_hang(tmp_path: Path, command: str) -
 
 
 def test_recursive_alias_and_legit_aliases() -> None:
-    from dbt_bulwark import yamlio
+    from dbt_bulwark.project import yamlio
 
     with pytest.raises(yamlio.YamlError) as info:
         yamlio.load("a: &x [1, *x]\n")
@@ -350,7 +350,8 @@ def test_closed_pipe_ends_quietly(tmp_path: Path, command: list[str]) -> None:
 def test_unexpected_exception_is_one_line_and_exit_3(tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from dbt_bulwark import cli, loader
+    from dbt_bulwark import cli
+    from dbt_bulwark.project import loader
 
     root = project(tmp_path, {"models/a.sql": "select 1 as id\n", "seeds/s.csv": "id\n1\n"})
 

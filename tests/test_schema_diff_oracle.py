@@ -138,9 +138,9 @@ def _duckdb_canonical(data_type: str) -> str | None:
 
 
 def _inferred(project_dir: Path) -> dict[str, dict[str, str | None] | None]:
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
-    from dbt_bulwark.schema import SchemaResolver
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.sql.schema import SchemaResolver
 
     project = load_project(WorkTree(project_dir), "")
     resolver = SchemaResolver(project, "duckdb")
@@ -149,7 +149,7 @@ def _inferred(project_dir: Path) -> dict[str, dict[str, str | None] | None]:
 
 def test_inferred_columns_match_the_built_relations(tmp_path: Path) -> None:
     dbt_oracle.require_dbt()
-    from dbt_bulwark.columns import types_compatible
+    from dbt_bulwark.sql.columns import types_compatible
 
     base_dir, head_dir, _repo = _two_revisions(tmp_path, "shop")
     totals = {"models": 0, "known": 0, "names_equal": 0, "typed_columns": 0, "types_equal": 0,

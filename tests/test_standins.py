@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from dbt_bulwark.jinja_env import STANDIN
-from dbt_bulwark.standins import FILLERS, Marked, Parser, choose
+from dbt_bulwark.checks.standins import FILLERS, Marked, Parser, choose
+from dbt_bulwark.sql.jinja_env import STANDIN
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -207,9 +207,9 @@ def test_choose_gives_up_when_the_sql_itself_is_broken() -> None:
 
 
 def test_stand_in_render_marks_unknown_calls_only(tmp_path: Path) -> None:
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
-    from dbt_bulwark.standins import marked_render
+    from dbt_bulwark.checks.standins import marked_render
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
 
     files = {
         "dbt_project.yml": "name: marks\nversion: '1.0'\nconfig-version: 2\nprofile: marks\n",
@@ -236,9 +236,9 @@ def test_stand_in_render_marks_unknown_calls_only(tmp_path: Path) -> None:
 def test_compile_mode_model_carries_the_node_config(tmp_path: Path) -> None:
     """A macro that checks `model.config.materialized` (and raises otherwise) renders as in
     dbt, so the model's SQL is checked instead of "cannot render" (BLK105)."""
-    from dbt_bulwark.compiler import compile_node
-    from dbt_bulwark.fs import WorkTree
-    from dbt_bulwark.loader import load_project
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.sql.compiler import compile_node
 
     files = {
         "dbt_project.yml": "name: guard\nversion: '1.0'\nconfig-version: 2\nprofile: guard\n",

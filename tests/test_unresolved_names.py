@@ -12,8 +12,8 @@ import pytest
 from fast_compile_cases import Case, apply
 
 from dbt_bulwark.cli import main
-from dbt_bulwark.fs import WorkTree
-from dbt_bulwark.loader import load_project
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
 
 M = "models/marts/"
 UTILS = "packages:\n  - package: dbt-labs/dbt_utils\n    version: 1.3.0\n"

@@ -67,12 +67,12 @@ def _code_stamp() -> str:
     the libraries verdicts come from: a code change or an upgrade is a new cache."""
     here = Path(__file__).resolve().parent
     parts = [__version__, str(FORMAT)]
-    for path in sorted(here.glob("*.py")):
+    for path in sorted(here.rglob("*.py")):
         try:
             st = path.stat()
         except OSError:
             continue
-        parts.append(f"{path.name}:{st.st_size}:{int(st.st_mtime)}")
+        parts.append(f"{path.relative_to(here)}:{st.st_size}:{int(st.st_mtime)}")
     parts.extend(f"{k}={v}" for k, v in sorted(dependency_versions().items()))
     return content_hash("|".join(parts))[:12]
 
@@ -85,7 +85,7 @@ _SAFE_BUILTINS = {("builtins", n) for n in ("set", "frozenset", "complex", "slic
 _SAFE_GLOBALS = {("datetime", n) for n in ("date", "datetime", "time", "timedelta", "timezone")}
 _SAFE_GLOBALS |= {("collections", "OrderedDict"), ("decimal", "Decimal"),
                   ("copyreg", "_reconstructor"), ("builtins", "object"),
-                  ("dbt_bulwark.yamlio", "_rebuild_linedict")}
+                  ("dbt_bulwark.project.yamlio", "_rebuild_linedict")}
 
 
 class _SafeUnpickler(pickle.Unpickler):
@@ -222,7 +222,7 @@ class ParseCache:
             ignore = self.directory / ".gitignore"
             if not ignore.exists():
                 ignore.write_text("# created by dbt-bulwark\n*\n")
-            from dbt_bulwark.fs import atomic_write
+            from dbt_bulwark.project.fs import atomic_write
 
             atomic_write(self.path, pickle.dumps({"format": FORMAT, "entries": data},
                                                  protocol=pickle.HIGHEST_PROTOCOL),

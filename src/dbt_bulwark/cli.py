@@ -100,7 +100,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _hook_commands() -> frozenset[str]:
-    from dbt_bulwark.regression import HOOK_COMMANDS
+    from dbt_bulwark.checks.regression import HOOK_COMMANDS
 
     return HOOK_COMMANDS
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if name in _hook_commands() and not getattr(args, "files", None) and \
                 not getattr(args, "all_files", False) and os.environ.get("PRE_COMMIT"):
-            from dbt_bulwark.regression import no_dbt_change
+            from dbt_bulwark.checks.regression import no_dbt_change
 
             if no_dbt_change(args):
                 return 0   # an always_run hook on a commit without dbt files: nothing to do
@@ -192,7 +192,7 @@ def _file_in_progress(exc: BaseException) -> str | None:
 def _internal_error(name: str, args: argparse.Namespace, exc: BaseException) -> int:
     """One line on stderr (command, file, cause, where the traceback went), exit 3."""
     from dbt_bulwark.cache import log_exception
-    from dbt_bulwark.workspace import find_repo_root
+    from dbt_bulwark.project.workspace import find_repo_root
 
     where = _file_in_progress(exc)
     try:

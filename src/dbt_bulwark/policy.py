@@ -90,7 +90,7 @@ def defaults(schema: dict[str, Any] = SCHEMA) -> dict[str, Any]:
 
 
 def _validate(data: Any, schema: dict[str, Any], path: str, prefix: str) -> dict[str, Any]:
-    from dbt_bulwark import yamlio
+    from dbt_bulwark.project import yamlio
 
     if not isinstance(data, dict):
         raise UsageError(f"`{prefix or 'policy'}` must be a mapping", path,
@@ -139,7 +139,7 @@ def known_dialects() -> list[str]:
     bulwark maps to one (``sqlserver`` -> tsql, ``synapse``, ``fabric``, ``glue``...)."""
     from sqlglot.dialects.dialect import Dialects
 
-    from dbt_bulwark.columns import _ADAPTER_DIALECTS
+    from dbt_bulwark.sql.columns import _ADAPTER_DIALECTS
 
     return sorted({d.value for d in Dialects if d.value} | set(_ADAPTER_DIALECTS))
 
@@ -169,7 +169,7 @@ def _check_dialect(value: str) -> str:
 
 
 def _check_selector(value: Any) -> Any:
-    from dbt_bulwark.selector import validate
+    from dbt_bulwark.project.selector import validate
 
     items = value if isinstance(value, list) else [value]
     for item in items:
@@ -198,7 +198,7 @@ def _check_per_path(value: dict) -> dict[str, list[str]]:
         try:
             out[glob] = check_code_list(codes)
         except ValueError as exc:
-            from dbt_bulwark import yamlio
+            from dbt_bulwark.project import yamlio
 
             problem = ValueError(f"{glob!r}: {exc}")
             problem.line = yamlio.line_of(value, glob) or None  # type: ignore[attr-defined]
@@ -207,7 +207,7 @@ def _check_per_path(value: dict) -> dict[str, list[str]]:
 
 
 def _check_layers(value: list) -> list:
-    from dbt_bulwark.ci import LAYERS
+    from dbt_bulwark.run.ci import LAYERS
 
     unknown = [str(x) for x in value if x not in LAYERS]
     if unknown:
@@ -398,7 +398,7 @@ def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
 
 def read_policy_file(fs: Any, rel: str) -> dict[str, Any] | None:
     """Validated policy data from a ``bulwark.yml`` or ``pyproject.toml`` in ``fs``."""
-    from dbt_bulwark import yamlio
+    from dbt_bulwark.project import yamlio
 
     if not fs.is_file(rel):
         return None
@@ -444,7 +444,7 @@ def _toml_module() -> Any:
 
 def load_policy(fs: Any, project_root: str | None = None) -> Policy:
     """Repository policy (``bulwark.yml`` or ``[tool.bulwark]``), then the project's own."""
-    from dbt_bulwark.fs import join
+    from dbt_bulwark.project.fs import join
 
     layers: list[tuple[str, dict[str, Any]]] = []
     root_data = read_policy_file(fs, "bulwark.yml")

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from dbt_bulwark.checks.regression import is_dbt_file, no_dbt_change
 from dbt_bulwark.findings import EXIT_OK, Finding, exit_code, report
 from dbt_bulwark.policy import Policy, load_policy
-from dbt_bulwark.project import Project
-from dbt_bulwark.regression import is_dbt_file, no_dbt_change
-from dbt_bulwark.workspace import Workspace, open_workspace
+from dbt_bulwark.project.model import Project
+from dbt_bulwark.project.workspace import Workspace, open_workspace
 
 
 @dataclass
@@ -52,7 +52,7 @@ def open_context(args: argparse.Namespace) -> HookContext:
             os.environ.get("PRE_COMMIT") and no_dbt_change(args):
         from pathlib import Path
 
-        from dbt_bulwark.fs import WorkTree
+        from dbt_bulwark.project.fs import WorkTree
 
         root = Path(getattr(args, "repo_root", None) or os.getcwd())
         ctx = HookContext(args=args, ws=Workspace(root, WorkTree(root), []), files=[],
@@ -78,7 +78,7 @@ def prepare_base(ctx: HookContext) -> None:
     if ctx.state.get("regression_ready"):
         return
     ctx.state["regression_ready"] = True
-    from dbt_bulwark import regression
+    from dbt_bulwark.checks import regression
 
     if "regression_base" in ctx.state:   # chosen by the caller (ci.py)
         base = ctx.state["regression_base"]
@@ -130,7 +130,7 @@ def collect(ctx: HookContext, check: Check, include_load_findings: bool = True,
     """
     ws = ctx.ws
     prepare_base(ctx)
-    from dbt_bulwark import regression
+    from dbt_bulwark.checks import regression
 
     affected = {} if ctx.all_files else ws.affected(ctx.files)
     roots = ws.project_roots if ctx.all_files else [r for r in ws.project_roots if r in affected]
@@ -204,7 +204,7 @@ def close(ctx: HookContext) -> None:
 
 
 def finish(ctx: HookContext, findings: list[Finding], summary: str = "") -> int:
-    from dbt_bulwark.regression import coverage_line
+    from dbt_bulwark.checks.regression import coverage_line
 
     fmt = getattr(ctx.args, "format", "text")
     findings = filter_findings(ctx, findings)
@@ -226,8 +226,8 @@ def filter_findings(ctx: HookContext, findings: list[Finding], hook: str | None 
                     report_directives: bool = True, with_loader: bool | None = None
                     ) -> list[Finding]:
     """Inline suppressions and ``--select``/``--ignore``/policy code selection
-    (:func:`dbt_bulwark.suppressions.apply`): the one filter every hook's output passes."""
-    from dbt_bulwark import suppressions
+    (:func:`dbt_bulwark.checks.suppressions.apply`): the one filter every hook's output passes."""
+    from dbt_bulwark.checks import suppressions
 
     hook = hook or getattr(ctx.args, "bulwark_hook", None)
     return suppressions.apply(

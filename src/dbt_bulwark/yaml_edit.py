@@ -24,7 +24,7 @@ change; anything else -- or any edit that would go through an alias, an
 anchor that is referenced elsewhere, or shadow a key inherited through a merge
 key (``<<: *x``) -- is refused with :class:`YamlEditError` and the text is left
 as it was. Files are written atomically (temp file in the same directory,
-fsync, ``os.replace``, original mode and owner kept: :func:`dbt_bulwark.fs.atomic_write`),
+fsync, ``os.replace``, original mode and owner kept: :func:`dbt_bulwark.project.fs.atomic_write`),
 and only regular files inside the repository are written (symlinks leaving it,
 read-only files and hard-linked files are refused).
 
@@ -221,7 +221,7 @@ def _compose_with(text: str, loader: Any, info: dict[str, bool] | None) -> list[
     return docs
 
 
-# the editor's own bound on alias expansion (the loader's: dbt_bulwark.yamlio): PyYAML
+# the editor's own bound on alias expansion (the loader's: dbt_bulwark.project.yamlio): PyYAML
 # shares aliased nodes, but comparing or copying the data walks every expansion
 MAX_ALIAS_EXPANSION = 100_000
 
@@ -379,7 +379,7 @@ class ModelEntry(Mapping[str, Any]):
         return len(self._data())
 
     def __repr__(self) -> str:
-        from dbt_bulwark.project import versioned_name
+        from dbt_bulwark.project.model import versioned_name
 
         return f"<ModelEntry {versioned_name(self.name, self.version)} in {self._editor.path}>"
 
@@ -396,9 +396,9 @@ class PropertiesEditor:
     def __init__(self, path: str | os.PathLike[str],
                  root: str | os.PathLike[str] | None = None):
         """``root``: the repository; the file (or a symlink's target) must lie inside it
-        and be safe to replace (see :func:`dbt_bulwark.fs.check_writable`), else
+        and be safe to replace (see :func:`dbt_bulwark.project.fs.check_writable`), else
         :class:`YamlEditError` -- before anything is planned."""
-        from dbt_bulwark.fs import UnsafeWrite, check_writable
+        from dbt_bulwark.project.fs import UnsafeWrite, check_writable
 
         self.path = Path(path)
         self.root = root
@@ -570,7 +570,7 @@ class PropertiesEditor:
         self._flush(final=True)
         if not self.changed:
             return False
-        from dbt_bulwark.fs import UnsafeWrite, atomic_write, check_writable
+        from dbt_bulwark.project.fs import UnsafeWrite, atomic_write, check_writable
 
         try:
             target = Path(check_writable(self.path, self.root))
@@ -1387,7 +1387,7 @@ class PropertiesEditor:
 
 
 def _unsafe_message(exc: Exception, path: Path) -> str:
-    """The reason of an :class:`~dbt_bulwark.fs.UnsafeWrite`, without repeating the path."""
+    """The reason of an :class:`~dbt_bulwark.project.fs.UnsafeWrite`, without repeating the path."""
     msg = str(exc)
     for prefix in (f"{path}: ", f"{path} "):
         if msg.startswith(prefix):

@@ -2,7 +2,7 @@
 
 ``capture`` builds the selected models (default: ``baselines.select``, i.e.
 ``tag:critical``) and writes one JSON per model under ``.bulwark/baselines/``;
-``check`` rebuilds and compares. See :mod:`dbt_bulwark.baseline` and docs/hooks/ci.md.
+``check`` rebuilds and compares. See :mod:`dbt_bulwark.run.baseline` and docs/hooks/ci.md.
 """
 
 from __future__ import annotations
@@ -35,11 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark.baseline import capture_baselines, check_baselines
-    from dbt_bulwark.dbt_exec import DbtSession, DbtUnavailable
     from dbt_bulwark.findings import EXIT_USAGE, exit_code, report
     from dbt_bulwark.policy import load_policy
-    from dbt_bulwark.workspace import open_workspace
+    from dbt_bulwark.project.workspace import open_workspace
+    from dbt_bulwark.run.baseline import capture_baselines, check_baselines
+    from dbt_bulwark.run.dbt_exec import DbtSession, DbtUnavailable
 
     ws = open_workspace(args.project_dir, args.repo_root, args.vars, not args.no_cache)
     if not ws.project_roots:
@@ -101,10 +101,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _dry_run(ws: Any, selector: str | None, args: argparse.Namespace) -> int:
     """Print the stats/content-hash SQL per selected model; no dbt needed."""
-    from dbt_bulwark.baseline import columns_sql, select_models, stats_sql
-    from dbt_bulwark.dbt_exec import project_adapter_for
     from dbt_bulwark.findings import EXIT_USAGE
     from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.run.baseline import columns_sql, select_models, stats_sql
+    from dbt_bulwark.run.dbt_exec import project_adapter_for
 
     for root in ws.project_roots:
         project = ws.project(root)

@@ -1,7 +1,7 @@
 """`bulwark check`: every static hook at once (fast-compile, critical tags, contracts,
 schema diff) on one project load, with the same summary as `bulwark ci --fast`.
 
-It is `bulwark ci` restricted to the static layers; see :mod:`dbt_bulwark.ci`. It is also
+It is `bulwark ci` restricted to the static layers; see :mod:`dbt_bulwark.run.ci`. It is also
 the combined pre-commit hook (``id: bulwark``): ``--checks`` picks the checks by hook id
 (``fast-compile,check-contracts``) or layer name (``contracts``); under pre-commit the
 schema diff compares with ``HEAD`` (or the pushed range's base at pre-push), like the
@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def checks_to_layers(text: str | None) -> str:
     """The ``--layers`` value for a ``--checks`` value (unknown names are passed through,
     so that the layer chooser reports them as a usage error)."""
-    from dbt_bulwark.ci import STATIC
+    from dbt_bulwark.run.ci import STATIC
 
     if not text:
         return ",".join(STATIC)
@@ -49,14 +49,14 @@ def _hook_base(args: argparse.Namespace) -> str | None:
     from_ref = os.environ.get("PRE_COMMIT_FROM_REF")
     if from_ref:
         return from_ref
-    from dbt_bulwark import gitfs
+    from dbt_bulwark.project import gitfs
 
     top = gitfs.repo_root(args.repo_root or ".")
     return "HEAD" if top is not None and gitfs.has_commits(top) else None
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark.ci import STATIC, run_ci
+    from dbt_bulwark.run.ci import STATIC, run_ci
 
     layers = checks_to_layers(getattr(args, "checks", None))
     unknown = [x for x in layers.split(",") if x not in STATIC]

@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark.contracts import apply_fixes, check
+    from dbt_bulwark.checks.contracts import apply_fixes, check
     from dbt_bulwark.findings import EXIT_FINDINGS
     from dbt_bulwark.runner import close, collect, finish, nothing_to_do, open_context
 

@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark import critical, runner
+    from dbt_bulwark import runner
+    from dbt_bulwark.checks import critical
 
     ctx = runner.open_context(args)
     if runner.nothing_to_do(ctx):

@@ -32,14 +32,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark import gitfs, regression, runner
-    from dbt_bulwark.fs import join
-    from dbt_bulwark.gitfs import BaseOverlay
-    from dbt_bulwark.loader import load_project
-    from dbt_bulwark.project import Project
-    from dbt_bulwark.schema import project_dialect
-    from dbt_bulwark.schema_diff import SchemaDiff
-    from dbt_bulwark.schema_diff_report import to_findings, to_markdown
+    from dbt_bulwark import runner
+    from dbt_bulwark.checks import regression
+    from dbt_bulwark.checks.schema_diff import SchemaDiff
+    from dbt_bulwark.checks.schema_diff_report import to_findings, to_markdown
+    from dbt_bulwark.project import gitfs
+    from dbt_bulwark.project.fs import join
+    from dbt_bulwark.project.gitfs import BaseOverlay
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.project.model import Project
+    from dbt_bulwark.sql.schema import project_dialect
 
     ctx = runner.open_context(args)
     ws = ctx.ws

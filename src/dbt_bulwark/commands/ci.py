@@ -1,6 +1,6 @@
 """`bulwark ci`: the local CI script -- every layer in order, with timings and a summary.
 
-See :mod:`dbt_bulwark.ci` and docs/hooks/ci.md.
+See :mod:`dbt_bulwark.run.ci` and docs/hooks/ci.md.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """What `bulwark ci` and `bulwark check` share: scope, base, output."""
-    from dbt_bulwark.ci import OUTPUT_FORMATS
+    from dbt_bulwark.run.ci import OUTPUT_FORMATS
 
     parser.add_argument("files", nargs="*",
                         help="check these files (default: what changed since the base)")
@@ -58,7 +58,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from dbt_bulwark.ci import LAYERS
+    from dbt_bulwark.run.ci import LAYERS
 
     add_run_arguments(parser)
     mode = parser.add_mutually_exclusive_group()
@@ -74,6 +74,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark.ci import run_ci
+    from dbt_bulwark.run.ci import run_ci
 
     return run_ci(args)

@@ -2,7 +2,7 @@
 
     bulwark critical suggest [--select SEL] [--top N] [--write] [--format text|json]
 
-The ranking (see :func:`dbt_bulwark.critical.score_of`) counts direct and
+The ranking (see :func:`dbt_bulwark.checks.critical.score_of`) counts direct and
 transitive downstream models, exposures fed, a marts folder and the model's tests.
 ``--write`` adds ``critical.tags`` to the properties YAML of the listed models that
 do not carry them yet (lossless edit under ``config: tags:``; the model entry or file is
@@ -58,10 +58,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def suggest(args: argparse.Namespace) -> int:
-    from dbt_bulwark import critical
+    from dbt_bulwark.checks import critical
     from dbt_bulwark.findings import report
     from dbt_bulwark.policy import load_policy
-    from dbt_bulwark.workspace import open_workspace
+    from dbt_bulwark.project.workspace import open_workspace
 
     if args.with_protections:
         args.write = True
@@ -140,7 +140,7 @@ def _not_taken(args: argparse.Namespace, edits: list[Any], done: set[str]) -> li
     """A BLK321 for each written tag the reloaded project does not carry (dbt would not
     see it); such a model leaves ``done``."""
     from dbt_bulwark.findings import Finding
-    from dbt_bulwark.workspace import open_workspace
+    from dbt_bulwark.project.workspace import open_workspace
 
     fresh = open_workspace(args.project_dir, args.repo_root, args.vars, False)
     nodes: dict[str, Any] = {}
@@ -167,9 +167,9 @@ def _protections(args: argparse.Namespace, ws: Any, edits: list[Any], done: set[
                  ) -> tuple[list[str], list[str], list[Any]]:
     """After tags were written: what they require and, with --with-protections, write the
     owner and the contract. Returns (changed files, lines to print, findings left)."""
-    from dbt_bulwark import contracts, critical
+    from dbt_bulwark.checks import contracts, critical
     from dbt_bulwark.policy import load_policy
-    from dbt_bulwark.workspace import open_workspace
+    from dbt_bulwark.project.workspace import open_workspace
 
     def reload() -> Any:
         return open_workspace(args.project_dir, args.repo_root, args.vars, False)

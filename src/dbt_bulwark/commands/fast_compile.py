@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if getattr(args, "dbt", False):
         return run_dbt_parse(args)
-    from dbt_bulwark.fast_compile import check
+    from dbt_bulwark.checks.fast_compile import check
     from dbt_bulwark.runner import run_hook
 
     return run_hook(args, check, load_findings="all")

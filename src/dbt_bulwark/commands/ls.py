@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from dbt_bulwark.findings import EXIT_OK, Finding, report
-from dbt_bulwark.project import Node, Project, Resource
+from dbt_bulwark.project.model import Node, Project, Resource
 
 CONFIG_KEYS = ("tags", "materialized", "enabled", "contract", "access", "meta", "group",
                "on_schema_change")
@@ -52,8 +52,8 @@ def resource_json(project: Project, res: Resource) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dbt_bulwark.selector import select
-    from dbt_bulwark.workspace import open_workspace
+    from dbt_bulwark.project.selector import select
+    from dbt_bulwark.project.workspace import open_workspace
 
     ws = open_workspace(args.project_dir, args.repo_root, args.vars, not args.no_cache)
     out = sys.stdout

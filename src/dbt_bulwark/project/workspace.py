@@ -1,0 +1,314 @@
+"""The repository a command runs in: its root, its dbt projects, and what a change touches.
+
+This is the one entry point commands use to get loaded projects:
+:func:`open_workspace` finds the repository root (git top level, else the current
+directory), discovers every ``dbt_project.yml`` (or takes ``--project-dir``), and
+loads each with the parse cache. :meth:`Workspace.affected` maps changed files to
+the projects and nodes they affect.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dbt_bulwark.cache import ParseCache, open_cache
+from dbt_bulwark.findings import UsageError
+from dbt_bulwark.project.fs import SKIP_DIRS, FileSource, WorkTree, join
+from dbt_bulwark.project.loader import discover_projects, load_project, project_for_path
+from dbt_bulwark.project.model import Node, Project
+
+
+def find_repo_root(start: str | os.PathLike[str] | None = None) -> Path:
+    from dbt_bulwark.project.gitfs import repo_root
+
+    start_path = Path(start or os.getcwd()).resolve()
+    top = repo_root(start_path)
+    return top.resolve() if top is not None else start_path
+
+
+def parse_vars(text: str | None) -> dict[str, Any]:
+    """``--vars`` as dbt takes it: a YAML (or JSON) mapping."""
+    if not text:
+        return {}
+    from dbt_bulwark.project import yamlio
+
+    try:
+        data = yamlio.load(text)
+    except yamlio.YamlError as exc:
+        raise UsageError(f"--vars is not valid YAML: {exc.message}") from None
+    if not isinstance(data, dict):
+        raise UsageError("--vars must be a YAML mapping, e.g. '{key: value}'")
+    return dict(data)
+
+
+@dataclass
+class Workspace:
+    repo_root: Path
+    fs: FileSource
+    project_roots: list[str]
+    cli_vars: dict[str, Any] = field(default_factory=dict)
+    cache: ParseCache | None = None
+    analysis_cache: ParseCache | None = None
+    _projects: dict[str, Project] = field(default_factory=dict)
+    _git: Any = field(default=None, repr=False)
+    _trees: dict[str, Any] = field(default_factory=dict, repr=False)
+    _base_projects: dict[tuple[Any, ...], Project] = field(default_factory=dict, repr=False)
+    _installed: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _installed_keys: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def project(self, root: str) -> Project:
+        if root not in self._projects:
+            project = load_project(self.fs, root, self.cli_vars, self.cache)
+            project.cache = self.analysis_cache
+            self._projects[root] = project
+        return self._projects[root]
+
+    def base_project(self, tree: Any, root: str) -> Project:
+        """Project ``root`` loaded from ``tree`` (a git revision's files), once per revision:
+        the regression comparison, the critical-tags and the schema-diff checks of one run
+        share it. Trees that show the same git tree (a :class:`~dbt_bulwark.project.gitfs.GitTree`
+        and an overlay over it) give the same project."""
+        key = (_tree_identity(tree), root)
+        project = self._base_projects.get(key)
+        if project is None:
+            project = load_project(self.with_installed(tree, root), root, self.cli_vars,
+                                   self.cache)
+            project.cache = self.analysis_cache
+            self._base_projects[key] = project
+        return project
+
+    def installed_dir(self, root: str) -> str | None:
+        """Where project ``root`` has its packages installed on disk (``dbt_packages/``, or
+        ``packages-install-path``), when that folder exists; None otherwise."""
+        if root in self._installed:
+            return self._installed[root]
+        found: str | None = None
+        if root in self.project_roots:
+            yml = self.project(root).project_yml
+            install = yml.get("packages-install-path") or yml.get("modules-path") or \
+                "dbt_packages"
+            path = join(root, str(install))
+            found = path if isinstance(install, str) and self.fs.is_dir(path) else None
+        self._installed[root] = found
+        return found
+
+    def installed_key(self, root: str) -> str:
+        """A fingerprint of the packages installed for ``root`` (file names, sizes and
+        modification times): part of the cache keys of what is read from a base revision
+        with them."""
+        if root in self._installed_keys:
+            return self._installed_keys[root]
+        from dbt_bulwark.cache import content_hash
+
+        inst = self.installed_dir(root)
+        parts: list[str] = []
+        if inst is not None:
+            base = Path(self.fs.root)
+            for rel in self.fs.walk(inst, False, frozenset()):
+                try:
+                    st = (base / rel).stat()
+                except OSError:
+                    continue
+                parts.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n")
+        key = "" if inst is None else content_hash("".join(parts))
+        self._installed_keys[root] = key
+        return key
+
+    def with_installed(self, tree: Any, root: str) -> Any:
+        """``tree`` (a git revision's files) with the packages installed on disk for project
+        ``root``: they are not in git (``dbt deps`` writes them), and a base revision read
+        without them could not render any model that calls a package macro."""
+        inst = self.installed_dir(root)
+        if inst is None or tree.is_dir(inst) or not isinstance(self.fs, WorkTree):
+            return tree
+        return InstalledOverlay(tree, self.fs, inst)
+
+    def projects(self) -> list[Project]:
+        return [self.project(r) for r in self.project_roots]
+
+    def project_root_for(self, repo_path: str) -> str | None:
+        return project_for_path(self.project_roots, repo_path)
+
+    def affected(self, files: Iterable[str]) -> dict[str, set[str]]:
+        """Project root -> unique_ids of the nodes the changed files touch.
+
+        A ``dbt_project.yml``, ``packages.yml`` or macro change affects the whole
+        project (returned as the marker ``"*"``).
+        """
+        out: dict[str, set[str]] = {}
+        for f in files:
+            rel = self.relative(f)
+            root = self.project_root_for(rel)
+            if root is None:
+                continue
+            hit = out.setdefault(root, set())
+            name = rel.rsplit("/", 1)[-1]
+            project = self.project(root)
+            if name in ("dbt_project.yml", "packages.yml", "dependencies.yml", "bulwark.yml"):
+                hit.add("*")
+                continue
+            nodes = project.node_for_file(rel)
+            hit.update(n.unique_id for n in nodes)
+            if rel.endswith((".yml", ".yaml")):
+                hit.update(n.unique_id for n in project.nodes.values() if n.patch_path == rel)
+                for nodes_ in project.disabled.values():
+                    hit.update(n.unique_id for n in nodes_ if n.patch_path == rel)
+                hit.update(s.unique_id for s in project.sources.values() if s.repo_path == rel)
+                hit.update(e.unique_id for e in project.exposures.values() if e.repo_path == rel)
+            if project.macros is not None and rel.endswith(".sql") and not nodes:
+                for macros in project.macros.by_package.values():
+                    if any(m.path == rel for m in macros.values()):
+                        hit.add("*")
+                        break
+        return out
+
+    def relative(self, path: str) -> str:
+        p = Path(path)
+        if p.is_absolute():
+            try:
+                return p.resolve().relative_to(self.repo_root).as_posix()
+            except ValueError:
+                return p.as_posix()
+        cwd = Path.cwd().resolve()
+        try:
+            return join((cwd / p).resolve().relative_to(self.repo_root).as_posix())
+        except ValueError:
+            return join(p.as_posix())
+
+    def git_location(self) -> tuple[Path, str] | None:
+        """(git top level, the workspace root's path inside it), or None outside git."""
+        if self._git is None:
+            from dbt_bulwark.project import gitfs
+
+            top = gitfs.repo_root(self.repo_root)
+            found: Any = ()
+            if top is not None:
+                try:
+                    prefix = self.repo_root.resolve().relative_to(top.resolve()).as_posix()
+                    found = (top, "" if prefix == "." else prefix)
+                except ValueError:
+                    found = ()
+            self._git = found
+        return self._git or None
+
+    def tree_at(self, rev: str | None) -> Any:
+        """The files of git revision ``rev`` rooted like :attr:`fs` (a
+        :class:`~dbt_bulwark.project.gitfs.GitTree`, one per revision); None without git or rev."""
+        loc = self.git_location()
+        if not rev or loc is None:
+            return None
+        if rev not in self._trees:
+            from dbt_bulwark.project.gitfs import GitTree
+
+            tree = GitTree(loc[0], rev, loc[1])
+            tree.see_installed_packages(self.fs, self.project_roots)
+            self._trees[rev] = tree
+        return self._trees[rev]
+
+    def close(self) -> None:
+        """Stop the git processes of the trees :meth:`tree_at` opened."""
+        for tree in self._trees.values():
+            tree.close()
+        self._trees.clear()
+
+    def save(self) -> None:
+        for cache in (self.cache, self.analysis_cache):
+            if cache is not None:
+                cache.save()
+
+
+class InstalledOverlay:
+    """A git revision's files plus one folder of installed packages read from the work tree
+    (``dbt_packages/`` is ignored by git, so a revision never holds it)."""
+
+    def __init__(self, tree: Any, work: FileSource, installed: str):
+        self.tree = tree
+        self.work = work
+        self.installed = installed
+        self.root = tree.root
+        self.tree_id = getattr(tree, "tree_id", "")
+
+    def _inside(self, rel: str) -> bool:
+        rel = join(rel)
+        return rel == self.installed or rel.startswith(self.installed + "/")
+
+    def read_bytes(self, rel: str) -> bytes:
+        return bytes(self.work.read_bytes(rel) if self._inside(rel) else self.tree.read_bytes(rel))
+
+    def is_file(self, rel: str) -> bool:
+        return bool(self.work.is_file(rel) if self._inside(rel) else self.tree.is_file(rel))
+
+    def is_dir(self, rel: str) -> bool:
+        return bool(self.work.is_dir(rel) if self._inside(rel) else self.tree.is_dir(rel))
+
+    def listdir(self, rel: str) -> list[str]:
+        if self._inside(rel):
+            return list(self.work.listdir(rel))
+        names = list(self.tree.listdir(rel))
+        parent, _, name = self.installed.rpartition("/")
+        if join(rel) == parent and name not in names:
+            names = sorted([*names, name])
+        return names
+
+    def walk(self, rel: str = "", skip_hidden: bool = True,
+             skip_dirs: frozenset[str] = SKIP_DIRS) -> list[str]:
+        if self._inside(rel):
+            return list(self.work.walk(rel, skip_hidden, skip_dirs))
+        out = list(self.tree.walk(rel, skip_hidden, skip_dirs))
+        rel = join(rel)
+        below = self.installed[len(rel) + 1:] if rel else self.installed
+        if (not rel or self.installed.startswith(rel + "/")) and not any(
+                seg in skip_dirs or (skip_hidden and seg.startswith("."))
+                for seg in below.split("/")):
+            out = sorted(out + list(self.work.walk(self.installed, skip_hidden, skip_dirs)))
+        return out
+
+    def close(self) -> None:
+        close = getattr(self.tree, "close", None)
+        if close is not None:
+            close()
+
+
+def _tree_identity(tree: Any) -> tuple[Any, ...]:
+    """What makes two file trees of a git revision show the same files."""
+    # an overlay of a git tree (unchanged files read from disk) shows the git tree's files
+    git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
+    tree_id = getattr(git, "git_tree_id", None)
+    if not tree_id or type(git).__name__ != "GitTree":
+        return ("object", id(tree))
+    return ("git", str(Path(git.root).resolve()), str(tree_id), str(getattr(git, "prefix", "")))
+
+
+def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,
+                   vars_text: str | None = None, use_cache: bool = True) -> Workspace:
+    root = Path(repo_root).resolve() if repo_root else find_repo_root()
+    fs = WorkTree(root)
+    if project_dirs:
+        roots = []
+        for d in project_dirs:
+            p = Path(d)
+            p = (Path.cwd() / p).resolve() if not p.is_absolute() else p.resolve()
+            if not (p / "dbt_project.yml").is_file():
+                raise UsageError(f"no dbt_project.yml in {d}")
+            try:
+                rel = p.relative_to(root).as_posix()
+            except ValueError:
+                # a project outside the repository: read it on its own
+                fs = WorkTree(p)
+                root = p
+                rel = ""
+            roots.append("" if rel == "." else rel)
+    else:
+        roots = discover_projects(fs)
+    ws = Workspace(repo_root=root, fs=fs, project_roots=roots, cli_vars=parse_vars(vars_text),
+                   cache=open_cache(root, use_cache),
+                   analysis_cache=open_cache(root, use_cache, "analysis"))
+    return ws
+
+
+def node_label(node: Node) -> str:
+    return node.unique_id

@@ -1,0 +1,183 @@
+"""Output schemas of models, resolved through the ref graph without a warehouse.
+
+:class:`SchemaResolver` answers "which columns (and types, where knowable) does
+this relation have?" for seeds (CSV header + ``column_types``/declared types),
+sources (declared columns, when complete), and models (the enforced contract's
+declared columns; otherwise inferred from the compiled SQL with
+:mod:`dbt_bulwark.sql.columns`, recursively through upstream models). ``None`` means
+"unknown": callers must then stay silent, never guess.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbt_bulwark.project.model import Node, Project, Source
+from dbt_bulwark.sql.compiler import Compiled, compile_cached
+
+Columns = dict[str, str | None]
+
+
+@dataclass
+class ModelSchema:
+    unique_id: str
+    columns: Columns | None                 # None: unknown
+    source: str                             # "contract" | "sql" | "seed" | "source" | "unknown"
+    reason: str | None = None               # why unknown / incomplete
+    compiled: Compiled | None = None
+    upstream: dict[str, Columns | None] = field(default_factory=dict)
+    # lower-cased column name -> the (qualified) SQL expression producing it (inferred only)
+    expressions: dict[str, str] = field(default_factory=dict)
+
+
+class SchemaResolver:
+    """Columns of relations; compile and inference results are cached by content.
+
+    ``sources``: when a source's declared columns count as its real columns —
+    ``"typed"`` (every column has a data_type: a deliberate, complete declaration),
+    ``"always"`` or ``"never"`` (documentation often lists only part of a raw table).
+    ``max_depth``: relations further up the DAG than this are unknown (a pre-commit
+    run need not infer the whole project to check what changed).
+    ``types=False``: column names only (every type unknown), for checks that need no types.
+    """
+
+    def __init__(self, project: Project, dialect: str, trust_declared_sources: bool = False,
+                 sources: str | None = None, max_depth: int | None = None,
+                 types: bool = True):
+        self.project = project
+        self.dialect = dialect
+        self.types = types           # False: column names only (types unknown), faster
+        self.sources = sources or ("always" if trust_declared_sources else "typed")
+        self.max_depth = max_depth
+        self._memo: dict[str, ModelSchema] = {}
+        self._busy: set[str] = set()
+        self._compiled: dict[str, Compiled] = {}
+
+    def compiled(self, node: Node) -> Compiled:
+        hit = self._compiled.get(node.unique_id)
+        if hit is None:
+            hit = self._compiled[node.unique_id] = compile_cached(self.project, node)
+        return hit
+
+    # -- relations
+    def relation_columns(self, unique_id: str) -> Columns | None:
+        return self.schema(unique_id).columns
+
+    def schema(self, unique_id: str) -> ModelSchema:
+        if unique_id in self._memo:
+            return self._memo[unique_id]
+        if unique_id in self._busy:   # a ref cycle: unknown
+            return ModelSchema(unique_id, None, "unknown", "ref cycle")
+        if self.max_depth is not None and len(self._busy) >= self.max_depth:
+            return ModelSchema(unique_id, None, "unknown", "beyond the depth checked")
+        self._busy.add(unique_id)
+        try:
+            result = self._schema(unique_id)
+        finally:
+            self._busy.discard(unique_id)
+        self._memo[unique_id] = result
+        return result
+
+    def _schema(self, unique_id: str) -> ModelSchema:
+        res = self.project.get(unique_id)
+        if isinstance(res, Source):
+            cols = res.columns
+            trusted = self.sources == "always" or \
+                self.sources == "typed" and all(c.data_type for c in cols)
+            if cols and trusted:
+                return ModelSchema(unique_id, {c.name: c.data_type for c in cols}, "source")
+            return ModelSchema(unique_id, None, "unknown",
+                               "source columns are not fully declared (with data_type)")
+        if not isinstance(res, Node):
+            return ModelSchema(unique_id, None, "unknown", "not a model")
+        if res.resource_type == "seed":
+            types = res.config.get("column_types") or {}
+            declared = {c.name.lower(): c.data_type for c in res.columns}
+            seed_cols: Columns = {name: (types.get(name) if isinstance(types, dict) else None)
+                                  or declared.get(name.lower()) for name in res.seed_columns}
+            return ModelSchema(unique_id, seed_cols or None, "seed")
+        if res.resource_type not in ("model", "snapshot"):
+            return ModelSchema(unique_id, None, "unknown", f"{res.resource_type}")
+        if res.contract_enforced and res.columns:
+            return ModelSchema(unique_id, {c.name: c.data_type for c in res.columns}, "contract")
+        inferred = self.infer(res)
+        if res.resource_type == "snapshot" and inferred.columns is not None:
+            snap_cols: Columns = dict(inferred.columns)
+            for extra in ("dbt_scd_id", "dbt_updated_at", "dbt_valid_from", "dbt_valid_to"):
+                snap_cols.setdefault(extra, None)
+            inferred.columns = snap_cols
+        return inferred
+
+    def upstream_for(self, node: Node) -> tuple[Compiled, dict[str, Columns | None]]:
+        compiled = self.compiled(node)
+        upstream: dict[str, Columns | None] = {}
+        for ident, uid in compiled.relations.items():
+            upstream[ident] = self.relation_columns(uid)
+        return compiled, upstream
+
+    def _infer_cached(self, sql: str, upstream: dict[str, Columns | None]) -> Any:
+        from dbt_bulwark.sql.columns import infer_output_columns
+
+        cache = self.project.cache
+        key = _infer_key(self.dialect, sql, upstream) + (self.types,) \
+            if cache is not None else None
+        if key is not None and cache is not None:
+            hit = cache.get(key)
+            if hit is not None:
+                return hit
+        out = infer_output_columns(sql, self.dialect, upstream, self.types)
+        if key is not None and cache is not None:
+            cache.put(key, out)
+        return out
+
+    def infer(self, node: Node) -> ModelSchema:
+        """Columns the node's SQL produces (types where knowable)."""
+
+        compiled, upstream = self.upstream_for(node)
+        if compiled.sql is None:
+            return ModelSchema(node.unique_id, None, "unknown",
+                               compiled.error[1] if compiled.error else "not SQL", compiled,
+                               upstream)
+        if not compiled.trusted:
+            what = ", ".join(compiled.undefined) or "unresolved refs"
+            return ModelSchema(node.unique_id, None, "unknown",
+                               f"the SQL uses something bulwark cannot render ({what})",
+                               compiled, upstream)
+        out = self._infer_cached(compiled.sql, upstream)
+        expressions = {c.name.lower(): c.expression_sql for c in out.columns}
+        if not out.complete:
+            return ModelSchema(node.unique_id, None, "unknown", out.reason, compiled, upstream,
+                               expressions)
+        return ModelSchema(node.unique_id, {c.name: c.data_type for c in out.columns}, "sql",
+                           None, compiled, upstream, expressions)
+
+
+def _infer_key(self_dialect: str, sql: str, upstream: dict[str, Columns | None]) -> tuple:
+    from dbt_bulwark.cache import content_hash
+
+    blob = repr((sql, sorted((k, sorted(v.items()) if v else v) for k, v in upstream.items())))
+    return ("infer", self_dialect, content_hash(blob))
+
+
+def project_dialect(project: Project, policy_dialect: str | None = None) -> tuple[str, str]:
+    """(sqlglot dialect, how it was chosen) for a project: policy, profile, else a guess."""
+    from dbt_bulwark.sql.columns import dialect_for_adapter
+
+    if policy_dialect:
+        return dialect_for_adapter(policy_dialect), "bulwark.yml"
+    adapter = project.adapter_type or detect_adapter(project)
+    if adapter:
+        project.adapter_type = adapter
+        return dialect_for_adapter(adapter), "profile"
+    return dialect_for_adapter("duckdb"), "guess"
+
+
+def detect_adapter(project: Project) -> str | None:
+    """The adapter type of the project's profile target, from profiles.yml if readable."""
+    from pathlib import Path
+
+    from dbt_bulwark.project.profiles import project_adapter
+
+    return project_adapter(project.project_yml.get("profile"),
+                           Path(project.abs_root or project.root or "."))
