@@ -175,8 +175,24 @@ class Node:
         return self.repo_path, 1
 
 
+class _EnabledAndTags:
+    """``enabled`` and ``tags`` read from ``config`` (sources and exposures)."""
+
+    config: dict[str, Any]
+
+    @property
+    def enabled(self) -> bool:
+        from dbt_bulwark.project.config import truthy
+
+        return truthy(self.config.get("enabled", True))
+
+    @property
+    def tags(self) -> list[str]:
+        return [str(t) for t in self.config.get("tags") or []]
+
+
 @dataclass
-class Source:
+class Source(_EnabledAndTags):
     unique_id: str
     source_name: str
     name: str
@@ -196,22 +212,12 @@ class Source:
         return "source"
 
     @property
-    def enabled(self) -> bool:
-        from dbt_bulwark.project.config import truthy
-
-        return truthy(self.config.get("enabled", True))
-
-    @property
-    def tags(self) -> list[str]:
-        return [str(t) for t in self.config.get("tags") or []]
-
-    @property
     def depends_on(self) -> list[str]:
         return []
 
 
 @dataclass
-class Exposure:
+class Exposure(_EnabledAndTags):
     unique_id: str
     name: str
     package_name: str
@@ -230,16 +236,6 @@ class Exposure:
     @property
     def resource_type(self) -> str:
         return "exposure"
-
-    @property
-    def enabled(self) -> bool:
-        from dbt_bulwark.project.config import truthy
-
-        return truthy(self.config.get("enabled", True))
-
-    @property
-    def tags(self) -> list[str]:
-        return [str(t) for t in self.config.get("tags") or []]
 
 
 @dataclass

@@ -477,6 +477,16 @@ def _statements(found: list[Any]) -> ParsedSQL:
     return ParsedSQL(statements[0])
 
 
+def parse_error_parts(exc: Any) -> tuple[str, int, int, str]:
+    """(description, line, col, highlight) of a sqlglot ParseError, its first error; line and
+    col 0 when sqlglot gives none; sqlglot's Token reprs shortened to their text."""
+    first = exc.errors[0] if exc.errors else {}
+    desc = str(first.get("description") or exc).splitlines()[0]
+    desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
+    return (desc, int(first.get("line") or 0), int(first.get("col") or 0),
+            str(first.get("highlight") or ""))
+
+
 def _parse_sql(sql: str, dialect: str) -> ParsedSQL:
     import sqlglot
     from sqlglot import errors
@@ -484,11 +494,8 @@ def _parse_sql(sql: str, dialect: str) -> ParsedSQL:
     try:
         found = sqlglot.parse(sql, read=dialect)
     except errors.ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        desc = str(first.get("description") or exc).splitlines()[0]
-        desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
-        return ParsedSQL(None, f"could not parse SQL: {desc}", int(first.get("line") or 0),
-                         int(first.get("col") or 0))  # fmt: skip
+        desc, line, col, _highlight = parse_error_parts(exc)
+        return ParsedSQL(None, f"could not parse SQL: {desc}", line, col)
     except Exception as exc:  # noqa: BLE001 - TokenError and anything else
         return ParsedSQL(None, f"could not parse SQL: {str(exc).splitlines()[0][:200]}")
     return _statements(found)

@@ -68,11 +68,10 @@ def _sqlglot_parse(sql: str, dialect: str) -> tuple[int, str] | None:
     try:
         statements = sqlglot.parse(sql, read=dialect)
     except errors.ParseError as exc:
-        first = exc.errors[0] if exc.errors else {}
-        desc = str(first.get("description") or exc).splitlines()[0]
-        desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
-        line, col = int(first.get("line") or 1), int(first.get("col") or 1)
-        highlight = str(first.get("highlight") or "")
+        from dbt_bulwark.sql.columns import parse_error_parts
+
+        desc, line, col, highlight = parse_error_parts(exc)
+        line, col = line or 1, col or 1
         offset = line_col_to_offset(sql, line, col)
         if highlight and offset >= len(highlight) - 1:
             offset = max(0, offset - len(highlight) + 1)
