@@ -738,7 +738,8 @@ def _expand_lateral_aliases(tree: Any, dialect: str) -> bool:
                 column.replace(exp.paren(alias_expr.copy(), copy=False))
                 replaced = True
             if isinstance(proj, exp.Alias) and isinstance(proj.args.get("alias"), exp.Identifier):
-                aliases.setdefault(_ident_key(proj.args["alias"], dialect), proj.this)
+                # the nearest earlier alias of a name wins, as in sqlglot's own expansion
+                aliases[_ident_key(proj.args["alias"], dialect)] = proj.this
     return replaced
 
 
