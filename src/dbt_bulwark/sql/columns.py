@@ -688,10 +688,97 @@ def _analyze(sql: str, dialect: str, upstream: Upstream, types: bool = True) -> 
         analysis = _do_analyze(sql, dialect, parsed.expression, used, types, owned)
     except Exception as exc:  # noqa: BLE001 - never raise on user SQL
         analysis = _Analysis(sql, dialect, error=f"could not analyse SQL: {_short(exc)}")
+        if _MISSING_SCHEMAS in str(exc) and dialect in LATERAL_ALIAS_DIALECTS:
+            analysis = _analyze_lateral(sql, dialect, used, types) or analysis
     _ANALYSIS_CACHE[cache_key] = analysis
     if len(_ANALYSIS_CACHE) > _ANALYSIS_CACHE_SIZE:
         _ANALYSIS_CACHE.popitem(last=False)
     return analysis
+
+
+# sqlglot's words when a name may be a select alias or a column of a relation whose columns
+# are unknown (it will not choose)
+_MISSING_SCHEMAS = "due to missing source schemas"
+
+# Dialects whose SELECT list may use an alias defined earlier in the same list (a lateral
+# column alias: `select a + 1 as b, b * 2 as c`).  DuckDB is also the dialect used when the
+# project's is a guess.  BigQuery, PostgreSQL, Trino, T-SQL, MySQL do not accept it.
+LATERAL_ALIAS_DIALECTS = frozenset({
+    "duckdb", "snowflake", "databricks", "spark", "redshift", "clickhouse", "teradata",
+})
+
+
+def _analyze_lateral(sql: str, dialect: str, used: dict[str, Mapping[str, str | None] | None],
+                     types: bool) -> _Analysis | None:
+    """The analysis of ``sql`` once every lateral alias reference in a SELECT list is
+    replaced by the earlier item's expression, as sqlglot does itself when the relations'
+    columns are known; None when that does not help either (a fresh parse: the failed
+    attempt qualified its tree part way)."""
+    parsed = _parse_sql(sql, dialect)
+    if not parsed.ok or not _expand_lateral_aliases(parsed.expression, dialect):
+        return None
+    try:
+        return _do_analyze(sql, dialect, parsed.expression, used, types, owned=True)
+    except Exception:  # noqa: BLE001 - never raise on user SQL
+        return None
+
+
+def _expand_lateral_aliases(tree: Any, dialect: str) -> bool:
+    """Replace, in each SELECT list of ``tree``, an unqualified column naming an alias of an
+    earlier item of the same list by that item's expression (in parentheses); the same rules
+    as sqlglot's own expansion (an aggregate is not expanded into another aggregate).
+    Whether anything was replaced."""
+    exp = _exp()
+
+    replaced = False
+    for select in list(tree.find_all(exp.Select)):
+        aliases: dict[str, Any] = {}
+        for proj in select.expressions:
+            for column in _lateral_candidates(proj):
+                if column.table or _lambda_bound(column, dialect):
+                    continue
+                alias_expr = aliases.get(_ident_key(column.this, dialect))
+                if alias_expr is None:
+                    continue
+                if alias_expr.find(exp.AggFunc) is not None and _in_aggregate(column, proj):
+                    continue
+                column.replace(exp.paren(alias_expr.copy(), copy=False))
+                replaced = True
+            if isinstance(proj, exp.Alias) and isinstance(proj.args.get("alias"), exp.Identifier):
+                # the nearest earlier alias of a name wins, as in sqlglot's own expansion
+                aliases[_ident_key(proj.args["alias"], dialect)] = proj.this
+    return replaced
+
+
+def _lateral_candidates(proj: Any) -> list[Any]:
+    """The columns of one SELECT item, outside nested queries."""
+    exp = _exp()
+
+    found: list[Any] = []
+    stack = [proj]
+    while stack:
+        node = stack.pop()
+        if node is not proj and isinstance(node, (exp.Query, exp.Subquery)):
+            continue
+        if isinstance(node, exp.Column) and isinstance(node.this, exp.Identifier):
+            found.append(node)
+            continue
+        stack.extend(node.iter_expressions())
+    return found
+
+
+def _in_aggregate(column: Any, top: Any) -> bool:
+    """Is ``column`` inside a (non-window) aggregate, below ``top``?"""
+    exp = _exp()
+
+    node = column.parent
+    while node is not None and node is not top.parent:
+        if isinstance(node, exp.Window):
+            return False
+        if isinstance(node, exp.AggFunc):
+            return True
+        node = node.parent
+    return False
 
 
 def _short(exc: BaseException) -> str:

@@ -1,0 +1,186 @@
+"""Lateral column aliases (`select a + 1 as b, b * 2 as c`): a select item that uses an alias
+defined earlier in the same select list, next to `select *` from a relation whose columns are
+not declared.  Snowflake, DuckDB, Databricks, Redshift accept it; sqlglot alone will not
+choose between the alias and an unknown column of the relation, so the model's output
+columns were unknown and a column removed from it went unreported downstream.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dbt_bulwark.sql.columns import column_uses, find_unknown_columns, infer_output_columns
+
+# `shipments` is a relation whose columns are unknown (an undeclared source)
+LATERAL_SQL = (
+    "with raw as (\n"
+    "    select * from shipments\n"
+    ")\n"
+    "select\n"
+    "    parcel_code,\n"
+    "    upper(parcel_code) as parcel_label,\n"
+    "    sent_at::date as sent_on,\n"
+    "    dateadd(day, 3, sent_on) as due_on,\n"
+    "    coalesce(arrived_at::date, due_on) as arrived_on\n"
+    "from raw\n"
+)
+
+
+@pytest.mark.parametrize("dialect", ["snowflake", "duckdb", "databricks", "redshift"])
+def test_output_columns_with_lateral_alias_and_unknown_source(dialect: str) -> None:
+    out = infer_output_columns(LATERAL_SQL, dialect, {"shipments": None})
+    assert out.complete, out.reason
+    assert [n.lower() for n in out.names] == [
+        "parcel_code", "parcel_label", "sent_on", "due_on", "arrived_on"]
+    # the lateral reference is the earlier item's expression
+    by_name = {c.name.lower(): c.expression_sql.lower() for c in out.columns}
+    assert "sent_at" in by_name["due_on"] and "sent_on" not in by_name["due_on"]
+    assert "sent_at" in by_name["arrived_on"]
+
+
+def test_lateral_alias_lineage_and_unknown_columns() -> None:
+    # one relation with known columns, one without: the lateral reference carries the
+    # known column's lineage, and a misspelt known column is still reported once
+    sql = ("select\n"
+           "    s.sent_at::date as sent_on,\n"
+           "    dateadd(day, 3, sent_on) as due_on,\n"
+           "    c.carrier_name\n"
+           "from shipments s\n"
+           "join carriers c on c.carrier_id = s.carrier_id\n")
+    upstream = {"shipments": {"sent_at": "timestamp", "carrier_id": "int"}, "carriers": None}
+    assert infer_output_columns(sql, "snowflake", upstream).complete
+    assert find_unknown_columns(sql, "snowflake", upstream) == []
+    uses = column_uses(sql, "snowflake", upstream, "shipments", "sent_at")
+    assert [(u.line, u.col) for u in uses] == [(2, 7)]
+    assert {n.lower() for n in uses[0].output_columns} == {"sent_on", "due_on"}
+    bad = find_unknown_columns(sql.replace("s.sent_at", "s.sentat"), "snowflake", upstream)
+    assert len(bad) == 1 and bad[0].line == 2 and bad[0].suggestion == "sent_at"
+
+
+@pytest.mark.parametrize("dialect", ["bigquery", "postgres"])
+def test_dialect_without_lateral_aliases_is_unchanged(dialect: str) -> None:
+    # there `due_on` can only be a column of `shipments`: bulwark still does not guess
+    out = infer_output_columns(LATERAL_SQL, dialect, {"shipments": None})
+    assert not out.complete and "missing source schemas" in (out.reason or "")
+
+
+def test_known_columns_still_prefer_what_sqlglot_chose() -> None:
+    upstream = {"shipments": {"parcel_code": "varchar", "sent_at": "timestamp",
+                              "arrived_at": "timestamp"}}
+    out = infer_output_columns(LATERAL_SQL, "snowflake", upstream)
+    assert out.complete and len(out.names) == 5
+    assert out.columns[3].data_type == "DATE"
+
+
+def test_aggregate_alias_is_not_expanded_into_an_aggregate() -> None:
+    sql = ("select sum(amount) as total, sum(total) as twice\n"
+           "from (select * from ledger)\n")
+    # expanding would nest aggregates; the reference stays as sqlglot leaves it
+    out = infer_output_columns(sql, "snowflake", {"ledger": None})
+    assert [n.lower() for n in out.names] == ["total", "twice"] or not out.complete
+
+
+# ---- through the hook, on a scripted git repository -----------------------------------------
+
+pytestmark_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
+
+PROJECT = {
+    "dbt_project.yml": "name: freight\nversion: '1.0'\nconfig-version: 2\nprofile: freight\n",
+    # the source declares no columns
+    "models/sources.yml": (
+        "version: 2\n"
+        "sources:\n"
+        "  - name: ops\n"
+        "    tables:\n"
+        "      - name: shipments\n"
+    ),
+    "models/stg_shipments.sql": LATERAL_SQL.replace(
+        "shipments", "{{ source('ops', 'shipments') }}", 1),
+    "models/late_parcels.sql": (
+        "select\n"
+        "    parcel_label,\n"
+        "    due_on,\n"
+        "    arrived_on\n"
+        "from {{ ref('stg_shipments') }}\n"
+        "where arrived_on > due_on\n"
+    ),
+}
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
+    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
+    return env
+
+
+def _git(cwd: Path, *args: str) -> None:
+    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
+                           *args], cwd=cwd, env=_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _repo(root: Path, dialect: str | None) -> Path:
+    files = dict(PROJECT)
+    if dialect:
+        files["bulwark.yml"] = f"dialect: {dialect}\n"
+    for rel, text in files.items():
+        p = root / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text, encoding="utf-8")
+    _git(root, "init", "-q")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "--no-verify", "-m", "init")
+    return root
+
+
+def _hook(repo: Path, *files: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "fast-compile", *files],
+                          cwd=repo, env=_env(), capture_output=True, text=True, timeout=600)
+
+
+def _errors(out: str) -> list[str]:
+    return [line for line in out.splitlines()
+            if " BLK" in line and "[info]" not in line and "[warning]" not in line]
+
+
+@pytestmark_git
+@pytest.mark.parametrize("dialect", ["snowflake", None], ids=["snowflake", "guessed"])
+def test_column_removed_from_lateral_alias_model_is_blk140(tmp_path: Path,
+                                                          dialect: str | None) -> None:
+    repo = _repo(tmp_path / "repo", dialect)
+    clean = _hook(repo, "models/stg_shipments.sql", "models/late_parcels.sql")
+    assert clean.returncode == 0 and not _errors(clean.stdout), clean.stdout + clean.stderr
+
+    rel = "models/stg_shipments.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    line = "    upper(parcel_code) as parcel_label,\n"
+    assert line in text
+    (repo / rel).write_text(text.replace(line, ""), encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _hook(repo, rel)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = _errors(proc.stdout)
+    assert len(errors) == 1, proc.stdout
+    assert errors[0].startswith("models/late_parcels.sql:2:")
+    assert "BLK140" in errors[0] and "parcel_label" in errors[0]
+
+
+@pytestmark_git
+def test_benign_edit_of_lateral_alias_model_is_clean(tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo", "snowflake")
+    rel = "models/stg_shipments.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    (repo / rel).write_text(text.replace("    parcel_code,\n",
+                                         "    parcel_code,\n    1 as batch_no,\n"),
+                            encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _hook(repo, rel)
+    assert proc.returncode == 0 and not _errors(proc.stdout), proc.stdout + proc.stderr
