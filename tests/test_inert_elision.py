@@ -1,0 +1,111 @@
+"""Issue 12: a model whose only Jinja beyond literal ref/source/config is calls of *inert*
+macros with literal arguments is read without a parse-mode render. What the load finds
+(refs, sources, config, errors, findings) must equal the render's, case by case."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt_bulwark.project import loader
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
+
+MACROS = {
+    "macros/inert.sql": """
+        {% macro trim_null(column_name) %} NULLIF(TRIM({{ column_name }}), '') {% endmacro %}
+        {% macro pass_status() %} "PASS" {% endmacro %}
+        {% macro two(a, b='x') %}{{ a }} || {{ b }}{% endmacro %}
+        """,
+    "macros/active.sql": """
+        {% macro with_ref(x) %}{{ ref('hidden_parent') }}{% endmacro %}
+        {% macro with_config(x) %}{{ config(materialized='table') }}{% endmacro %}
+        {% macro with_var(x) %}{{ var('missing_var') }}{% endmacro %}
+        {% macro with_stmt(x) %}{% if x %}{{ x }}{% endif %}{% endmacro %}
+        {% macro twice(x) %}{{ x }}{% endmacro %}
+        {% macro twice(x) %}{{ ref('hidden_parent') }}{% endmacro %}
+        """,
+    "macros/broken.sql": """
+        {% macro ok_body(x) %}{{ x }}{% endmacro %}
+        {% macro broken( %}
+        """,
+    "macros/shadow.sql": "{% macro var(x) %}{{ x }}{% endmacro %}\n",
+}
+
+MODELS = {
+    # elided: inert calls only (with literal ref/source/config around them)
+    "inert_plain": "select {{ trim_null('a') }} as a, {{ pass_status() }} from t",
+    "inert_ref": ("{{ config(materialized='view', tags=['x']) }}\n"
+                  "select {{ trim_null('a') }}, {{- two('p', b='q') -}} from {{ ref('p') }}"),
+    "inert_source": "select {{ trim_null(\"a\") }} from {{ source('s', 't') }}",
+    # rendered: the call could do something a parse reads, or fail
+    "calls_ref": "select {{ with_ref('a') }} from {{ ref('p') }}",
+    "calls_config": "select {{ with_config('a') }}",
+    "calls_var": "select {{ with_var('a') }}",
+    "calls_stmt": "select {{ with_stmt('a') }}",
+    "redefined": "select {{ twice('a') }}",
+    "too_many_args": "select {{ trim_null('a', 'b') }}",
+    "unknown_kwarg": "select {{ trim_null(col='a') }}",
+    "repeated_arg": "select {{ two('a', a='b') }}",
+    "broken_file": "select {{ ok_body('a') }}",
+    "shadowed": "select {{ var('a') }}",
+    "unknown_macro": "select {{ no_such_macro('a') }}",
+    "non_literal": "select {{ trim_null(other) }}",
+    "statement": "{% set x = 1 %}select {{ trim_null('a') }}",
+    "comment": "{# c #}select {{ trim_null('a') }}",
+    "package_call": "select {{ pkg.inert_pkg('a') }}",
+}
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    files: dict[str, str] = {
+        "dbt_project.yml": "name: proj\nversion: '1.0'\nprofile: p\n",
+        "models/p.sql": "select 1 as a",
+        "models/hidden_parent.sql": "select 1 as a",
+        "models/sources.yml": "version: 2\nsources:\n  - name: s\n    tables:\n      - name: t\n",
+        "dbt_packages/pkg/dbt_project.yml": "name: pkg\nversion: '1.0'\n",
+        "dbt_packages/pkg/macros/m.sql":
+            "{% macro inert_pkg(x) %}{{ x }}{% endmacro %}\n",
+        "packages.yml": "packages:\n  - local: dbt_packages/pkg\n",
+    }
+    files.update({k: textwrap.dedent(v) for k, v in MACROS.items()})
+    files.update({f"models/{k}.sql": v for k, v in MODELS.items()})
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def _signature(root: Path) -> tuple[dict[str, Any], list[str]]:
+    project = load_project(WorkTree(root), "", {}, None)
+    nodes = {uid: (n.refs, sorted(n.sources), n.calls, n.jinja_error, n.config)
+             for uid, n in project.nodes.items()}
+    return nodes, sorted(repr(f) for f in project.findings)
+
+
+def test_elision_finds_what_the_render_finds(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path)
+    elided: list[str] = []
+    original = loader._ProjectBuilder.elide_inert_calls
+
+    def counting(self: Any, pkg: Any, text: str) -> Any:
+        out = original(self, pkg, text)
+        if out is not None:
+            elided.append(text)
+        return out
+
+    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", counting)
+    with_elision = _signature(root)
+    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", lambda *a: None)
+    rendered = _signature(root)
+    assert with_elision == rendered
+    expected = {MODELS[k] for k in ("inert_plain", "inert_ref", "inert_source", "package_call")}
+    assert set(elided) == expected
+    nodes = with_elision[0]
+    assert "hidden_parent" in {r.name for r in nodes["model.proj.calls_ref"][0]}
+    assert nodes["model.proj.inert_ref"][4]["materialized"] == "view"
