@@ -31,6 +31,21 @@ MACROS = {
         {% macro ok_body(x) %}{{ x }}{% endmacro %}
         {% macro broken( %}
         """,
+    "macros/probed.sql": """
+        {% macro key(fields) %}{{ return(adapter.dispatch('key')(fields)) }}{% endmacro %}
+        {% macro default__key(fields) %}
+          {%- set parts = [] -%}
+          {%- for f in fields %}{% do parts.append(trim_null(f)) %}{% endfor -%}
+          {%- if var('with_nulls', False) %}x{% endif -%}
+          {{ parts | join(' || ') }}
+        {% endmacro %}
+        {% macro reads_this(x) %}{% if this %}{{ x }}{% endif %}{% endmacro %}
+        {% macro reads_config(x) %}{% if config.get('materialized') == 'table' %}
+          {{ ref('hidden_parent') }}{% endif %}{% endmacro %}
+        {% macro raises(x) %}{{ exceptions.raise_compiler_error('no') }}{% endmacro %}
+        {% macro reads_env(x) %}{{ env_var('BULWARK_TEST_NOT_SET', 'd') }}{% endmacro %}
+        {% macro warehouse(x) %}{{ adapter.get_columns_in_relation(x) }}{% endmacro %}
+        """,
     "macros/shadow.sql": "{% macro var(x) %}{{ x }}{% endmacro %}\n",
 }
 
@@ -44,18 +59,25 @@ MODELS = {
     "calls_ref": "select {{ with_ref('a') }} from {{ ref('p') }}",
     "calls_config": "select {{ with_config('a') }}",
     "calls_var": "select {{ with_var('a') }}",
-    "calls_stmt": "select {{ with_stmt('a') }}",
+    "calls_stmt": "select {{ with_stmt('a') }}",     # (probed: elided)
     "redefined": "select {{ twice('a') }}",
     "too_many_args": "select {{ trim_null('a', 'b') }}",
     "unknown_kwarg": "select {{ trim_null(col='a') }}",
     "repeated_arg": "select {{ two('a', a='b') }}",
     "broken_file": "select {{ ok_body('a') }}",
     "shadowed": "select {{ var('a') }}",
-    "unknown_macro": "select {{ no_such_macro('a') }}",
+    "unknown_macro": "select {{ no_such_macro('a') }}",   # (probed: elided)
     "non_literal": "select {{ trim_null(other) }}",
     "statement": "{% set x = 1 %}select {{ trim_null('a') }}",
     "comment": "{# c #}select {{ trim_null('a') }}",
     "package_call": "select {{ pkg.inert_pkg('a') }}",
+    # probed: rendered alone once, no effect a parse reads, no node-dependent name
+    "probed_dispatch": "select {{ key(['a', 'b']) }} from {{ ref('p') }}",
+    "probed_this": "select {{ reads_this('a') }}",
+    "probed_config": "{{ config(materialized='table') }}select {{ reads_config('a') }}",
+    "probed_raises": "select {{ raises('a') }}",
+    "probed_env": "select {{ reads_env('a') }}",
+    "probed_warehouse": "select {{ warehouse('a') }}",
 }
 
 
@@ -104,8 +126,14 @@ def test_elision_finds_what_the_render_finds(tmp_path: Path,
     monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", lambda *a: None)
     rendered = _signature(root)
     assert with_elision == rendered
-    expected = {MODELS[k] for k in ("inert_plain", "inert_ref", "inert_source", "package_call")}
+    expected = {MODELS[k] for k in ("inert_plain", "inert_ref", "inert_source", "package_call",
+                                    "probed_dispatch",
+                                    # probed: a statement-only macro, and an unknown name
+                                    # (permissive parse: calling it is nothing, as in dbt)
+                                    "calls_stmt", "unknown_macro")}
     assert set(elided) == expected
     nodes = with_elision[0]
     assert "hidden_parent" in {r.name for r in nodes["model.proj.calls_ref"][0]}
     assert nodes["model.proj.inert_ref"][4]["materialized"] == "view"
+    assert "hidden_parent" in {r.name for r in nodes["model.proj.probed_config"][0]}
+    assert nodes["model.proj.probed_raises"][3] is not None

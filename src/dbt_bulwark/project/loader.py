@@ -452,6 +452,12 @@ def _coerce_scalar(text: str) -> Any:
 
 # `{{ expr }}` (whitespace control allowed), and a call with literal arguments only: quoted
 # strings without quotes, backslashes or braces inside, integers, lists of such strings
+# context members a probed call may read: the same for every node of a package, and
+# without effects a parse records (see _ProjectBuilder.probe_call)
+_PROBE_NAMES = frozenset({
+    "adapter", "api", "dbt_version", "dict", "exceptions", "execute", "flags", "fromjson",
+    "fromyaml", "list", "local_md5", "modules", "namespace", "project_name", "range",
+    "return", "set", "target", "tojson", "toyaml", "var", "zip", "joiner", "cycler"})
 _EXPR_BLOCK_RE = re.compile(r"{{-?(.*?)-?}}", re.S)
 _STR = r"""(?:'[^'"\\{}\n]*'|"[^'"\\{}\n]*")"""
 _LITERAL = r"(?:" + _STR + r"|-?\d+|\[\s*(?:" + _STR + r"\s*(?:,\s*" + _STR + r"\s*)*)?\])"
@@ -1022,7 +1028,8 @@ class _ProjectBuilder:
             name = call.group(1)
             if name in ("ref", "source", "config"):
                 continue                     # dbt-extractor reads these
-            if not self.inert_call(pkg, name, call.group(2) or ""):
+            if not self.inert_call(pkg, name, call.group(2) or "") \
+                    and not self.probe_call(pkg, m.group(1).strip()):
                 return None
             pieces.append(text[pos:m.start()])
             pieces.append(" ")
@@ -1068,6 +1075,44 @@ class _ProjectBuilder:
                 return False
             seen.add(kw.group(1))
         return positional <= len(params) and not seen & set(params[:positional])
+
+    def probe_call(self, pkg: Package, expr: str) -> bool:
+        """``{{ expr }}`` (a call with literal arguments) is inert in any parse-mode render of
+        a model of ``pkg``: rendered once alone, it calls no ref/source/config/env_var,
+        reads no missing var, calls nothing of the warehouse, does not fail, and every
+        global name its macros look up is a macro, a package or a context member that is
+        the same for every node of the package (:data:`_PROBE_NAMES`), so its effect does
+        not depend on the node or on what the template did before it."""
+        probes = self.__dict__.setdefault("_probes", {})
+        key = (pkg.name, expr)
+        if key in probes:
+            return bool(probes[key])
+        from dbt_bulwark.sql.builtins import make_builtins
+        from dbt_bulwark.sql.jinja_env import RenderContext, render
+
+        contexts = self.__dict__.setdefault("_probe_ctx", {})
+        ctx = contexts.get(pkg.name)
+        if ctx is None:
+            ctx = RenderContext(package=pkg.name, macros=self.macros,
+                                vars=node_vars(self.root_pkg, pkg, self.L.cli_vars),
+                                adapter_type=self.project.adapter_type or "duckdb")
+            ctx.fallback = make_builtins(ctx)
+            contexts[pkg.name] = ctx
+        ctx.names_read = set()
+        ok = True
+        try:
+            render("{{ " + expr + " }}", ctx)
+        except Exception:  # noqa: BLE001 - a call that fails is left to the render
+            ok = False
+        read, ctx.names_read = ctx.names_read, None
+        dirty = bool(ctx.refs or ctx.sources or ctx.config.calls or ctx.env_read
+                     or ctx.vars_missing or ctx.env_missing or ctx.warehouse_calls)
+        if dirty or not ok:
+            contexts.pop(pkg.name, None)      # the next probe starts clean
+        context = self._context_names(pkg)
+        ok = ok and not dirty and all(n in _PROBE_NAMES or n not in context for n in read)
+        probes[key] = ok
+        return ok
 
     def _context_names(self, pkg: Package) -> frozenset[str]:
         """The names a parse-mode template of ``pkg`` sees before any macro (ref, var,
