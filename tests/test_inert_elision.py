@@ -67,7 +67,7 @@ MODELS = {
     "broken_file": "select {{ ok_body('a') }}",
     "shadowed": "select {{ var('a') }}",
     "unknown_macro": "select {{ no_such_macro('a') }}",   # (probed: elided)
-    "non_literal": "select {{ trim_null(other) }}",
+    "non_literal": "select {{ trim_null(other) }}",   # (probed: elided)
     "statement": "{% set x = 1 %}select {{ trim_null('a') }}",
     "comment": "{# c #}select {{ trim_null('a') }}",
     "package_call": "select {{ pkg.inert_pkg('a') }}",
@@ -78,6 +78,13 @@ MODELS = {
     "probed_raises": "select {{ raises('a') }}",
     "probed_env": "select {{ reads_env('a') }}",
     "probed_warehouse": "select {{ warehouse('a') }}",
+    "probed_expr": "select {{ target.name ~ '_x' }}, {{ trim_null(col) }} from {{ ref('p') }}",
+    "top_level_return": "select {{ return('x') }} from {{ ref('p') }}",
+    "reads_this": "select {{ this }} from {{ ref('p') }}",
+    "missing_var": "select {{ 'a' ~ var('not_set') }}",
+    "nested_dict": ("{{ config(materialized='table', meta={'a': {'b': 1}}) }}"
+                    "select {{ trim_null('a') }}"),
+    "string_braces": "select {{ trim_null('}}') }}, {{ ref('p') }}",
 }
 
 
@@ -130,7 +137,8 @@ def test_elision_finds_what_the_render_finds(tmp_path: Path,
                                     "probed_dispatch",
                                     # probed: a statement-only macro, and an unknown name
                                     # (permissive parse: calling it is nothing, as in dbt)
-                                    "calls_stmt", "unknown_macro")}
+                                    "calls_stmt", "unknown_macro", "probed_expr",
+                                    "non_literal")}
     assert set(elided) == expected
     nodes = with_elision[0]
     assert "hidden_parent" in {r.name for r in nodes["model.proj.calls_ref"][0]}

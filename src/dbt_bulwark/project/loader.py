@@ -467,6 +467,26 @@ _LITERAL_CALL_RE = re.compile(
     + r")*)?\s*\)\s*", re.S)
 
 
+_EXTRACTOR_CALL_RE = re.compile(r"\s*(?:ref|source|config)\s*\(")
+
+
+def _strings_closed(expr: str) -> bool:
+    """No string literal of ``expr`` runs on past its end."""
+    quote = ""
+    escaped = False
+    for ch in expr:
+        if escaped:
+            escaped = False
+        elif quote:
+            if ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+    return not quote and not escaped
+
+
 def _split_args(args: str) -> list[str]:
     """Top-level comma-separated parts of an argument list (commas in quotes or brackets
     kept); empty parts dropped."""
@@ -1011,25 +1031,28 @@ class _ProjectBuilder:
 
     def elide_inert_calls(self, pkg: Package, text: str) -> dict[str, Any] | None:
         """What the parse-mode render of ``text`` would find, without compiling it, when the
-        only Jinja dbt-extractor cannot read is ``{{ m('lit', ...) }}`` calls of *inert*
-        macros (see :meth:`inert_macro`): such a call has no effect a parse reads (no ref,
-        source, config, var or env_var; it cannot fail), so dbt-extractor's reading of the
-        text without those calls is the render's. Anything else (statements, comments,
-        other expressions, a call that could fail): None, and the template is rendered."""
+        only Jinja dbt-extractor cannot read is ``{{ ... }}`` expressions without effect on
+        a parse: calls of *inert* macros with literal arguments (see :meth:`inert_macro`),
+        or expressions whose probe is clean (see :meth:`probe_call`). dbt-extractor's
+        reading of the text without them is then the render's. Anything else (statements,
+        comments, an expression with an effect or that could fail): None, and the template
+        is rendered."""
         if "{%" in text or "{#" in text or "{{" not in text:
             return None
         pieces: list[str] = []
         pos = 0
         elided = 0
         for m in _EXPR_BLOCK_RE.finditer(text):
-            call = _LITERAL_CALL_RE.fullmatch(m.group(1))
-            if call is None:
-                return None
-            name = call.group(1)
-            if name in ("ref", "source", "config"):
-                continue                     # dbt-extractor reads these
-            if not self.inert_call(pkg, name, call.group(2) or "") \
-                    and not self.probe_call(pkg, m.group(1).strip()):
+            expr = m.group(1)
+            # a block whose end was found inside a string or a dict: not a block at all
+            closed = "{" not in expr and "}" not in expr and _strings_closed(expr)
+            if _EXTRACTOR_CALL_RE.match(expr):
+                if not closed:
+                    return None
+                continue                     # dbt-extractor reads these (or fails)
+            call = _LITERAL_CALL_RE.fullmatch(expr)
+            if not (call is not None and self.inert_call(pkg, call.group(1), call.group(2) or "")
+                    or closed and self.probe_call(pkg, expr.strip())):
                 return None
             pieces.append(text[pos:m.start()])
             pieces.append(" ")
@@ -1083,6 +1106,8 @@ class _ProjectBuilder:
         global name its macros look up is a macro, a package or a context member that is
         the same for every node of the package (:data:`_PROBE_NAMES`), so its effect does
         not depend on the node or on what the template did before it."""
+        if "return" in expr:
+            return False      # a top-level return() ends the render: what follows is unread
         probes = self.__dict__.setdefault("_probes", {})
         key = (pkg.name, expr)
         if key in probes:
