@@ -22,7 +22,7 @@ from dbt_bulwark.findings import Finding
 from dbt_bulwark.project import config as cfg
 from dbt_bulwark.project import yamlio
 from dbt_bulwark.project.fs import SKIP_DIRS, FileSource, join
-from dbt_bulwark.project.macros import MacroIndex
+from dbt_bulwark.project.macros import MacroDef, MacroIndex
 from dbt_bulwark.project.model import (
     Column,
     DataTest,
@@ -448,6 +448,65 @@ def _coerce_scalar(text: str) -> Any:
 
 
 # ----------------------------------------------------------------------------- SQL parsing
+
+
+# `{{ expr }}` (whitespace control allowed), and a call with literal arguments only: quoted
+# strings without quotes, backslashes or braces inside, integers, lists of such strings
+# context members a probed call may read: the same for every node of a package, and
+# without effects a parse records (see _ProjectBuilder.probe_call)
+_PROBE_NAMES = frozenset({
+    "adapter", "api", "dbt_version", "dict", "exceptions", "execute", "flags", "fromjson",
+    "fromyaml", "list", "local_md5", "modules", "namespace", "project_name", "range",
+    "return", "set", "target", "tojson", "toyaml", "var", "zip", "joiner", "cycler"})
+_EXPR_BLOCK_RE = re.compile(r"{{-?(.*?)-?}}", re.S)
+_STR = r"""(?:'[^'"\\{}\n]*'|"[^'"\\{}\n]*")"""
+_LITERAL = r"(?:" + _STR + r"|-?\d+|\[\s*(?:" + _STR + r"\s*(?:,\s*" + _STR + r"\s*)*)?\])"
+_ARG = r"(?:(?:[A-Za-z_]\w*\s*=\s*)?" + _LITERAL + r")"
+_LITERAL_CALL_RE = re.compile(
+    r"\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)?)\s*\(\s*(" + _ARG + r"(?:\s*,\s*" + _ARG
+    + r")*)?\s*\)\s*", re.S)
+
+
+_EXTRACTOR_CALL_RE = re.compile(r"\s*(?:ref|source|config)\s*\(")
+
+
+def _strings_closed(expr: str) -> bool:
+    """No string literal of ``expr`` runs on past its end."""
+    quote = ""
+    escaped = False
+    for ch in expr:
+        if escaped:
+            escaped = False
+        elif quote:
+            if ch == "\\":
+                escaped = True
+            elif ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+    return not quote and not escaped
+
+
+def _split_args(args: str) -> list[str]:
+    """Top-level comma-separated parts of an argument list (commas in quotes or brackets
+    kept); empty parts dropped."""
+    parts: list[str] = []
+    depth, quote, start = 0, "", 0
+    for i, ch in enumerate(args):
+        if quote:
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(args[start:i])
+            start = i + 1
+    parts.append(args[start:])
+    return [p for p in parts if p.strip()]
 
 
 def extract_static(text: str, cache: ParseCache | None) -> dict[str, Any] | None:
@@ -930,6 +989,11 @@ class _ProjectBuilder:
             if hit is not None and all(os.environ.get(n) == v
                                        for n, v in hit.get("env", {}).items()):
                 return hit
+        elided = None if self.banned else self.elide_inert_calls(pkg, text)
+        if elided is not None:
+            if cache is not None:
+                cache.put(key, elided)
+            return elided
         from dbt_bulwark.sql.jinja_env import (
             EnvVarMissing,
             RenderContext,
@@ -964,6 +1028,180 @@ class _ProjectBuilder:
         if cache is not None:
             cache.put(key, out)
         return out
+
+    def elide_inert_calls(self, pkg: Package, text: str) -> dict[str, Any] | None:
+        """What the parse-mode render of ``text`` would find, without compiling it, when the
+        only Jinja dbt-extractor cannot read is ``{{ ... }}`` expressions without effect on
+        a parse: calls of *inert* macros with literal arguments (see :meth:`inert_macro`),
+        or expressions whose probe is clean (see :meth:`probe_call`). dbt-extractor's
+        reading of the text without them is then the render's. Anything else (statements,
+        comments, an expression with an effect or that could fail): None, and the template
+        is rendered."""
+        if "{%" in text or "{#" in text or "{{" not in text:
+            return None
+        pieces: list[str] = []
+        pos = 0
+        elided = 0
+        for m in _EXPR_BLOCK_RE.finditer(text):
+            expr = m.group(1)
+            # a block whose end was found inside a string or a dict: not a block at all
+            closed = "{" not in expr and "}" not in expr and _strings_closed(expr)
+            if _EXTRACTOR_CALL_RE.match(expr):
+                if not closed:
+                    return None
+                continue                     # dbt-extractor reads these (or fails)
+            call = _LITERAL_CALL_RE.fullmatch(expr)
+            if not (call is not None and self.inert_call(pkg, call.group(1), call.group(2) or "")
+                    or closed and self.probe_call(pkg, expr.strip())):
+                return None
+            pieces.append(text[pos:m.start()])
+            pieces.append(" ")
+            pos = m.end()
+            elided += 1
+        if not elided:
+            return None
+        pieces.append(text[pos:])
+        static = extract_static("".join(pieces), None)
+        if static is None:
+            return None
+        calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
+        return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
+                "error": None, "by": "jinja", "error_code": "BLK020", "env": {}}
+
+    def inert_call(self, pkg: Package, name: str, args: str) -> bool:
+        """``name(args)`` (literal arguments) in a model of ``pkg`` calls an inert macro with
+        arguments it accepts (too many, unknown or repeated ones raise in Jinja)."""
+        if "." in name:
+            space, _, short = name.partition(".")
+            if short.startswith("_") or space in self._context_names(pkg) \
+                    or self.macros.find(space, pkg.name) or self.macros.find(space) \
+                    or space not in self.macros.by_package:
+                return False
+            mdef = self.macros.find(short, space)
+        else:
+            if name in self._context_names(pkg):
+                return False
+            mdef = self.macros.find(name, pkg.name) or self.macros.find(name)
+        params = self.inert_macro(mdef) if mdef is not None else None
+        if params is None:
+            return False
+        positional = 0
+        seen: set[str] = set()
+        for arg in _split_args(args):
+            kw = re.match(r"\s*([A-Za-z_]\w*)\s*=(?!=)", arg)
+            if kw is None:
+                if seen:
+                    return False             # positional after keyword: a syntax error
+                positional += 1
+                continue
+            if kw.group(1) not in params or kw.group(1) in seen:
+                return False
+            seen.add(kw.group(1))
+        return positional <= len(params) and not seen & set(params[:positional])
+
+    def probe_call(self, pkg: Package, expr: str) -> bool:
+        """``{{ expr }}`` (a call with literal arguments) is inert in any parse-mode render of
+        a model of ``pkg``: rendered once alone, it calls no ref/source/config/env_var,
+        reads no missing var, calls nothing of the warehouse, does not fail, and every
+        global name its macros look up is a macro, a package or a context member that is
+        the same for every node of the package (:data:`_PROBE_NAMES`), so its effect does
+        not depend on the node or on what the template did before it."""
+        if "return" in expr:
+            return False      # a top-level return() ends the render: what follows is unread
+        probes = self.__dict__.setdefault("_probes", {})
+        key = (pkg.name, expr)
+        if key in probes:
+            return bool(probes[key])
+        from dbt_bulwark.sql.builtins import make_builtins
+        from dbt_bulwark.sql.jinja_env import RenderContext, render
+
+        contexts = self.__dict__.setdefault("_probe_ctx", {})
+        ctx = contexts.get(pkg.name)
+        if ctx is None:
+            ctx = RenderContext(package=pkg.name, macros=self.macros,
+                                vars=node_vars(self.root_pkg, pkg, self.L.cli_vars),
+                                adapter_type=self.project.adapter_type or "duckdb")
+            ctx.fallback = make_builtins(ctx)
+            contexts[pkg.name] = ctx
+        ctx.names_read = set()
+        ok = True
+        try:
+            render("{{ " + expr + " }}", ctx)
+        except Exception:  # noqa: BLE001 - a call that fails is left to the render
+            ok = False
+        read, ctx.names_read = ctx.names_read, None
+        dirty = bool(ctx.refs or ctx.sources or ctx.config.calls or ctx.env_read
+                     or ctx.vars_missing or ctx.env_missing or ctx.warehouse_calls)
+        if dirty or not ok:
+            contexts.pop(pkg.name, None)      # the next probe starts clean
+        context = self._context_names(pkg)
+        ok = ok and not dirty and all(n in _PROBE_NAMES or n not in context for n in read)
+        probes[key] = ok
+        return ok
+
+    def _context_names(self, pkg: Package) -> frozenset[str]:
+        """The names a parse-mode template of ``pkg`` sees before any macro (ref, var,
+        adapter, ...): a macro of the same name is shadowed by them."""
+        cached = self._ctx_names.get(pkg.name) if hasattr(self, "_ctx_names") else None
+        if cached is None:
+            from dbt_bulwark.sql.builtins import make_builtins
+            from dbt_bulwark.sql.jinja_env import RenderContext, environment
+
+            ctx = RenderContext(package=pkg.name, macros=self.macros, vars={},
+                                adapter_type=self.project.adapter_type or "duckdb")
+            ctx.fallback = make_builtins(ctx)
+            names = set(dict(ctx.namespace(pkg.name))) | set(environment(True).globals)
+            cached = frozenset(names)
+            if not hasattr(self, "_ctx_names"):
+                self._ctx_names: dict[str, frozenset[str]] = {}
+            self._ctx_names[pkg.name] = cached
+        return cached
+
+    def inert_macro(self, mdef: MacroDef) -> list[str] | None:
+        """The parameters of macro ``mdef`` when it is inert: defined once in its file, its
+        parameters plain names (defaults literal), its body text with ``{{ param }}`` only
+        (no statement, comment or call), and its file compiles. Else None."""
+        if not hasattr(self, "_inert"):
+            self._inert: dict[tuple[str, str, str], list[str] | None] = {}
+        key = (mdef.package, mdef.path, mdef.name)
+        if key in self._inert:
+            return self._inert[key]
+        self._inert[key] = None
+        defs = re.findall(r"{%-?\s*(?:macro|test|materialization)\s+" + re.escape(mdef.name)
+                          + r"\b", mdef.text)
+        m = re.search(r"{%-?\s*macro\s+" + re.escape(mdef.name)
+                      + r"\s*\(([^(){}%]*)\)\s*-?%}(.*?){%-?\s*endmacro\s*-?%}",
+                      mdef.text, re.S)
+        if len(defs) != 1 or m is None:
+            return None
+        params: list[str] = []
+        for part in _split_args(m.group(1)):
+            pm = re.fullmatch(r"\s*([A-Za-z_]\w*)\s*(?:=\s*(" + _LITERAL + r"|none|None|"
+                              r"true|false|True|False)\s*)?", part)
+            if pm is None:
+                return None
+            params.append(pm.group(1))
+        if len(set(params)) != len(params) or {"varargs", "kwargs", "caller"} & set(params):
+            return None
+        body = m.group(2)
+        if "{%" in body or "{#" in body:
+            return None
+        for block in _EXPR_BLOCK_RE.finditer(body):
+            if block.group(1).strip() not in params:
+                return None
+        rest = _EXPR_BLOCK_RE.sub("", body)
+        if "{{" in rest or "}}" in rest:
+            return None
+        try:
+            from dbt_bulwark.sql.jinja_env import _from_string
+
+            template = self.macros._modules.get((mdef.package, mdef.path))
+            if template is None:        # compiled as the render would (shared with it)
+                self.macros._modules[(mdef.package, mdef.path)] = _from_string(mdef.text)
+        except Exception:  # noqa: BLE001 - a file that does not compile fails the render
+            return None
+        self._inert[key] = params
+        return params
 
     def add_sql_node(self, pkg: Package, rt: str, rel: str, rp: str, text: str,
                      name: str | None = None) -> Node | None:

@@ -1,0 +1,147 @@
+"""Issue 12: a model whose only Jinja beyond literal ref/source/config is calls of *inert*
+macros with literal arguments is read without a parse-mode render. What the load finds
+(refs, sources, config, errors, findings) must equal the render's, case by case."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt_bulwark.project import loader
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
+
+MACROS = {
+    "macros/inert.sql": """
+        {% macro trim_null(column_name) %} NULLIF(TRIM({{ column_name }}), '') {% endmacro %}
+        {% macro pass_status() %} "PASS" {% endmacro %}
+        {% macro two(a, b='x') %}{{ a }} || {{ b }}{% endmacro %}
+        """,
+    "macros/active.sql": """
+        {% macro with_ref(x) %}{{ ref('hidden_parent') }}{% endmacro %}
+        {% macro with_config(x) %}{{ config(materialized='table') }}{% endmacro %}
+        {% macro with_var(x) %}{{ var('missing_var') }}{% endmacro %}
+        {% macro with_stmt(x) %}{% if x %}{{ x }}{% endif %}{% endmacro %}
+        {% macro twice(x) %}{{ x }}{% endmacro %}
+        {% macro twice(x) %}{{ ref('hidden_parent') }}{% endmacro %}
+        """,
+    "macros/broken.sql": """
+        {% macro ok_body(x) %}{{ x }}{% endmacro %}
+        {% macro broken( %}
+        """,
+    "macros/probed.sql": """
+        {% macro key(fields) %}{{ return(adapter.dispatch('key')(fields)) }}{% endmacro %}
+        {% macro default__key(fields) %}
+          {%- set parts = [] -%}
+          {%- for f in fields %}{% do parts.append(trim_null(f)) %}{% endfor -%}
+          {%- if var('with_nulls', False) %}x{% endif -%}
+          {{ parts | join(' || ') }}
+        {% endmacro %}
+        {% macro reads_this(x) %}{% if this %}{{ x }}{% endif %}{% endmacro %}
+        {% macro reads_config(x) %}{% if config.get('materialized') == 'table' %}
+          {{ ref('hidden_parent') }}{% endif %}{% endmacro %}
+        {% macro raises(x) %}{{ exceptions.raise_compiler_error('no') }}{% endmacro %}
+        {% macro reads_env(x) %}{{ env_var('BULWARK_TEST_NOT_SET', 'd') }}{% endmacro %}
+        {% macro warehouse(x) %}{{ adapter.get_columns_in_relation(x) }}{% endmacro %}
+        """,
+    "macros/shadow.sql": "{% macro var(x) %}{{ x }}{% endmacro %}\n",
+}
+
+MODELS = {
+    # elided: inert calls only (with literal ref/source/config around them)
+    "inert_plain": "select {{ trim_null('a') }} as a, {{ pass_status() }} from t",
+    "inert_ref": ("{{ config(materialized='view', tags=['x']) }}\n"
+                  "select {{ trim_null('a') }}, {{- two('p', b='q') -}} from {{ ref('p') }}"),
+    "inert_source": "select {{ trim_null(\"a\") }} from {{ source('s', 't') }}",
+    # rendered: the call could do something a parse reads, or fail
+    "calls_ref": "select {{ with_ref('a') }} from {{ ref('p') }}",
+    "calls_config": "select {{ with_config('a') }}",
+    "calls_var": "select {{ with_var('a') }}",
+    "calls_stmt": "select {{ with_stmt('a') }}",     # (probed: elided)
+    "redefined": "select {{ twice('a') }}",
+    "too_many_args": "select {{ trim_null('a', 'b') }}",
+    "unknown_kwarg": "select {{ trim_null(col='a') }}",
+    "repeated_arg": "select {{ two('a', a='b') }}",
+    "broken_file": "select {{ ok_body('a') }}",
+    "shadowed": "select {{ var('a') }}",
+    "unknown_macro": "select {{ no_such_macro('a') }}",   # (probed: elided)
+    "non_literal": "select {{ trim_null(other) }}",   # (probed: elided)
+    "statement": "{% set x = 1 %}select {{ trim_null('a') }}",
+    "comment": "{# c #}select {{ trim_null('a') }}",
+    "package_call": "select {{ pkg.inert_pkg('a') }}",
+    # probed: rendered alone once, no effect a parse reads, no node-dependent name
+    "probed_dispatch": "select {{ key(['a', 'b']) }} from {{ ref('p') }}",
+    "probed_this": "select {{ reads_this('a') }}",
+    "probed_config": "{{ config(materialized='table') }}select {{ reads_config('a') }}",
+    "probed_raises": "select {{ raises('a') }}",
+    "probed_env": "select {{ reads_env('a') }}",
+    "probed_warehouse": "select {{ warehouse('a') }}",
+    "probed_expr": "select {{ target.name ~ '_x' }}, {{ trim_null(col) }} from {{ ref('p') }}",
+    "top_level_return": "select {{ return('x') }} from {{ ref('p') }}",
+    "reads_this": "select {{ this }} from {{ ref('p') }}",
+    "missing_var": "select {{ 'a' ~ var('not_set') }}",
+    "nested_dict": ("{{ config(materialized='table', meta={'a': {'b': 1}}) }}"
+                    "select {{ trim_null('a') }}"),
+    "string_braces": "select {{ trim_null('}}') }}, {{ ref('p') }}",
+}
+
+
+def _project(tmp_path: Path) -> Path:
+    root = tmp_path / "proj"
+    files: dict[str, str] = {
+        "dbt_project.yml": "name: proj\nversion: '1.0'\nprofile: p\n",
+        "models/p.sql": "select 1 as a",
+        "models/hidden_parent.sql": "select 1 as a",
+        "models/sources.yml": "version: 2\nsources:\n  - name: s\n    tables:\n      - name: t\n",
+        "dbt_packages/pkg/dbt_project.yml": "name: pkg\nversion: '1.0'\n",
+        "dbt_packages/pkg/macros/m.sql":
+            "{% macro inert_pkg(x) %}{{ x }}{% endmacro %}\n",
+        "packages.yml": "packages:\n  - local: dbt_packages/pkg\n",
+    }
+    files.update({k: textwrap.dedent(v) for k, v in MACROS.items()})
+    files.update({f"models/{k}.sql": v for k, v in MODELS.items()})
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def _signature(root: Path) -> tuple[dict[str, Any], list[str]]:
+    project = load_project(WorkTree(root), "", {}, None)
+    nodes = {uid: (n.refs, sorted(n.sources), n.calls, n.jinja_error, n.config)
+             for uid, n in project.nodes.items()}
+    return nodes, sorted(repr(f) for f in project.findings)
+
+
+def test_elision_finds_what_the_render_finds(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path)
+    elided: list[str] = []
+    original = loader._ProjectBuilder.elide_inert_calls
+
+    def counting(self: Any, pkg: Any, text: str) -> Any:
+        out = original(self, pkg, text)
+        if out is not None:
+            elided.append(text)
+        return out
+
+    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", counting)
+    with_elision = _signature(root)
+    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", lambda *a: None)
+    rendered = _signature(root)
+    assert with_elision == rendered
+    expected = {MODELS[k] for k in ("inert_plain", "inert_ref", "inert_source", "package_call",
+                                    "probed_dispatch",
+                                    # probed: a statement-only macro, and an unknown name
+                                    # (permissive parse: calling it is nothing, as in dbt)
+                                    "calls_stmt", "unknown_macro", "probed_expr",
+                                    "non_literal")}
+    assert set(elided) == expected
+    nodes = with_elision[0]
+    assert "hidden_parent" in {r.name for r in nodes["model.proj.calls_ref"][0]}
+    assert nodes["model.proj.inert_ref"][4]["materialized"] == "view"
+    assert "hidden_parent" in {r.name for r in nodes["model.proj.probed_config"][0]}
+    assert nodes["model.proj.probed_raises"][3] is not None
