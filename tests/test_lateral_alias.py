@@ -7,13 +7,13 @@ columns were unknown and a column removed from it went unreported downstream.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from test_standins import _env, _git
 
 from dbt_bulwark.sql.columns import column_uses, find_unknown_columns, infer_output_columns
 
@@ -111,20 +111,6 @@ PROJECT = {
         "where arrived_on > due_on\n"
     ),
 }
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "PRE_COMMIT"))}
-    env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.invalid",
-               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.invalid")
-    return env
-
-
-def _git(cwd: Path, *args: str) -> None:
-    proc = subprocess.run(["git", "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main",
-                           *args], cwd=cwd, env=_env(), capture_output=True, text=True,
-                          timeout=120)
-    assert proc.returncode == 0, proc.stderr
 
 
 def _repo(root: Path, dialect: str | None) -> Path:
