@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_standins import _env, _git
+from test_standins import _env, _git, committed_repo
 
 from dbt_bulwark.sql.columns import column_uses, find_unknown_columns, infer_output_columns
 
@@ -117,14 +117,7 @@ def _repo(root: Path, dialect: str | None) -> Path:
     files = dict(PROJECT)
     if dialect:
         files["bulwark.yml"] = f"dialect: {dialect}\n"
-    for rel, text in files.items():
-        p = root / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text, encoding="utf-8")
-    _git(root, "init", "-q")
-    _git(root, "add", "-A")
-    _git(root, "commit", "-q", "--no-verify", "-m", "init")
-    return root
+    return committed_repo(root, files)
 
 
 def _hook(repo: Path, *files: str) -> subprocess.CompletedProcess[str]:

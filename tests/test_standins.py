@@ -87,10 +87,9 @@ def _git(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("standins") / "repo"
-    for rel, text in PROJECT.items():
+def committed_repo(root: Path, files: dict[str, str]) -> Path:
+    """``files`` written under ``root``, a new git repository with them committed."""
+    for rel, text in files.items():
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text, encoding="utf-8")
@@ -98,6 +97,11 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "--no-verify", "-m", "init")
     return root
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return committed_repo(tmp_path_factory.mktemp("standins") / "repo", PROJECT)
 
 
 def _staged(repo: Path, edits: dict[str, str]) -> subprocess.CompletedProcess[str]:
