@@ -464,3 +464,39 @@ def test_existing_label_and_exit_counting() -> None:
     assert exit_code([old]) == 0 and exit_code([old], include_existing=True) == 1
     assert exit_code([new]) == 1
     assert old.to_dict()["existing"] is True
+
+
+def test_a_base_that_shows_the_work_tree_is_the_work_trees_project(tmp_path: Path) -> None:
+    """A clean ``--all-files`` run (a fresh clone in CI) loads and checks the project once:
+    the base revision's files are the work tree's, so its project is the same object."""
+    from dbt_bulwark.project.workspace import open_workspace
+
+    repo = _repo(tmp_path)
+    (repo / "target").mkdir()
+    (repo / "target/manifest.json").write_text("{}")     # no project reads target/
+    (repo / ".bulwark-cache").mkdir()
+    (repo / ".bulwark-cache/x").write_text("x")          # nor a hidden folder
+
+    def same() -> bool:
+        ws = open_workspace(None, str(repo), None, False)
+        try:
+            return ws.base_project(ws.tree_at("HEAD"), ".") is ws.project(".")
+        finally:
+            ws.close()
+
+    assert same()
+    (repo / "models/new.sql").write_text("select 1 as id\n")    # untracked: a change
+    assert not same()
+    (repo / "models/new.sql").unlink()
+    (repo / "models/products.sql").write_text("select id\nfrom {{ ref('stg_products') }}\n")
+    assert not same()
+    _git(repo, "add", "-A")                                      # staged: still a change
+    assert not same()
+    _commit(repo, "edit")
+    assert same()
+    # the committed finding is still labelled existing on the clean tree
+    (repo / "models/legacy.sql").write_text("select * from {{ ref('gone_long_ago') }}\n")
+    _commit(repo, "legacy")
+    proc = bulwark(repo, "check", "--all-files")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "BLK110 [existing] ref('gone_long_ago')" in proc.stdout

@@ -352,13 +352,9 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
         tree = base.trees.get("\0overlay")
         if tree is None:
             # unchanged files are read from disk (faster than one git read per blob)
-            from dbt_bulwark.project import gitfs
             from dbt_bulwark.project.gitfs import BaseOverlay
 
-            cut = len(base.prefix) + 1 if base.prefix else 0
-            changed = [p[cut:] for p in gitfs.changed_files(base.top, base.rev)
-                       if not base.prefix or p.startswith(base.prefix + "/")]
-            tree = BaseOverlay(shared, ws.fs, changed)
+            tree = BaseOverlay(shared, ws.fs, ws.changed_since(base.rev))
             tree.tree_id = shared.tree_id
             base.trees["\0overlay"] = tree
     base.trees[key] = tree
@@ -496,8 +492,12 @@ def _check_id(check: Any) -> str:
 
 
 def base_findings(ctx: Any, check: Any, run: BaseRun, policy: Any, targets: set[str] | None,
-                  load_filter: Any) -> list[Finding]:
-    """The findings ``check`` gives on the base revision, for the same scope (cached)."""
+                  load_filter: Any, head: tuple[Any, list[Finding]] | None = None
+                  ) -> list[Finding]:
+    """The findings ``check`` gives on the base revision, for the same scope (cached).
+
+    ``head``: the head's project and the findings ``check`` gave on it, reused when the
+    base's project is that very project (:meth:`Workspace.shows_work_tree`)."""
     from dbt_bulwark.runner import HookContext
 
     cache = ctx.ws.cache
@@ -509,6 +509,12 @@ def base_findings(ctx: Any, check: Any, run: BaseRun, policy: Any, targets: set[
     if isinstance(hit, list) and all(isinstance(f, Finding) for f in hit):
         return hit
     project = run.project()
+    if head is not None and project is head[0] and \
+            _check_id(check).startswith("dbt_bulwark.checks.fast_compile."):
+        # the base shows the work tree's files (a clean --all-files run): what the check
+        # found there it finds at the base; only what compares with the base is absent
+        return [dataclasses.replace(f, extra={}) if f.extra else f for f in head[1]
+                if f.code not in BASE_COMPARISON_CODES]
     bctx = HookContext(args=ctx.args, ws=run.ws, files=list(ctx.files),
                        all_files=ctx.all_files)
     bctx.state["critical_base"] = None      # the base is not compared with itself
@@ -533,7 +539,7 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
         return findings
     if "schema_diff" in _check_id(check):    # a comparison with the base already
         return drop_unloaded(project, run.facts(), findings)
-    before = base_findings(ctx, check, run, policy, targets, load_filter)
+    before = base_findings(ctx, check, run, policy, targets, load_filter, (project, findings))
     facts = run.facts()
     findings = drop_unloaded(project, facts, findings)
     if _check_id(check).startswith("dbt_bulwark.checks.fast_compile."):

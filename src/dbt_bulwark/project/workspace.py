@@ -59,6 +59,7 @@ class Workspace:
     _base_projects: dict[tuple[Any, ...], Project] = field(default_factory=dict, repr=False)
     _installed: dict[str, str | None] = field(default_factory=dict, repr=False)
     _installed_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    _changed: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def project(self, root: str) -> Project:
         if root not in self._projects:
@@ -72,6 +73,8 @@ class Workspace:
         the regression comparison, the critical-tags and the schema-diff checks of one run
         share it. Trees that show the same git tree (a :class:`~dbt_bulwark.project.gitfs.GitTree`
         and an overlay over it) give the same project."""
+        if self.shows_work_tree(tree):
+            return self.project(root)   # the same files: the same project, loaded once
         key = (_tree_identity(tree), root)
         project = self._base_projects.get(key)
         if project is None:
@@ -80,6 +83,36 @@ class Workspace:
             project.cache = self.analysis_cache
             self._base_projects[key] = project
         return project
+
+    def changed_since(self, rev: str) -> list[str]:
+        """Paths (relative to the workspace root) that differ between git revision ``rev``
+        and the work tree, untracked files included: one ``git diff`` per revision and run."""
+        if rev not in self._changed:
+            from dbt_bulwark.project import gitfs
+
+            loc = self.git_location()
+            if loc is None:
+                raise UsageError(f"{self.repo_root} is not in a git repository")
+            top, prefix = loc
+            cut = len(prefix) + 1 if prefix else 0
+            self._changed[rev] = [p[cut:] for p in gitfs.changed_files(top, rev)
+                                  if not prefix or p.startswith(prefix + "/")]
+        return self._changed[rev]
+
+    def shows_work_tree(self, tree: Any) -> bool:
+        """True when ``tree`` (a git revision's files, or an overlay of them) holds what the
+        work tree holds: no file differs, outside the folders no project reads (hidden ones,
+        ``target/``, ``dbt_packages/``... which a git tree sees from disk anyway).
+
+        Then the revision's project *is* the work tree's: a clean ``--all-files`` run (a fresh
+        clone in CI) loads and checks the project once, not once more for its base.
+        """
+        git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
+        loc = self.git_location()
+        if type(git).__name__ != "GitTree" or loc is None or \
+                Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
+            return False
+        return not any(_read_by_projects(p) for p in self.changed_since(git.rev))
 
     def installed_dir(self, root: str) -> str | None:
         """Where project ``root`` has its packages installed on disk (``dbt_packages/``, or
@@ -271,6 +304,13 @@ class InstalledOverlay:
         close = getattr(self.tree, "close", None)
         if close is not None:
             close()
+
+
+def _read_by_projects(path: str) -> bool:
+    """Whether a file at ``path`` can be an input of a project (the loader's walk skips
+    hidden folders and :data:`SKIP_DIRS`)."""
+    folders = path.split("/")[:-1]
+    return not any(seg.startswith(".") or seg in SKIP_DIRS for seg in folders)
 
 
 def _tree_identity(tree: Any) -> tuple[Any, ...]:
