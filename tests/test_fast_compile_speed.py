@@ -262,8 +262,8 @@ def _repo(tmp_path: Path) -> Path:
 def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
                                                               monkeypatch: Any) -> None:
     from dbt_bulwark.project import gitfs
-    from dbt_bulwark.project.gitfs import BaseOverlay
-    from dbt_bulwark.project.workspace import InstalledOverlay, open_workspace
+    from dbt_bulwark.project.gitfs import BaseOverlay, InstalledOverlay
+    from dbt_bulwark.project.workspace import open_workspace
 
     repo = _repo(tmp_path)
     assert "dbt_packages/helpers/macros/cents.sql" not in _git(repo, "ls-files")
@@ -281,19 +281,75 @@ def test_base_project_is_read_once_with_the_installed_packages(tmp_path: Path,
     overlay = BaseOverlay(raw, ws.fs, [])
     assert ws.base_project(overlay, root) is base
     assert ws.base_project(ws.tree_at("HEAD"), root) is base
-    # ws.tree_at's trees see the installed packages themselves (GitTree.see_installed_packages);
-    # a tree that does not (a submodule's, a bare GitTree) is wrapped
+    # a revision's tree is read with the installed packages through one overlay, whose tree
+    # id carries their stamp; wrapping it again adds nothing
     wrapped = ws.with_installed(raw, root)
     assert isinstance(wrapped, InstalledOverlay)
+    assert ws.with_installed(wrapped, root) is wrapped
+    assert ws.with_installed(overlay, root).tree_id == wrapped.tree_id != raw.tree_id
+    assert wrapped.tree_id.startswith(raw.tree_id + "+pkgs:")
+    assert not raw.is_dir("dbt_packages")         # the git tree itself stays as git has it
     assert "dbt_packages" in wrapped.listdir("")
+    assert wrapped.is_dir("dbt_packages/helpers")
     assert wrapped.is_file("dbt_packages/helpers/macros/cents.sql")
     assert not wrapped.is_file("dbt_packages/helpers/macros/nope.sql")
     assert "dbt_packages/helpers/macros/cents.sql" in wrapped.walk("", True, frozenset())
     assert not any(p.startswith("dbt_packages/") for p in wrapped.walk(""))   # skipped dir
-    key = ws.installed_key(root)
-    assert key and key == ws.installed_key(root)
     raw.close()
     ws.close()
+
+
+@pytestmark_git
+def test_base_cache_follows_dbt_deps(tmp_path: Path, monkeypatch: Any) -> None:
+    """What is cached of the base revision (on disk, across runs) is keyed by a tree id that
+    carries a stamp of the installed packages: after `dbt deps` installs a package, or changes
+    one of its macros, the base is read again with it, never served from before (a stale
+    base would disagree with the head on the macros: "macros changed" with no change)."""
+    from dbt_bulwark.checks import regression
+    from dbt_bulwark.project.workspace import open_workspace
+
+    repo = _repo(tmp_path)
+    shutil.rmtree(repo / "dbt_packages")          # committed, `dbt deps` not run yet
+    # a change in the work tree: the base is read from git, not taken for the work tree's
+    (repo / "models/stg_items.sql").write_text("select 1 as id, 'a' as name, 3 as price\n")
+    monkeypatch.chdir(repo)
+
+    def run() -> tuple[str, Any, Any, str]:
+        ws = open_workspace(None, str(repo), None, True)       # the cache on disk
+        root = ws.project_roots[0]
+        base = regression.Base(repo, "HEAD", "", "HEAD", "manual")
+        try:
+            tree = regression.base_tree(ws, base, root)
+            base_run = regression.BaseRun(base, root, tree, ws)
+            facts = base_run.facts()
+            assert not ws.shows_work_tree(tree)
+            macros = ws.base_project(ws.tree_at("HEAD"), root).macros
+            assert facts.macros_hash == ws.project(root).macros_hash   # nothing changed
+            return base_run.tree_id, facts, macros, ws.project(root).macros_hash
+        finally:
+            ws.save()
+            base.close()
+            ws.close()
+
+    id_before, facts_before, macros_before, _ = run()
+    assert "+pkgs:" not in id_before
+    assert macros_before is not None and "helpers" not in macros_before.by_package
+    assert run()[0] == id_before                  # nothing installed: the same key
+
+    for rel, text in PACKAGE.items():             # `dbt deps`
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text, encoding="utf-8")
+    id_installed, facts_installed, macros_installed, _ = run()
+    assert id_installed.startswith(id_before + "+pkgs:")
+    assert facts_installed.macros_hash != facts_before.macros_hash
+    assert macros_installed is not None
+    assert "cents" in macros_installed.by_package["helpers"]   # resolves at the base
+
+    cents = repo / "dbt_packages/helpers/macros/cents.sql"    # the package upgraded
+    cents.write_text("{% macro cents(c) %}({{ c }}) / 100.0{% endmacro %}\n", encoding="utf-8")
+    id_upgraded, facts_upgraded, _, _ = run()
+    assert id_upgraded not in (id_before, id_installed)
+    assert facts_upgraded.macros_hash != facts_installed.macros_hash
 
 
 @pytestmark_git

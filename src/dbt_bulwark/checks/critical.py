@@ -470,16 +470,17 @@ def compare_with_base(ctx: Any, project: Project, policy: Policy, cp: CriticalPo
     policy_changed = base_policy is None or base_policy != policy
     base_cp = critical_policy(base_policy) if base_policy is not None else cp
     cache = ctx.ws.cache
-    key = ("critical-base", _BASE_CACHE_VERSION, tree.tree_id, project.root,
-           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())),
-           ctx.ws.installed_key(project.root))
+    # the base is read with the installed packages: their stamp is part of its tree id
+    base_fs = ctx.ws.with_installed(tree, project.root)
+    key = ("critical-base", _BASE_CACHE_VERSION, base_fs.tree_id, project.root,
+           repr(sorted((str(k), repr(v)) for k, v in ctx.ws.cli_vars.items())))
     summary = cache.get(key) if cache is not None else None
     base_project: Project | None = None
 
     def load_base() -> Project:
         nonlocal base_project
         if base_project is None:
-            base_project = ctx.ws.base_project(tree, project.root)
+            base_project = ctx.ws.base_project(base_fs, project.root)
         return base_project
 
     if summary is None:

@@ -342,7 +342,6 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
     shared = base.trees.get("\0ws")
     if shared is None:
         shared = GitTree(base.top, base.rev, base.prefix)
-        shared.see_installed_packages(ws.fs, ws.project_roots)
         base.trees["\0ws"] = shared
     tree: Any = shared
     if not shared.is_file(join(root, "dbt_project.yml")):
@@ -355,7 +354,6 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
             from dbt_bulwark.project.gitfs import BaseOverlay
 
             tree = BaseOverlay(shared, ws.fs, ws.changed_since(base.rev))
-            tree.tree_id = shared.tree_id
             base.trees["\0overlay"] = tree
     base.trees[key] = tree
     return tree
@@ -405,21 +403,29 @@ class BaseRun:
     root: str
     tree: Any
     ws: Any
+    _fs: Any = None
     _project: Any = None
     _facts: Facts | None = None
 
     @property
+    def fs(self) -> Any:
+        """The base's files as its project is read: with the installed packages."""
+        if self._fs is None:
+            self._fs = self.ws.with_installed(self.tree, self.root)
+        return self._fs
+
+    @property
     def tree_id(self) -> str:
-        return str(getattr(self.tree, "tree_id", ""))
+        """The base's files, the installed packages included (their stamp)."""
+        return str(getattr(self.fs, "tree_id", ""))
 
     def _vars_key(self) -> str:
-        """--vars and the installed packages (the base is read with them)."""
-        return repr(sorted((str(k), repr(v)) for k, v in self.ws.cli_vars.items())) + \
-            "|" + self.ws.installed_key(self.root)
+        """--vars (the installed packages are in :attr:`tree_id`)."""
+        return repr(sorted((str(k), repr(v)) for k, v in self.ws.cli_vars.items()))
 
     def project(self) -> Any:
         if self._project is None:
-            self._project = self.ws.base_project(self.tree, self.root)
+            self._project = self.ws.base_project(self.fs, self.root)
         return self._project
 
     def facts(self) -> Facts:

@@ -27,11 +27,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from dbt_bulwark.cache import content_hash
 from dbt_bulwark.findings import UsageError
 from dbt_bulwark.project.fs import SKIP_DIRS, join
 
 __all__ = [
-    "GitError", "GitTree", "repo_root", "rev_exists", "run_git", "has_commits", "resolve_base",
+    "GitError", "GitTree", "BaseOverlay", "InstalledOverlay", "with_installed", "installed_stamp",
+    "tree_identity", "git_tree_of", "repo_root", "rev_exists", "run_git", "has_commits", "resolve_base",
     "default_branch", "merge_base", "changed_files",
 ]
 
@@ -319,7 +321,6 @@ class GitTree:
         if tree is None:
             raise GitError(f"revision {rev!r} does not exist in {top}")
         self.tree_id = tree
-        self.git_tree_id = tree   # tree_id without the installed-packages stamp
         # path -> blob id, for regular files and symlinks separately; dir -> child names
         self._files: dict[str, str] = {}
         self._links: dict[str, str] = {}
@@ -327,43 +328,6 @@ class GitTree:
         self._link_targets: dict[str, str] = {}
         self._load()
         self._cat = _CatFile(top)
-        # installed package folders (never committed) read from the working tree
-        self._installed: list[str] = []
-        self._work: Any = None
-
-    def see_installed_packages(self, work: Any, roots: Iterable[str]) -> None:
-        """Read each project's ``dbt_packages/`` from ``work`` (the working tree) when git
-        does not track it: `dbt deps` installs packages there, never in a commit, and the
-        base revision builds against the same installed packages as the head. The stamp of
-        what is installed joins :attr:`tree_id`, so caches keyed by it follow `dbt deps`."""
-        stamp: list[str] = []
-        for root in sorted(set(roots)):
-            for name in INSTALL_DIRS:
-                rel = join(root, name)
-                if rel in self._installed or self.is_dir(rel) or not work.is_dir(rel):
-                    continue
-                self._installed.append(rel)
-                for pkg in work.listdir(rel):
-                    try:
-                        st = os.stat(os.path.join(work.root, rel, pkg, "dbt_project.yml"))
-                        stamp.append(f"{rel}/{pkg}:{st.st_mtime_ns}:{st.st_size}")
-                    except OSError:
-                        stamp.append(f"{rel}/{pkg}")
-        if self._installed:
-            self._work = work
-            from dbt_bulwark.cache import content_hash
-
-            digest = content_hash("\n".join(stamp))[:16]
-            self.tree_id = f"{self.tree_id}+pkgs:{digest}"
-
-    def _installed_for(self, rel: str) -> str | None:
-        if not self._installed:
-            return None
-        key = join(rel)
-        for prefix in self._installed:
-            if key == prefix or key.startswith(prefix + "/"):
-                return key
-        return None
 
     # -- listing
 
@@ -449,8 +413,6 @@ class GitTree:
     # -- FileSource
 
     def read_bytes(self, rel: str) -> bytes:
-        if self._installed_for(rel) is not None:
-            return bytes(self._work.read_bytes(rel))
         key = self._resolve(rel)
         oid = self._files.get(key) if key is not None else None
         if oid is None:
@@ -458,28 +420,20 @@ class GitTree:
         return self._cat.read(oid, join(self.prefix, rel))
 
     def is_file(self, rel: str) -> bool:
-        if self._installed_for(rel) is not None:
-            return bool(self._work.is_file(rel))
         key = self._resolve(rel)
         return key is not None and key in self._files
 
     def is_dir(self, rel: str) -> bool:
-        if self._installed_for(rel) is not None:
-            return bool(self._work.is_dir(rel))
         key = self._resolve(rel)
         return key is not None and key in self._dirs
 
     def listdir(self, rel: str) -> list[str]:
-        if self._installed_for(rel) is not None:
-            return list(self._work.listdir(rel))
         key = self._resolve(rel)
         children = self._dirs.get(key) if key is not None else None
         return sorted(children) if children else []
 
     def walk(self, rel: str = "", skip_hidden: bool = True,
              skip_dirs: frozenset[str] = SKIP_DIRS) -> list[str]:
-        if self._installed_for(rel) is not None:
-            return list(self._work.walk(rel, skip_hidden, skip_dirs))
         start = join(rel)
         real = self._resolve(start)
         if real is None or real not in self._dirs:
@@ -533,6 +487,7 @@ class BaseOverlay:
         self.tree = tree
         self.work = work
         self.root = tree.root
+        self.tree_id = str(getattr(tree, "tree_id", ""))   # the files of ``tree``
         self.changed = set(changed)
 
     def read_bytes(self, rel: str) -> bytes:
@@ -556,3 +511,123 @@ class BaseOverlay:
 
     def listdir(self, rel: str) -> list[str]:
         return list(self.tree.listdir(rel))
+
+
+# ----------------------------------------------------------------------------- installed packages
+
+
+def installed_stamp(work: Any, folder: str) -> str:
+    """A stamp of the packages installed in ``folder`` of ``work`` (the working tree): the
+    path, size and modification time of every file the loader may read in each package (a
+    ``local:`` package that `dbt deps` installs as a symlink included)."""
+    parts: list[str] = []
+    for name in work.listdir(folder):
+        rel = join(folder, name)
+        files = work.walk(rel) if work.is_dir(rel) else [rel]
+        for path in files:
+            try:
+                st = os.stat(os.path.join(work.root, path))
+            except OSError:
+                continue
+            parts.append(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n")
+    return content_hash("".join(parts))
+
+
+class InstalledOverlay:
+    """A revision's files plus folders of installed packages read from the working tree.
+
+    `dbt deps` installs packages (``dbt_packages/``) in the working tree, never in a
+    commit, and a revision is built against the same installed packages as the work tree:
+    a base read from git alone could not render a model that calls a package macro. The
+    overlay's :attr:`tree_id` is the revision's plus a stamp of what is installed
+    (:func:`installed_stamp`), so caches keyed by it follow `dbt deps`. Made by
+    :func:`with_installed`.
+    """
+
+    def __init__(self, tree: Any, work: Any, installed: Mapping[str, str]):
+        self.tree = tree
+        self.work = work
+        self.root = tree.root
+        self.installed = sorted(installed)      # folders, relative to the root
+        self.stamp = content_hash("".join(f"{d}\0{installed[d]}\n"
+                                          for d in self.installed))[:16]
+        self.tree_id = f"{getattr(tree, 'tree_id', '')}+pkgs:{self.stamp}"
+
+    def _inside(self, rel: str) -> bool:
+        rel = join(rel)
+        return any(rel == d or rel.startswith(d + "/") for d in self.installed)
+
+    def _above(self, rel: str) -> list[str]:
+        """The installed folders below directory ``rel`` (not inside one)."""
+        rel = join(rel)
+        return [d for d in self.installed if not rel or d.startswith(rel + "/")]
+
+    def read_bytes(self, rel: str) -> bytes:
+        return bytes(self.work.read_bytes(rel) if self._inside(rel) else self.tree.read_bytes(rel))
+
+    def is_file(self, rel: str) -> bool:
+        return bool(self.work.is_file(rel) if self._inside(rel) else self.tree.is_file(rel))
+
+    def is_dir(self, rel: str) -> bool:
+        if self._inside(rel):
+            return bool(self.work.is_dir(rel))
+        return bool(self.tree.is_dir(rel)) or bool(self._above(rel))
+
+    def listdir(self, rel: str) -> list[str]:
+        if self._inside(rel):
+            return list(self.work.listdir(rel))
+        names = list(self.tree.listdir(rel))
+        rel = join(rel)
+        extra = {d[len(rel) + 1 if rel else 0:].split("/", 1)[0] for d in self._above(rel)}
+        if extra - set(names):
+            names = sorted(set(names) | extra)
+        return names
+
+    def walk(self, rel: str = "", skip_hidden: bool = True,
+             skip_dirs: frozenset[str] = SKIP_DIRS) -> list[str]:
+        if self._inside(rel):
+            return list(self.work.walk(rel, skip_hidden, skip_dirs))
+        out = list(self.tree.walk(rel, skip_hidden, skip_dirs))
+        rel = join(rel)
+        added = False
+        for d in self._above(rel):
+            below = d[len(rel) + 1:] if rel else d
+            if not any(seg in skip_dirs or (skip_hidden and seg.startswith("."))
+                       for seg in below.split("/")):
+                out.extend(self.work.walk(d, skip_hidden, skip_dirs))
+                added = True
+        if added:
+            out.sort()
+        return out
+
+
+def with_installed(tree: Any, work: Any, installed: Mapping[str, str]) -> Any:
+    """``tree`` (a revision's files) with the folders of ``installed`` (folder -> its
+    :func:`installed_stamp`) that it does not hold itself read from ``work``: an
+    :class:`InstalledOverlay`, or ``tree`` itself when it holds them all (an overlay's tree
+    does, so this is idempotent)."""
+    missing = {d: s for d, s in installed.items() if not tree.is_dir(d)}
+    return InstalledOverlay(tree, work, missing) if missing else tree
+
+
+def git_tree_of(tree: Any) -> GitTree | None:
+    """The :class:`GitTree` below ``tree``'s overlays (None: it is not a git tree's)."""
+    while isinstance(tree, (InstalledOverlay, BaseOverlay)):
+        tree = tree.tree
+    return tree if isinstance(tree, GitTree) else None
+
+
+def tree_identity(tree: Any) -> tuple[Any, ...]:
+    """What makes two file trees of a git revision show the same files: the git tree, and
+    the installed packages an :class:`InstalledOverlay` adds (a :class:`BaseOverlay` reads
+    unchanged files from disk, so it shows its tree's files)."""
+    stamps: list[str] = []
+    inner = tree
+    while isinstance(inner, (InstalledOverlay, BaseOverlay)):
+        if isinstance(inner, InstalledOverlay):
+            stamps.append(inner.stamp)
+        inner = inner.tree
+    if not isinstance(inner, GitTree):
+        return ("object", id(inner), tuple(sorted(stamps)))
+    return ("git", str(Path(inner.root).resolve()), inner.tree_id, inner.prefix,
+            tuple(sorted(stamps)))

@@ -57,8 +57,7 @@ class Workspace:
     _git: Any = field(default=None, repr=False)
     _trees: dict[str, Any] = field(default_factory=dict, repr=False)
     _base_projects: dict[tuple[Any, ...], Project] = field(default_factory=dict, repr=False)
-    _installed: dict[str, str | None] = field(default_factory=dict, repr=False)
-    _installed_keys: dict[str, str] = field(default_factory=dict, repr=False)
+    _installed: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _changed: dict[str, list[str]] = field(default_factory=dict, repr=False)
 
     def project(self, root: str) -> Project:
@@ -69,17 +68,20 @@ class Workspace:
         return self._projects[root]
 
     def base_project(self, tree: Any, root: str) -> Project:
-        """Project ``root`` loaded from ``tree`` (a git revision's files), once per revision:
-        the regression comparison, the critical-tags and the schema-diff checks of one run
-        share it. Trees that show the same git tree (a :class:`~dbt_bulwark.project.gitfs.GitTree`
-        and an overlay over it) give the same project."""
+        """Project ``root`` loaded from ``tree`` (a git revision's files) with the packages
+        installed on disk (:meth:`with_installed`), once per revision: the regression
+        comparison, the critical-tags and the schema-diff checks of one run share it. Trees
+        that show the same files (a :class:`~dbt_bulwark.project.gitfs.GitTree` and overlays
+        over it) give the same project."""
+        from dbt_bulwark.project.gitfs import tree_identity
+
         if self.shows_work_tree(tree):
             return self.project(root)   # the same files: the same project, loaded once
-        key = (_tree_identity(tree), root)
+        fs = self.with_installed(tree, root)
+        key = (tree_identity(fs), root)
         project = self._base_projects.get(key)
         if project is None:
-            project = load_project(self.with_installed(tree, root), root, self.cli_vars,
-                                   self.cache)
+            project = load_project(fs, root, self.cli_vars, self.cache)
             project.cache = self.analysis_cache
             self._base_projects[key] = project
         return project
@@ -102,63 +104,52 @@ class Workspace:
     def shows_work_tree(self, tree: Any) -> bool:
         """True when ``tree`` (a git revision's files, or an overlay of them) holds what the
         work tree holds: no file differs, outside the folders no project reads (hidden ones,
-        ``target/``, ``dbt_packages/``... which a git tree sees from disk anyway).
+        ``target/``, ``dbt_packages/``... which a revision is read with from disk anyway:
+        :meth:`with_installed`).
 
         Then the revision's project *is* the work tree's: a clean ``--all-files`` run (a fresh
         clone in CI) loads and checks the project once, not once more for its base.
         """
-        git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
+        from dbt_bulwark.project.gitfs import git_tree_of
+
+        git = git_tree_of(tree)
         loc = self.git_location()
-        if type(git).__name__ != "GitTree" or loc is None or \
+        if git is None or loc is None or \
                 Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
             return False
         return not any(_read_by_projects(p) for p in self.changed_since(git.rev))
 
-    def installed_dir(self, root: str) -> str | None:
-        """Where project ``root`` has its packages installed on disk (``dbt_packages/``, or
-        ``packages-install-path``), when that folder exists; None otherwise."""
+    def installed(self, root: str) -> dict[str, str]:
+        """The folders where project ``root`` has packages installed on disk
+        (``packages-install-path``, else ``dbt_packages/``; the older ``dbt_modules/``), each
+        with its :func:`~dbt_bulwark.project.gitfs.installed_stamp`."""
         if root in self._installed:
             return self._installed[root]
-        found: str | None = None
-        if root in self.project_roots:
+        from dbt_bulwark.project.gitfs import INSTALL_DIRS, installed_stamp
+
+        found: dict[str, str] = {}
+        if root in self.project_roots and isinstance(self.fs, WorkTree):
             yml = self.project(root).project_yml
             install = yml.get("packages-install-path") or yml.get("modules-path") or \
                 "dbt_packages"
-            path = join(root, str(install))
-            found = path if isinstance(install, str) and self.fs.is_dir(path) else None
+            names = [install] if isinstance(install, str) else []
+            for name in [*names, *INSTALL_DIRS]:
+                path = join(root, name)
+                if path not in found and self.fs.is_dir(path):
+                    found[path] = installed_stamp(self.fs, path)
         self._installed[root] = found
         return found
-
-    def installed_key(self, root: str) -> str:
-        """A fingerprint of the packages installed for ``root`` (file names, sizes and
-        modification times): part of the cache keys of what is read from a base revision
-        with them."""
-        if root in self._installed_keys:
-            return self._installed_keys[root]
-        from dbt_bulwark.cache import content_hash
-
-        inst = self.installed_dir(root)
-        parts: list[str] = []
-        if inst is not None:
-            base = Path(self.fs.root)
-            for rel in self.fs.walk(inst, False, frozenset()):
-                try:
-                    st = (base / rel).stat()
-                except OSError:
-                    continue
-                parts.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n")
-        key = "" if inst is None else content_hash("".join(parts))
-        self._installed_keys[root] = key
-        return key
 
     def with_installed(self, tree: Any, root: str) -> Any:
         """``tree`` (a git revision's files) with the packages installed on disk for project
         ``root``: they are not in git (``dbt deps`` writes them), and a base revision read
-        without them could not render any model that calls a package macro."""
-        inst = self.installed_dir(root)
-        if inst is None or tree.is_dir(inst) or not isinstance(self.fs, WorkTree):
-            return tree
-        return InstalledOverlay(tree, self.fs, inst)
+        without them could not render any model that calls a package macro. Its ``tree_id``
+        carries a stamp of them (:class:`~dbt_bulwark.project.gitfs.InstalledOverlay`): what
+        is cached by it follows ``dbt deps``."""
+        from dbt_bulwark.project.gitfs import with_installed
+
+        installed = self.installed(root)
+        return with_installed(tree, self.fs, installed) if installed else tree
 
     def projects(self) -> list[Project]:
         return [self.project(r) for r in self.project_roots]
@@ -237,9 +228,7 @@ class Workspace:
         if rev not in self._trees:
             from dbt_bulwark.project.gitfs import GitTree
 
-            tree = GitTree(loc[0], rev, loc[1])
-            tree.see_installed_packages(self.fs, self.project_roots)
-            self._trees[rev] = tree
+            self._trees[rev] = GitTree(loc[0], rev, loc[1])
         return self._trees[rev]
 
     def close(self) -> None:
@@ -254,73 +243,11 @@ class Workspace:
                 cache.save()
 
 
-class InstalledOverlay:
-    """A git revision's files plus one folder of installed packages read from the work tree
-    (``dbt_packages/`` is ignored by git, so a revision never holds it)."""
-
-    def __init__(self, tree: Any, work: FileSource, installed: str):
-        self.tree = tree
-        self.work = work
-        self.installed = installed
-        self.root = tree.root
-        self.tree_id = getattr(tree, "tree_id", "")
-
-    def _inside(self, rel: str) -> bool:
-        rel = join(rel)
-        return rel == self.installed or rel.startswith(self.installed + "/")
-
-    def read_bytes(self, rel: str) -> bytes:
-        return bytes(self.work.read_bytes(rel) if self._inside(rel) else self.tree.read_bytes(rel))
-
-    def is_file(self, rel: str) -> bool:
-        return bool(self.work.is_file(rel) if self._inside(rel) else self.tree.is_file(rel))
-
-    def is_dir(self, rel: str) -> bool:
-        return bool(self.work.is_dir(rel) if self._inside(rel) else self.tree.is_dir(rel))
-
-    def listdir(self, rel: str) -> list[str]:
-        if self._inside(rel):
-            return list(self.work.listdir(rel))
-        names = list(self.tree.listdir(rel))
-        parent, _, name = self.installed.rpartition("/")
-        if join(rel) == parent and name not in names:
-            names = sorted([*names, name])
-        return names
-
-    def walk(self, rel: str = "", skip_hidden: bool = True,
-             skip_dirs: frozenset[str] = SKIP_DIRS) -> list[str]:
-        if self._inside(rel):
-            return list(self.work.walk(rel, skip_hidden, skip_dirs))
-        out = list(self.tree.walk(rel, skip_hidden, skip_dirs))
-        rel = join(rel)
-        below = self.installed[len(rel) + 1:] if rel else self.installed
-        if (not rel or self.installed.startswith(rel + "/")) and not any(
-                seg in skip_dirs or (skip_hidden and seg.startswith("."))
-                for seg in below.split("/")):
-            out = sorted(out + list(self.work.walk(self.installed, skip_hidden, skip_dirs)))
-        return out
-
-    def close(self) -> None:
-        close = getattr(self.tree, "close", None)
-        if close is not None:
-            close()
-
-
 def _read_by_projects(path: str) -> bool:
     """Whether a file at ``path`` can be an input of a project (the loader's walk skips
     hidden folders and :data:`SKIP_DIRS`)."""
     folders = path.split("/")[:-1]
     return not any(seg.startswith(".") or seg in SKIP_DIRS for seg in folders)
-
-
-def _tree_identity(tree: Any) -> tuple[Any, ...]:
-    """What makes two file trees of a git revision show the same files."""
-    # an overlay of a git tree (unchanged files read from disk) shows the git tree's files
-    git = tree.tree if type(tree).__name__ == "BaseOverlay" else tree
-    tree_id = getattr(git, "git_tree_id", None)
-    if not tree_id or type(git).__name__ != "GitTree":
-        return ("object", id(tree))
-    return ("git", str(Path(git.root).resolve()), str(tree_id), str(getattr(git, "prefix", "")))
 
 
 def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,
