@@ -320,6 +320,11 @@ def _template_key(env: Any, text: str) -> tuple[str, ...]:
             f"{type(env).__module__}.{type(env).__qualname__}", sha)
 
 
+def template_store() -> ParseCache | None:
+    """The on-disk store of compiled template code (None when the run has no cache)."""
+    return _TEMPLATE_STORE
+
+
 def compiled_template(env: Any, text: str) -> Any:
     """``env.from_string(text)``, compiled once per content (in memory, then on disk)."""
     memo = (id(env), text)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -183,10 +183,7 @@ class FastCompile:
         if self.targets is None:
             self.check_macro_files()
         nodes = self.nodes_to_check()
-        if len(nodes) >= PARALLEL_MIN_NODES:
-            self.check_nodes_parallel(nodes)
-        else:
-            self.check_nodes(nodes)
+        self.check_nodes_parallel(nodes)
         return self.findings
 
     def check_nodes(self, nodes: list[Node]) -> None:
@@ -204,44 +201,19 @@ class FastCompile:
                          node=node.unique_id)
 
     def check_nodes_parallel(self, nodes: list[Node]) -> None:
-        """Check many nodes (``--all-files``) in forked workers, one per core.
+        """Check many nodes (``--all-files``) on every core (:func:`dbt_bulwark.parallel.map_shares`):
+        contiguous shares, since the nodes of a folder share their upstream."""
+        from dbt_bulwark.parallel import map_shares
 
-        Each worker takes a contiguous slice (nodes of a folder share their upstream) and
-        sends back its findings and the cache entries it computed. Falls back to one
-        process where fork is unavailable or a worker fails.
-        """
-        import multiprocessing
-        import os
-        import pickle
+        def share(chunk: Sequence[Node]) -> list[Finding]:
+            before = len(self.findings)
+            self.check_nodes(list(chunk))
+            found = self.findings[before:]
+            del self.findings[before:]
+            return found
 
-        workers = min(os.cpu_count() or 1, 4)
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            self.check_nodes(nodes)
-            return
-        mp = multiprocessing.get_context("fork")
-        size = -(-len(nodes) // workers)
-        chunks = [nodes[i:i + size] for i in range(0, len(nodes), size)]
-        cache = self.cache
-        jobs = []
-        for chunk in chunks[1:]:
-            reader, writer = mp.Pipe(duplex=False)
-            proc = mp.Process(target=_worker, args=(self, chunk, writer), daemon=True)
-            proc.start()
-            writer.close()
-            jobs.append((proc, reader, chunk))
-        self.check_nodes(chunks[0])
-        for proc, reader, chunk in jobs:
-            try:
-                findings, entries = pickle.loads(reader.recv_bytes())
-            except (EOFError, OSError, pickle.PickleError):
-                proc.join()
-                self.check_nodes(chunk)   # the worker died: do its share here
-                continue
-            proc.join()
-            self.findings.extend(findings)
-            if cache is not None:
-                for key, value in entries:
-                    cache.put(key, value)
+        for found in map_shares(nodes, share, [self.cache], PARALLEL_MIN_NODES):
+            self.findings.extend(found)
 
     def nodes_to_check(self) -> list[Node]:
         nodes = [n for n in self.project.nodes.values()
@@ -854,26 +826,6 @@ def _parents_first(nodes: list[Node]) -> list[Node]:
             stack.pop()
             out.append(node)
     return out
-
-
-def _worker(checker: Any, nodes: list[Node], conn: Any) -> None:
-    """Forked worker of :meth:`FastCompile.check_nodes_parallel`."""
-    import os
-    import pickle
-
-    try:
-        cache = checker.cache
-        if cache is not None:
-            cache.journal = []
-        checker.findings = []
-        checker.check_nodes(nodes)
-        entries = cache.journal if cache is not None else []
-        conn.send_bytes(pickle.dumps((checker.findings, entries), pickle.HIGHEST_PROTOCOL))
-    except BaseException:  # noqa: BLE001 - the parent redoes this share
-        pass
-    finally:
-        conn.close()
-        os._exit(0)   # no atexit handlers, no cache save: the parent owns the cache
 
 
 def _resolver(project: Project, dialect: str, trust_sources: bool,

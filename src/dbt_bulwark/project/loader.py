@@ -14,7 +14,7 @@ import ast
 import functools
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from dbt_bulwark.cache import ParseCache, content_hash
@@ -36,6 +36,8 @@ from dbt_bulwark.project.model import (
 )
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
+# a cold load renders this many files or more on every core (_ProjectBuilder.prerender)
+PRERENDER_MIN = 64
 SNAPSHOT_BLOCK_RE = re.compile(
     r"{%-?\s*snapshot\s+([A-Za-z_]\w*)\s*-?%}(.*?){%-?\s*endsnapshot\s*-?%}", re.S)
 PROPERTY_KEYS = ("models", "seeds", "snapshots", "analyses", "sources", "exposures", "macros",
@@ -79,6 +81,15 @@ class _Loader:
     def finding(self, path: str, line: int, code: str, message: str, severity: str = "error",
                 hint: str = "", col: int = 0) -> None:
         self.findings.append(Finding(path, line, col, code, message, severity, hint))
+
+    def peek_text(self, path: str) -> str | None:
+        """The text of ``path``, or None when :meth:`read_text` would report a problem
+        (which it does, once, when the file is really read)."""
+        try:
+            data = self.fs.read_bytes(path)
+            return yamlio.decode(data) if len(data) <= MAX_FILE_BYTES else None
+        except Exception:  # noqa: BLE001 - read_text says what is wrong with the file
+            return None
 
     def read_text(self, path: str) -> str | None:
         try:
@@ -509,13 +520,26 @@ def _split_args(args: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
+# the process that first called dbt-extractor: its thread pool does not survive a fork
+_EXTRACTOR_PID: int | None = None
+
+
 def extract_static(text: str, cache: ParseCache | None) -> dict[str, Any] | None:
-    """dbt-extractor's static parse of a model (what dbt itself tries first), or None."""
+    """dbt-extractor's static parse of a model (what dbt itself tries first), or None.
+
+    In a process forked after dbt-extractor ran (:mod:`dbt_bulwark.parallel`) it is not
+    called (its thread pool's threads are not in the child: a call could wait forever):
+    None, as for a template it cannot read, so the caller renders it as dbt falls back to."""
+    global _EXTRACTOR_PID
     key = ("extract", content_hash(text))
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
             return hit or None
+    if _EXTRACTOR_PID is None:
+        _EXTRACTOR_PID = os.getpid()
+    elif os.getpid() != _EXTRACTOR_PID:
+        return None
     try:
         from dbt_extractor import ExtractionError, py_extract_from_source
     except ImportError:  # pragma: no cover - dependency missing
@@ -891,6 +915,7 @@ class _ProjectBuilder:
                     macro_texts.append(content_hash(text))
         self.macros_hash = content_hash("".join(macro_texts))
         self.banned = any(self.macros.find(n, root_pkg.name) for n in ("ref", "source", "config"))
+        self.prerender(pkgs)
         yaml_paths: list[tuple[Package, str, str]] = []
         for pkg in pkgs:
             for rel, rp in L.files_under(pkg, "test-paths", "tests", (".sql",)):
@@ -973,27 +998,13 @@ class _ProjectBuilder:
 
     def parse_sql(self, pkg: Package, text: str, path: str) -> dict[str, Any]:
         """refs, sources, config calls of a SQL node: static first, Jinja as dbt falls back."""
-        static = None if self.banned else extract_static(text, self.L.cache)
-        if static is not None:
-            calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
-            return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
-                    "error": None, "by": "static"}
+        found = self.parse_without_render(pkg, text)
+        if found is not None:
+            return found
         vars_ = node_vars(self.root_pkg, pkg, self.L.cli_vars)
         adapter_type = self.project.adapter_type or "duckdb"
-        key = ("render", content_hash(text), pkg.name, self.macros_hash, adapter_type,
-               content_hash(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
+        key = self.render_key(pkg, text, vars_)
         cache = self.L.cache
-        if cache is not None:
-            hit = cache.get(key)
-            # a render that read env_var() holds only while those variables are unchanged
-            if hit is not None and all(os.environ.get(n) == v
-                                       for n, v in hit.get("env", {}).items()):
-                return hit
-        elided = None if self.banned else self.elide_inert_calls(pkg, text)
-        if elided is not None:
-            if cache is not None:
-                cache.put(key, elided)
-            return elided
         from dbt_bulwark.sql.jinja_env import (
             EnvVarMissing,
             RenderContext,
@@ -1028,6 +1039,63 @@ class _ProjectBuilder:
         if cache is not None:
             cache.put(key, out)
         return out
+
+    def parse_without_render(self, pkg: Package, text: str) -> dict[str, Any] | None:
+        """What :meth:`parse_sql` finds when that needs no template rendered: dbt-extractor's
+        static parse, an earlier render (cache), or a render whose only Jinja is inert calls
+        (:meth:`elide_inert_calls`, cached); None when the template must be rendered."""
+        static = None if self.banned else extract_static(text, self.L.cache)
+        if static is not None:
+            calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
+            return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
+                    "error": None, "by": "static"}
+        key = self.render_key(pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars))
+        hit = self.cached_render(key)
+        if hit is not None:
+            return hit
+        elided = None if self.banned else self.elide_inert_calls(pkg, text)
+        if elided is not None and self.L.cache is not None:
+            self.L.cache.put(key, elided)
+        return elided
+
+    def render_key(self, pkg: Package, text: str, vars_: dict[str, Any]) -> tuple[str, ...]:
+        """The parse cache's key of the parse-mode render of ``text`` in ``pkg``."""
+        return ("render", content_hash(text), pkg.name, self.macros_hash,
+                self.project.adapter_type or "duckdb",
+                content_hash(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
+
+    def cached_render(self, key: tuple[str, ...]) -> dict[str, Any] | None:
+        hit = self.L.cache.get(key) if self.L.cache is not None else None
+        # a render that read env_var() holds only while those variables are unchanged
+        if hit is not None and all(os.environ.get(n) == v
+                                   for n, v in hit.get("env", {}).items()):
+            return hit
+        return None
+
+    def prerender(self, pkgs: list[Package]) -> None:
+        """Fill the parse cache with the parse-mode renders of the models and analyses that
+        dbt-extractor cannot read, on every core (:func:`dbt_bulwark.parallel.map_shares`):
+        compiling their templates is most of a cold load. The files are then read as usual,
+        from the cache."""
+        if self.banned or self.L.cache is None:
+            return
+        todo: list[tuple[Package, str, str]] = []
+        for pkg in pkgs:
+            for key, default in (("model-paths", "models"), ("analysis-paths", "analyses")):
+                for _rel, rp in self.L.files_under(pkg, key, default, (".sql",)):
+                    text = self.L.peek_text(rp)
+                    if text is not None and self.parse_without_render(pkg, text) is None:
+                        todo.append((pkg, text, rp))
+        if len(todo) < PRERENDER_MIN:
+            return
+        from dbt_bulwark.cache import template_store
+        from dbt_bulwark.parallel import map_shares
+
+        def share(items: Sequence[tuple[Package, str, str]]) -> None:
+            for pkg, text, rp in items:
+                self.parse_sql(pkg, text, rp)
+
+        map_shares(todo, share, [self.L.cache, template_store()], PRERENDER_MIN)
 
     def elide_inert_calls(self, pkg: Package, text: str) -> dict[str, Any] | None:
         """What the parse-mode render of ``text`` would find, without compiling it, when the

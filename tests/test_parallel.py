@@ -1,0 +1,131 @@
+"""Cold runs on every core (dbt_bulwark.parallel): the same project, the same findings, and
+the children's cache entries back in the parent."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dbt_bulwark import parallel
+from dbt_bulwark.cache import ParseCache
+from dbt_bulwark.project import loader
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
+
+fork_only = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+
+
+@fork_only
+def test_shares_run_in_children_and_their_cache_entries_come_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 3)
+    cache = ParseCache(None)
+    pids: list[int] = []
+
+    def work(items: Sequence[int]) -> list[tuple[int, int]]:
+        for i in items:
+            cache.put(("square", i), i * i)
+        pids.append(os.getpid())   # the parent's list only sees the parent's share
+        return [(i, os.getpid()) for i in items]
+
+    results = parallel.map_shares(list(range(9)), work, [cache], min_items=2)
+    assert [i for share in results for i, _pid in share] == list(range(9))
+    assert pids == [os.getpid()]
+    assert {pid for share in results[1:] for _i, pid in share} - {os.getpid()}, \
+        "the other shares ran in children"
+    assert all(cache.get(("square", i)) == i * i for i in range(9))
+
+
+def test_a_short_list_is_done_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert parallel.map_shares([1, 2], lambda xs: [os.getpid()] * len(xs), [], 3) == \
+        [[os.getpid()] * 2]
+
+
+@fork_only
+def test_a_dead_child_share_is_redone_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    parent = os.getpid()
+
+    def work(items: Sequence[int]) -> list[int]:
+        if os.getpid() != parent:
+            os._exit(1)   # a child that dies without an answer
+        return list(items)
+
+    assert parallel.map_shares([1, 2, 3, 4], work, [], 2) == [[1, 2], [3, 4]]
+
+
+# ------------------------------------------------------------------ the loader's prerender
+
+MACROS = "{% macro shout(x) %}{% set y = x | upper %}{{ y }}{% endmacro %}\n"
+
+
+def _project(root: Path, n: int) -> Path:
+    files = {
+        "dbt_project.yml": "name: wide\nversion: '1.0'\nprofile: p\n",
+        "macros/shout.sql": MACROS,
+        "models/base.sql": "select 1 as id\n",
+        "models/src.yml": "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: t\n",
+    }
+    for i in range(n):
+        # a loop and a macro with a statement: dbt-extractor cannot read these, so they
+        # are rendered (what the prerender does on every core)
+        files[f"models/m{i:03}.sql"] = (
+            "{{ config(tags=['t" + str(i % 3) + "']) }}\n"
+            "{% for c in ['a', 'b'] %}select '{{ shout(c) }}' as {{ c }}, " + str(i) + " as n from "
+            + ("{{ ref('base') }}" if i % 2 else "{{ source('raw', 't') }}")
+            + "{% if not loop.last %} union all {% endif %}{% endfor %}\n")
+    files["models/static.sql"] = "select * from {{ ref('m000') }}\n"
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+def _signature(root: Path, cache: ParseCache | None) -> Any:
+    project = load_project(WorkTree(root), "", {}, cache)
+    return ({uid: (n.refs, sorted(n.sources), n.calls, n.jinja_error, n.config, n.tags)
+             for uid, n in project.nodes.items()}, sorted(repr(f) for f in project.findings))
+
+
+@fork_only
+def test_prerender_on_every_core_loads_the_same_project(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path / "p", loader.PRERENDER_MIN + 6)
+    serial = _signature(root, None)          # no cache: no prerender
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    shares: list[int] = []
+    real = parallel.map_shares
+
+    def spy(items: Sequence[Any], work: Any, caches: Sequence[Any], min_items: int) -> Any:
+        shares.append(len(items))
+        return real(items, work, caches, min_items)
+
+    monkeypatch.setattr(parallel, "map_shares", spy)
+    cache = ParseCache(None)
+    assert _signature(root, cache) == serial
+    assert shares == [loader.PRERENDER_MIN + 6], "every rendered model went to the prerender"
+    renders = [k for k in cache._data if k[0] == "render"]
+    assert len(renders) == loader.PRERENDER_MIN + 6, "the children's renders came back"
+
+
+@fork_only
+def test_dbt_extractor_is_never_called_in_a_forked_child(tmp_path: Path) -> None:
+    """Its thread pool is not in a forked child: a call there could wait forever."""
+    assert loader.extract_static("select * from {{ ref('a') }}", None) is not None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # pragma: no cover - the child
+        out = loader.extract_static("select * from {{ ref('b') }}", None)
+        os.write(write, b"none" if out is None else b"static")
+        os._exit(0)
+    os.close(write)
+    answer = os.read(read, 16)
+    os.waitpid(pid, 0)
+    assert answer == b"none"
+    assert loader.extract_static("select * from {{ ref('c') }}", None) is not None
