@@ -246,6 +246,22 @@ def test_branch_widths(sql: str, widths: list[int | None]) -> None:
     assert [b.width for b in ops.operations[0].branches] == widths
 
 
+@pytest.mark.parametrize("dialect,item", [
+    ("spark", "stack(2, 1, 2, 3, 4)"),
+    ("spark", "json_tuple(j, 'a', 'b')"),
+    ("spark", "posexplode(arr)"),
+    ("databricks", "explode(m) as (k, v)"),
+    ("clickhouse", "untuple(t)"),
+    ("bigquery", "s.*"),
+    ("snowflake", "* exclude (a)"),
+])
+def test_items_that_may_be_several_columns(dialect: str, item: str) -> None:
+    ops = set_operations(f"select {item} from t union all select 1, 2, 3", dialect)
+    assert ops is not None
+    assert [b.width for b in ops.operations[0].branches] == [None, 3]
+    assert set_width_mismatch(ops.operations[0]) is None
+
+
 def test_set_operations_inside_ctes_are_keyed_by_cte() -> None:
     sql = ("with a as (select 1 x union all select 2), b as (select 1, 2 union select 3)\n"
            "select * from a union all select * from b")

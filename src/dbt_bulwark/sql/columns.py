@@ -1744,13 +1744,15 @@ def _is_set_scope_of(parent: Any, child: Any) -> bool:
 # Set operations: how many columns each branch has
 # --------------------------------------------------------------------------------------------
 
-# functions that put several columns in the select list (DuckDB, Spark/Databricks, Hive)
+# functions that put several columns in the select list (DuckDB, Spark/Databricks, Hive,
+# ClickHouse)
 _MULTI_COLUMN_FUNCS = frozenset({
     "columns", "unpack", "unnest", "explode", "explode_outer", "posexplode",
-    "posexplode_outer", "inline", "inline_outer", "stack", "json_tuple",
+    "posexplode_outer", "inline", "inline_outer", "stack", "json_tuple", "untuple",
 })
 _MULTI_COLUMN_CLASSES = ("Columns", "Explode", "ExplodeOuter", "Posexplode",
-                         "PosexplodeOuter", "Inline", "Unnest", "Aliases")
+                         "PosexplodeOuter", "Inline", "Unnest", "Stack", "UDTF", "Aliases",
+                         "QueryTransform")
 _SET_KEYWORD = re.compile(r"\b(union|intersect|except|minus)\b", re.I)
 
 
