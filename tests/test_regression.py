@@ -225,6 +225,20 @@ def test_bulwark_check_judges_against_its_base(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "== fast-compile: FAILED" in proc.stdout, proc.stdout
 
 
+@pytest.mark.parametrize("command", [("check", "-q"), ("fast-compile",)])
+def test_run_from_the_project_subfolder_checks_the_change(tmp_path: Path,
+                                                          command: tuple[str, ...]) -> None:
+    """The dbt project one folder down (`transform/`), bulwark run there: the changed files
+    (repo-relative) are the change's nodes, not paths read against the working directory."""
+    repo = _repo(tmp_path, {f"transform/{k}": v for k, v in PROJECT.items()})
+    (repo / "transform/models/products.sql").write_text("selct id, name\nfrom {{ ref('stg_products') }}\n")
+    _git(repo, "add", "-A")
+    args = command if command[0] == "check" else (*command, "models/products.sql")
+    proc = bulwark(repo / "transform", *args)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "transform/models/products.sql:1:1: BLK130" in proc.stdout, proc.stdout
+
+
 # ----------------------------------------------------------------------------- deletions
 
 

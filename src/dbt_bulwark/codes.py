@@ -58,6 +58,7 @@ CODES: dict[str, tuple[str, str]] = {
     "BLK121": ("fast-compile", "env_var('X') without default and not set (compile-time use; parse-time use is BLK020)"),
     "BLK130": ("fast-compile", 'SQL syntax error, at the .sql line/column (mapped back through the Jinja)'),
     "BLK131": ("fast-compile", 'SQL not checked: the parser could not read it but no second opinion confirms an error'),
+    "BLK132": ("fast-compile", 'the branches of a UNION / INTERSECT / EXCEPT have different numbers of columns (certain at the head, or, for a branch of unknown width such as a.*, because one branch changed its number of columns since the base revision while that one did not)'),
     "BLK140": ("fast-compile", 'a column the query uses that no relation it reads provides (closest name as hint)'),
     "BLK150": ("fast-compile", 'a known properties key has the wrong type (description a list, data_tests not a list, config: enabled not a bool, tags not string/list...)'),
     "BLK151": ("fast-compile", 'an element of models:/columns:/versions:/tables:... is not a mapping'),

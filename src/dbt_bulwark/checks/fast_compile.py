@@ -637,6 +637,7 @@ class FastCompile:
                          f"SQL not checked: the {self.dialect} parser used by bulwark cannot "
                          f"read it ({verdict.message})", "info", node=uid)
             return
+        self.check_set_widths(node, compiled, at, branch)
         if self.check_columns and node.resource_type in ("model", "snapshot") and \
                 (self.column_nodes is None or uid in self.column_nodes):
             self.check_node_columns(node, compiled, at, branch)
@@ -750,6 +751,32 @@ class FastCompile:
         if self.cache is not None:
             self.cache.put(key, (verdict,))
         return verdict
+
+    def check_set_widths(self, node: Node, compiled: Compiled, at: Any, branch: str) -> None:
+        """UNION / INTERSECT / EXCEPT branches whose numbers of columns certainly differ
+        (BLK132); a branch of unknown width (a star) is judged against the base instead
+        (:func:`dbt_bulwark.checks.regression.set_width_regressions`)."""
+        from dbt_bulwark.sql.columns import has_set_operation
+        from dbt_bulwark.sql.sql_verdicts import set_width_mismatches
+
+        sql = compiled.sql or ""
+        if not has_set_operation(sql):
+            return
+        key = ("fc-set-widths", content_hash(sql), self.dialect, self.how)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if isinstance(cached, list) and all(
+                isinstance(c, tuple) and len(c) == 2 and isinstance(c[0], int)
+                and isinstance(c[1], str) for c in cached):
+            found: list[tuple[int, str]] = cached
+        else:
+            found = set_width_mismatches(sql, self.dialect, self.how)
+            if self.cache is not None:
+                self.cache.put(key, found)
+        for offset, message in found:
+            line, col = compiled.source_position(offset)
+            self.add_at(node.repo_path, at(line, col), "BLK132", message + branch,
+                        node=node.unique_id,
+                        hint="give every branch the same columns, in the same order")
 
     def check_node_columns(self, node: Node, compiled: Compiled, at: Any, branch: str) -> None:
         from dbt_bulwark.sql.columns import find_unknown_columns

@@ -553,6 +553,7 @@ def compare(ctx: Any, check: Any, root: str, project: Any, policy: Any,
         from dbt_bulwark.checks.standins import judge
 
         findings = judge(ctx, project, run, policy, findings)
+        findings = set_width_regressions(ctx, project, run, policy, targets, findings)
     seen = {identity(f) for f in before}
     return [dataclasses.replace(f, existing=True) if identity(f) in seen
             else dataclasses.replace(f, severity="warning") if f.code in RAISED_WHEN_NEW
@@ -769,6 +770,217 @@ def _raise(ctx: Any, project: Any, run: BaseRun, facts: Facts, before: list[Find
                            hint="restore it, or update each user in the same change",
                            node=gone if not gone.startswith("macro:") else ""))
     return out
+
+
+# ----------------------------------------------------------------------------- set widths
+
+_SET_WIDTH_NODES = ("model", "snapshot", "analysis", "test")
+_MAX_ANCESTORS = 200     # relations compared for one unknown-width branch, at most
+
+
+def set_width_regressions(ctx: Any, project: Any, run: BaseRun, policy: Any,
+                          targets: set[str] | None, findings: list[Finding]) -> list[Finding]:
+    """BLK132 for a changed node where one branch of a UNION / INTERSECT / EXCEPT changed
+    its number of columns since the base while a branch of unknown width (``a.*``) did not:
+    same SQL, reading the same relations, themselves unchanged. At the base every branch
+    had the same width (the known ones say which), so that branch still has it."""
+    fc = policy.fast_compile if policy is not None else None
+    if fc is not None and not fc.check_sql:
+        return findings
+    facts = run.facts()
+    macros_changed = bool(facts.macros_hash) and facts.macros_hash != project.macros_hash
+    erroneous = {f.node for f in findings if f.node and f.severity == "error"}
+    todo = [n for uid, n in sorted(project.nodes.items())
+            if (targets is None or uid in targets) and uid in facts.nodes
+            and uid not in erroneous and n.resource_type in _SET_WIDTH_NODES
+            and n.language == "sql" and n.package_name == project.name
+            and (macros_changed or facts.checksums.get(uid) != n.checksum)]
+    if not todo:
+        return findings
+    from dbt_bulwark.sql.columns import has_set_operation
+    from dbt_bulwark.sql.compiler import compile_cached
+    from dbt_bulwark.sql.schema import project_dialect
+
+    dialect, how = project_dialect(project, (policy.dialect if policy is not None else None)
+                                   or None)
+    out = list(findings)
+    seen: set[tuple[str, int, int]] = set()
+    for node in todo:
+        for incremental in ([False, True] if "is_incremental" in node.raw_code else [False]):
+            head = compile_cached(project, node, is_incremental=incremental)
+            if not head.trusted or head.warehouse_calls or not has_set_operation(head.sql or ""):
+                continue
+            try:
+                found = _set_width_regression(run, project, node, head, incremental, dialect,
+                                              how)
+            except Exception as exc:  # noqa: BLE001 - an extra opinion: never a crash
+                from dbt_bulwark.cache import log_exception
+
+                log_exception(exc, f"set widths of {node.unique_id}", ctx.ws.repo_root)
+                continue
+            for offset, message in found:
+                line, col = head.source_position(offset)
+                if (node.unique_id, line, col) in seen:
+                    continue
+                seen.add((node.unique_id, line, col))
+                out.append(Finding(
+                    node.repo_path, line, col, "BLK132",
+                    message + (" (is_incremental() branch)" if incremental else ""),
+                    hint="restore the column in this branch, or change every branch the "
+                         "same way", node=node.unique_id))
+    return out
+
+
+def _set_width_regression(run: BaseRun, project: Any, node: Any, head: Any, incremental: bool,
+                          dialect: str, how: str) -> list[tuple[int, str]]:
+    """(offset in the head's SQL, message) of each set operation of ``node`` that one
+    branch's new width breaks (see :func:`set_width_regressions`)."""
+    from dbt_bulwark.sql.columns import set_operations
+    from dbt_bulwark.sql.compiler import compile_cached
+
+    ops_head = set_operations(head.sql or "", dialect)
+    if ops_head is None or not any(_unknown_and_known(op) for op in ops_head.operations):
+        return []
+    base_project = run.project()
+    base_node = base_project.nodes.get(node.unique_id)
+    if base_node is None or base_node.language != "sql":
+        return []
+    base = compile_cached(base_project, base_node, is_incremental=incremental)
+    if not base.trusted or base.warehouse_calls:
+        return []
+    ops_base = set_operations(base.sql or "", dialect)
+    if ops_base is None:
+        return []
+    if how == "guess":   # the widths must read the same in every common dialect
+        for other in ("snowflake", "bigquery", "postgres"):
+            h2, b2 = set_operations(head.sql or "", other), set_operations(base.sql or "", other)
+            if h2 is not None and b2 is not None and \
+                    (_shape(h2), _shape(b2)) != (_shape(ops_head), _shape(ops_base)):
+                return []
+    by_key = {op.key: op for op in ops_base.operations}
+    same = _Unchanged(run, project, base_project, head, base, ops_head, ops_base, dialect)
+    found: list[tuple[int, str]] = []
+    for op in ops_head.operations:
+        was = by_key.get(op.key)
+        if was is None or op.by_name or was.by_name or op.op != was.op or \
+                len(op.branches) != len(was.branches) or not _unknown_and_known(op):
+            continue
+        now_w = {b.width for b in op.branches if b.width is not None}
+        was_w = {b.width for b in was.branches if b.width is not None}
+        if len(now_w) != 1 or len(was_w) != 1 or now_w == was_w:
+            continue
+        changed = [i for i, (b, a) in enumerate(zip(op.branches, was.branches, strict=True))
+                   if b.width is not None and a.width is not None and b.width != a.width]
+        kept = [i for i, (b, a) in enumerate(zip(op.branches, was.branches, strict=True))
+                if b.width is None and a.width is None and b.text == a.text
+                and same.reads(b.reads)]
+        if not changed or not kept:
+            continue
+        i, k = changed[0], kept[0]
+        found.append((op.branches[i].start or 0,
+                      f"{op.op} branches no longer have the same number of columns: branch "
+                      f"{i + 1} has {op.branches[i].width}, was {was.branches[i].width} at the "
+                      f"base revision {run.base.label}, while branch {k + 1} "
+                      f"({op.branches[k].items}, of a width bulwark cannot count) is unchanged"))
+    return found
+
+
+def _shape(ops: Any) -> list[tuple[Any, ...]]:
+    """What the verdict reads of set operations: keys, kinds and widths (not the SQL text,
+    which each dialect writes its own way)."""
+    return [(op.key, op.op, op.by_name, tuple(b.width for b in op.branches))
+            for op in ops.operations]
+
+
+def _unknown_and_known(op: Any) -> bool:
+    return not op.by_name and any(b.width is None for b in op.branches) and \
+        any(b.width is not None for b in op.branches)
+
+
+class _Unchanged:
+    """Do the tables a branch reads have the same columns at the base and the head? CTEs of
+    the same text reading unchanged tables; sources of the same properties; seeds of the
+    same header; models and snapshots that compile to the same SQL, with unchanged parents.
+    Anything else (a table outside the project, a table function) is not known unchanged."""
+
+    def __init__(self, run: BaseRun, project: Any, base_project: Any, head: Any, base: Any,
+                 ops_head: Any, ops_base: Any, dialect: str):
+        self.run, self.project, self.base_project = run, project, base_project
+        from dbt_bulwark.sql.columns import normalize_identifier
+
+        # relation placeholders under the keys the SQL's table names have
+        self.head = {normalize_identifier(k, dialect): v for k, v in head.relations.items()}
+        self.base = {normalize_identifier(k, dialect): v for k, v in base.relations.items()}
+        self.ctes_head, self.ctes_base = ops_head.ctes, ops_base.ctes
+        self.memo: dict[str, bool] = {}
+        self.budget = _MAX_ANCESTORS
+
+    def reads(self, names: Iterable[str], seen: frozenset[str] = frozenset()) -> bool:
+        for name in names:
+            if name in seen:
+                return False
+            if name in self.ctes_head or name in self.ctes_base:
+                now, was = self.ctes_head.get(name), self.ctes_base.get(name)
+                if now is None or was is None or now != was or \
+                        not self.reads(now[1], seen | {name}):
+                    return False
+                continue
+            uid = self.head.get(name)
+            if uid is None or self.base.get(name) != uid or not self.relation(uid):
+                return False
+        return True
+
+    def relation(self, uid: str) -> bool:
+        hit = self.memo.get(uid)
+        if hit is None:
+            self.memo[uid] = False      # (a cycle: not known unchanged)
+            hit = self.memo[uid] = self._relation(uid)
+        return hit
+
+    def _relation(self, uid: str) -> bool:
+        from dbt_bulwark.sql.compiler import compile_cached
+
+        self.budget -= 1
+        if self.budget < 0:
+            return False
+        if uid in self.project.sources:
+            now, was = self.project.sources[uid], self.base_project.sources.get(uid)
+            return was is not None and _source_entry(self.project, now) is not None and \
+                _source_entry(self.project, now) == _source_entry(self.base_project, was) \
+                and repr(now.config) == repr(was.config) and now.identifier == was.identifier
+        now_n, was_n = self.project.nodes.get(uid), self.base_project.nodes.get(uid)
+        if now_n is None or was_n is None or now_n.resource_type != was_n.resource_type:
+            return False
+        if now_n.resource_type == "seed":
+            return bool(now_n.seed_columns) and now_n.seed_columns == was_n.seed_columns
+        if now_n.resource_type not in ("model", "snapshot") or now_n.language != "sql" or \
+                was_n.language != "sql":
+            return False
+        if now_n.resource_type == "snapshot" and repr(now_n.config) != repr(was_n.config):
+            return False      # (hard_deletes: new_record adds a column)
+        a, b = compile_cached(self.project, now_n), compile_cached(self.base_project, was_n)
+        if not a.trusted or not b.trusted or a.warehouse_calls or a.sql != b.sql or \
+                a.relations != b.relations:
+            return False
+        return all(self.relation(p) for p in now_n.depends_on)
+
+
+def _source_entry(project: Any, source: Any) -> str | None:
+    """The properties of ``source`` that can change the relation it names (its YAML
+    entry and its table's, without columns, descriptions and tests), as text."""
+    data = project.yaml_files.get(source.repo_path)
+    if not isinstance(data, dict) or not isinstance(data.get("sources"), list):
+        return None
+    for entry in data["sources"]:
+        if not isinstance(entry, dict) or entry.get("name") != source.source_name:
+            continue
+        for table in entry.get("tables") or []:
+            if isinstance(table, dict) and table.get("name") == source.name:
+                outer = {k: v for k, v in entry.items() if k not in ("tables", "description")}
+                inner = {k: v for k, v in table.items()
+                         if k not in ("columns", "description", "data_tests", "tests")}
+                return repr((sorted(outer.items(), key=repr), sorted(inner.items(), key=repr)))
+    return None
 
 
 def _base_calls(run: BaseRun, uid: str, facts: Facts) -> list[str]:

@@ -165,7 +165,9 @@ class Workspace:
         """
         out: dict[str, set[str]] = {}
         for f in files:
-            rel = self.relative(f)
+            # callers pass repo-relative paths (already :meth:`relative`): reading them
+            # against the working directory again breaks a run from a project subfolder
+            rel = self.relative(f) if Path(f).is_absolute() else join(f)
             root = self.project_root_for(rel)
             if root is None:
                 continue

@@ -1738,3 +1738,195 @@ class _Tracer:
 
 def _is_set_scope_of(parent: Any, child: Any) -> bool:
     return any(branch is child for branch in (getattr(parent, "set_operation_scopes", None) or []))
+
+
+# --------------------------------------------------------------------------------------------
+# Set operations: how many columns each branch has
+# --------------------------------------------------------------------------------------------
+
+# functions that put several columns in the select list (DuckDB, Spark/Databricks, Hive,
+# ClickHouse)
+_MULTI_COLUMN_FUNCS = frozenset({
+    "columns", "unpack", "unnest", "explode", "explode_outer", "posexplode",
+    "posexplode_outer", "inline", "inline_outer", "stack", "json_tuple", "untuple",
+})
+_MULTI_COLUMN_CLASSES = ("Columns", "Explode", "ExplodeOuter", "Posexplode",
+                         "PosexplodeOuter", "Inline", "Unnest", "Stack", "UDTF", "Aliases",
+                         "QueryTransform")
+_SET_KEYWORD = re.compile(r"\b(union|intersect|except|minus)\b", re.I)
+
+
+@dataclass(frozen=True)
+class SetBranch:
+    """One branch of a set operation (a SELECT)."""
+
+    width: int | None            # its select items; None: the SQL alone does not say (a star)
+    text: str                    # the branch as sqlglot writes it (compared across revisions)
+    items: str                   # its select list, shortened (for messages)
+    reads: tuple[str, ...]       # tables it reads (lower-cased; "" for a table function)
+    start: int | None            # offset in the SQL of its first token with a position
+
+
+@dataclass(frozen=True)
+class SetOperation:
+    """A UNION / INTERSECT / EXCEPT and its branches (nested ones flattened)."""
+
+    key: tuple[str, int]         # (the CTEs it is in, "" for the main query; its rank there)
+    op: str                      # "UNION ALL", "UNION", "INTERSECT", "EXCEPT"
+    by_name: bool                # columns matched by name (BY NAME, CORRESPONDING, OUTER)
+    branches: tuple[SetBranch, ...]
+
+
+@dataclass(frozen=True)
+class SetOperations:
+    operations: tuple[SetOperation, ...]
+    ctes: dict[str, tuple[str, tuple[str, ...]] | None]   # name -> (text, reads); None: twice
+
+
+def has_set_operation(sql: str) -> bool:
+    """A cheap test before :func:`set_operations` (a word, in a string or not)."""
+    return _SET_KEYWORD.search(sql) is not None
+
+
+def set_operations(sql: str, dialect: str) -> SetOperations | None:
+    """The set operations of ``sql`` and the width of each branch; None when it does not
+    parse. Never raises."""
+    if not has_set_operation(sql):
+        return SetOperations((), {})
+    parsed = parse_sql(sql, dialect)
+    if parsed.expression is None:
+        return None
+    try:
+        return _set_operations(parsed.expression, dialect)
+    except Exception:  # noqa: BLE001 - an unexpected tree shape: no opinion
+        return None
+
+
+def _set_operations(tree: Any, dialect: str) -> SetOperations:
+    exp = _exp()
+
+    ctes: dict[str, tuple[str, tuple[str, ...]] | None] = {}
+    for cte in tree.find_all(exp.CTE):
+        name = _key(cte.alias_or_name, dialect)
+        entry = (cte.this.sql(dialect=dialect), _reads(cte.this, dialect))
+        ctes[name] = None if name in ctes else entry
+    ranks: dict[str, int] = {}
+    out: list[SetOperation] = []
+    for node in tree.find_all(exp.SetOperation):
+        if _in_set_operation(node):
+            continue          # a branch of an outer one: flattened there
+        where = "/".join(reversed([_key(c.alias_or_name, dialect) for c in _ancestors(node)
+                                   if isinstance(c, exp.CTE)]))
+        rank = ranks[where] = ranks.get(where, -1) + 1
+        ops: list[Any] = []
+        leaves = _set_leaves(node, ops)
+        by_name = any(o.args.get("by_name") or o.args.get("side") or o.args.get("kind")
+                      or o.args.get("on") for o in ops)
+        branches = tuple(_set_branch(leaf, dialect) for leaf in leaves)
+        out.append(SetOperation((where, rank), _op_name(node), by_name, branches))
+    return SetOperations(tuple(out), ctes)
+
+
+def _ancestors(node: Any) -> list[Any]:
+    out = []
+    parent = node.parent
+    while parent is not None:
+        out.append(parent)
+        parent = parent.parent
+    return out
+
+
+def _in_set_operation(node: Any) -> bool:
+    exp = _exp()
+
+    parent = node.parent
+    while isinstance(parent, exp.Subquery):
+        parent = parent.parent
+    return isinstance(parent, exp.SetOperation)
+
+
+def _set_leaves(node: Any, ops: list[Any]) -> list[Any]:
+    exp = _exp()
+
+    if isinstance(node, exp.Subquery):
+        return _set_leaves(node.this, ops)
+    if isinstance(node, exp.SetOperation):
+        ops.append(node)
+        return _set_leaves(node.this, ops) + _set_leaves(node.expression, ops)
+    return [node]
+
+
+def _op_name(node: Any) -> str:
+    exp = _exp()
+
+    if isinstance(node, exp.Union):
+        return "UNION" if node.args.get("distinct") else "UNION ALL"
+    return "INTERSECT" if isinstance(node, exp.Intersect) else "EXCEPT"
+
+
+def _set_branch(leaf: Any, dialect: str) -> SetBranch:
+    exp = _exp()
+
+    starts = [int(n._meta["start"]) for n in leaf.walk()
+              if getattr(n, "_meta", None) and "start" in n._meta]
+    start = min(starts) if starts else None
+    text = leaf.sql(dialect=dialect)
+    reads = _reads(leaf, dialect)
+    if not isinstance(leaf, exp.Select):
+        return SetBranch(None, text, type(leaf).__name__, reads, start)
+    items = ", ".join(p.sql(dialect=dialect) for p in leaf.expressions)
+    items = items if len(items) <= 40 else items[:37] + "..."
+    width = None if leaf.args.get("kind") or any(_expands(p) for p in leaf.expressions) \
+        else len(leaf.expressions)
+    return SetBranch(width, text, items, reads, start)
+
+
+def _reads(node: Any, dialect: str) -> tuple[str, ...]:
+    exp = _exp()
+
+    names: set[str] = set()
+    for table in node.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            names.add("")      # a table function (read_csv(...)): its width is not the SQL's
+            continue
+        names.add(".".join(_key(p.name, dialect) for p in table.parts))
+    return tuple(sorted(names))
+
+
+def _expands(proj: Any) -> bool:
+    """A select item that may stand for several columns (a star, COLUMNS(), a generator)."""
+    exp = _exp()
+
+    classes = tuple(c for c in (getattr(exp, n, None) for n in _MULTI_COLUMN_CLASSES)
+                    if isinstance(c, type))
+    for node in proj.walk(prune=lambda n: isinstance(n, (exp.Subquery, exp.Query))):
+        if isinstance(node, (exp.Subquery, exp.Query)):
+            continue          # a scalar subquery: one column
+        if isinstance(node, classes):
+            return True
+        if isinstance(node, exp.Anonymous) and str(node.name).lower() in _MULTI_COLUMN_FUNCS:
+            return True
+        if isinstance(node, exp.Star):
+            parent = node.parent
+            while parent is not None and parent is not proj.parent:
+                if isinstance(parent, exp.Func):
+                    break     # count(*), row_to_json(t.*): an argument
+                parent = parent.parent
+            else:
+                return True
+    return False
+
+
+def set_width_mismatch(op: SetOperation) -> tuple[int, int, int] | None:
+    """(index of the first branch whose known width differs from the first known one,
+    that width, the first known width), when two branches of ``op`` certainly differ."""
+    if op.by_name:
+        return None
+    known = [(i, b.width) for i, b in enumerate(op.branches) if b.width is not None]
+    if not known:
+        return None
+    first = known[0][1]
+    for i, w in known[1:]:
+        if w != first:
+            return i, w, first
+    return None

@@ -1,6 +1,7 @@
 """SQL syntax verdicts on rendered SQL: DuckDB's own parser where the dialect is DuckDB,
 else two sqlglot opinions (any dialect parsing, when the dialect is only a guess); a
-lexical pre-check, and a one-token repair that names the error's real place."""
+lexical pre-check, and a one-token repair that names the error's real place. Also the
+set operations whose branches certainly have different numbers of columns."""
 
 from __future__ import annotations
 
@@ -297,3 +298,36 @@ def _one_token_repair(sql: str, offset: int, dialects: Iterable[str]
         if parses(before + ", " + sql[m.start():]):
             return m.start(), f"missing comma before '{m.group(0)}'"
     return None
+
+
+def set_width_mismatches(sql: str, dialect: str, how: str) -> list[tuple[int, str]]:
+    """(offset in ``sql``, message) of each set operation whose branches certainly have
+    different numbers of columns. With a guessed dialect, only what sqlglot reads the same
+    way in every common dialect that parses the SQL."""
+    from dbt_bulwark.sql.columns import set_operations, set_width_mismatch
+
+    def mismatches(d: str) -> list[tuple[int, str]] | None:
+        ops = set_operations(sql, d)
+        if ops is None:
+            return None
+        out: list[tuple[int, str]] = []
+        for op in ops.operations:
+            bad = set_width_mismatch(op)
+            if bad is None:
+                continue
+            i, width, first = bad
+            j = next(k for k, b in enumerate(op.branches) if b.width is not None)
+            out.append((op.branches[i].start or 0,
+                        f"{op.op} branches have different numbers of columns: branch {i + 1} "
+                        f"has {width}, branch {j + 1} has {first}"))
+        return out
+
+    found = mismatches(dialect)
+    if not found:
+        return []
+    if how == "guess":
+        for other in ("snowflake", "bigquery", "postgres"):
+            again = mismatches(other)
+            if again is not None and again != found:
+                return []
+    return found
