@@ -676,7 +676,7 @@ class SchemaDiff:
             for ident in idents:
                 uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
                 if not uses:
-                    problem = analysis_error(compiled.sql, self.dialect, ups)
+                    problem = analysis_error(compiled.sql, self.dialect, ups, column)
                     if problem:   # no use found because the SQL could not be read
                         out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
