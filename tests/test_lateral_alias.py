@@ -168,3 +168,102 @@ def test_benign_edit_of_lateral_alias_model_is_clean(tmp_path: Path) -> None:
     _git(repo, "add", "-A")
     proc = _hook(repo, rel)
     assert proc.returncode == 0 and not _errors(proc.stdout), proc.stdout + proc.stderr
+
+
+# ---- a column removed from a Snowflake model, used downstream next to what sqlglot cannot
+# resolve (an alias in WHERE beside an undeclared source; LATERAL FLATTEN) -----------------
+
+FREIGHT = {
+    "dbt_project.yml": "name: freight\nversion: '1.0'\nconfig-version: 2\nprofile: freight\n",
+    "models/sources.yml": (
+        "version: 2\nsources:\n  - name: ops\n    tables:\n"
+        "      - name: parcels\n      - name: carriers\n"
+    ),
+    # Snowflake-only syntax (`payload:path`): no other dialect parses it
+    "models/stg_parcels.sql": (
+        "select\n"
+        "    id as parcel_id,\n"
+        "    payload:carrier.code::varchar as carrier_code,\n"
+        "    payload:tags as tags,\n"
+        "    sent_at\n"
+        "from {{ source('ops', 'parcels') }}\n"
+    ),
+    "models/parcel_tags.sql": (
+        "select\n"
+        "    parcel_id,\n"
+        "    value::string as tag\n"
+        "from {{ ref('stg_parcels') }},\n"
+        "    lateral flatten(input => tags)\n"
+    ),
+    "models/parcel_carriers.sql": (
+        "select\n"
+        "    p.parcel_id,\n"
+        "    p.carrier_code,\n"
+        "    c.carrier_name,\n"
+        "    datediff(day, p.sent_at, current_date) as age_days\n"
+        "from {{ ref('stg_parcels') }} p\n"
+        "left join {{ source('ops', 'carriers') }} c on c.code = p.carrier_code\n"
+        "where age_days < 30\n"
+    ),
+}
+# a profiles.yml checked in below the project, as CI passes it with --profiles-dir
+CHECKED_IN_PROFILE = ("freight:\n  target: prod\n  outputs:\n    prod:\n      type: snowflake\n"
+                      "      account: \"{{ env_var('FREIGHT_ACCOUNT') }}\"\n")
+
+
+def _freight(root: Path, how: str) -> Path:
+    files = dict(FREIGHT)
+    if how == "bulwark.yml":
+        files["bulwark.yml"] = "dialect: snowflake\n"
+    elif how == "checked-in profile":
+        files["profile/profiles.yml"] = CHECKED_IN_PROFILE
+    elif how == "profiles disagree":   # one per warehouse: no guess from them
+        files["profiles/snowflake/profiles.yml"] = CHECKED_IN_PROFILE
+        files["profiles/duckdb/profiles.yml"] = CHECKED_IN_PROFILE.replace("snowflake", "duckdb")
+    return committed_repo(root, files)
+
+
+def _check(repo: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in _env().items() if k != "DBT_PROFILES_DIR"}
+    return subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "check"], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytestmark_git
+@pytest.mark.parametrize("how", ["bulwark.yml", "checked-in profile"])
+def test_removed_column_used_next_to_unresolvable_names_is_reported(tmp_path: Path,
+                                                                     how: str) -> None:
+    repo = _freight(tmp_path / "repo", how)
+    rel = "models/stg_parcels.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    (repo / rel).write_text(text.replace("    id as parcel_id,\n", ""), encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _check(repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = {e.split(": ", 1)[0] + " " + e.split()[1] for e in _errors(proc.stdout)}
+    # schema-diff at the uses, and fast-compile (BLK140) where every dialect tried agrees
+    uses = {"models/parcel_carriers.sql:2:7",   # `p.parcel_id`, beside an alias in WHERE
+            "models/parcel_tags.sql:2:5"}       # `parcel_id`, beside LATERAL FLATTEN
+    assert {f"{u} BLK410" for u in uses} | {"models/stg_parcels.sql:1:1 BLK401"} <= errors, \
+        proc.stdout
+    assert {e.split()[0] for e in errors} <= uses | {"models/stg_parcels.sql:1:1"}, proc.stdout
+    assert "models/parcel_carriers.sql:2:7 BLK140" in errors, proc.stdout
+
+
+@pytestmark_git
+@pytest.mark.parametrize("how", ["bulwark.yml", "checked-in profile", "none",
+                                 "profiles disagree"])
+def test_valid_edits_next_to_unresolvable_names_stay_clean(tmp_path: Path, how: str) -> None:
+    repo = _freight(tmp_path / "repo", how)
+    rel = "models/stg_parcels.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    (repo / rel).write_text(text.replace("    sent_at\n", "    sent_at,\n    1 as batch_no\n"),
+                            encoding="utf-8")
+    rel2 = "models/parcel_carriers.sql"
+    text2 = (repo / rel2).read_text(encoding="utf-8")
+    (repo / rel2).write_text(text2.replace("where age_days < 30\n",
+                                           "where age_days < 30 and carrier_name is not null\n"),
+                             encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _check(repo)
+    assert proc.returncode == 0 and not _errors(proc.stdout), proc.stdout + proc.stderr
