@@ -659,3 +659,34 @@ def test_flatten_columns_are_known_in_snowflake() -> None:
     gone = ok.replace("select parcel_id", "select parcel_key")
     unknown = find_unknown_columns(gone, "snowflake", up)
     assert [(u.name, u.table, u.line, u.col) for u in unknown] == [("parcel_key", None, 1, 8)]
+
+
+@pytest.mark.parametrize(("sql", "dialect", "shadowed"), [
+    # a select alias of another expression: without the column the name is the alias
+    ("select p.id, coalesce(p.state, 'x') as status from __ref__p p where status = 'open'",
+     "snowflake", [True]),
+    ("select id, coalesce(state, 'x') as status from __ref__p group by id, state, status",
+     "duckdb", [True]),
+    ("select id, max(state) as status from __ref__p group by id having status > 'a'",
+     "snowflake", [True]),
+    ("select id, row_number() over (order by id) as status from __ref__p qualify status = 1",
+     "snowflake", [True]),
+    # no: qualified, BigQuery's WHERE, `x as x`, an aggregate alias in GROUP BY or in an
+    # aggregate, a window alias in WHERE, a select item
+    ("select p.id, coalesce(p.state, 'x') as status from __ref__p p where p.status = 'open'",
+     "snowflake", [False]),
+    ("select id, coalesce(state, 'x') as status from __ref__p where status = 'open'",
+     "bigquery", [False]),
+    ("select id, status as status from __ref__p where status = 'open'", "snowflake",
+     [False, False]),
+    ("select id, max(state) as status from __ref__p group by id, status", "snowflake", [False]),
+    ("select id, max(state) as status from __ref__p group by id having count(status) > 1",
+     "snowflake", [False]),
+    ("select id, row_number() over (order by id) as status from __ref__p where status = 1",
+     "snowflake", [False]),
+])
+def test_use_shadowed_by_a_select_alias(sql: str, dialect: str, shadowed: list[bool]) -> None:
+    up: dict[str, dict[str, str | None] | None] = {
+        "__ref__p": {"id": "INTEGER", "state": "VARCHAR", "status": "VARCHAR"}}
+    uses = column_uses(sql, dialect, up, "__ref__p", "status")
+    assert [u.shadowed for u in uses] == shadowed

@@ -267,3 +267,29 @@ def test_valid_edits_next_to_unresolvable_names_stay_clean(tmp_path: Path, how: 
     _git(repo, "add", "-A")
     proc = _check(repo)
     assert proc.returncode == 0 and not _errors(proc.stdout), proc.stdout + proc.stderr
+
+
+@pytestmark_git
+def test_removed_column_named_like_an_alias_in_where_is_no_use(tmp_path: Path) -> None:
+    # `where carrier_code ...` reads the relation's column while it has one, the select
+    # alias once it is gone (Snowflake): that use does not break, the qualified ones do
+    files = dict(FREIGHT)
+    files["bulwark.yml"] = "dialect: snowflake\n"
+    files["models/coded_parcels.sql"] = (
+        "select\n"
+        "    p.parcel_id,\n"
+        "    upper(p.tags::varchar) as carrier_code\n"
+        "from {{ ref('stg_parcels') }} p\n"
+        "where carrier_code is not null\n"
+    )
+    repo = committed_repo(tmp_path / "repo", files)
+    rel = "models/stg_parcels.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    line = "    payload:carrier.code::varchar as carrier_code,\n"
+    (repo / rel).write_text(text.replace(line, ""), encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _check(repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = _errors(proc.stdout)
+    assert any(e.startswith("models/parcel_carriers.sql:3:") for e in errors), proc.stdout
+    assert not any(e.startswith("models/coded_parcels.sql") for e in errors), proc.stdout

@@ -680,6 +680,8 @@ class SchemaDiff:
                     if problem:   # no use found because the SQL could not be read
                         out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
+                    if u.shadowed and kind in ("removed", "renamed"):
+                        continue   # without the column the name is the select alias there
                     is_star = _char_at(compiled.sql, u.line, u.col) == "*"
                     if is_star:
                         star_outputs.update(o for o in u.output_columns

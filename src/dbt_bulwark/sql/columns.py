@@ -144,6 +144,9 @@ class ColumnUse:
     col: int
     in_output: bool  # does this use flow into the model's output?
     output_columns: list[str] = field(default_factory=list)  # output names it flows into
+    # an unqualified name in WHERE / GROUP BY / HAVING / QUALIFY of a SELECT with an item of
+    # that alias (another expression): without the relation's column the name is the alias
+    shadowed: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -1669,8 +1672,47 @@ def column_uses(
             key = (line, ccol)
             prev = uses.get(key)
             merged = sorted(set(outputs) | set(prev.output_columns if prev else []))
-            uses[key] = ColumnUse(line, ccol, bool(merged), merged)
+            shadowed = _alias_shadowed(analysis, col) and (prev is None or prev.shadowed)
+            uses[key] = ColumnUse(line, ccol, bool(merged), merged, shadowed)
     return [uses[k] for k in sorted(uses)]
+
+
+# dialects where a WHERE clause cannot name a select alias (the others can, or may)
+_NO_ALIAS_IN_WHERE = frozenset({"bigquery", "postgres", "tsql", "trino", "presto", "oracle"})
+
+
+def _alias_shadowed(analysis: _Analysis, column: Any) -> bool:
+    """Is ``column`` (a reference sqlglot took for a relation's column) written unqualified in
+    the WHERE, GROUP BY, HAVING or QUALIFY of a SELECT that also has an item aliased to its
+    name, of another expression? Without the relation's column the name is that alias there
+    (Snowflake, DuckDB...), so losing the column breaks nothing."""
+    exp = _exp()
+
+    start = _meta_start(column.this)
+    if start is None or analysis.sql[:start].rstrip().endswith("."):
+        return False   # made by qualify, or written qualified
+    child, node = column, column.parent
+    while node is not None and not isinstance(node, exp.Select):
+        if isinstance(node, (exp.Subquery, exp.Query)):
+            return False
+        child, node = node, node.parent
+    if node is None or child.arg_key not in ("where", "group", "having", "qualify"):
+        return False
+    if child.arg_key == "where" and analysis.dialect in _NO_ALIAS_IN_WHERE:
+        return False
+    key = _key(column.name, analysis.dialect)
+    proj = _projection_named(node, key, analysis)
+    if not isinstance(proj, exp.Alias):
+        return False
+    inner = proj.this
+    if isinstance(inner, exp.Column) and _key(inner.name, analysis.dialect) == key:
+        return False   # `x as x`: the alias is the column itself
+    clause = child.arg_key
+    if inner.find(exp.Window) is not None:   # a window alias is only valid in QUALIFY
+        return clause == "qualify" and not _in_aggregate(column, node)
+    if inner.find(exp.AggFunc) is not None:  # an aggregate alias: HAVING / QUALIFY, unnested
+        return clause in ("having", "qualify") and not _in_aggregate(column, node)
+    return True
 
 
 def _projection_of(column: Any, scope: Any) -> Any | None:
