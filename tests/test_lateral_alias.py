@@ -293,3 +293,24 @@ def test_removed_column_named_like_an_alias_in_where_is_no_use(tmp_path: Path) -
     errors = _errors(proc.stdout)
     assert any(e.startswith("models/parcel_carriers.sql:3:") for e in errors), proc.stdout
     assert not any(e.startswith("models/coded_parcels.sql") for e in errors), proc.stdout
+
+
+def test_checked_in_profile_is_the_guess_only_when_unambiguous(tmp_path: Path) -> None:
+    from dbt_bulwark.project.profiles import checked_in_adapter
+
+    def write(rel: str, adapter: str, name: str = "freight") -> None:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(CHECKED_IN_PROFILE.replace("freight", name).replace("snowflake", adapter),
+                     encoding="utf-8")
+
+    assert checked_in_adapter("freight", tmp_path) is None
+    write("ci/other/deeper/profiles.yml", "bigquery")           # too deep
+    write("dbt_packages/pkg/profiles.yml", "postgres")          # an installed package's
+    write("profile/profiles.yml", "databricks", name="another")  # another profile
+    assert checked_in_adapter("freight", tmp_path) is None
+    write("profile/profiles.yml", "snowflake")
+    assert checked_in_adapter("freight", tmp_path) == "snowflake"
+    write("ci/duckdb/profiles.yml", "duckdb")                    # they disagree
+    assert checked_in_adapter("freight", tmp_path) is None
+    assert checked_in_adapter(None, tmp_path) is None
