@@ -18,6 +18,7 @@ from dbt_bulwark.sql.columns import (
     ColumnUse,
     OutputSchema,
     UnknownColumn,
+    analysis_error,
     base_type,
     column_uses,
     dialect_for_adapter,
@@ -564,3 +565,128 @@ def test_macro_return_inside_the_same_file_is_a_value_not_a_column(tmp_path: Pat
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert [f for f in findings if f["code"] == "BLK140"] == []
     assert rc == 0, findings
+
+
+# --------------------------------------------------------------------------------------------
+# Names sqlglot cannot resolve (a select alias, or a column of a relation whose columns are
+# unknown): only those references are set aside, the rest of the query is still judged
+# --------------------------------------------------------------------------------------------
+
+# `carriers` and `scans` are relations whose columns are unknown (undeclared sources)
+UNSURE_UPSTREAM: dict[str, dict[str, str | None] | None] = {
+    "__ref__parcels": {"parcel_id": "INTEGER", "weight_kg": "INTEGER", "carrier_id": "INTEGER",
+                       "sent_at": "TIMESTAMP"},
+    "carriers": None,
+    "scans": None,
+}
+_JOINED = "from __ref__parcels p join carriers c on c.carrier_id = p.carrier_id\n"
+UNSURE_SQL = {
+    "where": ("select p.{col}, p.weight_kg * 2 as double_weight, c.carrier_name\n" + _JOINED
+              + "where double_weight > 10\n"),
+    "qualify": ("select p.{col}, c.carrier_name,\n"
+                "    row_number() over (partition by p.carrier_id order by c.rank) as rn\n"
+                + _JOINED + "qualify rn = 1\n"),
+    "group_by": ("select p.{col}, c.region as area, count(*) as n\n" + _JOINED
+                 + "group by p.{col}, area\n"),
+    "exists": ("select p.{col} from __ref__parcels p\nwhere exists (select 1 from scans s\n"
+               "    join carriers c on c.carrier_id = s.carrier_id where scan_code = p.{col})\n"),
+    "scalar": ("select p.{col},\n    (select max(scanned_at) from scans s, carriers c\n"
+               "     where s.cid = c.cid and parcel_ref = p.{col}) as last_scan\n"
+               "from __ref__parcels p\n"),
+}
+
+
+@pytest.mark.parametrize("dialect", ["snowflake", "duckdb", "bigquery", "databricks"])
+@pytest.mark.parametrize("case", sorted(UNSURE_SQL))
+def test_unsure_name_leaves_the_rest_of_the_query_judged(case: str, dialect: str) -> None:
+    valid = UNSURE_SQL[case].format(col="parcel_id")
+    # valid code stays clean: the alias uses and the unknown relations' columns are not judged
+    assert find_unknown_columns(valid, dialect, UNSURE_UPSTREAM) == []
+    assert analysis_error(valid, dialect, UNSURE_UPSTREAM) is None
+    # the qualified uses of the known relation's column are found
+    uses = column_uses(valid, dialect, UNSURE_UPSTREAM, "__ref__parcels", "parcel_id")
+    assert uses and uses[0].line == 1 and uses[0].in_output
+    out = infer_output_columns(valid, dialect, UNSURE_UPSTREAM)
+    assert out.complete, out.reason
+    assert out.names[0].lower() == "parcel_id"
+    # ... and a qualified column the known relation does not have is reported at each use
+    broken = UNSURE_SQL[case].format(col="parcel_code")
+    unknown = find_unknown_columns(broken, dialect, UNSURE_UPSTREAM)
+    assert unknown and {(u.name, u.table) for u in unknown} == {("parcel_code", "p")}
+    assert (unknown[0].line, unknown[0].col) == (1, 10)
+    assert unknown[0].suggestion == "parcel_id"
+
+
+def test_unsure_name_is_said_for_that_column_only() -> None:
+    sql = UNSURE_SQL["where"].format(col="parcel_id")
+    # the WHERE's `double_weight` is the alias or a column of `carriers`: its uses are unknown
+    why = analysis_error(sql, "snowflake", UNSURE_UPSTREAM, "double_weight")
+    assert why and "select alias" in why
+    assert analysis_error(sql, "snowflake", UNSURE_UPSTREAM, "parcel_id") is None
+    assert analysis_error(sql, "snowflake", UNSURE_UPSTREAM) is None
+
+
+@pytest.mark.parametrize("dialect", ["snowflake", "duckdb"])
+def test_self_named_alias_then_lateral_use(dialect: str) -> None:
+    # `x::date as x` then `f(x)`: alias or the relation's column, sqlglot will not choose
+    sql = ("select\n    sent_at::date as sent_at,\n    dayname(sent_at) as sent_day,\n"
+           "    carrier_id as carrier_id,\n    carrier_id::varchar as carrier_code\n"
+           "from scans\nwhere sent_at > '2020-01-01'\n")
+    out = infer_output_columns(sql, dialect, {"scans": None})
+    assert out.complete, out.reason
+    assert [n.lower() for n in out.names] == ["sent_at", "sent_day", "carrier_id", "carrier_code"]
+    assert find_unknown_columns(sql, dialect, {"scans": None}) == []
+
+
+def test_unsure_never_reports_an_unqualified_name_next_to_an_unknown_relation() -> None:
+    # `carrier_nme` may be a column of `carriers` (unknown columns): never a finding
+    sql = ("select p.parcel_id, carrier_nme, p.weight_kg as w\n" + _JOINED
+           + "where w > 1 and carrier_nme is not null\n")
+    assert find_unknown_columns(sql, "snowflake", UNSURE_UPSTREAM) == []
+    assert find_unknown_columns(sql, "duckdb", UNSURE_UPSTREAM) == []
+
+
+def test_flatten_columns_are_known_in_snowflake() -> None:
+    # Snowflake's FLATTEN has fixed output columns: an unqualified name that is neither one
+    # of them nor a column of the known relation is reported; VALUE, INDEX... are not
+    up: dict[str, dict[str, str | None] | None] = {
+        "__ref__parcels": {"parcel_id": "INTEGER", "tags": "VARIANT"}}
+    ok = ("select parcel_id, value::string as tag, index as position\n"
+          "from __ref__parcels,\n    lateral flatten(input => tags)\n")
+    assert find_unknown_columns(ok, "snowflake", up) == []
+    assert [(u.line, u.col) for u in column_uses(ok, "snowflake", up, "__ref__parcels",
+                                                 "parcel_id")] == [(1, 8)]
+    gone = ok.replace("select parcel_id", "select parcel_key")
+    unknown = find_unknown_columns(gone, "snowflake", up)
+    assert [(u.name, u.table, u.line, u.col) for u in unknown] == [("parcel_key", None, 1, 8)]
+
+
+@pytest.mark.parametrize(("sql", "dialect", "shadowed"), [
+    # a select alias of another expression: without the column the name is the alias
+    ("select p.id, coalesce(p.state, 'x') as status from __ref__p p where status = 'open'",
+     "snowflake", [True]),
+    ("select id, coalesce(state, 'x') as status from __ref__p group by id, state, status",
+     "duckdb", [True]),
+    ("select id, max(state) as status from __ref__p group by id having status > 'a'",
+     "snowflake", [True]),
+    ("select id, row_number() over (order by id) as status from __ref__p qualify status = 1",
+     "snowflake", [True]),
+    # no: qualified, BigQuery's WHERE, `x as x`, an aggregate alias in GROUP BY or in an
+    # aggregate, a window alias in WHERE, a select item
+    ("select p.id, coalesce(p.state, 'x') as status from __ref__p p where p.status = 'open'",
+     "snowflake", [False]),
+    ("select id, coalesce(state, 'x') as status from __ref__p where status = 'open'",
+     "bigquery", [False]),
+    ("select id, status as status from __ref__p where status = 'open'", "snowflake",
+     [False, False]),
+    ("select id, max(state) as status from __ref__p group by id, status", "snowflake", [False]),
+    ("select id, max(state) as status from __ref__p group by id having count(status) > 1",
+     "snowflake", [False]),
+    ("select id, row_number() over (order by id) as status from __ref__p where status = 1",
+     "snowflake", [False]),
+])
+def test_use_shadowed_by_a_select_alias(sql: str, dialect: str, shadowed: list[bool]) -> None:
+    up: dict[str, dict[str, str | None] | None] = {
+        "__ref__p": {"id": "INTEGER", "state": "VARCHAR", "status": "VARCHAR"}}
+    uses = column_uses(sql, dialect, up, "__ref__p", "status")
+    assert [u.shadowed for u in uses] == shadowed

@@ -65,9 +65,14 @@ def test_lateral_alias_lineage_and_unknown_columns() -> None:
 
 @pytest.mark.parametrize("dialect", ["bigquery", "postgres"])
 def test_dialect_without_lateral_aliases_is_unchanged(dialect: str) -> None:
-    # there `due_on` can only be a column of `shipments`: bulwark still does not guess
+    # there `sent_on` in `due_on` can only be a column of `shipments`: bulwark does not
+    # guess, it sets that reference aside; the output names are the aliases either way
     out = infer_output_columns(LATERAL_SQL, dialect, {"shipments": None})
-    assert not out.complete and "missing source schemas" in (out.reason or "")
+    assert out.complete, out.reason
+    assert [n.lower() for n in out.names] == [
+        "parcel_code", "parcel_label", "sent_on", "due_on", "arrived_on"]
+    by_name = {c.name.lower(): c.expression_sql.lower() for c in out.columns}
+    assert "sent_at" not in by_name["due_on"]   # not expanded as a lateral alias
 
 
 def test_known_columns_still_prefer_what_sqlglot_chose() -> None:
@@ -163,3 +168,149 @@ def test_benign_edit_of_lateral_alias_model_is_clean(tmp_path: Path) -> None:
     _git(repo, "add", "-A")
     proc = _hook(repo, rel)
     assert proc.returncode == 0 and not _errors(proc.stdout), proc.stdout + proc.stderr
+
+
+# ---- a column removed from a Snowflake model, used downstream next to what sqlglot cannot
+# resolve (an alias in WHERE beside an undeclared source; LATERAL FLATTEN) -----------------
+
+FREIGHT = {
+    "dbt_project.yml": "name: freight\nversion: '1.0'\nconfig-version: 2\nprofile: freight\n",
+    "models/sources.yml": (
+        "version: 2\nsources:\n  - name: ops\n    tables:\n"
+        "      - name: parcels\n      - name: carriers\n"
+    ),
+    # Snowflake-only syntax (`payload:path`): no other dialect parses it
+    "models/stg_parcels.sql": (
+        "select\n"
+        "    id as parcel_id,\n"
+        "    payload:carrier.code::varchar as carrier_code,\n"
+        "    payload:tags as tags,\n"
+        "    sent_at\n"
+        "from {{ source('ops', 'parcels') }}\n"
+    ),
+    "models/parcel_tags.sql": (
+        "select\n"
+        "    parcel_id,\n"
+        "    value::string as tag\n"
+        "from {{ ref('stg_parcels') }},\n"
+        "    lateral flatten(input => tags)\n"
+    ),
+    "models/parcel_carriers.sql": (
+        "select\n"
+        "    p.parcel_id,\n"
+        "    p.carrier_code,\n"
+        "    c.carrier_name,\n"
+        "    datediff(day, p.sent_at, current_date) as age_days\n"
+        "from {{ ref('stg_parcels') }} p\n"
+        "left join {{ source('ops', 'carriers') }} c on c.code = p.carrier_code\n"
+        "where age_days < 30\n"
+    ),
+}
+# a profiles.yml checked in below the project, as CI passes it with --profiles-dir
+CHECKED_IN_PROFILE = ("freight:\n  target: prod\n  outputs:\n    prod:\n      type: snowflake\n"
+                      "      account: \"{{ env_var('FREIGHT_ACCOUNT') }}\"\n")
+
+
+def _freight(root: Path, how: str) -> Path:
+    files = dict(FREIGHT)
+    if how == "bulwark.yml":
+        files["bulwark.yml"] = "dialect: snowflake\n"
+    elif how == "checked-in profile":
+        files["profile/profiles.yml"] = CHECKED_IN_PROFILE
+    elif how == "profiles disagree":   # one per warehouse: no guess from them
+        files["profiles/snowflake/profiles.yml"] = CHECKED_IN_PROFILE
+        files["profiles/duckdb/profiles.yml"] = CHECKED_IN_PROFILE.replace("snowflake", "duckdb")
+    return committed_repo(root, files)
+
+
+def _check(repo: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in _env().items() if k != "DBT_PROFILES_DIR"}
+    return subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "check"], cwd=repo,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytestmark_git
+@pytest.mark.parametrize("how", ["bulwark.yml", "checked-in profile"])
+def test_removed_column_used_next_to_unresolvable_names_is_reported(tmp_path: Path,
+                                                                     how: str) -> None:
+    repo = _freight(tmp_path / "repo", how)
+    rel = "models/stg_parcels.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    (repo / rel).write_text(text.replace("    id as parcel_id,\n", ""), encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _check(repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = {e.split(": ", 1)[0] + " " + e.split()[1] for e in _errors(proc.stdout)}
+    # schema-diff at the uses, and fast-compile (BLK140) where every dialect tried agrees
+    uses = {"models/parcel_carriers.sql:2:7",   # `p.parcel_id`, beside an alias in WHERE
+            "models/parcel_tags.sql:2:5"}       # `parcel_id`, beside LATERAL FLATTEN
+    assert {f"{u} BLK410" for u in uses} | {"models/stg_parcels.sql:1:1 BLK401"} <= errors, \
+        proc.stdout
+    assert {e.split()[0] for e in errors} <= uses | {"models/stg_parcels.sql:1:1"}, proc.stdout
+    assert "models/parcel_carriers.sql:2:7 BLK140" in errors, proc.stdout
+
+
+@pytestmark_git
+@pytest.mark.parametrize("how", ["bulwark.yml", "checked-in profile", "none",
+                                 "profiles disagree"])
+def test_valid_edits_next_to_unresolvable_names_stay_clean(tmp_path: Path, how: str) -> None:
+    repo = _freight(tmp_path / "repo", how)
+    rel = "models/stg_parcels.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    (repo / rel).write_text(text.replace("    sent_at\n", "    sent_at,\n    1 as batch_no\n"),
+                            encoding="utf-8")
+    rel2 = "models/parcel_carriers.sql"
+    text2 = (repo / rel2).read_text(encoding="utf-8")
+    (repo / rel2).write_text(text2.replace("where age_days < 30\n",
+                                           "where age_days < 30 and carrier_name is not null\n"),
+                             encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _check(repo)
+    assert proc.returncode == 0 and not _errors(proc.stdout), proc.stdout + proc.stderr
+
+
+@pytestmark_git
+def test_removed_column_named_like_an_alias_in_where_is_no_use(tmp_path: Path) -> None:
+    # `where carrier_code ...` reads the relation's column while it has one, the select
+    # alias once it is gone (Snowflake): that use does not break, the qualified ones do
+    files = dict(FREIGHT)
+    files["bulwark.yml"] = "dialect: snowflake\n"
+    files["models/coded_parcels.sql"] = (
+        "select\n"
+        "    p.parcel_id,\n"
+        "    upper(p.tags::varchar) as carrier_code\n"
+        "from {{ ref('stg_parcels') }} p\n"
+        "where carrier_code is not null\n"
+    )
+    repo = committed_repo(tmp_path / "repo", files)
+    rel = "models/stg_parcels.sql"
+    text = (repo / rel).read_text(encoding="utf-8")
+    line = "    payload:carrier.code::varchar as carrier_code,\n"
+    (repo / rel).write_text(text.replace(line, ""), encoding="utf-8")
+    _git(repo, "add", "-A")
+    proc = _check(repo)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    errors = _errors(proc.stdout)
+    assert any(e.startswith("models/parcel_carriers.sql:3:") for e in errors), proc.stdout
+    assert not any(e.startswith("models/coded_parcels.sql") for e in errors), proc.stdout
+
+
+def test_checked_in_profile_is_the_guess_only_when_unambiguous(tmp_path: Path) -> None:
+    from dbt_bulwark.project.profiles import checked_in_adapter
+
+    def write(rel: str, adapter: str, name: str = "freight") -> None:
+        p = tmp_path / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(CHECKED_IN_PROFILE.replace("freight", name).replace("snowflake", adapter),
+                     encoding="utf-8")
+
+    assert checked_in_adapter("freight", tmp_path) is None
+    write("ci/other/deeper/profiles.yml", "bigquery")           # too deep
+    write("dbt_packages/pkg/profiles.yml", "postgres")          # an installed package's
+    write("profile/profiles.yml", "databricks", name="another")  # another profile
+    assert checked_in_adapter("freight", tmp_path) is None
+    write("profile/profiles.yml", "snowflake")
+    assert checked_in_adapter("freight", tmp_path) == "snowflake"
+    write("ci/duckdb/profiles.yml", "duckdb")                    # they disagree
+    assert checked_in_adapter("freight", tmp_path) is None
+    assert checked_in_adapter(None, tmp_path) is None

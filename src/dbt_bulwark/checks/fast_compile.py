@@ -785,15 +785,15 @@ class FastCompile:
             return
         upstream: dict[str, Any] = {}
         for ident, uid in compiled.relations.items():
-            cols = self.resolver.relation_columns(uid)
-            if cols is None:
-                return   # an upstream relation of unknown shape: stay silent
-            upstream[ident] = cols
-        if not upstream:
+            # None: a relation of unknown shape; the names that may be its columns are not
+            # judged (an unqualified name beside it, `alias.name` of it), the others are
+            upstream[ident] = self.resolver.relation_columns(uid)
+        if all(cols is None for cols in upstream.values()):
             return
         sql = compiled.sql or ""
         key = ("fc-unknown-columns", content_hash(sql), self.dialect, self.how,
-               content_hash(repr(sorted((k, sorted(v.items())) for k, v in upstream.items()))))
+               content_hash(repr(sorted((k, None if v is None else sorted(v.items()))
+                                        for k, v in upstream.items()))))
         cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             unknown = cached
@@ -801,9 +801,13 @@ class FastCompile:
             unknown = find_unknown_columns(sql, self.dialect, upstream)
             if unknown and self.how == "guess":
                 # the dialect is a guess: keep only what every common dialect agrees on
-                for other in ("snowflake", "bigquery", "postgres"):
+                from dbt_bulwark.sql.sql_verdicts import GUESS_COLUMN_DIALECTS
+
+                for other in GUESS_COLUMN_DIALECTS:
                     if not unknown:
                         break
+                    if other == self.dialect:
+                        continue
                     again = {(u.line, u.col, u.name) for u in
                              find_unknown_columns(sql, other, upstream)}
                     unknown = [u for u in unknown if (u.line, u.col, u.name) in again]

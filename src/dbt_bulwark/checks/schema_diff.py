@@ -676,10 +676,12 @@ class SchemaDiff:
             for ident in idents:
                 uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
                 if not uses:
-                    problem = analysis_error(compiled.sql, self.dialect, ups)
+                    problem = analysis_error(compiled.sql, self.dialect, ups, column)
                     if problem:   # no use found because the SQL could not be read
                         out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
+                    if u.shadowed and kind in ("removed", "renamed"):
+                        continue   # without the column the name is the select alias there
                     is_star = _char_at(compiled.sql, u.line, u.col) == "*"
                     if is_star:
                         star_outputs.update(o for o in u.output_columns

@@ -232,7 +232,11 @@ def _unknown(sql: str, parser: Parser, upstream: dict[str, Any]) -> list[Any]:
     found = [u for u in find_unknown_columns(sql, parser.dialect, upstream)
              if STANDIN not in u.name.lower()]
     if found and parser.how == "guess":
-        for other in ("snowflake", "bigquery", "postgres"):
+        from dbt_bulwark.sql.sql_verdicts import GUESS_COLUMN_DIALECTS
+
+        for other in GUESS_COLUMN_DIALECTS:
+            if other == parser.dialect:
+                continue
             again = {(u.line, u.col, u.name) for u in find_unknown_columns(sql, other, upstream)}
             found = [u for u in found if (u.line, u.col, u.name) in again]
             if not found:

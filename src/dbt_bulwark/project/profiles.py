@@ -60,3 +60,48 @@ def project_adapter(profile_name: Any, project_dir: Path) -> str | None:
         return None
     found = find_user_profile(profile_name, project_dir)
     return profile_adapter(found[1]) if found else None
+
+
+# folders never searched for a checked-in profiles.yml (installed packages, build output)
+_NOT_PROFILE_DIRS = frozenset({"dbt_packages", "dbt_modules", "target", "logs", "node_modules",
+                               "venv", "site-packages"})
+
+
+def checked_in_adapter(profile_name: Any, project_dir: Path, depth: int = 2) -> str | None:
+    """The adapter type of ``profile_name`` in a ``profiles.yml`` checked in below the
+    project (``profile/profiles.yml``, ``ci/profiles.yml``: what CI passes as
+    ``--profiles-dir``), up to ``depth`` folders down; None when there is none or the ones
+    found disagree (one per warehouse, as multi-adapter packages keep them). A guess: dbt
+    itself reads none of them without ``--profiles-dir``."""
+    if not isinstance(profile_name, str):
+        return None
+    found: set[str] = set()
+    level = [project_dir]
+    for _ in range(depth):
+        below: list[Path] = []
+        for d in level:
+            try:
+                entries = sorted(os.scandir(d), key=lambda e: e.name)
+            except OSError:
+                continue
+            for entry in entries:
+                if entry.name.startswith(".") or entry.name in _NOT_PROFILE_DIRS:
+                    continue
+                try:
+                    if not entry.is_dir(follow_symlinks=False):
+                        continue
+                except OSError:
+                    continue
+                sub = Path(entry.path)
+                below.append(sub)
+                path = sub / "profiles.yml"
+                if not path.is_file():
+                    continue
+                data = _read_yaml(path)
+                entry_profile = data.get(profile_name) if isinstance(data, dict) else None
+                if isinstance(entry_profile, dict):
+                    adapter = profile_adapter(entry_profile)
+                    if adapter:
+                        found.add(adapter)
+        level = below
+    return found.pop() if len(found) == 1 else None

@@ -144,6 +144,9 @@ class ColumnUse:
     col: int
     in_output: bool  # does this use flow into the model's output?
     output_columns: list[str] = field(default_factory=list)  # output names it flows into
+    # an unqualified name in WHERE / GROUP BY / HAVING / QUALIFY of a SELECT with an item of
+    # that alias (another expression): without the relation's column the name is the alias
+    shadowed: bool = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -592,6 +595,10 @@ class _Analysis:
     consumers: dict[int, list[tuple[Any, str]]] | None = None
     # the first SELECT's projections as written (before qualification), by position
     original_first: list[_Written] | None = None
+    # keys of the names left unresolved: references that may be a select-list alias or a
+    # column of a relation whose columns are unknown (sqlglot will not choose), taken out of
+    # the analysis so that the rest of the query is still judged (see _analyze_unsure)
+    unsure: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -688,8 +695,8 @@ def _analyze(sql: str, dialect: str, upstream: Upstream, types: bool = True) -> 
         analysis = _do_analyze(sql, dialect, parsed.expression, used, types, owned)
     except Exception as exc:  # noqa: BLE001 - never raise on user SQL
         analysis = _Analysis(sql, dialect, error=f"could not analyse SQL: {_short(exc)}")
-        if _MISSING_SCHEMAS in str(exc) and dialect in LATERAL_ALIAS_DIALECTS:
-            analysis = _analyze_lateral(sql, dialect, used, types) or analysis
+        if _MISSING_SCHEMAS in str(exc):
+            analysis = _analyze_unsure(sql, dialect, used, types, str(exc)) or analysis
     _ANALYSIS_CACHE[cache_key] = analysis
     if len(_ANALYSIS_CACHE) > _ANALYSIS_CACHE_SIZE:
         _ANALYSIS_CACHE.popitem(last=False)
@@ -708,19 +715,104 @@ LATERAL_ALIAS_DIALECTS = frozenset({
 })
 
 
-def _analyze_lateral(sql: str, dialect: str, used: dict[str, Mapping[str, str | None] | None],
-                     types: bool) -> _Analysis | None:
-    """The analysis of ``sql`` once every lateral alias reference in a SELECT list is
-    replaced by the earlier item's expression, as sqlglot does itself when the relations'
-    columns are known; None when that does not help either (a fresh parse: the failed
-    attempt qualified its tree part way)."""
-    parsed = _parse_sql(sql, dialect)
-    if not parsed.ok or not _expand_lateral_aliases(parsed.expression, dialect):
-        return None
-    try:
-        return _do_analyze(sql, dialect, parsed.expression, used, types, owned=True)
-    except Exception:  # noqa: BLE001 - never raise on user SQL
-        return None
+_UNRESOLVED = re.compile(r"Cannot resolve '(.*)' " + re.escape(_MISSING_SCHEMAS))
+# names given up on before the whole query is (each one a fresh parse and qualification)
+_MAX_UNSURE = 8
+
+
+def _analyze_unsure(sql: str, dialect: str, used: dict[str, Mapping[str, str | None] | None],
+                    types: bool, error: str) -> _Analysis | None:
+    """The analysis of ``sql`` that sqlglot refused because a name may be either a select
+    alias or a column of a relation whose columns are unknown.
+
+    First every lateral alias reference in a SELECT list is replaced by the earlier item's
+    expression (where the dialect has them), as sqlglot does itself when the relations'
+    columns are known. Each name sqlglot still cannot resolve is then taken out of the
+    analysis where it is ambiguous (:func:`_set_aside`): those references are neither judged
+    nor counted as uses (``unsure``, said by :func:`analysis_error`), and everything else
+    (a qualified ``t.col`` of a known relation, other names) is. None when that does not
+    help either. Each attempt is a fresh parse: a failed one qualified its tree part way."""
+    lateral = dialect in LATERAL_ALIAS_DIALECTS
+    unsure: set[str] = set()
+    name = _unresolved_name(error)
+    while len(unsure) <= _MAX_UNSURE:
+        parsed = _parse_sql(sql, dialect)
+        if not parsed.ok:
+            return None
+        expanded = lateral and _expand_lateral_aliases(parsed.expression, dialect)
+        if unsure and not _set_aside(parsed.expression, dialect, unsure):
+            return None   # the name is not where it can be set aside: no better than before
+        if expanded or unsure:
+            try:
+                analysis = _do_analyze(sql, dialect, parsed.expression, used, types, owned=True)
+            except Exception as exc:  # noqa: BLE001 - never raise on user SQL
+                name = _unresolved_name(str(exc))
+            else:
+                analysis.unsure = frozenset(unsure)
+                return analysis
+        if name is None or name in unsure:
+            return None
+        unsure.add(name)
+    return None
+
+
+def _unresolved_name(error: str) -> str | None:
+    """The key of the name in sqlglot's "Cannot resolve 'x' due to missing source schemas"
+    (sqlglot normalized it: it is compared as a key)."""
+    match = _UNRESOLVED.search(error)
+    return match.group(1) if match else None
+
+
+def _set_aside(tree: Any, dialect: str, keys: set[str]) -> bool:
+    """Replace each ambiguous unqualified column whose key is in ``keys`` by a call of
+    unknown type that reads no column, so that the name's other uses, and everything else,
+    are still analysed. Ambiguous (as sqlglot sees it): in the SELECT list of a query that
+    is a relation (the top query, a CTE, a derived table), a reference after an item
+    aliased to the name (a lateral alias or the relation's column: the item that defines the
+    alias stays, it names an output column); anywhere else (WHERE, GROUP BY, HAVING,
+    QUALIFY, ON, a query nested in an expression), any reference. Whether anything was
+    replaced."""
+    exp = _exp()
+
+    replaced = False
+    for column in list(tree.find_all(exp.Column)):
+        if column.table or not isinstance(column.this, exp.Identifier):
+            continue
+        key = _ident_key(column.this, dialect)
+        if key not in keys:
+            continue
+        item, select = column, column.parent
+        while select is not None and not isinstance(select, exp.Select):
+            item, select = select, select.parent
+        if select is not None and item.arg_key == "expressions" and _is_relation(select):
+            if item is column:
+                continue   # a whole select item: it names an output column
+            earlier = select.expressions[:item.index or 0]
+            if not any(isinstance(p, exp.Alias) and isinstance(p.args.get("alias"), exp.Identifier)
+                       and _ident_key(p.args["alias"], dialect) == key for p in earlier):
+                continue
+        column.replace(exp.Anonymous(this=_SET_ASIDE))
+        replaced = True
+    return replaced
+
+
+def _is_relation(select: Any) -> bool:
+    """Is ``select`` a relation (the top query, a CTE, a derived table, a branch of one),
+    not a query nested in an expression (a scalar, IN or EXISTS subquery)?"""
+    exp = _exp()
+
+    node = select.parent
+    while node is not None:
+        if isinstance(node, (exp.From, exp.Join, exp.CTE, exp.With, exp.Lateral)):
+            return True
+        if isinstance(node, exp.Select):
+            return False   # nested in one of its expressions
+        node = node.parent
+    return True
+
+
+# the call that stands in for a reference set aside (no warehouse has it; never rendered back)
+_SET_ASIDE = "bulwark_unresolved"
 
 
 def _expand_lateral_aliases(tree: Any, dialect: str) -> bool:
@@ -1529,10 +1621,18 @@ def _suggest(name: str, candidates: list[str]) -> str | None:
 # --------------------------------------------------------------------------------------------
 
 
-def analysis_error(sql: str, dialect: str, upstream: Upstream) -> str | None:
+def analysis_error(sql: str, dialect: str, upstream: Upstream,
+                   column: str | None = None) -> str | None:
     """Why ``sql`` could not be analysed against ``upstream`` (it does not parse, or the
-    analysis failed); None when it was. Cached with the analysis :func:`column_uses` reads."""
-    return _analyze(sql, dialect, upstream).error
+    analysis failed); None when it was. With ``column``: also when a reference to that name
+    was left unresolved (it may be a select alias or a column of a relation whose columns are
+    unknown), so its uses are unknown. Cached with the analysis :func:`column_uses` reads."""
+    analysis = _analyze(sql, dialect, upstream)
+    if analysis.error is None and column is not None and \
+            normalize_identifier(column, dialect) in analysis.unsure:
+        return (f"cannot tell whether '{column}' names a select alias or a column of a "
+                "relation whose columns are unknown")
+    return analysis.error
 
 
 def column_uses(
@@ -1572,8 +1672,47 @@ def column_uses(
             key = (line, ccol)
             prev = uses.get(key)
             merged = sorted(set(outputs) | set(prev.output_columns if prev else []))
-            uses[key] = ColumnUse(line, ccol, bool(merged), merged)
+            shadowed = _alias_shadowed(analysis, col) and (prev is None or prev.shadowed)
+            uses[key] = ColumnUse(line, ccol, bool(merged), merged, shadowed)
     return [uses[k] for k in sorted(uses)]
+
+
+# dialects where a WHERE clause cannot name a select alias (the others can, or may)
+_NO_ALIAS_IN_WHERE = frozenset({"bigquery", "postgres", "tsql", "trino", "presto", "oracle"})
+
+
+def _alias_shadowed(analysis: _Analysis, column: Any) -> bool:
+    """Is ``column`` (a reference sqlglot took for a relation's column) written unqualified in
+    the WHERE, GROUP BY, HAVING or QUALIFY of a SELECT that also has an item aliased to its
+    name, of another expression? Without the relation's column the name is that alias there
+    (Snowflake, DuckDB...), so losing the column breaks nothing."""
+    exp = _exp()
+
+    start = _meta_start(column.this)
+    if start is None or analysis.sql[:start].rstrip().endswith("."):
+        return False   # made by qualify, or written qualified
+    child, node = column, column.parent
+    while node is not None and not isinstance(node, exp.Select):
+        if isinstance(node, (exp.Subquery, exp.Query)):
+            return False
+        child, node = node, node.parent
+    if node is None or child.arg_key not in ("where", "group", "having", "qualify"):
+        return False
+    if child.arg_key == "where" and analysis.dialect in _NO_ALIAS_IN_WHERE:
+        return False
+    key = _key(column.name, analysis.dialect)
+    proj = _projection_named(node, key, analysis)
+    if not isinstance(proj, exp.Alias):
+        return False
+    inner = proj.this
+    if isinstance(inner, exp.Column) and _key(inner.name, analysis.dialect) == key:
+        return False   # `x as x`: the alias is the column itself
+    clause = child.arg_key
+    if inner.find(exp.Window) is not None:   # a window alias is only valid in QUALIFY
+        return clause == "qualify" and not _in_aggregate(column, node)
+    if inner.find(exp.AggFunc) is not None:  # an aggregate alias: HAVING / QUALIFY, unnested
+        return clause in ("having", "qualify") and not _in_aggregate(column, node)
+    return True
 
 
 def _projection_of(column: Any, scope: Any) -> Any | None:

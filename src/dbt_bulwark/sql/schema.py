@@ -170,7 +170,9 @@ def project_dialect(project: Project, policy_dialect: str | None = None) -> tupl
     if adapter:
         project.adapter_type = adapter
         return dialect_for_adapter(adapter), "profile"
-    return dialect_for_adapter("duckdb"), "guess"
+    # still a guess (judged leniently), but a better one than DuckDB: the adapter of a
+    # profiles.yml checked in below the project (e.g. `profile/`, passed by CI)
+    return dialect_for_adapter(checked_in_adapter(project) or "duckdb"), "guess"
 
 
 def detect_adapter(project: Project) -> str | None:
@@ -181,3 +183,17 @@ def detect_adapter(project: Project) -> str | None:
 
     return project_adapter(project.project_yml.get("profile"),
                            Path(project.abs_root or project.root or "."))
+
+
+def checked_in_adapter(project: Project) -> str | None:
+    """The adapter type of the project's profile in a profiles.yml checked in below it."""
+    from pathlib import Path
+
+    from dbt_bulwark.project.profiles import checked_in_adapter as find
+
+    if not project.abs_root:
+        return None
+    try:
+        return find(project.project_yml.get("profile"), Path(project.abs_root))
+    except Exception:  # noqa: BLE001 - an unreadable folder or profile is "no profile"
+        return None

@@ -15,6 +15,10 @@ from dbt_bulwark.spelling import edit_distance
 # sqlglot dialects tried when the project's dialect is only a guess: any one parsing = valid
 GUESS_DIALECTS = ("duckdb", "snowflake", "bigquery", "postgres", "databricks", "redshift",
                   "tsql", "trino")
+# dialects that must all agree on an unknown column when the project's dialect is a guess
+# (the guessed one among them: DuckDB, or the adapter of a profiles.yml checked in below
+# the project)
+GUESS_COLUMN_DIALECTS = ("duckdb", "snowflake", "bigquery", "postgres")
 _BACKSLASH_DIALECTS = {"bigquery", "snowflake", "mysql", "databricks", "spark", "hive",
                        "clickhouse", "doris", "starrocks", "singlestore"}
 
