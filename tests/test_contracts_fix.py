@@ -261,7 +261,10 @@ def test_dbt_builds_the_fixed_project(tmp_path: Path) -> None:
     dbt_oracle.require_dbt()
     project = tmp_path / "fixable"
     shutil.copytree(FIXTURES / "fixable", project)
-    (project / "bulwark.yml").write_text("dialect: duckdb\n")
+    # the default selection's access:public is advice (info), which --fix leaves alone;
+    # selected explicitly, a public model must have a contract and --fix writes it
+    (project / "bulwark.yml").write_text(
+        "dialect: duckdb\ncontracts:\n  select: 'tag:critical tag:locked access:public'\n")
     subprocess.run(["git", "init", "-q", str(project)], check=True)
     yml = project / "models" / "core" / "_core.yml"
     before = yml.read_text()
@@ -321,3 +324,21 @@ def test_fix_writes_only_certain_types(dtype: str | None, expression: str, diale
     from dbt_bulwark.checks.contracts import certain_type
 
     assert certain_type(dtype, expression, dialect) == expected
+
+
+def test_fix_leaves_a_public_model_that_is_only_advice_alone(tmp_path: Path) -> None:
+    """With the default selection a public model without a contract is an info finding
+    (dbt accepts it): --fix fixes what blocks, so it writes no contract for it."""
+    project = tmp_path / "fixable"
+    shutil.copytree(FIXTURES / "fixable", project)
+    (project / "bulwark.yml").write_text("dialect: duckdb\n")
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    yml = project / "models" / "core" / "_core.yml"
+    _code, findings = run(project, "--fix")
+    public = [f for f in findings if f["code"] == "BLK201" and "items_public" in f["message"]]
+    assert len(public) == 1 and public[0]["severity"] == "info", findings
+    assert "once contracts.select selects the model" in public[0]["hint"]
+    data = yaml.safe_load(yml.read_text())
+    entry = next((m for m in data.get("models", []) if m.get("name") == "items_public"), None)
+    assert entry is None or "contract" not in (entry.get("config") or {}), entry
+    assert model_entry(data, "dim_items")["config"]["contract"]["enforced"] is True

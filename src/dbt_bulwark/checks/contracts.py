@@ -257,19 +257,20 @@ def _missing_contract(c: _Ctx, node: Node) -> None:
         cannot = (f" (as {node.materialized} it cannot have one: change its materialization "
                   "or exclude it from contracts.select)")
     hint = "add `config: {contract: {enforced: true}}` and every column with its data_type"
-    if not c.fix and not cannot:
-        hint += " (bulwark check-contracts --fix does it when the SQL's types are knowable)"
-    severity = None
-    if (node.access == "public" and not c.policy.is_set("contracts.select")
-            and not {"critical", c.policy.locked.tag} & set(node.tags)):
-        # only the default selection's `access:public` picks it: dbt accepts a public model
-        # without a contract, and the project never opted in, so this is advice, not a block
-        severity = "info"
+    # only the default selection's `access:public` picks it: dbt accepts a public model
+    # without a contract, and the project never opted in, so this is advice, not a block,
+    # and --fix (which fixes what blocks) leaves the model alone
+    advice = (node.access == "public" and not c.policy.is_set("contracts.select")
+              and not {"critical", c.policy.locked.tag} & set(node.tags))
+    if not cannot and (not c.fix or advice):
+        hint += " (bulwark check-contracts --fix does it when the SQL's types are knowable"
+        hint += ", once contracts.select selects the model)" if advice else ")"
+    if advice:
         hint += " (set contracts.select in bulwark.yml to make this an error)"
     c.add(node, path, line, "BLK201",
           f"model '{node.name}' {why} but has no enforced contract{cannot}", hint=hint,
-          severity=severity)
-    if c.fix and not cannot:
+          severity="info" if advice else None)
+    if c.fix and not cannot and not advice:
         _plan_columns(c, node, enforce=True)
 
 
