@@ -2,8 +2,9 @@
 """Real-project speed benchmark: bulwark against dbt, side by side, in one run.
 
     python bench/real_bench.py --project NAME=DIR [--adapter NAME=bigquery]
-        [--dbt-dir NAME=SUBDIR ...] [--package NAME=PKG:GITDIR@REV ...] [--repeat 3]
-        [--out FILE] [--bulwark PATH] [--dbt PATH] [--pre-commit PATH] [--prepare-only]
+        [--dbt-dir NAME=SUBDIR ...] [--package NAME=PKG:GITDIR@REV ...] [--vars NAME=JSON]
+        [--repeat 3] [--out FILE] [--bulwark PATH] [--dbt PATH] [--pre-commit PATH]
+        [--prepare-only]
 
 DIR is a dbt project folder of a checkout of a real public project (e.g. cal-itp/data-infra's
 ``warehouse/``), or a folder holding several dbt projects (a monorepo), each named by a
@@ -27,6 +28,8 @@ snowflake / postgres / duckdb), and times, median of --repeat runs, wall clock a
   no hook environment is built; pre-commit's own start-up, file filtering and the
   staged-files stash are measured.
 
+``--vars NAME=JSON`` passes ``--vars JSON`` to every ``dbt parse`` and ``bulwark check`` of
+the project (the hook's ``args``), e.g. to enable models that are off by default.
 ``--prepare-only`` makes the copies and prints their ``dbt parse`` command, to get it
 working by hand first. Standard library only. Prints (and with --out writes) a Markdown
 table.
@@ -35,6 +38,7 @@ table.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
@@ -87,7 +91,7 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def prepare(name: str, src: Path, work: Path, adapter: str, packages: list[str],
-            bulwark: str, dbt_dirs: list[str]) -> tuple[Path, Path]:
+            bulwark: str, dbt_dirs: list[str], vars_: list[str]) -> tuple[Path, Path]:
     dest = work / name
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(
@@ -98,6 +102,7 @@ def prepare(name: str, src: Path, work: Path, adapter: str, packages: list[str],
         "repos:\n  - repo: local\n    hooks:\n      - id: bulwark\n"
         "        name: 'bulwark: all static checks (one project load)'\n"
         f"        entry: {bulwark} check\n        language: system\n"
+        + (f"        args: {json.dumps(vars_)}\n" if vars_ else "") +
         f"        files: '{HOOK_FILES}'\n"
         "        types_or: [sql, yaml, python, csv, markdown]\n"
         "        exclude: '(^|/)(dbt_packages|dbt_internal_packages)/'\n"
@@ -153,7 +158,7 @@ def dbt_parse(dbt: str, project: Path, dbt_dirs: list[str], *flags: str) -> list
 
 
 def bench_project(name: str, project: Path, profiles: Path, args: argparse.Namespace,
-                  dbt_dirs: list[str]
+                  dbt_dirs: list[str], vars_: list[str]
                   ) -> list[tuple[str, str, list[tuple[float, float, int, str]]]]:
     env = {**os.environ, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1",
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PRE_COMMIT_COLOR": "never"}
@@ -179,10 +184,10 @@ def bench_project(name: str, project: Path, profiles: Path, args: argparse.Names
 
     dbt = args.dbt
     series("dbt parse --no-partial-parse",
-           dbt_parse(dbt, project, dbt_dirs, "--no-partial-parse"))
-    run(dbt_parse(dbt, project, dbt_dirs), project, env)
-    series("dbt parse (partial)", dbt_parse(dbt, project, dbt_dirs))
-    check = [args.bulwark, "check", "--all-files", "-q"]
+           dbt_parse(dbt, project, dbt_dirs, *vars_, "--no-partial-parse"))
+    run(dbt_parse(dbt, project, dbt_dirs, *vars_), project, env)
+    series("dbt parse (partial)", dbt_parse(dbt, project, dbt_dirs, *vars_))
+    check = [args.bulwark, "check", "--all-files", "-q", *vars_]
     series("bulwark check --all-files (cold)", check,
            before=lambda i: shutil.rmtree(cache, ignore_errors=True))
     run(check, project, env)
@@ -211,6 +216,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", action="append", required=True, metavar="NAME=DIR")
     ap.add_argument("--adapter", action="append", default=[], metavar="NAME=TYPE")
+    ap.add_argument("--vars", action="append", default=[], metavar="NAME=JSON")
     ap.add_argument("--dbt-dir", dest="dbt_dir", action="append", default=[],
                     metavar="NAME=SUBDIR")
     ap.add_argument("--package", action="append", default=[], metavar="NAME=PKG:GITDIR@REV")
@@ -225,6 +231,7 @@ def main() -> int:
                     help="make the fresh copies in --workdir and print their dbt parse command")
     args = ap.parse_args()
     adapters = dict(a.split("=", 1) for a in args.adapter)
+    project_vars = {k: ["--vars", v] for k, v in (a.split("=", 1) for a in args.vars)}
     packages: dict[str, list[str]] = {}
     for spec in args.package:
         key, value = spec.split("=", 1)
@@ -240,15 +247,15 @@ def main() -> int:
     for spec in args.project:
         name, path = spec.split("=", 1)
         print(f"{name}: preparing a fresh copy", flush=True)
-        subs = dbt_dirs.get(name, ["."])
+        subs, vars_ = dbt_dirs.get(name, ["."]), project_vars.get(name, [])
         project, profiles = prepare(name, Path(path).resolve(), work,
                                     adapters.get(name, "duckdb"), packages.get(name, []),
-                                    args.bulwark, subs)
+                                    args.bulwark, subs, vars_)
         if args.prepare_only:
-            print(f"  {project}: DBT_PROFILES_DIR={profiles} "
-                  f"{shlex.join(dbt_parse(args.dbt, project, subs, '--no-partial-parse'))}")
+            cmd = dbt_parse(args.dbt, project, subs, *vars_, "--no-partial-parse")
+            print(f"  {project}: DBT_PROFILES_DIR={profiles} {shlex.join(cmd)}")
             continue
-        all_rows.extend(bench_project(name, project, profiles, args, subs))
+        all_rows.extend(bench_project(name, project, profiles, args, subs, vars_))
     if args.prepare_only:
         return 0
     lines = [f"- date: {started}; machine: {os.cpu_count()} CPU(s), {platform.platform()}; "
