@@ -2,7 +2,8 @@
 """Real-project speed benchmark: bulwark against dbt, side by side, in one run.
 
     python bench/real_bench.py --project NAME=DIR [--adapter NAME=bigquery]
-        [--dbt-dir NAME=SUBDIR ...] [--package NAME=PKG:GITDIR@REV ...] [--vars NAME=JSON]
+        [--dbt-dir NAME=SUBDIR ...] [--edit-dir NAME=SUBDIR ...] [--vars NAME=JSON]
+        [--package NAME=PKG:GITDIR@REV ...] [--package NAME=PKG:local:PATH ...]
         [--repeat 3] [--out FILE] [--bulwark PATH] [--dbt PATH] [--pre-commit PATH]
         [--prepare-only]
 
@@ -13,7 +14,8 @@ script makes a fresh copy (no ``dbt_packages/``, ``target/``, ``.bulwark-cache/`
 it in a new git repository, installs the given packages from local git mirrors (``dbt
 deps`` needs the hub, which may be unreachable; a package is a ``git archive`` of REV into
 ``dbt_packages/PKG``, or into the folder PKG of the copy when PKG is a path such as
-``SUBDIR/dbt_packages/dbt_utils``), writes a dummy profile for the adapter covering every
+``SUBDIR/dbt_packages/dbt_utils``; ``PKG:local:PATH`` is a symlink to PATH, as ``dbt deps``
+installs a ``local:`` package), writes a dummy profile for the adapter covering every
 profile name of the dbt projects (``dbt parse`` works offline with it for bigquery /
 snowflake / postgres / duckdb), and times, median of --repeat runs, wall clock and CPU
 (user+sys):
@@ -22,11 +24,11 @@ snowflake / postgres / duckdb), and times, median of --repeat runs, wall clock a
   monorepo, one ``sh -c`` parses every ``--dbt-dir`` in turn, so a row is their sum;
 * ``bulwark check --all-files`` cold (``.bulwark-cache/`` deleted) and warm;
 * a 1-file and a 10-file commit through ``pre-commit run`` with the combined ``bulwark``
-  hook, cold and warm (model files spread over the ``models/`` of every ``--dbt-dir``).
-  The hook is declared ``repo: local`` / ``language: system`` with the same ``entry``
-  (``bulwark check``) and ``files`` as the ``bulwark`` id of ``.pre-commit-hooks.yaml``, so
-  no hook environment is built; pre-commit's own start-up, file filtering and the
-  staged-files stash are measured.
+  hook, cold and warm (model files spread over the ``models/`` of every ``--dbt-dir``, or
+  of every ``--edit-dir NAME=SUBDIR`` when given). The hook is declared ``repo: local`` /
+  ``language: system`` with the same ``entry`` (``bulwark check``) and ``files`` as the
+  ``bulwark`` id of ``.pre-commit-hooks.yaml``, so no hook environment is built;
+  pre-commit's own start-up, file filtering and the staged-files stash are measured.
 
 ``--vars NAME=JSON`` passes ``--vars JSON`` to every ``dbt parse`` and ``bulwark check`` of
 the project (the hook's ``args``), e.g. to enable models that are off by default.
@@ -110,10 +112,14 @@ def prepare(name: str, src: Path, work: Path, adapter: str, packages: list[str],
     git(dest, "init", "-q")
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "fresh clone")
-    for spec in packages:  # PKG:GITDIR@REV, PKG a name or a path in the copy
+    for spec in packages:  # PKG:GITDIR@REV or PKG:local:PATH, PKG a name or a path
         pkg, rest = spec.split(":", 1)
-        gitdir, rev = rest.rsplit("@", 1)
         target = dest / pkg if "/" in pkg else dest / "dbt_packages" / pkg
+        if rest.startswith("local:"):   # a symlink, as dbt deps installs a `local:` package
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(rest.removeprefix("local:"))
+            continue
+        gitdir, rev = rest.rsplit("@", 1)
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "--git-dir", gitdir, "archive", rev], check=True,
                                  capture_output=True).stdout
@@ -158,7 +164,7 @@ def dbt_parse(dbt: str, project: Path, dbt_dirs: list[str], *flags: str) -> list
 
 
 def bench_project(name: str, project: Path, profiles: Path, args: argparse.Namespace,
-                  dbt_dirs: list[str], vars_: list[str]
+                  dbt_dirs: list[str], vars_: list[str], edit_dirs: list[str]
                   ) -> list[tuple[str, str, list[tuple[float, float, int, str]]]]:
     env = {**os.environ, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1",
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PRE_COMMIT_COLOR": "never"}
@@ -197,7 +203,7 @@ def bench_project(name: str, project: Path, profiles: Path, args: argparse.Names
         def stage(i: int, n: int = n, cold: bool = False) -> None:
             if cold:
                 shutil.rmtree(cache, ignore_errors=True)
-            edit(project, n, i, dbt_dirs)
+            edit(project, n, i, edit_dirs)
 
         def unstage(i: int) -> None:
             reset(project)
@@ -218,6 +224,8 @@ def main() -> int:
     ap.add_argument("--adapter", action="append", default=[], metavar="NAME=TYPE")
     ap.add_argument("--vars", action="append", default=[], metavar="NAME=JSON")
     ap.add_argument("--dbt-dir", dest="dbt_dir", action="append", default=[],
+                    metavar="NAME=SUBDIR")
+    ap.add_argument("--edit-dir", dest="edit_dir", action="append", default=[],
                     metavar="NAME=SUBDIR")
     ap.add_argument("--package", action="append", default=[], metavar="NAME=PKG:GITDIR@REV")
     ap.add_argument("--repeat", type=int, default=3)
@@ -240,6 +248,10 @@ def main() -> int:
     for spec in args.dbt_dir:
         key, value = spec.split("=", 1)
         dbt_dirs.setdefault(key, []).append(value)
+    edit_dirs: dict[str, list[str]] = {}
+    for spec in args.edit_dir:
+        key, value = spec.split("=", 1)
+        edit_dirs.setdefault(key, []).append(value)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -255,7 +267,8 @@ def main() -> int:
             cmd = dbt_parse(args.dbt, project, subs, *vars_, "--no-partial-parse")
             print(f"  {project}: DBT_PROFILES_DIR={profiles} {shlex.join(cmd)}")
             continue
-        all_rows.extend(bench_project(name, project, profiles, args, subs, vars_))
+        all_rows.extend(bench_project(name, project, profiles, args, subs, vars_,
+                                      edit_dirs.get(name, subs)))
     if args.prepare_only:
         return 0
     lines = [f"- date: {started}; machine: {os.cpu_count()} CPU(s), {platform.platform()}; "
