@@ -2,34 +2,49 @@
 """Real-project speed benchmark: bulwark against dbt, side by side, in one run.
 
     python bench/real_bench.py --project NAME=DIR [--adapter NAME=bigquery]
-        [--package NAME=PKG:GITDIR@REV ...] [--repeat 3] [--out FILE]
-        [--bulwark PATH] [--dbt PATH] [--pre-commit PATH]
+        [--dbt-dir NAME=SUBDIR ...] [--edit-dir NAME=SUBDIR ...] [--vars NAME=JSON]
+        [--package NAME=PKG:GITDIR@REV ...] [--package NAME=PKG:local:PATH ...]
+        [--repeat 3] [--out FILE] [--bulwark PATH] [--dbt PATH] [--pre-commit PATH]
+        [--prepare-only]
 
 DIR is a dbt project folder of a checkout of a real public project (e.g. cal-itp/data-infra's
-``warehouse/``). For each project the script makes a fresh copy (no ``dbt_packages/``,
-``target/``, ``.bulwark-cache/``), commits it in a new git repository, installs the given
-packages from local git mirrors (``dbt deps`` needs the hub, which may be unreachable; a
-package is a ``git archive`` of REV into ``dbt_packages/PKG``), writes a dummy profile for
-the adapter (``dbt parse`` works offline with it for bigquery / snowflake / postgres /
-duckdb), and times, median of --repeat runs, wall clock and CPU (user+sys):
+``warehouse/``), or a folder holding several dbt projects (a monorepo), each named by a
+``--dbt-dir NAME=SUBDIR`` (default: DIR itself is the one project). For each project the
+script makes a fresh copy (no ``dbt_packages/``, ``target/``, ``.bulwark-cache/``), commits
+it in a new git repository, installs the given packages from local git mirrors (``dbt
+deps`` needs the hub, which may be unreachable; a package is a ``git archive`` of REV into
+``dbt_packages/PKG``, or into the folder PKG of the copy when PKG is a path such as
+``SUBDIR/dbt_packages/dbt_utils``; ``PKG:local:PATH`` is a symlink to PATH, as ``dbt deps``
+installs a ``local:`` package), writes a dummy profile for the adapter covering every
+profile name of the dbt projects (``dbt parse`` works offline with it for bigquery /
+snowflake / postgres / duckdb), and times, median of --repeat runs, wall clock and CPU
+(user+sys):
 
-* ``dbt parse --no-partial-parse`` and ``dbt parse`` (partial, nothing changed);
+* ``dbt parse --no-partial-parse`` and ``dbt parse`` (partial, nothing changed); in a
+  monorepo, one ``sh -c`` parses every ``--dbt-dir`` in turn, so a row is their sum;
 * ``bulwark check --all-files`` cold (``.bulwark-cache/`` deleted) and warm;
 * a 1-file and a 10-file commit through ``pre-commit run`` with the combined ``bulwark``
-  hook, cold and warm. The hook is declared ``repo: local`` / ``language: system`` with
-  the same ``entry`` (``bulwark check``) and ``files`` as the ``bulwark`` id of
-  ``.pre-commit-hooks.yaml``, so no hook environment is built; pre-commit's own start-up,
-  file filtering and the staged-files stash are measured.
+  hook, cold and warm (model files spread over the ``models/`` of every ``--dbt-dir``, or
+  of every ``--edit-dir NAME=SUBDIR`` when given). The hook is declared ``repo: local`` /
+  ``language: system`` with the same ``entry`` (``bulwark check``) and ``files`` as the
+  ``bulwark`` id of ``.pre-commit-hooks.yaml``, so no hook environment is built;
+  pre-commit's own start-up, file filtering and the staged-files stash are measured.
 
-Standard library only. Prints (and with --out writes) a Markdown table.
+``--vars NAME=JSON`` passes ``--vars JSON`` to every ``dbt parse`` and ``bulwark check`` of
+the project (the hook's ``args``), e.g. to enable models that are off by default.
+``--prepare-only`` makes the copies and prints their ``dbt parse`` command, to get it
+working by hand first. Standard library only. Prints (and with --out writes) a Markdown
+table.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -78,7 +93,7 @@ def git(cwd: Path, *args: str) -> str:
 
 
 def prepare(name: str, src: Path, work: Path, adapter: str, packages: list[str],
-            bulwark: str) -> tuple[Path, Path]:
+            bulwark: str, dbt_dirs: list[str], vars_: list[str]) -> tuple[Path, Path]:
     dest = work / name
     shutil.rmtree(dest, ignore_errors=True)
     shutil.copytree(src, dest, symlinks=True, ignore=shutil.ignore_patterns(
@@ -89,6 +104,7 @@ def prepare(name: str, src: Path, work: Path, adapter: str, packages: list[str],
         "repos:\n  - repo: local\n    hooks:\n      - id: bulwark\n"
         "        name: 'bulwark: all static checks (one project load)'\n"
         f"        entry: {bulwark} check\n        language: system\n"
+        + (f"        args: {json.dumps(vars_)}\n" if vars_ else "") +
         f"        files: '{HOOK_FILES}'\n"
         "        types_or: [sql, yaml, python, csv, markdown]\n"
         "        exclude: '(^|/)(dbt_packages|dbt_internal_packages)/'\n"
@@ -96,28 +112,34 @@ def prepare(name: str, src: Path, work: Path, adapter: str, packages: list[str],
     git(dest, "init", "-q")
     git(dest, "add", "-A")
     git(dest, "commit", "-qm", "fresh clone")
-    for spec in packages:  # PKG:GITDIR@REV
+    for spec in packages:  # PKG:GITDIR@REV or PKG:local:PATH, PKG a name or a path
         pkg, rest = spec.split(":", 1)
+        target = dest / pkg if "/" in pkg else dest / "dbt_packages" / pkg
+        if rest.startswith("local:"):   # a symlink, as dbt deps installs a `local:` package
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(rest.removeprefix("local:"))
+            continue
         gitdir, rev = rest.rsplit("@", 1)
-        target = dest / "dbt_packages" / pkg
         target.mkdir(parents=True, exist_ok=True)
         archive = subprocess.run(["git", "--git-dir", gitdir, "archive", rev], check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    text = (dest / "dbt_project.yml").read_text(encoding="utf-8")
-    match = re.search(r"^profile:\s*['\"]?([\w-]+)", text, re.M)
-    profile = match.group(1) if match else "default"
+    names = set()
+    for sub in dbt_dirs:
+        text = (dest / sub / "dbt_project.yml").read_text(encoding="utf-8")
+        match = re.search(r"^profile:\s*['\"]?([\w-]+)", text, re.M)
+        names.add(match.group(1) if match else "default")
     profiles = dest / "bench-profiles"
     profiles.mkdir(exist_ok=True)
-    (profiles / "profiles.yml").write_text(
-        f"{profile}:\n  target: bench\n  outputs:\n    bench:\n      "
-        + DUMMY_OUTPUTS[adapter])
+    (profiles / "profiles.yml").write_text("".join(
+        f"{profile}:\n  target: bench\n  outputs:\n    bench:\n      " + DUMMY_OUTPUTS[adapter]
+        for profile in sorted(names)))
     return dest, profiles
 
 
-def edit(project: Path, n: int, round_: int) -> list[str]:
+def edit(project: Path, n: int, round_: int, dbt_dirs: list[str]) -> list[str]:
     """Append a comment to n model files (a commit of n files), staged."""
-    models = sorted(p for p in (project / "models").rglob("*.sql"))
+    models = sorted(p for sub in dbt_dirs for p in (project / sub / "models").rglob("*.sql"))
     step = max(1, len(models) // max(n, 1))
     chosen = models[::step][:n]
     for path in chosen:
@@ -132,7 +154,17 @@ def reset(project: Path) -> None:
     git(project, "reset", "-q", "--hard", "HEAD")
 
 
-def bench_project(name: str, project: Path, profiles: Path, args: argparse.Namespace
+def dbt_parse(dbt: str, project: Path, dbt_dirs: list[str], *flags: str) -> list[str]:
+    """``dbt parse`` of one project, or of every dbt project of a monorepo in one shell."""
+    if dbt_dirs == ["."]:
+        return [dbt, "parse", *flags]
+    cmd = shlex.join([dbt, "parse", *flags])
+    return ["sh", "-c", " && ".join(f"cd {shlex.quote(str(project / sub))} && {cmd}"
+                                    for sub in dbt_dirs)]
+
+
+def bench_project(name: str, project: Path, profiles: Path, args: argparse.Namespace,
+                  dbt_dirs: list[str], vars_: list[str], edit_dirs: list[str]
                   ) -> list[tuple[str, str, list[tuple[float, float, int, str]]]]:
     env = {**os.environ, "DBT_PROFILES_DIR": str(profiles), "DO_NOT_TRACK": "1",
            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "PRE_COMMIT_COLOR": "never"}
@@ -157,10 +189,11 @@ def bench_project(name: str, project: Path, profiles: Path, args: argparse.Names
         print(f"  {name}: {label}: {wall:.2f}s (rc {runs[0][2]}) {runs[0][3]}", flush=True)
 
     dbt = args.dbt
-    series("dbt parse --no-partial-parse", [dbt, "parse", "--no-partial-parse"])
-    run([dbt, "parse"], project, env)
-    series("dbt parse (partial)", [dbt, "parse"])
-    check = [args.bulwark, "check", "--all-files", "-q"]
+    series("dbt parse --no-partial-parse",
+           dbt_parse(dbt, project, dbt_dirs, *vars_, "--no-partial-parse"))
+    run(dbt_parse(dbt, project, dbt_dirs, *vars_), project, env)
+    series("dbt parse (partial)", dbt_parse(dbt, project, dbt_dirs, *vars_))
+    check = [args.bulwark, "check", "--all-files", "-q", *vars_]
     series("bulwark check --all-files (cold)", check,
            before=lambda i: shutil.rmtree(cache, ignore_errors=True))
     run(check, project, env)
@@ -170,7 +203,7 @@ def bench_project(name: str, project: Path, profiles: Path, args: argparse.Names
         def stage(i: int, n: int = n, cold: bool = False) -> None:
             if cold:
                 shutil.rmtree(cache, ignore_errors=True)
-            edit(project, n, i)
+            edit(project, n, i, edit_dirs)
 
         def unstage(i: int) -> None:
             reset(project)
@@ -189,6 +222,11 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--project", action="append", required=True, metavar="NAME=DIR")
     ap.add_argument("--adapter", action="append", default=[], metavar="NAME=TYPE")
+    ap.add_argument("--vars", action="append", default=[], metavar="NAME=JSON")
+    ap.add_argument("--dbt-dir", dest="dbt_dir", action="append", default=[],
+                    metavar="NAME=SUBDIR")
+    ap.add_argument("--edit-dir", dest="edit_dir", action="append", default=[],
+                    metavar="NAME=SUBDIR")
     ap.add_argument("--package", action="append", default=[], metavar="NAME=PKG:GITDIR@REV")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "bulwark-real-bench"))
@@ -197,12 +235,23 @@ def main() -> int:
     ap.add_argument("--pre-commit", dest="pre_commit",
                     default=str(Path(sys.executable).with_name("pre-commit")))
     ap.add_argument("--out", default=None)
+    ap.add_argument("--prepare-only", action="store_true",
+                    help="make the fresh copies in --workdir and print their dbt parse command")
     args = ap.parse_args()
     adapters = dict(a.split("=", 1) for a in args.adapter)
+    project_vars = {k: ["--vars", v] for k, v in (a.split("=", 1) for a in args.vars)}
     packages: dict[str, list[str]] = {}
     for spec in args.package:
         key, value = spec.split("=", 1)
         packages.setdefault(key, []).append(value)
+    dbt_dirs: dict[str, list[str]] = {}
+    for spec in args.dbt_dir:
+        key, value = spec.split("=", 1)
+        dbt_dirs.setdefault(key, []).append(value)
+    edit_dirs: dict[str, list[str]] = {}
+    for spec in args.edit_dir:
+        key, value = spec.split("=", 1)
+        edit_dirs.setdefault(key, []).append(value)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -210,10 +259,18 @@ def main() -> int:
     for spec in args.project:
         name, path = spec.split("=", 1)
         print(f"{name}: preparing a fresh copy", flush=True)
+        subs, vars_ = dbt_dirs.get(name, ["."]), project_vars.get(name, [])
         project, profiles = prepare(name, Path(path).resolve(), work,
                                     adapters.get(name, "duckdb"), packages.get(name, []),
-                                    args.bulwark)
-        all_rows.extend(bench_project(name, project, profiles, args))
+                                    args.bulwark, subs, vars_)
+        if args.prepare_only:
+            cmd = dbt_parse(args.dbt, project, subs, *vars_, "--no-partial-parse")
+            print(f"  {project}: DBT_PROFILES_DIR={profiles} {shlex.join(cmd)}")
+            continue
+        all_rows.extend(bench_project(name, project, profiles, args, subs, vars_,
+                                      edit_dirs.get(name, subs)))
+    if args.prepare_only:
+        return 0
     lines = [f"- date: {started}; machine: {os.cpu_count()} CPU(s), {platform.platform()}; "
              f"load average at the end: {os.getloadavg()[0]:.1f}",
              f"- median of {args.repeat}; CPU = user+sys of the process tree",
