@@ -81,6 +81,7 @@ MODELS = {
     "probed_expr": "select {{ target.name ~ '_x' }}, {{ trim_null(col) }} from {{ ref('p') }}",
     "top_level_return": "select {{ return('x') }} from {{ ref('p') }}",
     "reads_this": "select {{ this }} from {{ ref('p') }}",
+    "reads_this_name": "select '{{ this.name }}' as m from {{ ref('p') }}",
     "missing_var": "select {{ 'a' ~ var('not_set') }}",
     "nested_dict": ("{{ config(materialized='table', meta={'a': {'b': 1}}) }}"
                     "select {{ trim_null('a') }}"),
@@ -138,10 +139,80 @@ def test_elision_finds_what_the_render_finds(tmp_path: Path,
                                     # probed: a statement-only macro, and an unknown name
                                     # (permissive parse: calling it is nothing, as in dbt)
                                     "calls_stmt", "unknown_macro", "probed_expr",
-                                    "non_literal")}
+                                    "non_literal",
+                                    # a read of the node's relation has no effect
+                                    "reads_this", "reads_this_name")}
     assert set(elided) == expected
     nodes = with_elision[0]
     assert "hidden_parent" in {r.name for r in nodes["model.proj.calls_ref"][0]}
     assert nodes["model.proj.inert_ref"][4]["materialized"] == "view"
     assert "hidden_parent" in {r.name for r in nodes["model.proj.probed_config"][0]}
     assert nodes["model.proj.probed_raises"][3] is not None
+
+
+CONFIG_MODELS = {
+    # elided: config() arguments made of literals, var() and as_* filters
+    "var_default": "{{ config(enabled = var('flag_unset', False) | as_bool) }}\n"
+                   "select 1 as a from {{ ref('p') }}",
+    "var_set": "{{ config(enabled=var('flag_on') | as_bool, tags=['x']) }}\nselect 1 as a",
+    "var_nested": "{{ config(enabled=var('flag_unset', var('flag_text', False)) | as_bool) }}\n"
+                  "select 1 as a",
+    "var_string": "{{ config(schema=var('where_to', 'marts')) }}\nselect 1 as a",
+    "var_and": "{{ config(enabled=(var('flag_on', false) | as_bool) and\n"
+               "  (var('flag_unset', true) | as_bool)) }}\nselect 1 as a",
+    "var_or_not": "{{ config(enabled=not var('flag_unset', False) or var('flag_on')) }}\n"
+                  "select 1 as a",
+    # rendered: what the evaluator does not know, or dbt-extractor cannot read
+    "var_missing": "{{ config(enabled=var('flag_unset') | as_bool) }}\nselect 1 as a",
+    "var_concat": "{{ config(schema=var('where_to', 'm') ~ '_x') }}\nselect 1 as a",
+    "var_number": "{{ config(enabled=True, batch=var('size', 10)) }}\nselect 1 as a",
+    "var_jinja": "{{ config(alias=var('templated')) }}\nselect 1 as a",
+    "var_text_not": "{{ config(enabled=not var('flag_on')) }}\nselect 1 as a",
+}
+
+
+def _config_project(tmp_path: Path, shadow: bool = False) -> Path:
+    root = tmp_path / ("shadowed" if shadow else "cfg")
+    files = {
+        "dbt_project.yml": ("name: cfg\nversion: '1.0'\nprofile: p\nvars:\n  flag_on: 'true'\n"
+                            "  flag_text: 'True'\n  templated: \"{{ 'a' ~ 'b' }}\"\n"),
+        "models/p.sql": "select 1 as a",
+    }
+    files.update({f"models/{k}.sql": v for k, v in CONFIG_MODELS.items()})
+    if shadow:
+        files["macros/var.sql"] = "{% macro var(x, d=none) %}{{ return(true) }}{% endmacro %}\n"
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return root
+
+
+@pytest.mark.parametrize("shadow", [False, True])
+def test_config_of_vars_is_evaluated_as_the_render_evaluates_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shadow: bool) -> None:
+    """`{{ config(enabled=var('x', False) | as_bool) }}` (the usual way packages switch models
+    off) is read without compiling the template, with the render's result."""
+    root = _config_project(tmp_path, shadow)
+    elided: list[str] = []
+    original = loader._ProjectBuilder.elide_inert_calls
+
+    def counting(self: Any, pkg: Any, text: str) -> Any:
+        out = original(self, pkg, text)
+        if out is not None:
+            elided.append(text)
+        return out
+
+    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", counting)
+    with_elision = _signature(root)
+    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", lambda *a: None)
+    assert with_elision == _signature(root)
+    expected = set() if shadow else \
+        {CONFIG_MODELS[k] for k in ("var_default", "var_set", "var_nested", "var_string",
+                                   "var_and", "var_or_not", "var_text_not")}
+    assert set(elided) == expected
+    if not shadow:
+        nodes = with_elision[0]
+        assert nodes["model.cfg.var_set"][4]["enabled"] is True
+        assert "model.cfg.var_default" not in nodes   # disabled, as dbt has it
+        assert nodes["model.cfg.var_string"][4]["schema"] == "marts"

@@ -468,8 +468,11 @@ def _coerce_scalar(text: str) -> Any:
 _PROBE_NAMES = frozenset({
     "adapter", "api", "dbt_version", "dict", "exceptions", "execute", "flags", "fromjson",
     "fromyaml", "list", "local_md5", "modules", "namespace", "project_name", "range",
-    "return", "set", "target", "tojson", "toyaml", "var", "zip", "joiner", "cycler"})
+    "return", "set", "target", "tojson", "toyaml", "var", "zip", "joiner", "cycler",
+    "run_started_at", "invocation_id"})   # the same for every node of a run
 _EXPR_BLOCK_RE = re.compile(r"{{-?(.*?)-?}}", re.S)
+# the node's own relation, or an attribute of it: nothing a parse records
+_THIS_READ_RE = re.compile(r"\s*this(?:\.(?:name|identifier|schema|database|table))?\s*")
 _STR = r"""(?:'[^'"\\{}\n]*'|"[^'"\\{}\n]*")"""
 _LITERAL = r"(?:" + _STR + r"|-?\d+|\[\s*(?:" + _STR + r"\s*(?:,\s*" + _STR + r"\s*)*)?\])"
 _ARG = r"(?:(?:[A-Za-z_]\w*\s*=\s*)?" + _LITERAL + r")"
@@ -479,6 +482,103 @@ _LITERAL_CALL_RE = re.compile(
 
 
 _EXTRACTOR_CALL_RE = re.compile(r"\s*(?:ref|source|config)\s*\(")
+
+
+_CONFIG_FILTERS = ("as_bool", "as_text", "as_native", "as_number")
+
+
+def literal_config(expr: str, vars_: Mapping[str, Any]) -> str | None:
+    """``config(...)`` with each argument evaluated as a parse-mode render evaluates it, when
+    every argument is built only from literals, ``var()`` (a set value, or a literal
+    default) and dbt's ``as_*`` filters, and evaluates to what dbt-extractor can read
+    (strings, booleans, lists of them): ``config(enabled=var('x', False) | as_bool)`` ->
+    ``config(enabled=False)``. None for anything else (the template is rendered then)."""
+    import ast
+
+    try:
+        tree = ast.parse(expr.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    if not (isinstance(tree, ast.Call) and isinstance(tree.func, ast.Name)
+            and tree.func.id == "config" and not tree.args and tree.keywords
+            and all(k.arg for k in tree.keywords)):
+        return None
+    out: list[str] = []
+    try:
+        for kw in tree.keywords:
+            text = _extractor_literal(_evaluate(kw.value, vars_))
+            if text is None:
+                return None
+            out.append(f"{kw.arg}={text}")
+    except _NotLiteral:
+        return None
+    return f"config({', '.join(out)})"
+
+
+class _NotLiteral(Exception):
+    pass
+
+
+_JINJA_NAMES = {"true": True, "True": True, "false": False, "False": False,
+                "none": None, "None": None}
+
+
+def _evaluate(node: Any, vars_: Mapping[str, Any]) -> Any:
+    """The value of a Jinja expression made of literals, var(), as_* filters, and/or/not
+    (which Python's parser reads alike, with the same precedence), or :class:`_NotLiteral`."""
+    import ast
+
+    if isinstance(node, ast.Constant) and isinstance(node.value, (str, bool, int, float)):
+        return node.value
+    if isinstance(node, ast.Name) and node.id in _JINJA_NAMES:
+        return _JINJA_NAMES[node.id]
+    if isinstance(node, ast.List):
+        return [_evaluate(e, vars_) for e in node.elts]
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+            node.func.id == "var" and not node.keywords and 1 <= len(node.args) <= 2:
+        name = _evaluate(node.args[0], vars_)
+        if not isinstance(name, str):
+            raise _NotLiteral
+        if name in vars_:
+            value = vars_[name]
+            if isinstance(value, str) and ("{{" in value or "{%" in value):
+                raise _NotLiteral          # dbt renders the value: left to the render
+            return value
+        if len(node.args) == 2:
+            return _evaluate(node.args[1], vars_)
+        raise _NotLiteral                  # a missing var: the render says what it is
+    if isinstance(node, ast.BoolOp):       # Jinja's and/or are Python's (the last value read)
+        value = None
+        for item in node.values:
+            value = _evaluate(item, vars_)
+            if (not value) if isinstance(node.op, ast.And) else value:
+                return value
+        return value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+        return not _evaluate(node.operand, vars_)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and \
+            isinstance(node.right, ast.Name) and node.right.id in _CONFIG_FILTERS and \
+            isinstance(node.left, (ast.Call, ast.Constant, ast.Name, ast.BinOp)) and \
+            not (isinstance(node.left, ast.BinOp) and not isinstance(node.left.op, ast.BitOr)):
+        from dbt_bulwark.sql.jinja_env import DBT_FILTERS
+
+        return DBT_FILTERS[node.right.id](_evaluate(node.left, vars_))
+    raise _NotLiteral
+
+
+def _extractor_literal(value: Any) -> str | None:
+    """``value`` spelled as dbt-extractor reads a config value, or None (it reads strings,
+    booleans and lists of them, not numbers or none)."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, str):
+        if any(c in value for c in "'\"\\{}\n\r") :
+            return None
+        return f"'{value}'"
+    if isinstance(value, list):
+        items = [_extractor_literal(v) for v in value]
+        return None if any(i is None for i in items) else f"[{', '.join(items)}]"  # type: ignore[arg-type]
+    return None
 
 
 def _strings_closed(expr: str) -> bool:
@@ -1110,6 +1210,7 @@ class _ProjectBuilder:
         pieces: list[str] = []
         pos = 0
         elided = 0
+        vars_: dict[str, Any] | None = None
         for m in _EXPR_BLOCK_RE.finditer(text):
             expr = m.group(1)
             # a block whose end was found inside a string or a dict: not a block at all
@@ -1117,9 +1218,20 @@ class _ProjectBuilder:
             if _EXTRACTOR_CALL_RE.match(expr):
                 if not closed:
                     return None
+                if vars_ is None:
+                    # var() evaluated here is dbt's, unless a macro of that name replaces it
+                    vars_ = {} if self.macros.find("var", pkg.name) or self.macros.find("var") \
+                        else node_vars(self.root_pkg, pkg, self.L.cli_vars)
+                literal = literal_config(expr, vars_) if vars_ or "var(" not in expr else None
+                if literal is not None:       # config(enabled=var('x', False) | as_bool)
+                    pieces.append(text[pos:m.start()])
+                    pieces.append("{{ " + literal + " }}")
+                    pos = m.end()
+                    elided += 1
                 continue                     # dbt-extractor reads these (or fails)
             call = _LITERAL_CALL_RE.fullmatch(expr)
-            if not (call is not None and self.inert_call(pkg, call.group(1), call.group(2) or "")
+            if not (_THIS_READ_RE.fullmatch(expr)       # {{ this.name }}: a read, no call
+                    or call is not None and self.inert_call(pkg, call.group(1), call.group(2) or "")
                     or closed and self.probe_call(pkg, expr.strip())):
                 return None
             pieces.append(text[pos:m.start()])
