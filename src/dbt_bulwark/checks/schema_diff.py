@@ -269,10 +269,13 @@ class SchemaDiff:
     def __init__(self, head: Project, base: Project | None, dialect: str,
                  protected: str | list[str] | None = None, locked_tag: str = "locked",
                  adapter: str | None = None, today: _dt.date | None = None,
-                 cache: Any = None, dbt_version: str | None = None):
+                 cache: Any = None, dbt_version: str | None = None,
+                 dialect_how: str = "guess"):
         from dbt_bulwark.project.dbt_rules import contract_base_types
 
         self.dialect = dialect
+        # how the dialect was chosen (sql.schema.project_dialect): a guess is judged leniently
+        self.dialect_how = dialect_how
         # dbt >= 1.11: contract types compare by base type; before: the exact type text
         self.contract_base_types = contract_base_types(head.project_yml, dbt_version)
         self.adapter = (adapter or head.adapter_type or "duckdb").lower()
@@ -440,6 +443,13 @@ class SchemaDiff:
         bms, bexpr = self._schema(self.base, bn)
         hms, hexpr = self._schema(self.head, hn)
         before, after = bms.columns, hms.columns
+        if (before is None or after is None) and _unrendered(bms, before) and \
+                _unrendered(hms, after):
+            # it cannot be rendered: its stand-in renders may still say which columns it has
+            found = self._standin_schemas(bn, hn)
+            if found is not None:
+                before, after = found.before, found.after
+                bexpr, hexpr = found.expressions_before, found.expressions_after
         diff.before, diff.after = before, after
         if before is None or after is None:
             which = "base" if before is None else "working tree"
@@ -509,6 +519,29 @@ class SchemaDiff:
         for ch in diff.changes:
             if ch.kind in ("removed", "renamed", "retyped") and ch.column:
                 ch.uses = self.column_impact(hn, before, ch.column, ch.kind)
+
+    def _standin_schemas(self, bn: Node, hn: Node) -> Any:
+        """The output columns of both revisions of a model that cannot be rendered, from
+        its stand-in renders (:func:`dbt_bulwark.checks.standins.output_columns`), or None."""
+        assert self.base is not None
+        from dbt_bulwark.checks.standins import Parser, marked_render, output_columns
+
+        if hn.resource_type != "model" or hn.language != "sql" or bn.language != "sql" or \
+                hn.unique_id != bn.unique_id or not hn.raw_code or not bn.raw_code:
+            return None
+        try:
+            head = marked_render(self.head.project, hn)
+            base = marked_render(self.base.project, bn)
+            if head is None or base is None or not head.marks:
+                return None
+            parser = Parser(self.dialect, self.dialect_how)
+            up_head = {i: self.head.resolver.relation_columns(u)
+                       for i, u in head.relations.items()}
+            up_base = {i: self.base.resolver.relation_columns(u)
+                       for i, u in base.relations.items()}
+            return output_columns(head, base, parser, up_head, up_base)
+        except Exception:  # noqa: BLE001 - an extra opinion: "unknown" (BLK431) stands
+            return None
 
     def _column_place(self, node: Node, source: str, column: str) -> tuple[str, int]:
         col = node.column(column)
@@ -835,6 +868,17 @@ class SchemaDiff:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _unrendered(ms: Any, columns: Any) -> bool:
+    """Known columns, or unknown only because the SQL calls what bulwark cannot render
+    (a macro of a package not installed, a warehouse call)."""
+    if columns is not None:
+        return True
+    compiled = ms.compiled
+    return ms.source == "unknown" and compiled is not None and compiled.sql is not None \
+        and compiled.error is None and bool(compiled.undefined) \
+        and not compiled.missing_refs and not compiled.missing_sources
 
 
 def _source_key(res: Any) -> Any:
