@@ -710,6 +710,16 @@ class SchemaDiff:
                 uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
                 if not uses:
                     problem = analysis_error(compiled.sql, self.dialect, ups, column)
+                    if problem and compiled.undefined and kind in ("removed", "renamed"):
+                        # it calls what bulwark cannot render: its stand-in render may
+                        # still name the column
+                        found = self._standin_uses(child, parent, parent_columns, column)
+                        if found:
+                            out.extend(Use(child_uid, child.resource_type, child.name,
+                                           child.repo_path, line, col, "select", certain,
+                                           column, parent.name) for line, col in found)
+                            explicit = True
+                            continue
                     if problem:   # no use found because the SQL could not be read
                         out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
@@ -741,6 +751,51 @@ class SchemaDiff:
                 out.extend(self.column_impact(child, child_before, out_col, kind, depth + 1,
                                               seen))
         return _dedupe(out)
+
+    def _standin_uses(self, child: Node, parent: Node,
+                      parent_columns: dict[str, str | None] | None,
+                      column: str) -> list[tuple[int, int]]:
+        """(line, col) in ``child``'s file of each qualified reference (``alias.column``)
+        to ``parent.column`` in its stand-in render, when that render parses and reads
+        cleanly (:mod:`dbt_bulwark.checks.standins`); [] otherwise."""
+        from dbt_bulwark.checks.standins import Parser, choose, marked_render
+        from dbt_bulwark.sql.columns import analysis_error, column_uses
+        from dbt_bulwark.sql.compiler import TemplateMap, line_col_to_offset
+
+        if child.resource_type not in ("model", "snapshot") or child.language != "sql":
+            return []
+        try:
+            marked = marked_render(self.head.project, child)
+            if marked is None or not marked.marks:
+                return []
+            parser = Parser(self.dialect, self.dialect_how)
+            choice = choose(marked, parser)
+            if choice is None:
+                return []
+            sql, _where = marked.fill(choice)
+            ups: dict[str, Any] = {}
+            idents = []
+            for ident, uid in marked.relations.items():
+                if uid == parent.unique_id:
+                    idents.append(ident)
+                    ups[ident] = dict(parent_columns) if parent_columns is not None else None
+                else:
+                    ups[ident] = self.head.resolver.relation_columns(uid)
+            if not idents or analysis_error(sql, self.dialect, ups, column):
+                return []
+            tmap = TemplateMap(child.raw_code, sql)
+            found: list[tuple[int, int]] = []
+            for ident in idents:
+                for u in column_uses(sql, self.dialect, ups, ident, column):
+                    if u.shadowed:
+                        continue
+                    offset = line_col_to_offset(sql, u.line, u.col)
+                    if not _qualified_at(sql, offset, column):
+                        continue    # an unqualified name could be a stand-in's column
+                    found.append(tmap.position(offset))
+            return sorted(set(found))
+        except Exception:  # noqa: BLE001 - an extra opinion: "not analysed" (BLK432) stands
+            return []
 
     def _base_columns_of(self, node: Node) -> dict[str, str | None] | None:
         if self.base is None or node.unique_id not in self.base.project.nodes:
@@ -879,6 +934,15 @@ def _unrendered(ms: Any, columns: Any) -> bool:
     return ms.source == "unknown" and compiled is not None and compiled.sql is not None \
         and compiled.error is None and bool(compiled.undefined) \
         and not compiled.missing_refs and not compiled.missing_sources
+
+
+def _qualified_at(sql: str, offset: int, column: str) -> bool:
+    """``column`` is written at ``offset`` as ``qualifier.column``."""
+    word = re.match(r'"?([A-Za-z_][A-Za-z0-9_$]*)"?', sql[offset:])
+    if word is None or word.group(1).lower() != column.lower():
+        return False
+    before = sql[:offset].rstrip()
+    return before.endswith(".") and bool(re.search(r'[A-Za-z0-9_"`\]]\.$', before))
 
 
 def _source_key(res: Any) -> Any:
