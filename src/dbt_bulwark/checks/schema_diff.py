@@ -764,15 +764,18 @@ class SchemaDiff:
 
         if child.resource_type not in ("model", "snapshot") or child.language != "sql":
             return []
+        memo: dict[str, Any] = self.__dict__.setdefault("_standin_fills", {})
         try:
-            marked = marked_render(self.head.project, child)
-            if marked is None or not marked.marks:
+            if child.unique_id not in memo:
+                memo[child.unique_id] = None
+                marked = marked_render(self.head.project, child)
+                if marked is not None and marked.marks:
+                    choice = choose(marked, Parser(self.dialect, self.dialect_how))
+                    if choice is not None:
+                        memo[child.unique_id] = (marked, marked.fill(choice)[0])
+            if memo[child.unique_id] is None:
                 return []
-            parser = Parser(self.dialect, self.dialect_how)
-            choice = choose(marked, parser)
-            if choice is None:
-                return []
-            sql, _where = marked.fill(choice)
+            marked, sql = memo[child.unique_id]
             ups: dict[str, Any] = {}
             idents = []
             for ident, uid in marked.relations.items():
