@@ -269,10 +269,13 @@ class SchemaDiff:
     def __init__(self, head: Project, base: Project | None, dialect: str,
                  protected: str | list[str] | None = None, locked_tag: str = "locked",
                  adapter: str | None = None, today: _dt.date | None = None,
-                 cache: Any = None, dbt_version: str | None = None):
+                 cache: Any = None, dbt_version: str | None = None,
+                 dialect_how: str = "guess"):
         from dbt_bulwark.project.dbt_rules import contract_base_types
 
         self.dialect = dialect
+        # how the dialect was chosen (sql.schema.project_dialect): a guess is judged leniently
+        self.dialect_how = dialect_how
         # dbt >= 1.11: contract types compare by base type; before: the exact type text
         self.contract_base_types = contract_base_types(head.project_yml, dbt_version)
         self.adapter = (adapter or head.adapter_type or "duckdb").lower()
@@ -440,6 +443,13 @@ class SchemaDiff:
         bms, bexpr = self._schema(self.base, bn)
         hms, hexpr = self._schema(self.head, hn)
         before, after = bms.columns, hms.columns
+        if (before is None or after is None) and _unrendered(bms, before) and \
+                _unrendered(hms, after):
+            # it cannot be rendered: its stand-in renders may still say which columns it has
+            found = self._standin_schemas(bn, hn)
+            if found is not None:
+                before, after = found.before, found.after
+                bexpr, hexpr = found.expressions_before, found.expressions_after
         diff.before, diff.after = before, after
         if before is None or after is None:
             which = "base" if before is None else "working tree"
@@ -509,6 +519,29 @@ class SchemaDiff:
         for ch in diff.changes:
             if ch.kind in ("removed", "renamed", "retyped") and ch.column:
                 ch.uses = self.column_impact(hn, before, ch.column, ch.kind)
+
+    def _standin_schemas(self, bn: Node, hn: Node) -> Any:
+        """The output columns of both revisions of a model that cannot be rendered, from
+        its stand-in renders (:func:`dbt_bulwark.checks.standins.output_columns`), or None."""
+        assert self.base is not None
+        from dbt_bulwark.checks.standins import Parser, marked_render, output_columns
+
+        if hn.resource_type != "model" or hn.language != "sql" or bn.language != "sql" or \
+                hn.unique_id != bn.unique_id or not hn.raw_code or not bn.raw_code:
+            return None
+        try:
+            head = marked_render(self.head.project, hn)
+            base = marked_render(self.base.project, bn)
+            if head is None or base is None or not head.marks:
+                return None
+            parser = Parser(self.dialect, self.dialect_how)
+            up_head = {i: self.head.resolver.relation_columns(u)
+                       for i, u in head.relations.items()}
+            up_base = {i: self.base.resolver.relation_columns(u)
+                       for i, u in base.relations.items()}
+            return output_columns(head, base, parser, up_head, up_base)
+        except Exception:  # noqa: BLE001 - an extra opinion: "unknown" (BLK431) stands
+            return None
 
     def _column_place(self, node: Node, source: str, column: str) -> tuple[str, int]:
         col = node.column(column)
@@ -677,6 +710,16 @@ class SchemaDiff:
                 uses = column_uses(compiled.sql, self.dialect, ups, ident, column)
                 if not uses:
                     problem = analysis_error(compiled.sql, self.dialect, ups, column)
+                    if problem and compiled.undefined and kind in ("removed", "renamed"):
+                        # it calls what bulwark cannot render: its stand-in render may
+                        # still name the column
+                        found = self._standin_uses(child, parent, parent_columns, column)
+                        if found:
+                            out.extend(Use(child_uid, child.resource_type, child.name,
+                                           child.repo_path, line, col, "select", certain,
+                                           column, parent.name) for line, col in found)
+                            explicit = True
+                            continue
                     if problem:   # no use found because the SQL could not be read
                         out.append(_not_analysed(child, parent, column, problem))
                 for u in uses:
@@ -708,6 +751,54 @@ class SchemaDiff:
                 out.extend(self.column_impact(child, child_before, out_col, kind, depth + 1,
                                               seen))
         return _dedupe(out)
+
+    def _standin_uses(self, child: Node, parent: Node,
+                      parent_columns: dict[str, str | None] | None,
+                      column: str) -> list[tuple[int, int]]:
+        """(line, col) in ``child``'s file of each qualified reference (``alias.column``)
+        to ``parent.column`` in its stand-in render, when that render parses and reads
+        cleanly (:mod:`dbt_bulwark.checks.standins`); [] otherwise."""
+        from dbt_bulwark.checks.standins import Parser, choose, marked_render
+        from dbt_bulwark.sql.columns import analysis_error, column_uses
+        from dbt_bulwark.sql.compiler import TemplateMap, line_col_to_offset
+
+        if child.resource_type not in ("model", "snapshot") or child.language != "sql":
+            return []
+        memo: dict[str, Any] = self.__dict__.setdefault("_standin_fills", {})
+        try:
+            if child.unique_id not in memo:
+                memo[child.unique_id] = None
+                marked = marked_render(self.head.project, child)
+                if marked is not None and marked.marks:
+                    choice = choose(marked, Parser(self.dialect, self.dialect_how))
+                    if choice is not None:
+                        memo[child.unique_id] = (marked, marked.fill(choice)[0])
+            if memo[child.unique_id] is None:
+                return []
+            marked, sql = memo[child.unique_id]
+            ups: dict[str, Any] = {}
+            idents = []
+            for ident, uid in marked.relations.items():
+                if uid == parent.unique_id:
+                    idents.append(ident)
+                    ups[ident] = dict(parent_columns) if parent_columns is not None else None
+                else:
+                    ups[ident] = self.head.resolver.relation_columns(uid)
+            if not idents or analysis_error(sql, self.dialect, ups, column):
+                return []
+            tmap = TemplateMap(child.raw_code, sql)
+            found: list[tuple[int, int]] = []
+            for ident in idents:
+                for u in column_uses(sql, self.dialect, ups, ident, column):
+                    if u.shadowed:
+                        continue
+                    offset = line_col_to_offset(sql, u.line, u.col)
+                    if not _qualified_at(sql, offset, column):
+                        continue    # an unqualified name could be a stand-in's column
+                    found.append(tmap.position(offset))
+            return sorted(set(found))
+        except Exception:  # noqa: BLE001 - an extra opinion: "not analysed" (BLK432) stands
+            return []
 
     def _base_columns_of(self, node: Node) -> dict[str, str | None] | None:
         if self.base is None or node.unique_id not in self.base.project.nodes:
@@ -835,6 +926,26 @@ class SchemaDiff:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def _unrendered(ms: Any, columns: Any) -> bool:
+    """Known columns, or unknown only because the SQL calls what bulwark cannot render
+    (a macro of a package not installed, a warehouse call)."""
+    if columns is not None:
+        return True
+    compiled = ms.compiled
+    return ms.source == "unknown" and compiled is not None and compiled.sql is not None \
+        and compiled.error is None and bool(compiled.undefined) \
+        and not compiled.missing_refs and not compiled.missing_sources
+
+
+def _qualified_at(sql: str, offset: int, column: str) -> bool:
+    """``column`` is written at ``offset`` as ``qualifier.column``."""
+    word = re.match(r'"?([A-Za-z_][A-Za-z0-9_$]*)"?', sql[offset:])
+    if word is None or word.group(1).lower() != column.lower():
+        return False
+    before = sql[:offset].rstrip()
+    return before.endswith(".") and bool(re.search(r'[A-Za-z0-9_"`\]]\.$', before))
 
 
 def _source_key(res: Any) -> Any:

@@ -41,6 +41,11 @@ class Marked:
     sql: str                          # rendered, stand-ins as STANDIN
     marks: list[tuple[int, int]]      # (start, end) of each stand-in in ``sql``
     relations: dict[str, str]         # identifier -> unique_id (compiled.relations)
+    # what the render took from something unknown besides the stand-ins (a loop over it,
+    # a test of it: see jinja_env.record_unknown_flow), and the unknown names and
+    # warehouse calls it met
+    flow: tuple[str, ...] = ()
+    unknown: tuple[str, ...] = ()
 
     def fill(self, choice: list[int]) -> tuple[str, list[tuple[int, int, int]]]:
         """The SQL with stand-in k replaced by ``FILLERS[choice[k]]``, and for each
@@ -64,14 +69,18 @@ class Marked:
 def marked_render(project: Any, node: Any) -> Marked | None:
     """The stand-in render of ``node``, or None when it does not render."""
     from dbt_bulwark.sql.compiler import compile_node
+    from dbt_bulwark.sql.jinja_env import record_unknown_flow
 
-    compiled = compile_node(project, node, standins=True)
+    with record_unknown_flow() as flow:
+        compiled = compile_node(project, node, standins=True)
     if compiled.sql is None or compiled.error is not None:
         return None
     marks = [(m.start(), m.end()) for m in _MARK.finditer(compiled.sql)]
     if len(marks) > MAX_STANDINS:
         return None
-    return Marked(node.raw_code, compiled.sql, marks, dict(compiled.relations))
+    return Marked(node.raw_code, compiled.sql, marks, dict(compiled.relations),
+                  tuple(sorted(set(flow))),
+                  tuple(sorted(set(compiled.undefined) | set(compiled.warehouse_calls))))
 
 
 class Parser:
@@ -218,6 +227,99 @@ def compare(head: Marked, base: Marked, parser: Parser, check_columns: bool,
         found.append((line, col, f"{u.table}.{u.name}" if u.table else u.name))
     out.columns = found or None
     return out
+
+
+@dataclass
+class StandinSchemas:
+    """The output columns of a model at the base and the head, read from its stand-in
+    renders (column names only: the types of what stands in are unknown)."""
+
+    before: dict[str, str | None]
+    after: dict[str, str | None]
+    expressions_before: dict[str, str]      # lower-cased name -> expression SQL
+    expressions_after: dict[str, str]
+
+
+def output_columns(head: Marked, base: Marked, parser: Parser,
+                   head_upstream: dict[str, Any], base_upstream: dict[str, Any]
+                   ) -> StandinSchemas | None:
+    """The output columns of both revisions of a model that cannot be rendered, or None
+    when they are not certain.
+
+    Certain means: both renders met the same unknown calls, in the same number, and
+    nothing unknown steered either render (no loop over, or test of, something unknown);
+    the base's fillers make both revisions parse; every output column is named by the
+    query and none is a stand-in (a stand-in in a select-item position without an alias,
+    a `*` over a stand-in query or a relation of unknown columns: no verdict); and a
+    stand-in filled with nothing or a query would not be a column if it were a word.
+    ``*_upstream``: identifier -> columns (None: unknown) of what each revision reads."""
+    if head.flow or base.flow or head.unknown != base.unknown or \
+            len(head.marks) != len(base.marks):
+        return None
+    choice = choose(base, parser)
+    if choice is None or parser.error(head.fill(choice)[0]) is not None:
+        return None
+    before = _certain_columns(base, choice, parser, base_upstream)
+    after = _certain_columns(head, choice, parser, head_upstream) if before else None
+    if before is None or after is None:
+        return None
+    return StandinSchemas({c: None for c in before[0]}, {c: None for c in after[0]},
+                          before[1], after[1])
+
+
+def _certain_columns(marked: Marked, choice: list[int], parser: Parser,
+                     upstream: dict[str, Any]) -> tuple[list[str], dict[str, str]] | None:
+    """(output column names, expressions) of ``marked`` filled by ``choice``, or None."""
+    sql, _where = marked.fill(choice)
+    found = _names(sql, parser, upstream)
+    if found is None:
+        return None
+    names = [n for n, _e in found]
+    for k, c in enumerate(choice):
+        if c == 0:
+            continue      # a word already: a select item of its own would be named by it
+        trial = list(choice)
+        trial[k] = 0
+        other, _w = marked.fill(trial)
+        if parser.error(other) is not None:
+            continue
+        again = _names(other, parser, upstream, any_shape=True)
+        if again is None or [n for n, _e in again] != names:
+            return None   # as a word it would be (or change) an output column
+    exprs = {n.lower(): e for n, e in found if STANDIN not in e.lower()}
+    return names, exprs
+
+
+def _names(sql: str, parser: Parser, upstream: dict[str, Any], any_shape: bool = False
+           ) -> list[tuple[str, str]] | None:
+    """(name, expression) of each output column of ``sql``, None when not all are known
+    (or one is a stand-in); in a guessed dialect every common dialect that reads all of
+    them must read the same names. ``any_shape``: a stand-in column is returned too."""
+    from dbt_bulwark.sql.columns import infer_output_columns
+
+    dialects = [parser.dialect]
+    if parser.how == "guess":
+        from dbt_bulwark.sql.sql_verdicts import GUESS_COLUMN_DIALECTS
+
+        dialects += [d for d in GUESS_COLUMN_DIALECTS if d != parser.dialect]
+    first: list[tuple[str, str]] | None = None
+    for i, d in enumerate(dialects):
+        out = infer_output_columns(sql, d, upstream, types=False)
+        if not out.complete or not out.columns:
+            if i == 0:
+                return None
+            continue
+        cols = [(c.name, c.expression_sql or "") for c in out.columns]
+        if not any_shape and any(STANDIN in n.lower() for n, _e in cols):
+            return None
+        names = [n.lower() for n, _e in cols]
+        if len(set(names)) != len(names):
+            return None
+        if first is None:
+            first = cols
+        elif [n.lower() for n, _e in first] != names:
+            return None
+    return first
 
 
 def _by_ident(relations: dict[str, str], columns: dict[str, Any]) -> dict[str, Any]:

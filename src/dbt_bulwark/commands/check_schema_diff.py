@@ -106,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
         base_fs = base_fs_for(root)
         if base_fs is not None and base_fs.is_file(join(root, "dbt_project.yml")):
             base_project = ws.base_project(base_fs, root)
-        dialect, _how = project_dialect(head, policy.dialect)
+        dialect, how = project_dialect(head, policy.dialect)
         engine = SchemaDiff(head, base_project, dialect, policy.schema_diff.protected,
                             policy.locked.tag, cache=ws.cache,
-                            dbt_version=policy.dbt_version)
+                            dbt_version=policy.dbt_version, dialect_how=how)
         diffs = engine.run()
         found = to_findings(diffs, policy.schema_diff.warn_only)
         if base_project is not None and regression.unloaded_files(head):

@@ -75,10 +75,10 @@ def _schema_diff_check(ctx: Any, project: Any, policy: Any, targets: set[str] | 
     base = None
     if tree is not None and tree.is_file(join(project.root, "dbt_project.yml")):
         base = ctx.ws.base_project(tree, project.root)
-    dialect, _how = project_dialect(project, policy.dialect)
+    dialect, how = project_dialect(project, policy.dialect)
     diffs = SchemaDiff(project, base, dialect, policy.schema_diff.protected,
                        policy.locked.tag, cache=ctx.ws.cache,
-                       dbt_version=policy.dbt_version).run()
+                       dbt_version=policy.dbt_version, dialect_how=how).run()
     counts = ctx.state.setdefault("ci_counts", {})
     for d in diffs:
         counts[d.classification] = counts.get(d.classification, 0) + 1

@@ -90,6 +90,17 @@ _STANDINS: list[bool] = []             # non-empty while a stand-in render runs 
 # what an unknown name (a macro of a package that is not installed...) renders as in a
 # stand-in render: a word that the regression rules replace by what makes the SQL parse
 STANDIN = "__bulwark_standin__"
+# non-empty while a recorder runs (record_unknown_flow): notes each place where something
+# unknown steered the render (a loop over it, a test of it, its text other than a stand-in)
+_FLOW: list[list[str]] = []
+
+
+_SANDBOX_FLAGS = frozenset({"unsafe_callable", "alters_data"})
+
+
+def _flow(what: str) -> None:
+    if _FLOW:
+        _FLOW[-1].append(what)
 
 
 class PermissiveUndefined(jinja2.Undefined):
@@ -114,11 +125,12 @@ class PermissiveUndefined(jinja2.Undefined):
     def __str__(self) -> str:
         if _STANDINS and self.__dict__.get("_standin"):
             return STANDIN
+        _flow("text")
         return ""
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
+        if name.startswith("__") or name in _SANDBOX_FLAGS:
+            raise AttributeError(name)   # (the sandbox asks each callable for these)
         return PermissiveUndefined(obj=self, name=name)
 
     def __getitem__(self, name: Any) -> Any:
@@ -130,10 +142,25 @@ class PermissiveUndefined(jinja2.Undefined):
         return self
 
     def __iter__(self) -> Iterator[Any]:  # type: ignore[override,unused-ignore]
+        _flow("loop")
         return iter(())
 
     def __bool__(self) -> bool:
+        _flow("test")
         return False
+
+    def __len__(self) -> int:
+        _flow("length")
+        return 0
+
+    def __eq__(self, other: object) -> bool:
+        _flow("test")
+        return type(self) is type(other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = jinja2.Undefined.__hash__
 
 
 class standin_mode:  # used as a context manager
@@ -145,6 +172,19 @@ class standin_mode:  # used as a context manager
 
     def __exit__(self, *exc: Any) -> None:
         _STANDINS.pop()
+
+
+class record_unknown_flow:  # used as a context manager
+    """``with record_unknown_flow() as seen:`` ``seen`` lists each place where an unknown
+    value steered the render (iterated, tested, measured, or rendered as text other than
+    a stand-in): what the render shows there is not what dbt would render."""
+
+    def __enter__(self) -> list[str]:
+        _FLOW.append([])
+        return _FLOW[-1]
+
+    def __exit__(self, *exc: Any) -> None:
+        _FLOW.pop()
 
 
 class record_undefined:  # used as a context manager
