@@ -101,6 +101,12 @@ class SchemaResolver:
             return ModelSchema(unique_id, None, "unknown", f"{res.resource_type}")
         if res.contract_enforced and res.columns:
             return ModelSchema(unique_id, {c.name: c.data_type for c in res.columns}, "contract")
+        if res.language == "python":
+            names = python_model_columns(res.raw_code)
+            if names is None:
+                return ModelSchema(unique_id, None, "unknown",
+                                   "a Python model whose columns its code does not spell out")
+            return ModelSchema(unique_id, dict.fromkeys(names), "python")
         inferred = self.infer(res)
         if res.resource_type == "snapshot" and inferred.columns is not None:
             snap_cols: Columns = dict(inferred.columns)
@@ -197,3 +203,67 @@ def checked_in_adapter(project: Project) -> str | None:
         return find(project.project_yml.get("profile"), Path(project.abs_root))
     except Exception:  # noqa: BLE001 - an unreadable folder or profile is "no profile"
         return None
+
+
+def python_model_columns(code: str) -> list[str] | None:
+    """The columns of a Python model whose every ``return`` in ``def model`` is a pandas
+    ``DataFrame(columns=[...])`` with the same literal names (directly, or through one
+    variable of ``model`` assigned that list once); None for anything else."""
+    import ast
+
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    model = next((n for n in tree.body if isinstance(n, ast.FunctionDef)
+                  and n.name == "model"), None)
+    if model is None:
+        return None
+    lists: dict[str, list[str] | None] = {}
+
+    def names_of(node: ast.AST) -> list[str] | None:
+        if isinstance(node, ast.List) and node.elts and all(
+                isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+            return [e.value for e in node.elts]   # type: ignore[attr-defined]
+        if isinstance(node, ast.Name):
+            return lists.get(node.id)
+        return None
+
+    returns: list[ast.Return] = []
+    stack: list[ast.AST] = list(model.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue   # their returns are not the model's
+        if isinstance(node, ast.Return):
+            returns.append(node)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for t in targets:
+                for name in ast.walk(t):
+                    if isinstance(name, ast.Name):   # assigned more than once: not known
+                        lists[name.id] = None if name.id in lists or \
+                            not isinstance(node, ast.Assign) or len(targets) != 1 or \
+                            not isinstance(t, ast.Name) else names_of(node.value)
+        stack.extend(ast.iter_child_nodes(node))
+    # a list read anywhere but in columns= could be changed on the way (c.append(...))
+    reads: dict[str, int] = {}
+    for node in ast.walk(model):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and \
+                lists.get(node.id) is not None:
+            reads[node.id] = reads.get(node.id, 0) + 1
+    found: list[str] | None = None
+    for ret in returns:
+        call = ret.value
+        if not (isinstance(call, ast.Call) and (
+                isinstance(call.func, ast.Attribute) and call.func.attr == "DataFrame"
+                or isinstance(call.func, ast.Name) and call.func.id == "DataFrame")):
+            return None
+        given = next((k.value for k in call.keywords if k.arg == "columns"), None)
+        cols = names_of(given) if given is not None else None
+        if isinstance(given, ast.Name) and given.id in reads:
+            reads[given.id] -= 1
+        if cols is None or len(set(cols)) != len(cols) or found not in (None, cols):
+            return None
+        found = cols
+    return found if not any(reads.values()) else None
