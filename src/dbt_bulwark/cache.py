@@ -239,9 +239,13 @@ class ParseCache:
 def open_cache(repo_root: str | os.PathLike[str] | None, enabled: bool = True,
                name: str = "parse") -> ParseCache | None:
     """The parse cache (YAML, dbt-extractor, parse renders) or, with ``name="analysis"``,
-    the cache of compiled SQL and inferred columns (read only by hooks that need it)."""
+    the cache of compiled SQL and inferred columns (read only by hooks that need it).
+
+    Without a cache on disk (``--no-cache``, ``BULWARK_NO_CACHE``, no repository), one in
+    memory for this run only: nothing is read or written, but the head and its git base
+    (mostly the same files) are not parsed twice."""
     if not enabled or repo_root is None or os.environ.get("BULWARK_NO_CACHE"):
-        return None
+        return ParseCache(None, name, copies=True)
     cache = ParseCache(Path(repo_root) / CACHE_DIR, name)
     if name == "parse":   # the compiled Jinja code lives beside the parse cache
         global _TEMPLATE_STORE

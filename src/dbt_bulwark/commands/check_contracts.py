@@ -27,16 +27,6 @@ def run(args: argparse.Namespace) -> int:
     ctx = open_context(args)
     if nothing_to_do(ctx):
         return 0
-    if getattr(args, "fix", False):
-        # --no-cache: the re-check after the fix still reuses this run's parses (YAML,
-        # static extraction, parse renders) and inferred columns, in memory only; every
-        # key is the content's hash, so the edited properties file is parsed again
-        from dbt_bulwark.cache import ParseCache
-
-        if ctx.ws.analysis_cache is None:
-            ctx.ws.analysis_cache = ParseCache(None, "analysis")
-        if ctx.ws.cache is None and not ctx.ws._projects:
-            ctx.ws.cache = ParseCache(None, "parse", copies=True)
     findings = collect(ctx, check)
     if not getattr(args, "fix", False):
         return finish(ctx, findings)
@@ -51,10 +41,10 @@ def run(args: argparse.Namespace) -> int:
     ctx.ws.save()
     close(ctx)
     again = open_context(args)
-    if again.ws.analysis_cache is None:
-        again.ws.analysis_cache = ctx.ws.analysis_cache
-    if again.ws.cache is None:
-        again.ws.cache = ctx.ws.cache
+    # the re-check reuses this run's parses (YAML, static extraction, parse renders) and
+    # inferred columns, on disk or (--no-cache) in memory only; every key is the content's
+    # hash, so the edited properties file is parsed again
+    again.ws.cache, again.ws.analysis_cache = ctx.ws.cache, ctx.ws.analysis_cache
     args_fix, args.fix = args.fix, False
     try:
         findings = collect(again, check)
