@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_regression import _write as write_files
 
 from dbt_bulwark.project import loader
 from dbt_bulwark.project.fs import WorkTree
@@ -117,9 +118,10 @@ def _signature(root: Path) -> tuple[dict[str, Any], list[str]]:
     return nodes, sorted(repr(f) for f in project.findings)
 
 
-def test_elision_finds_what_the_render_finds(tmp_path: Path,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    root = _project(tmp_path)
+def _elided_and_rendered(root: Path, monkeypatch: pytest.MonkeyPatch
+                         ) -> tuple[Any, Any, list[str]]:
+    """The project read with elision, read with every template rendered, and the texts
+    that were elided."""
     elided: list[str] = []
     original = loader._ProjectBuilder.elide_inert_calls
 
@@ -132,7 +134,13 @@ def test_elision_finds_what_the_render_finds(tmp_path: Path,
     monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", counting)
     with_elision = _signature(root)
     monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", lambda *a: None)
-    rendered = _signature(root)
+    return with_elision, _signature(root), elided
+
+
+def test_elision_finds_what_the_render_finds(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    root = _project(tmp_path)
+    with_elision, rendered, elided = _elided_and_rendered(root, monkeypatch)
     assert with_elision == rendered
     expected = {MODELS[k] for k in ("inert_plain", "inert_ref", "inert_source", "package_call",
                                     "probed_dispatch",
@@ -181,10 +189,7 @@ def _config_project(tmp_path: Path, shadow: bool = False) -> Path:
     files.update({f"models/{k}.sql": v for k, v in CONFIG_MODELS.items()})
     if shadow:
         files["macros/var.sql"] = "{% macro var(x, d=none) %}{{ return(true) }}{% endmacro %}\n"
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(root, files)
     return root
 
 
@@ -194,19 +199,8 @@ def test_config_of_vars_is_evaluated_as_the_render_evaluates_it(
     """`{{ config(enabled=var('x', False) | as_bool) }}` (the usual way packages switch models
     off) is read without compiling the template, with the render's result."""
     root = _config_project(tmp_path, shadow)
-    elided: list[str] = []
-    original = loader._ProjectBuilder.elide_inert_calls
-
-    def counting(self: Any, pkg: Any, text: str) -> Any:
-        out = original(self, pkg, text)
-        if out is not None:
-            elided.append(text)
-        return out
-
-    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", counting)
-    with_elision = _signature(root)
-    monkeypatch.setattr(loader._ProjectBuilder, "elide_inert_calls", lambda *a: None)
-    assert with_elision == _signature(root)
+    with_elision, rendered, elided = _elided_and_rendered(root, monkeypatch)
+    assert with_elision == rendered
     expected = set() if shadow else \
         {CONFIG_MODELS[k] for k in ("var_default", "var_set", "var_nested", "var_string",
                                    "var_and", "var_or_not", "var_text_not")}

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_regression import _write as write_files
 
 from dbt_bulwark import parallel
 from dbt_bulwark.cache import ParseCache
@@ -80,10 +81,7 @@ def _project(root: Path, n: int) -> Path:
             + ("{{ ref('base') }}" if i % 2 else "{{ source('raw', 't') }}")
             + "{% if not loop.last %} union all {% endif %}{% endfor %}\n")
     files["models/static.sql"] = "select * from {{ ref('m000') }}\n"
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+    write_files(root, files)
     return root
 
 
