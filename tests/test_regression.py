@@ -502,6 +502,17 @@ def test_a_base_that_shows_the_work_tree_is_the_work_trees_project(tmp_path: Pat
     (repo / "models/new.sql").write_text("select 1 as id\n")    # untracked: a change
     assert not same()
     (repo / "models/new.sql").unlink()
+    # a gitignored model is read from the work tree only: the base is not the head then
+    (repo / ".gitignore").write_text("scratch_*.sql\nprofiles.yml\nlocal.duckdb\n")
+    _commit(repo, "ignore")
+    (repo / "profiles.yml").write_text("shop: {}\n")               # read from disk alike
+    (repo / "local.duckdb").write_text("")                           # not a project file
+    assert same()
+    (repo / "models/scratch_x.sql").write_text("select * from {{ ref('nowhere') }}\n")
+    assert not same()
+    proc = bulwark(repo, "fast-compile", "--all-files")
+    assert proc.returncode == 1 and "models/scratch_x.sql" in proc.stdout, proc.stdout
+    (repo / "models/scratch_x.sql").unlink()
     (repo / "models/products.sql").write_text("select id\nfrom {{ ref('stg_products') }}\n")
     assert not same()
     _git(repo, "add", "-A")                                      # staged: still a change

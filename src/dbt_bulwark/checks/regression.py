@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from dbt_bulwark.findings import Finding, UsageError
-from dbt_bulwark.project.fs import join
+from dbt_bulwark.project.fs import DBT_FILE_SUFFIXES, join
 
 _VERSION = 3
 _ZERO = frozenset("0")
@@ -78,8 +78,7 @@ class Base:
         self.trees.clear()
 
 
-# what a dbt project is made of (the hooks' `files:` in .pre-commit-hooks.yaml)
-DBT_FILES = (".sql", ".yml", ".yaml", ".py", ".csv", ".md")
+DBT_FILES = DBT_FILE_SUFFIXES
 # the commands that run as pre-commit hooks with `always_run: true`
 HOOK_COMMANDS = frozenset({"check", "fast-compile", "check-contracts", "check-critical-tags",
                            "check-schema-diff"})

@@ -15,6 +15,8 @@ import stat
 from pathlib import Path
 from typing import Protocol
 
+# what a dbt project is made of (the hooks' `files:` in .pre-commit-hooks.yaml)
+DBT_FILE_SUFFIXES = (".sql", ".yml", ".yaml", ".py", ".csv", ".md")
 SKIP_DIRS = frozenset({"dbt_packages", "dbt_modules", "target", "logs", "node_modules",
                        "venv", ".venv", "__pycache__", "site-packages"})
 

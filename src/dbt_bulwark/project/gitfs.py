@@ -219,6 +219,15 @@ def changed_files(repo: str | os.PathLike[str], base: str | None,
     return sorted(out)
 
 
+def ignored_files(repo: str | os.PathLike[str], suffixes: Iterable[str]) -> list[str]:
+    """Paths (relative to the repo root) of the files named ``*<suffix>`` that git ignores
+    in the work tree."""
+    top = _top(repo)
+    return sorted(_split_z(run_git(top, "ls-files", "-z", "--others", "--ignored",
+                                   "--exclude-standard", "--full-name", "--",
+                                   *(f"*{x}" for x in suffixes)).stdout))
+
+
 # ----------------------------------------------------------------------------- blobs
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from dbt_bulwark.cache import ParseCache, open_cache
 from dbt_bulwark.findings import UsageError
-from dbt_bulwark.project.fs import SKIP_DIRS, FileSource, WorkTree, join
+from dbt_bulwark.project.fs import DBT_FILE_SUFFIXES, SKIP_DIRS, FileSource, WorkTree, join
 from dbt_bulwark.project.loader import discover_projects, load_project, project_for_path
 from dbt_bulwark.project.model import Node, Project
 
@@ -59,6 +59,7 @@ class Workspace:
     _base_projects: dict[tuple[Any, ...], Project] = field(default_factory=dict, repr=False)
     _installed: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     _changed: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    _ignored: list[str] | None = field(default=None, repr=False)
 
     def project(self, root: str) -> Project:
         if root not in self._projects:
@@ -117,7 +118,27 @@ class Workspace:
         if git is None or loc is None or \
                 Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
             return False
-        return not any(_read_by_projects(p) for p in self.changed_since(git.rev))
+        # (the ignored files are listed only when nothing else differs: a clean tree)
+        return not any(_read_by_projects(p) for p in self.changed_since(git.rev)) and \
+            not any(_read_by_projects(p) for p in self.ignored())
+
+    def ignored(self) -> list[str]:
+        """The files git ignores that a project could read (a gitignored model is loaded
+        from the work tree, never from a revision), relative to the workspace root; the
+        profile (read from disk for every revision alike) aside."""
+        if self._ignored is None:
+            from dbt_bulwark.project import gitfs
+
+            loc = self.git_location()
+            found: list[str] = []
+            if loc is not None:
+                top, prefix = loc
+                cut = len(prefix) + 1 if prefix else 0
+                found = [p[cut:] for p in gitfs.ignored_files(top, DBT_FILE_SUFFIXES)
+                         if (not prefix or p.startswith(prefix + "/"))
+                         and p.rsplit("/", 1)[-1] != "profiles.yml"]
+            self._ignored = found
+        return self._ignored
 
     def installed(self, root: str) -> dict[str, str]:
         """The folders where project ``root`` has packages installed on disk
