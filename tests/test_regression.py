@@ -503,10 +503,11 @@ def test_a_base_that_shows_the_work_tree_is_the_work_trees_project(tmp_path: Pat
     assert not same()
     (repo / "models/new.sql").unlink()
     # a gitignored model is read from the work tree only: the base is not the head then
-    (repo / ".gitignore").write_text("scratch_*.sql\nprofiles.yml\nlocal.duckdb\n")
+    (repo / ".gitignore").write_text("scratch_*.sql\nprofiles.yml\n.user.yml\nlocal.duckdb\n")
     _commit(repo, "ignore")
     (repo / "profiles.yml").write_text("shop: {}\n")               # read from disk alike
     (repo / "local.duckdb").write_text("")                           # not a project file
+    (repo / ".user.yml").write_text("id: x\n")   # dbt's, beside a profile in the project
     assert same()
     (repo / "models/scratch_x.sql").write_text("select * from {{ ref('nowhere') }}\n")
     assert not same()

@@ -268,9 +268,11 @@ class Workspace:
 
 def _read_by_projects(path: str) -> bool:
     """Whether a file at ``path`` can be an input of a project (the loader's walk skips
-    hidden folders and :data:`SKIP_DIRS`)."""
-    folders = path.split("/")[:-1]
-    return not any(seg.startswith(".") or seg in SKIP_DIRS for seg in folders)
+    hidden files and folders, and :data:`SKIP_DIRS`): dbt's ``.user.yml`` beside a profile
+    in the project is not one."""
+    *folders, name = path.split("/")
+    return not name.startswith(".") and \
+        not any(seg.startswith(".") or seg in SKIP_DIRS for seg in folders)
 
 
 def open_workspace(project_dirs: list[str] | None = None, repo_root: str | None = None,
