@@ -837,8 +837,8 @@ def _set_width_regression(run: BaseRun, project: Any, node: Any, head: Any, incr
     from dbt_bulwark.sql.columns import set_operations
     from dbt_bulwark.sql.compiler import compile_cached
 
-    ops_head = set_operations(head.sql or "", dialect)
-    if ops_head is None or not any(_unknown_and_known(op) for op in ops_head.operations):
+    shape_head = set_operations(head.sql or "", dialect, texts=False)
+    if shape_head is None or not any(_unknown_and_known(op) for op in shape_head.operations):
         return []
     base_project = run.project()
     base_node = base_project.nodes.get(node.unique_id)
@@ -847,12 +847,14 @@ def _set_width_regression(run: BaseRun, project: Any, node: Any, head: Any, incr
     base = compile_cached(base_project, base_node, is_incremental=incremental)
     if not base.trusted or base.warehouse_calls:
         return []
-    ops_base = set_operations(base.sql or "", dialect)
-    if ops_base is None:
+    ops_head, ops_base = set_operations(head.sql or "", dialect), \
+        set_operations(base.sql or "", dialect)
+    if ops_head is None or ops_base is None:
         return []
     if how == "guess":   # the widths must read the same in every common dialect
         for other in ("snowflake", "bigquery", "postgres"):
-            h2, b2 = set_operations(head.sql or "", other), set_operations(base.sql or "", other)
+            h2, b2 = set_operations(head.sql or "", other, texts=False), \
+                set_operations(base.sql or "", other, texts=False)
             if h2 is not None and b2 is not None and \
                     (_shape(h2), _shape(b2)) != (_shape(ops_head), _shape(ops_base)):
                 return []

@@ -1927,25 +1927,26 @@ def has_set_operation(sql: str) -> bool:
     return _SET_KEYWORD.search(sql) is not None
 
 
-def set_operations(sql: str, dialect: str) -> SetOperations | None:
+def set_operations(sql: str, dialect: str, texts: bool = True) -> SetOperations | None:
     """The set operations of ``sql`` and the width of each branch; None when it does not
-    parse. Never raises."""
+    parse. Never raises. ``texts=False``: the shape only (keys, kinds, widths, starts), no
+    branch or CTE text, select list or tables read (writing SQL back is most of the cost)."""
     if not has_set_operation(sql):
         return SetOperations((), {})
     parsed = parse_sql(sql, dialect)
     if parsed.expression is None:
         return None
     try:
-        return _set_operations(parsed.expression, dialect)
+        return _set_operations(parsed.expression, dialect, texts)
     except Exception:  # noqa: BLE001 - an unexpected tree shape: no opinion
         return None
 
 
-def _set_operations(tree: Any, dialect: str) -> SetOperations:
+def _set_operations(tree: Any, dialect: str, texts: bool) -> SetOperations:
     exp = _exp()
 
     ctes: dict[str, tuple[str, tuple[str, ...]] | None] = {}
-    for cte in tree.find_all(exp.CTE):
+    for cte in tree.find_all(exp.CTE) if texts else ():
         name = _key(cte.alias_or_name, dialect)
         entry = (cte.this.sql(dialect=dialect), _reads(cte.this, dialect))
         ctes[name] = None if name in ctes else entry
@@ -1961,7 +1962,7 @@ def _set_operations(tree: Any, dialect: str) -> SetOperations:
         leaves = _set_leaves(node, ops)
         by_name = any(o.args.get("by_name") or o.args.get("side") or o.args.get("kind")
                       or o.args.get("on") for o in ops)
-        branches = tuple(_set_branch(leaf, dialect) for leaf in leaves)
+        branches = tuple(_set_branch(leaf, dialect, texts) for leaf in leaves)
         out.append(SetOperation((where, rank), _op_name(node), by_name, branches))
     return SetOperations(tuple(out), ctes)
 
@@ -2003,17 +2004,17 @@ def _op_name(node: Any) -> str:
     return "INTERSECT" if isinstance(node, exp.Intersect) else "EXCEPT"
 
 
-def _set_branch(leaf: Any, dialect: str) -> SetBranch:
+def _set_branch(leaf: Any, dialect: str, texts: bool) -> SetBranch:
     exp = _exp()
 
     starts = [int(n._meta["start"]) for n in leaf.walk()
               if getattr(n, "_meta", None) and "start" in n._meta]
     start = min(starts) if starts else None
-    text = leaf.sql(dialect=dialect)
-    reads = _reads(leaf, dialect)
+    text = leaf.sql(dialect=dialect) if texts else ""
+    reads = _reads(leaf, dialect) if texts else ()
     if not isinstance(leaf, exp.Select):
         return SetBranch(None, text, type(leaf).__name__, reads, start)
-    items = ", ".join(p.sql(dialect=dialect) for p in leaf.expressions)
+    items = ", ".join(p.sql(dialect=dialect) for p in leaf.expressions) if texts else ""
     items = items if len(items) <= 40 else items[:37] + "..."
     width = None if leaf.args.get("kind") or any(_expands(p) for p in leaf.expressions) \
         else len(leaf.expressions)

@@ -311,7 +311,7 @@ def set_width_mismatches(sql: str, dialect: str, how: str) -> list[tuple[int, st
     from dbt_bulwark.sql.columns import set_operations, set_width_mismatch
 
     def mismatches(d: str) -> list[tuple[int, str]] | None:
-        ops = set_operations(sql, d)
+        ops = set_operations(sql, d, texts=False)
         if ops is None:
             return None
         out: list[tuple[int, str]] = []
