@@ -987,6 +987,8 @@ class _ProjectBuilder:
         self.nodes: list[Node] = []
         self.patches: dict[tuple[str, str, str], tuple[Mapping[str, Any], str]] = {}
         self._used_patches: set[tuple[str, str, str]] = set()
+        # what prerender() found without rendering, taken by the node's parse_sql()
+        self._unrendered: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- entry point
     def build(self) -> Project:
@@ -1098,7 +1100,8 @@ class _ProjectBuilder:
 
     def parse_sql(self, pkg: Package, text: str, path: str) -> dict[str, Any]:
         """refs, sources, config calls of a SQL node: static first, Jinja as dbt falls back."""
-        found = self.parse_without_render(pkg, text)
+        found = self._unrendered.pop((pkg.name, text), None) or \
+            self.parse_without_render(pkg, text)
         if found is not None:
             return found
         vars_ = node_vars(self.root_pkg, pkg, self.L.cli_vars)
@@ -1176,7 +1179,7 @@ class _ProjectBuilder:
         """Fill the parse cache with the parse-mode renders of the models and analyses that
         dbt-extractor cannot read, on every core (:func:`dbt_bulwark.parallel.map_shares`):
         compiling their templates is most of a cold load. The files are then read as usual,
-        from the cache."""
+        from the cache (what needed no render is handed to their :meth:`parse_sql`)."""
         if self.banned or self.L.cache is None:
             return
         todo: list[tuple[Package, str, str]] = []
@@ -1184,8 +1187,13 @@ class _ProjectBuilder:
             for key, default in (("model-paths", "models"), ("analysis-paths", "analyses")):
                 for _rel, rp in self.L.files_under(pkg, key, default, (".sql",)):
                     text = self.L.peek_text(rp)
-                    if text is not None and self.parse_without_render(pkg, text) is None:
+                    if text is None:
+                        continue
+                    found = self.parse_without_render(pkg, text)
+                    if found is None:
                         todo.append((pkg, text, rp))
+                    else:
+                        self._unrendered[(pkg.name, text)] = found
         if len(todo) < PRERENDER_MIN:
             return
         from dbt_bulwark.cache import template_store
