@@ -273,6 +273,22 @@ def test_set_operations_inside_ctes_are_keyed_by_cte() -> None:
     assert set(ops.ctes) == {"a", "b"}
 
 
+def test_the_shape_alone_reads_what_the_texts_read() -> None:
+    """fast-compile asks for the shape only (no SQL written back): the same keys, kinds,
+    widths and positions as with the texts, which only the base comparison reads."""
+    sql = ("with a as (select 1 x union all select 2), b as (select t.*, 2 from t union all "
+           "select 3)\nselect * from a union all select * from b union all select 1, 2")
+    for dialect in ("duckdb", "bigquery", "snowflake", "postgres"):
+        full, shape = set_operations(sql, dialect), set_operations(sql, dialect, texts=False)
+        assert full is not None and shape is not None
+        assert [(op.key, op.op, op.by_name, [(b.width, b.start) for b in op.branches])
+                for op in shape.operations] == \
+            [(op.key, op.op, op.by_name, [(b.width, b.start) for b in op.branches])
+             for op in full.operations]
+        assert full.ctes and not shape.ctes
+        assert all(b.text for op in full.operations for b in op.branches)
+
+
 @pytest.mark.parametrize("sql", [
     "select a, b from t union all by name select c from u",
     "select a from t union all select b, c from u",
