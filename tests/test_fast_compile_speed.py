@@ -388,3 +388,31 @@ def test_two_revisions_are_both_read_with_the_installed_packages(tmp_path: Path)
     assert proc.returncode in (0, 1), proc.stderr
     codes = {f["code"] for f in json.loads(proc.stdout)["findings"]}
     assert "BLK401" in codes and "BLK431" not in codes, proc.stdout
+
+
+def test_a_disabled_singular_test_does_not_build_every_data_test(tmp_path: Path) -> None:
+    """A one-model check looks up the nodes whose ref() does not resolve: a disabled
+    singular test is known disabled without building the project's generic data tests
+    (a tenth of a warm commit on a large project)."""
+    from dbt_bulwark.checks import fast_compile
+    from dbt_bulwark.policy import load_policy
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+
+    for rel, text in {
+        "dbt_project.yml": "name: p\nversion: '1.0'\nprofile: p\n",
+        "models/a.sql": "select 1 as id\n",
+        "models/a.yml": "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: id\n"
+                        "        data_tests: [not_null]\n",
+        "tests/off.sql": "{{ config(enabled=false) }}\nselect * from {{ ref('nope') }}\n",
+        "tests/on.sql": "select * from {{ ref('gone') }}\n",
+    }.items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
+    fs = WorkTree(tmp_path)
+    project = load_project(fs, "", {}, None)
+    assert {uid for uid, _what, _why in project.unresolved} == {"test.p.off", "test.p.on"}
+    findings = fast_compile.check(None, project, load_policy(fs, ""), {"model.p.a"})
+    assert project._tests_loader is not None, "the generic data tests were built"
+    assert [(f.path, f.code) for f in findings if f.code == "BLK110"] == \
+        [("tests/on.sql", "BLK110")]

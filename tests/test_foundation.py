@@ -336,3 +336,38 @@ def test_versions_and_disabled(tmp_path: Path) -> None:
     assert use.depends_on == ["model.v.dim.v2", "model.v.dim.v1"]
     assert ("model.v.use", use.refs[2], "disabled") in project.unresolved
     assert "model.v.old" in project.disabled
+
+
+def test_dbt_project_values_render_once_while_their_env_and_vars_hold(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Jinja value of dbt_project.yml is rendered on a cold load and read from the parse
+    cache after, until an env_var() it read or a --vars value changes."""
+    from dbt_bulwark.sql import jinja_env
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "a.sql").write_text("select 1 as a\n")
+    (tmp_path / "dbt_project.yml").write_text(
+        "name: p\nversion: '1.0'\nprofile: p\nmodels:\n  p:\n"
+        "    +enabled: \"{{ env_var('BULWARK_TEST_ON', 'true') }}\"\n"
+        "    +tags: \"{{ var('tag', 'plain') }}\"\n")
+    cache = ParseCache(tmp_path / ".bulwark-cache")
+    monkeypatch.delenv("BULWARK_TEST_ON", raising=False)
+
+    def load(cli_vars: dict[str, Any]) -> tuple[list[str], list[str]]:
+        project = load_project(WorkTree(tmp_path), "", cli_vars, cache)
+        return (sorted(project.nodes["model.p.a"].tags) if "model.p.a" in project.nodes
+                else ["disabled"], [f.code for f in project.findings])
+
+    assert load({}) == (["plain"], [])
+    real = jinja_env.render
+
+    def no_render(*args: Any, **kwargs: Any) -> str:
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(jinja_env, "render", no_render)
+    assert load({}) == (["plain"], [])                  # from the cache
+    monkeypatch.setattr(jinja_env, "render", real)
+    monkeypatch.setenv("BULWARK_TEST_ON", "false")
+    assert load({}) == (["disabled"], [])               # the env_var() it read changed
+    monkeypatch.setenv("BULWARK_TEST_ON", "true")
+    assert load({"tag": "gold"}) == (["gold"], [])      # --vars changed

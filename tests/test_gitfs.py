@@ -368,3 +368,22 @@ def test_missing_blob_is_an_unreadable_file_not_a_failure(repo: Path) -> None:
         with pytest.raises(OSError, match="missing"):
             tree.read_bytes("big.csv")
         assert tree.read_bytes("small.sql") == b"select 1\n"
+
+
+def test_work_tree_reads_a_file_once_until_bulwark_writes(tmp_path: Path) -> None:
+    """The head's load and the base's unchanged files read the same files: a WorkTree keeps
+    what it read for its run, and forgets it all once bulwark writes a file (a --fix)."""
+    from dbt_bulwark.project.fs import atomic_write
+
+    (tmp_path / "models").mkdir()
+    model = tmp_path / "models" / "a.sql"
+    model.write_text("select 1 as a\n")
+    tree = WorkTree(tmp_path)
+    assert tree.read_bytes("models/a.sql") == b"select 1 as a\n"
+    model.write_text("select 2 as a\n")      # behind bulwark's back, during one run
+    assert tree.read_bytes("models/a.sql") == b"select 1 as a\n"
+    atomic_write(tmp_path / "models" / "b.yml", b"version: 2\n", tmp_path)
+    assert tree.read_bytes("models/a.sql") == b"select 2 as a\n"
+    assert tree.read_bytes("models/b.yml") == b"version: 2\n"
+    with pytest.raises(FileNotFoundError):
+        tree.read_bytes("models/missing.sql")

@@ -27,6 +27,28 @@ def test_one_content_hash() -> None:
     assert content_hash("x") != content_hash("y") and len(content_hash("x")) == 40
 
 
+def test_content_hash_remembers_long_texts_and_stays_exact(monkeypatch: Any) -> None:
+    """A file's text is hashed by the head's load, the base's and the checks: the hash of a
+    long text is remembered (a bounded memo, emptied when full), and always sha1's."""
+    import hashlib
+
+    from dbt_bulwark import cache
+
+    monkeypatch.setattr(cache, "_HASHED", {})
+    monkeypatch.setattr(cache, "_HASHED_MAX", 3)
+    monkeypatch.setattr(cache, "_HASHED_CHARS", 1000)
+    monkeypatch.setattr(cache, "_hashed_chars", 0)
+    texts = [f"select {i} as n -- " + "x" * 300 for i in range(7)] + ["short", "a\udcff" * 60,
+                                                                    "y" * 2000]
+    for _ in range(2):
+        for text in texts:
+            want = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+            assert cache.content_hash(text) == want
+            assert len(cache._HASHED) <= 3
+            assert sum(map(len, cache._HASHED)) <= max(1000, len(text))
+    assert "short" not in cache._HASHED
+
+
 def test_one_way_to_run_git(tmp_path: Path) -> None:
     from dbt_bulwark.project import gitfs
     from dbt_bulwark.project.workspace import find_repo_root

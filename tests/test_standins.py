@@ -263,3 +263,36 @@ def test_compile_mode_model_carries_the_node_config(tmp_path: Path) -> None:
     assert table.error is None and table.sql is not None and "'t' as who" in table.sql
     view = compile_node(project, nodes["v"])
     assert view.error is not None and "tables only" in view.error[1]
+
+
+class _Store:
+    """A content-hash cache's get/put, counting what is stored."""
+
+    def __init__(self) -> None:
+        self.data: dict[object, object] = {}
+        self.puts = 0
+
+    def get(self, key: object) -> object:
+        return self.data.get(key)
+
+    def put(self, key: object, value: object) -> None:
+        self.puts += 1
+        self.data[key] = value
+
+
+@pytest.mark.parametrize("dialect,how", [("duckdb", "profile"), ("postgres", "profile"),
+                                         ("duckdb", "guess")])
+def test_cached_parse_verdicts_are_the_parser_s_own(dialect: str, how: str) -> None:
+    """The base's stand-in render is judged again on every commit until the base moves: the
+    verdicts come from the cache then, and they are the ones the parser gives."""
+    sqls = ["select a from t", "selct a from t", "select (a from t", "select 'a from t",
+            f"with x as ({STANDIN}) select * from x", f"select {STANDIN} from t"]
+    plain, store = Parser(dialect, how), _Store()
+    cached = Parser(dialect, how, store)
+    first = [cached.error(s) for s in sqls]
+    assert first == [plain.error(s) for s in sqls]
+    assert store.puts == len(sqls)
+    assert [cached.error(s) for s in sqls] == first      # now from the cache
+    assert store.puts == len(sqls) and cached.trials == 2 * len(sqls)
+    marked = _marked(f"with x as ({STANDIN}) select * from x")
+    assert choose(marked, Parser(dialect, how, store)) == choose(marked, Parser(dialect, how))

@@ -28,12 +28,31 @@ DEPENDENCIES = ("sqlglot", "sqlglotc", "jinja2", "dbt_extractor", "duckdb", "pyy
 FORMAT = 2
 
 
+# text -> content_hash: a file's text is hashed by the head's load, the base's load and the
+# checks, once per run (a bounded memo: emptied when it holds too many or too long texts)
+_HASHED: dict[str, str] = {}
+_HASHED_MAX = 50_000
+_HASHED_CHARS = 32 * 2**20
+_hashed_chars = 0
+
+
 def content_hash(text: str) -> str:
     """The one content hash of bulwark's caches and checksums: sha1 of the text's UTF-8
     bytes (lone surrogates from undecodable file names kept, never an error)."""
+    known = _HASHED.get(text)
+    if known is not None:
+        return known
     import hashlib
 
-    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    global _hashed_chars
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()
+    if len(text) > 200:          # short texts hash as fast as they are looked up
+        if len(_HASHED) >= _HASHED_MAX or _hashed_chars + len(text) > _HASHED_CHARS:
+            _HASHED.clear()
+            _hashed_chars = 0
+        _HASHED[text] = digest
+        _hashed_chars += len(text)
+    return digest
 
 
 def dependency_versions(names: tuple[str, ...] = DEPENDENCIES) -> dict[str, str]:

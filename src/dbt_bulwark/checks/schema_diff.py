@@ -174,7 +174,7 @@ def _macro_signature(project: Project) -> str:
         for pkg in sorted(project.macros.by_package):
             for name, m in sorted(project.macros.by_package[pkg].items()):
                 parts.append(f"{pkg}.{name}:{getattr(m, 'path', '')}:")
-                parts.append(str(getattr(m, "text", "")))
+                parts.append(content_hash(str(getattr(m, "text", ""))))   # a file's: once
     parts.append(json.dumps(_jsonable(project.vars), sort_keys=True))
     return content_hash("".join(parts))
 
@@ -501,7 +501,7 @@ class SchemaDiff:
             elif contract_types:
                 changed = _normalize_dbt_type(bt) != _normalize_dbt_type(ht)
             else:
-                changed = base_type(bt, self.dialect) != base_type(ht, self.dialect)
+                changed = bt != ht and base_type(bt, self.dialect) != base_type(ht, self.dialect)
             if changed:
                 path, line = self._column_place(hn, hms.source, hname)
                 diff.changes.append(Change("BLK403", f"column '{hname}' of '{hn.label}' "
@@ -534,7 +534,7 @@ class SchemaDiff:
             base = marked_render(self.base.project, bn)
             if head is None or base is None or not head.marks:
                 return None
-            parser = Parser(self.dialect, self.dialect_how)
+            parser = Parser(self.dialect, self.dialect_how, self.cache)
             up_head = {i: self.head.resolver.relation_columns(u)
                        for i, u in head.relations.items()}
             up_base = {i: self.base.resolver.relation_columns(u)
@@ -770,7 +770,7 @@ class SchemaDiff:
                 memo[child.unique_id] = None
                 marked = marked_render(self.head.project, child)
                 if marked is not None and marked.marks:
-                    choice = choose(marked, Parser(self.dialect, self.dialect_how))
+                    choice = choose(marked, Parser(self.dialect, self.dialect_how, self.cache))
                     if choice is not None:
                         memo[child.unique_id] = (marked, marked.fill(choice)[0])
             if memo[child.unique_id] is None:

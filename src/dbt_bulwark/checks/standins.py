@@ -88,19 +88,35 @@ class Parser:
     DuckDB's parser for a DuckDB project, else sqlglot in the dialect (any common dialect
     when it is a guess), and no unbalanced parenthesis or unterminated string."""
 
-    def __init__(self, dialect: str, how: str):
+    def __init__(self, dialect: str, how: str, cache: Any = None):
         from dbt_bulwark.sql.sql_verdicts import GUESS_DIALECTS
 
         self.dialect = dialect
         self.how = how
         self.dialects: tuple[str, ...] = GUESS_DIALECTS if how == "guess" else (dialect,)
         self.trials = 0
+        self.cache = cache      # a content-hash cache of the verdicts (the base's SQL is
+        #                         judged again on every commit until the base moves)
 
     def error(self, sql: str) -> int | None:
         """None when ``sql`` parses, else the offset of the (first) error."""
+        self.trials += 1
+        if self.cache is None:
+            return self._error(sql)
+        from dbt_bulwark.cache import content_hash
+
+        key = ("standin-parse", self.dialect, self.how, content_hash(sql))
+        hit = self.cache.get(key)
+        if isinstance(hit, tuple) and len(hit) == 1 and (hit[0] is None or
+                                                         isinstance(hit[0], int)):
+            return hit[0]
+        off = self._error(sql)
+        self.cache.put(key, (off,))
+        return off
+
+    def _error(self, sql: str) -> int | None:
         from dbt_bulwark.sql.sql_verdicts import _GLUED, _duckdb_parse, _lexical, _sqlglot_parse
 
-        self.trials += 1
         sql = _GLUED.sub(" ", sql)   # (offsets shift by a few characters: only a guide)
         if self.dialect == "duckdb" and self.how != "guess":
             duck = _duckdb_parse(sql)
@@ -417,7 +433,7 @@ def judge(ctx: Any, project: Any, run: Any, policy: Any, findings: list[Any]) ->
     from dbt_bulwark.sql.schema import project_dialect
 
     dialect, how = project_dialect(project, (policy.dialect if policy is not None else None) or None)
-    parser = Parser(dialect, how)
+    parser = Parser(dialect, how, project.cache)
     resolvers: dict[str, Any] = {}
 
     def upstream(which: str, proj: Any) -> Callable[[Iterable[str]], dict[str, Any] | None]:

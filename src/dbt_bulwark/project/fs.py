@@ -59,18 +59,35 @@ def join(*parts: str) -> str:
     return "/".join(out)
 
 
+# files a WorkTree keeps once read (its project and the base's unchanged files read them
+# both); a write through atomic_write makes every WorkTree forget what it read
+_READ_MEMO_BYTES = 256 * 2**20
+_writes = 0
+
+
 class WorkTree:
     """The files on disk below ``root``."""
 
     def __init__(self, root: str | os.PathLike[str]):
         self.root = Path(root).resolve()
+        self._read: dict[str, bytes] = {}
+        self._read_bytes = 0
+        self._read_at = _writes
 
     def _abs(self, rel: str) -> str:
         return os.path.join(self.root, rel) if rel else str(self.root)
 
     def read_bytes(self, rel: str) -> bytes:
-        with open(self._abs(rel), "rb") as fh:
-            return fh.read()
+        if self._read_at != _writes:
+            self._read, self._read_bytes, self._read_at = {}, 0, _writes
+        data = self._read.get(rel)
+        if data is None:
+            with open(self._abs(rel), "rb") as fh:
+                data = fh.read()
+            if self._read_bytes + len(data) <= _READ_MEMO_BYTES:
+                self._read[rel] = data
+                self._read_bytes += len(data)
+        return data
 
     def is_file(self, rel: str) -> bool:
         return os.path.isfile(self._abs(rel))
@@ -180,6 +197,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes,
     (see :func:`check_writable`; ``check=False`` skips that, for private caches;
     ``durable=False`` skips the fsyncs, for data that can be rebuilt).
     Returns the real path written."""
+    global _writes
+    _writes += 1
     target = check_writable(path, root) if check else os.path.realpath(path)
     try:
         st: os.stat_result | None = os.stat(target)

@@ -202,6 +202,13 @@ class _Loader:
             if isinstance(value, list):
                 return [walk(v, key, parent) for v in value]
             if isinstance(value, str) and ("{{" in value or "{%" in value):
+                # a rendering is cached while the env_var()s it read are unchanged
+                cache_key = ("project-yml-value", content_hash(value), vars_key)
+                hit = self.cache.get(cache_key) if self.cache is not None else None
+                if isinstance(hit, tuple) and len(hit) == 2 and isinstance(hit[0], str) and \
+                        isinstance(hit[1], dict) and \
+                        all(os.environ.get(n) == v for n, v in hit[1].items()):
+                    return _coerce_scalar(hit[0])
                 from dbt_bulwark.sql.jinja_env import (
                     EnvVarMissing,
                     RenderContext,
@@ -230,9 +237,12 @@ class _Loader:
                                  f"cannot render Jinja in dbt_project.yml "
                                  f"({key}): {exc}")
                     return value
+                if self.cache is not None:
+                    self.cache.put(cache_key, (out, dict(ctx.env_read)))
                 return _coerce_scalar(out)
             return value
 
+        vars_key = content_hash(repr(sorted((str(k), repr(v)) for k, v in self.cli_vars.items())))
         return walk(data)
 
     def packages(self, root_pkg: Package) -> list[Package]:
@@ -1164,8 +1174,17 @@ class _ProjectBuilder:
     def render_key(self, pkg: Package, text: str, vars_: dict[str, Any]) -> tuple[str, ...]:
         """The parse cache's key of the parse-mode render of ``text`` in ``pkg``."""
         return ("render", content_hash(text), pkg.name, self.macros_hash,
-                self.project.adapter_type or "duckdb",
-                content_hash(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
+                self.project.adapter_type or "duckdb", self._vars_hash(pkg.name, vars_))
+
+    def _vars_hash(self, package: str, vars_: dict[str, Any]) -> str:
+        """The hash of a package's node vars (the same for each of its nodes: once)."""
+        if not hasattr(self, "_vars_hashes"):
+            self._vars_hashes: dict[str, tuple[dict[str, Any], str]] = {}
+        known = self._vars_hashes.get(package)
+        if known is None or known[0] != vars_:
+            known = (vars_, content_hash(repr(sorted(vars_.items(), key=lambda kv: str(kv[0])))))
+            self._vars_hashes[package] = known
+        return known[1]
 
     def cached_render(self, key: tuple[str, ...]) -> dict[str, Any] | None:
         hit = self.L.cache.get(key) if self.L.cache is not None else None

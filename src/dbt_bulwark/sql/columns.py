@@ -394,7 +394,7 @@ def types_compatible(declared: str | None, inferred: str | None, dialect: str) -
     Unknown on either side is compatible (nothing to report); otherwise the base types
     (:func:`base_type`) must be equal.
     """
-    if not declared or not inferred:
+    if not declared or not inferred or declared == inferred:
         return True
     return base_type(declared, dialect) == base_type(inferred, dialect)
 
