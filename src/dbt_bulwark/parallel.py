@@ -25,11 +25,12 @@ def map_shares(items: Sequence[T], work: Callable[[Sequence[T]], R], caches: Seq
     """``work`` over contiguous shares of ``items``, one share per core (at most
     :data:`MAX_WORKERS`); the results in share order. One share (``[work(items)]``) when
     ``items`` has fewer than ``min_items`` or no fork is possible."""
-    import multiprocessing
-
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
-    if len(items) < min_items or workers < 2 or \
-            "fork" not in multiprocessing.get_all_start_methods():
+    if len(items) < min_items or workers < 2:
+        return [work(items)]
+    import multiprocessing  # (a warm run with little to do never imports it)
+
+    if "fork" not in multiprocessing.get_all_start_methods():
         return [work(items)]
     stores = [c for c in caches if c is not None]
     mp = multiprocessing.get_context("fork")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from pathlib import Path
 from typing import Protocol
@@ -197,6 +196,8 @@ def atomic_write(path: str | os.PathLike[str], data: bytes,
     (see :func:`check_writable`; ``check=False`` skips that, for private caches;
     ``durable=False`` skips the fsyncs, for data that can be rebuilt).
     Returns the real path written."""
+    import secrets
+
     global _writes
     _writes += 1
     target = check_writable(path, root) if check else os.path.realpath(path)

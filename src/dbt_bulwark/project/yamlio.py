@@ -8,15 +8,9 @@ findings can point at the line a user must edit. Rewriting YAML is not done here
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
-
-import yaml
-
-try:  # the C loader is ~10x faster; fall back when libyaml is missing
-    from yaml import CSafeLoader as _BaseLoader
-except ImportError:  # pragma: no cover
-    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
 
 
 class LineDict(dict):
@@ -104,32 +98,6 @@ def _children(node: Any) -> list[Any]:
     return []
 
 
-class _Loader(_BaseLoader):  # type: ignore[misc,valid-type,unused-ignore]
-    check_aliases = False
-    _resolved: dict[tuple[str, bool, bool], str] = {}
-
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        """The tag of a node, as PyYAML resolves it; a scalar's is remembered (a pure
-        function of its text: the same keys and words recur in every file)."""
-        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
-            key = (value, bool(implicit[0]), bool(implicit[1]))
-            tag = self._resolved.get(key)
-            if tag is None:
-                tag = super().resolve(kind, value, implicit)
-                if len(self._resolved) < 200_000:
-                    self._resolved[key] = tag
-            return tag
-        return super().resolve(kind, value, implicit)
-
-    def get_single_data(self) -> Any:
-        node = self.get_single_node()
-        if node is None:
-            return None
-        if self.check_aliases:
-            _check_aliases(node)
-        return self.construct_document(node)
-
-
 def _construct_mapping(loader: Any, node: Any) -> LineDict:
     loader.flatten_mapping(node)
     out = LineDict()
@@ -145,7 +113,44 @@ def _construct_mapping(loader: Any, node: Any) -> LineDict:
     return out
 
 
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+@functools.cache
+def _loader_class() -> Any:
+    """PyYAML's loader with line numbers, made on first use: a warm run reads every YAML
+    file from the parse cache and never imports PyYAML."""
+    import yaml
+
+    try:  # the C loader is ~10x faster; fall back when libyaml is missing
+        from yaml import CSafeLoader as _BaseLoader
+    except ImportError:  # pragma: no cover
+        from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+    class _Loader(_BaseLoader):  # type: ignore[misc,valid-type,unused-ignore]
+        check_aliases = False
+        _resolved: dict[tuple[str, bool, bool], str] = {}
+
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            """The tag of a node, as PyYAML resolves it; a scalar's is remembered (a pure
+            function of its text: the same keys and words recur in every file)."""
+            if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
+                key = (value, bool(implicit[0]), bool(implicit[1]))
+                tag = self._resolved.get(key)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(self._resolved) < 200_000:
+                        self._resolved[key] = tag
+                return tag
+            return super().resolve(kind, value, implicit)
+
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            if self.check_aliases:
+                _check_aliases(node)
+            return self.construct_document(node)
+
+    _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return _Loader
 
 
 class YamlError(Exception):
@@ -175,7 +180,9 @@ _ANCHOR = re.compile(r"(?:^|[\s\[{,])&[^\s,\[\]{}]")
 
 def load(text: str) -> Any:
     """Parse one YAML document with line info; raises :class:`YamlError`."""
-    loader = _Loader(text)
+    import yaml
+
+    loader = _loader_class()(text)
     # no anchor (or no alias), nothing to expand: the common case costs one search
     loader.check_aliases = "*" in text and _ANCHOR.search(text) is not None
     try:
