@@ -371,3 +371,33 @@ def test_dbt_project_values_render_once_while_their_env_and_vars_hold(
     assert load({}) == (["disabled"], [])               # the env_var() it read changed
     monkeypatch.setenv("BULWARK_TEST_ON", "true")
     assert load({"tag": "gold"}) == (["gold"], [])      # --vars changed
+
+
+def test_a_cache_save_pickles_only_what_the_run_put(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm commit puts a few entries in a cache of thousands: the file keeps each entry's
+    own pickle, so a save pickles only the new ones (and every entry reads back the same)."""
+    import pickle
+
+    first = ParseCache(tmp_path)
+    values = {("yaml", str(i)): ("ok", {"models": [{"name": f"m{i}", "n": i}]}) for i in range(50)}
+    for key, value in values.items():
+        first.put(key, value)
+    first.save()
+    pickled: list[Any] = []
+    real = pickle.dumps
+
+    def counting(obj: Any, *args: Any, **kwargs: Any) -> bytes:
+        pickled.append(obj)
+        return real(obj, *args, **kwargs)
+
+    monkeypatch.setattr(pickle, "dumps", counting)
+    second = ParseCache(tmp_path)
+    assert all(second.get(k) == v for k, v in values.items())
+    second.put(("yaml", "new"), ("ok", {"version": 2}))
+    second.save()
+    entries = [o for o in pickled if not (isinstance(o, dict) and "format" in o)]
+    assert entries == [("ok", {"version": 2})]
+    third = ParseCache(tmp_path)
+    assert third.get(("yaml", "new")) == ("ok", {"version": 2})
+    assert all(third.get(k) == v for k, v in values.items())

@@ -233,9 +233,12 @@ def ls_json(root: Path, env: dict[str, str] | None = None, cache: bool = True
     return {d["unique_id"]: d for d in map(json.loads, proc.stdout.splitlines())}
 
 
-@pytest.mark.parametrize("content", ["garbage", "wrong-shape", "old-format", "hostile"])
+@pytest.mark.parametrize("content", ["garbage", "wrong-shape", "old-format", "hostile",
+                                     "hostile-entry", "broken-entry"])
 def test_broken_cache_file_is_ignored(tmp_path: Path, content: str) -> None:
     import pickle
+
+    from dbt_bulwark.cache import FORMAT
 
     root = project(tmp_path, {
         "models/a.sql": "{% if var('x', 1) == 1 %}{{ config(materialized='table') }}{% endif %}"
@@ -246,11 +249,17 @@ def test_broken_cache_file_is_ignored(tmp_path: Path, content: str) -> None:
     assert caches
     with open(caches[0], "rb") as fh:
         entries = pickle.load(fh)["entries"]   # the file this test just wrote
+    assert entries and all(isinstance(v, bytes) for v in entries.values())   # one by one
     payload = {
         "garbage": b"\x80\x05not a pickle at all",
-        "wrong-shape": pickle.dumps({"format": 2, "entries": {k: 5 for k in entries}}),
+        "wrong-shape": pickle.dumps({"format": FORMAT,
+                                     "entries": {k: pickle.dumps(5) for k in entries}}),
         "old-format": pickle.dumps({k: ("ok",) for k in entries}),
-        "hostile": pickle.dumps({"format": 2, "entries": {("yaml", "x"): _Hostile()}}),
+        "hostile": pickle.dumps({"format": FORMAT, "entries": {("yaml", "x"): _Hostile()}}),
+        "hostile-entry": pickle.dumps({"format": FORMAT, "entries": {
+            **entries, ("yaml", "x"): pickle.dumps(_Hostile())}}),
+        "broken-entry": pickle.dumps({"format": FORMAT, "entries": {
+            k: (b"\x80\x05broken" if i == 0 else v) for i, (k, v) in enumerate(entries.items())}}),
     }[content]
     for path in caches:
         path.write_bytes(payload)

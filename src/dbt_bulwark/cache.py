@@ -11,6 +11,7 @@ A corrupt or unreadable cache is ignored, never an error.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import pickle
 from pathlib import Path
@@ -25,7 +26,7 @@ MAX_ENTRIES = 200_000
 # what a cached verdict depends on besides our own code: an upgrade of any of these is a
 # new cache (distribution names as their .dist-info folders spell them, normalised)
 DEPENDENCIES = ("sqlglot", "sqlglotc", "jinja2", "dbt_extractor", "duckdb", "pyyaml")
-FORMAT = 2
+FORMAT = 3   # each entry pickled on its own: a save re-pickles only what the run put
 
 
 # text -> content_hash: a file's text is hashed by the head's load, the base's load and the
@@ -177,6 +178,7 @@ class ParseCache:
         self.path = self.directory / f"{name}-{_code_stamp()}.pickle" if self.directory else None
         self.name = name
         self._data: dict[Any, Any] = {}
+        self._raw: dict[Any, bytes] = {}   # the file's pickle of each entry not put since
         self._used: set[Any] = set()
         self._dirty = False
         self._loaded = False
@@ -195,8 +197,17 @@ class ParseCache:
                     loaded = _SafeUnpickler(fh).load()
                 if isinstance(loaded, dict) and loaded.get("format") == FORMAT and \
                         isinstance(loaded.get("entries"), dict):
-                    self._data = {k: v for k, v in loaded["entries"].items()
-                                  if isinstance(k, tuple) and k and isinstance(k[0], str)}
+                    data: dict[Any, Any] = {}
+                    raw: dict[Any, bytes] = {}
+                    for k, blob in loaded["entries"].items():
+                        if isinstance(k, tuple) and k and isinstance(k[0], str) and \
+                                isinstance(blob, bytes):
+                            try:
+                                data[k] = _SafeUnpickler(io.BytesIO(blob)).load()
+                            except Exception:  # noqa: BLE001 - a broken entry is a miss
+                                continue
+                            raw[k] = blob
+                    self._data, self._raw = data, raw
                     # the cache is long-lived data: keep the cyclic GC from rescanning it
                     gc.freeze()
             except Exception:  # noqa: BLE001 - a broken cache is just a cold start
@@ -214,6 +225,7 @@ class ParseCache:
         if value is not None:
             if not _valid(key, value):   # wrong shape: a miss, and forget it
                 del self._data[key]
+                self._raw.pop(key, None)
                 return None
             self._used.add(key)
         return value
@@ -223,6 +235,7 @@ class ParseCache:
             self._load()
         self._data[key] = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL) \
             if self.copies else value
+        self._raw.pop(key, None)
         if self.journal is not None:
             self.journal.append((key, value))
         self._used.add(key)
@@ -236,6 +249,9 @@ class ParseCache:
         data = self._data
         if len(data) > MAX_ENTRIES:
             data = {k: v for k, v in data.items() if k in self._used}
+        raw, dumps = self._raw, pickle.dumps
+        entries = {k: raw.get(k) or dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
+                   for k, v in data.items()}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ignore = self.directory / ".gitignore"
@@ -243,7 +259,7 @@ class ParseCache:
                 ignore.write_text("# created by dbt-bulwark\n*\n")
             from dbt_bulwark.project.fs import atomic_write
 
-            atomic_write(self.path, pickle.dumps({"format": FORMAT, "entries": data},
+            atomic_write(self.path, pickle.dumps({"format": FORMAT, "entries": entries},
                                                  protocol=pickle.HIGHEST_PROTOCOL),
                          check=False, durable=False)
             self._dirty = False
