@@ -140,11 +140,11 @@ def test_config_call_lines_match_the_reference() -> None:
     rnd = random.Random(7)
     for _ in range(20_000):
         text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 14)))
-        assert config_call_lines(text, ["a", "b", "tags"]) == \
+        assert config_call_lines(text, ("a", "b", "tags")) == \
             _config_lines_reference(text, ["a", "b", "tags"]), text
     text = "{{\n  config(\n    materialized='table',\n    tags=['x'])\n}}\nselect 1"
-    assert config_call_lines(text, ["materialized", "tags"]) == {"materialized": 3, "tags": 4}
-    assert config_call_lines("{{ myconfig(tags=1) }}", ["tags"]) == {}
+    assert config_call_lines(text, ("materialized", "tags")) == {"materialized": 3, "tags": 4}
+    assert config_call_lines("{{ myconfig(tags=1) }}", ("tags",)) == {}
 
 
 def test_similar_is_the_unbounded_distance_rule() -> None:

@@ -401,3 +401,64 @@ def test_a_cache_save_pickles_only_what_the_run_put(tmp_path: Path,
     third = ParseCache(tmp_path)
     assert third.get(("yaml", "new")) == ("ok", {"version": 2})
     assert all(third.get(k) == v for k, v in values.items())
+
+
+def test_a_cache_unpickles_only_the_entries_a_run_asks_for(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    """A warm commit asks for a small part of the analysis and template caches: an entry is
+    unpickled when first asked for, and one never asked for is written back as it was read."""
+    import pickle
+
+    from dbt_bulwark import cache as cache_mod
+
+    first = ParseCache(tmp_path)
+    values = {("yaml", str(i)): ("ok", {"n": i}) for i in range(40)}
+    for key, value in values.items():
+        first.put(key, value)
+    first.save()
+    blobs = pickle.loads(first.path.read_bytes())["entries"]
+    loads: list[bytes] = []
+    real = cache_mod._SafeUnpickler
+
+    class Counting(real):  # type: ignore[misc,valid-type]
+        def __init__(self, fh: Any) -> None:
+            if hasattr(fh, "getvalue"):
+                loads.append(fh.getvalue())
+            super().__init__(fh)
+
+    monkeypatch.setattr(cache_mod, "_SafeUnpickler", Counting)
+    second = ParseCache(tmp_path)
+    assert second.get(("yaml", "3")) == ("ok", {"n": 3})
+    assert second.get(("yaml", "3")) == ("ok", {"n": 3})
+    assert loads == [blobs[("yaml", "3")]]          # one entry, once
+    second.put(("yaml", "new"), ("ok", {"n": -1}))
+    second.save()
+    after = pickle.loads(second.path.read_bytes())["entries"]
+    assert {k: after[k] for k in blobs} == blobs    # untouched entries: the same bytes
+    assert pickle.loads(after[("yaml", "new")]) == ("ok", {"n": -1})
+
+
+def test_source_columns_are_read_on_first_use_and_a_bad_shape_is_still_reported(
+        tmp_path: Path) -> None:
+    """A source's YAML columns are parsed when first read (a commit reads few of them); a
+    `columns:` that is not a list is reported while loading, for a source as for a model."""
+    root = write(tmp_path, {
+        "dbt_project.yml": "name: p\nversion: '1'\nprofile: p\n",
+        "models/m.sql": "select id from {{ source('raw', 'orders') }}\n",
+        "models/props.yml": (
+            "version: 2\nsources:\n  - name: raw\n    tables:\n"
+            "      - name: orders\n        columns:\n          - name: id\n"
+            "            data_type: int\n            data_tests: [unique]\n"
+            "          - name: total\n      - name: bad\n        columns: {id: int}\n"
+            "models:\n  - name: m\n    columns: {id: int}\n"),
+    })
+    project = load_project(WorkTree(root), "")
+    orders = project.sources["source.p.raw.orders"]
+    assert orders._columns is None and orders._columns_thunk is not None
+    assert [(c.name, c.data_type, c.line) for c in orders.columns] == \
+        [("id", "int", 7), ("total", None, 10)]
+    assert [t.test_name for t in orders.columns[0].tests] == ["unique"]
+    assert project.sources["source.p.raw.bad"].columns == []
+    assert sorted((f.path, f.line) for f in project.findings if f.code == "BLK032") == \
+        [("models/props.yml", 12), ("models/props.yml", 15)]

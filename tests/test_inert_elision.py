@@ -90,7 +90,7 @@ MODELS = {
 }
 
 
-def _project(tmp_path: Path) -> Path:
+def _project(tmp_path: Path, models: dict[str, str] | None = None) -> Path:
     root = tmp_path / "proj"
     files: dict[str, str] = {
         "dbt_project.yml": "name: proj\nversion: '1.0'\nprofile: p\n",
@@ -103,7 +103,7 @@ def _project(tmp_path: Path) -> Path:
         "packages.yml": "packages:\n  - local: dbt_packages/pkg\n",
     }
     files.update({k: textwrap.dedent(v) for k, v in MACROS.items()})
-    files.update({f"models/{k}.sql": v for k, v in MODELS.items()})
+    files.update({f"models/{k}.sql": v for k, v in (MODELS if models is None else models).items()})
     for rel, text in files.items():
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +125,8 @@ def _elided_and_rendered(root: Path, monkeypatch: pytest.MonkeyPatch
     elided: list[str] = []
     original = loader._ProjectBuilder.elide_inert_calls
 
-    def counting(self: Any, pkg: Any, text: str) -> Any:
-        out = original(self, pkg, text)
+    def counting(self: Any, pkg: Any, text: str, *rest: Any) -> Any:
+        out = original(self, pkg, text, *rest)
         if out is not None:
             elided.append(text)
         return out
@@ -170,12 +170,21 @@ CONFIG_MODELS = {
                "  (var('flag_unset', true) | as_bool)) }}\nselect 1 as a",
     "var_or_not": "{{ config(enabled=not var('flag_unset', False) or var('flag_on')) }}\n"
                   "select 1 as a",
+    "var_paren_and": "{{ config(enabled=(var('flag_on', False) and var('flag_unset', true))\n"
+                     "  | as_bool) }}\nselect 1 as a",
+    "var_compare": "{{ config(enabled=((var('mode', False) == True or var('mode', False) ==\n"
+                   "  \"unmapped\") and var('flag_on')) | as_bool) }}\nselect 1 as a",
+    "var_not_equal": "{{ config(enabled=var('flag_on') != 'false', tags=['t']) }}\n"
+                     "select 1 as a",
+    "var_not_paren": "{{ config(enabled=(not var('flag_on')) | as_bool) }}\nselect 1 as a",
     # rendered: what the evaluator does not know, or dbt-extractor cannot read
     "var_missing": "{{ config(enabled=var('flag_unset') | as_bool) }}\nselect 1 as a",
     "var_concat": "{{ config(schema=var('where_to', 'm') ~ '_x') }}\nselect 1 as a",
     "var_number": "{{ config(enabled=True, batch=var('size', 10)) }}\nselect 1 as a",
     "var_jinja": "{{ config(alias=var('templated')) }}\nselect 1 as a",
     "var_text_not": "{{ config(enabled=not var('flag_on')) }}\nselect 1 as a",
+    "var_chained": "{{ config(enabled=var('flag_on') == 'true' == True) }}\nselect 1 as a",
+    "var_negative": "{{ config(enabled=(-var('size', 1)) | as_bool) }}\nselect 1 as a",
 }
 
 
@@ -203,10 +212,62 @@ def test_config_of_vars_is_evaluated_as_the_render_evaluates_it(
     assert with_elision == rendered
     expected = set() if shadow else \
         {CONFIG_MODELS[k] for k in ("var_default", "var_set", "var_nested", "var_string",
-                                   "var_and", "var_or_not", "var_text_not")}
+                                   "var_and", "var_or_not", "var_text_not", "var_paren_and",
+                                   "var_compare", "var_not_equal", "var_not_paren")}
     assert set(elided) == expected
     if not shadow:
         nodes = with_elision[0]
         assert nodes["model.cfg.var_set"][4]["enabled"] is True
         assert "model.cfg.var_default" not in nodes   # disabled, as dbt has it
         assert nodes["model.cfg.var_string"][4]["schema"] == "marts"
+
+
+BRANCH_MODELS = {
+    # elided: if/elif/else only, each condition the render evaluates the same for every node
+    "if_target": ("{% if target.type == 'bigquery' %}select * from {{ ref('hidden_parent') }}\n"
+                  "{% elif target.type in ('postgres', 'duckdb') %}select * from {{ ref('p') }}"
+                  "\n{% else %}{{ config(materialized='table') }}select 1{% endif %}"),
+    "if_incremental": ("{{ config(materialized='incremental') }}\nselect * from {{ ref('p') }}\n"
+                       "{% if is_incremental() %}\n  where a > (select max(a) from {{ this }})"
+                       "\n{% endif %}"),
+    "if_nested": ("{%- if var('flag', true) -%}\n  {%- if execute %}{{ ref('hidden_parent') }}"
+                  "{% else %}{{ trim_null('a') }} from {{ ref('p') }}{% endif -%}\n"
+                  "{%- else -%}{{ ref('no_such_model') }}{%- endif -%}"),
+    "if_config": "{% if not var('flag', true) %}{{ config(enabled=false) }}{% endif %}select 1",
+    "if_only_text": "select 1 {% if target.type == 'duckdb' %}as a{% else %}as b{% endif %}",
+    "if_untaken_unknown": ("{% if target.type == 'duckdb' %}select 1{% else %}"
+                           "{{ ref('p') | no_such_filter }}{% endif %}"),
+    # rendered: a condition that depends on the node, has an effect, or fails; another
+    # statement; a template that does not compile (in a branch the render does not take)
+    "if_node_config": ("{% if config.get('materialized') == 'table' %}{{ ref('p') }}"
+                       "{% endif %}select 1"),
+    "if_missing_var": "{% if var('not_set') %}{{ ref('p') }}{% endif %}select 1",
+    "if_effect": "{% if with_ref('a') %}select 1{% endif %}",
+    "if_for": "{% for x in [1] %}{% if x %}{{ ref('p') }}{% endif %}{% endfor %}",
+    "if_set": "{% set x = 1 %}{% if x %}{{ ref('p') }}{% endif %}",
+    "if_syntax": "{% if target.type == 'duckdb' %}select 1{% else %}{{ ref('p' }}{% endif %}",
+    "if_twice_kw": ("{% if target.type == 'duckdb' %}select 1{% else %}"
+                    "{{ two(a='x', a='y') }}{% endif %}"),
+    "if_unclosed": "{% if target.type == 'duckdb' %}{{ ref('p') }}",
+    "if_taken_return": "{% if target.type == 'duckdb' %}{{ return('x') }}{% endif %}",
+    "if_in_string": ("select '{{ \"{% if false %}\" }}' as a {{ ref('p') }}"
+                     "{% if target.type == 'duckdb' %}{% endif %}"),
+}
+
+
+def test_if_blocks_are_read_as_the_render_takes_them(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model whose only statements are if/elif/else is read without compiling its
+    template when each condition the render evaluates is the same for every node of the
+    package (target, var(), execute, is_incremental()); what the load finds equals the
+    render's, findings included."""
+    root = _project(tmp_path, BRANCH_MODELS)
+    with_elision, rendered, elided = _elided_and_rendered(root, monkeypatch)
+    assert with_elision == rendered
+    assert set(elided) == {BRANCH_MODELS[k] for k in (
+        "if_target", "if_incremental", "if_nested", "if_config", "if_only_text")}
+    nodes = with_elision[0]
+    assert [r.name for r in nodes["model.proj.if_target"][0]] == ["p"]
+    assert [r.name for r in nodes["model.proj.if_incremental"][0]] == ["p"]
+    assert [r.name for r in nodes["model.proj.if_nested"][0]] == ["p"]
+    assert nodes["model.proj.if_syntax"][3] is not None

@@ -49,6 +49,45 @@ def test_content_hash_remembers_long_texts_and_stays_exact(monkeypatch: Any) -> 
     assert "short" not in cache._HASHED
 
 
+def test_the_base_reuses_what_the_head_worked_out(monkeypatch: Any) -> None:
+    """A commit reads the head and its git base, mostly the same files: the scan of a macro
+    file, the lines of a model's config() keys and a "did you mean" are worked out once per
+    run, and each answer is the one worked out afresh."""
+    import difflib
+
+    from dbt_bulwark import spelling
+    from dbt_bulwark.project import loader, macros
+
+    scans: list[str] = []
+    real_blocks = macros.top_level_blocks
+    monkeypatch.setattr(macros, "top_level_blocks", lambda t: scans.append(t) or real_blocks(t))
+    macros._scan.cache_clear()
+    text = "prose {% macro a(x) %}{{ x }}{% endmacro %}\n{% test b(model) %}1{% endtest %}"
+    head, base = macros.MacroIndex("p"), macros.MacroIndex("p")
+    head.add_file("p", "macros/m.sql", text)
+    base.add_file("p", "macros/m.sql", "".join(list(text)))   # equal text, another object
+    assert len(scans) == 1
+    assert [(m.name, m.line) for m in base.by_package["p"].values()] == \
+        [(m.name, m.line) for m in head.by_package["p"].values()] == [("a", 1), ("test_b", 2)]
+    assert head.find("a").text == real_blocks(text)
+
+    model = "{{ config(\n  materialized='table',\n  tags=['x']) }}\nselect 1"
+    first = loader.config_call_lines(model, ("materialized", "tags"))
+    assert loader.config_call_lines("".join(list(model)), ("materialized", "tags")) is first
+    assert dict(first) == {"materialized": 2, "tags": 3}
+
+    asked: list[str] = []
+    real_close = difflib.get_close_matches
+    monkeypatch.setattr(difflib, "get_close_matches",
+                        lambda w, *a, **k: asked.append(w) or real_close(w, *a, **k))
+    monkeypatch.setattr(spelling, "_CLOSEST", {})
+    names = ["customers", "orders", "payments"]
+    assert spelling.closest("Order", names) == "orders"
+    assert spelling.closest("Order", {n: 1 for n in reversed(names)}) == "orders"
+    assert spelling.closest("Order", names + ["order"]) == "order"    # other names: afresh
+    assert asked == ["order", "order"]
+
+
 def test_one_way_to_run_git(tmp_path: Path) -> None:
     from dbt_bulwark.project import gitfs
     from dbt_bulwark.project.workspace import find_repo_root

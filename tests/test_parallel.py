@@ -60,6 +60,23 @@ def test_a_dead_child_share_is_redone_here(monkeypatch: pytest.MonkeyPatch) -> N
     assert parallel.map_shares([1, 2, 3, 4], work, [], 2) == [[1, 2], [3, 4]]
 
 
+def test_shares_of_about_equal_cost_stay_contiguous() -> None:
+    """With a cost, the shares are cut where the running cost passes each equal part (so
+    the costly items bunched at the end are not one core's alone); none is empty."""
+    split = parallel._split
+    assert [list(x) for x in split(list(range(10)), 2, None)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
+    heavy_end = [list(x) for x in split(list(range(10)), 2, lambda i: 10 if i > 6 else 1)]
+    assert heavy_end == [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]]
+    assert [list(x) for x in split([100, 1, 1, 1], 2, lambda i: i)] == [[100], [1, 1, 1]]
+    assert [list(x) for x in split([1, 1, 1, 100], 2, lambda i: i)] == [[1, 1, 1], [100]]
+    assert [list(x) for x in split([1, 1, 1], 4, lambda i: 1)] == [[1], [1], [1]]
+    items = list(range(50))
+    for workers in (2, 3, 4):
+        shares = split(items, workers, lambda i: (i * 7) % 5)
+        assert [i for share in shares for i in share] == items
+        assert len(shares) == workers and all(shares)
+
+
 # ------------------------------------------------------------------ the loader's prerender
 
 MACROS = "{% macro shout(x) %}{% set y = x | upper %}{{ y }}{% endmacro %}\n"
@@ -100,9 +117,10 @@ def test_prerender_on_every_core_loads_the_same_project(tmp_path: Path,
     shares: list[int] = []
     real = parallel.map_shares
 
-    def spy(items: Sequence[Any], work: Any, caches: Sequence[Any], min_items: int) -> Any:
+    def spy(items: Sequence[Any], work: Any, caches: Sequence[Any], min_items: int,
+            **kw: Any) -> Any:
         shares.append(len(items))
-        return real(items, work, caches, min_items)
+        return real(items, work, caches, min_items, **kw)
 
     monkeypatch.setattr(parallel, "map_shares", spy)
     cache = ParseCache(None)
@@ -127,3 +145,36 @@ def test_dbt_extractor_is_never_called_in_a_forked_child(tmp_path: Path) -> None
     os.waitpid(pid, 0)
     assert answer == b"none"
     assert loader.extract_static("select * from {{ ref('c') }}", None) is not None
+
+
+@fork_only
+def test_if_blocks_are_compiled_in_the_shares_and_read_as_the_render_takes_them(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold load reads a model whose only statements are if blocks by the branch the
+    render takes; its template is compiled in a share (dbt-extractor, which reads the
+    branch, cannot run there), and one that does not compile is rendered, as serially."""
+    files = {"dbt_project.yml": "name: br\nversion: '1.0'\nprofile: p\n",
+             "models/base.sql": "select 1 as id\n"}
+    for i in range(loader.PRERENDER_MIN + 4):
+        files[f"models/m{i:03}.sql"] = (
+            "{% if target.type == 'duckdb' %}{{ config(tags=['d']) }}select " + str(i)
+            + " as n from {{ ref('base') }}\n{% else %}select 1 from {{ ref('m000') }}"
+            "{% endif %}\n")
+    files["models/broken.sql"] = ("{% if target.type == 'duckdb' %}select 1\n"
+                                  "{% else %}{{ ref('base' }}{% endif %}\n")
+    root = tmp_path / "br"
+    write_files(root, files)
+    serial = _signature(root, None)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    compiled: list[str] = []
+    real = loader._compiles
+    monkeypatch.setattr(loader, "_compiles", lambda t: compiled.append(t) or real(t))
+    cache = ParseCache(None)
+    assert _signature(root, cache) == serial
+    nodes = serial[0]
+    assert nodes["model.br.m001"][0][0].name == "base" and nodes["model.br.m001"][5] == ["d"]
+    assert nodes["model.br.broken"][3] is not None          # the render's error
+    # this process compiled its own share (and the broken one again, before rendering it)
+    assert 0 < len(compiled) < loader.PRERENDER_MIN, "the other share was compiled there"
+    renders = {k for k in cache._data if k[0] == "render"}
+    assert len(renders) == loader.PRERENDER_MIN + 5

@@ -186,45 +186,45 @@ class ParseCache:
         self.companions: list[ParseCache] = []   # saved with this one (the template code)
 
     def _load(self) -> None:
+        """Read the file's entries as their pickles: each is unpickled when first asked for
+        (a warm commit asks for a small part of the analysis and template caches)."""
         self._loaded = True
         if self.path and self.path.is_file():
-            import gc
-
-            enabled = gc.isenabled()
-            gc.disable()   # no collection passes while unpickling allocates (2x faster)
             try:
                 with open(self.path, "rb") as fh:
                     loaded = _SafeUnpickler(fh).load()
                 if isinstance(loaded, dict) and loaded.get("format") == FORMAT and \
                         isinstance(loaded.get("entries"), dict):
-                    data: dict[Any, Any] = {}
-                    raw: dict[Any, bytes] = {}
-                    for k, blob in loaded["entries"].items():
-                        if isinstance(k, tuple) and k and isinstance(k[0], str) and \
-                                isinstance(blob, bytes):
-                            try:
-                                data[k] = _SafeUnpickler(io.BytesIO(blob)).load()
-                            except Exception:  # noqa: BLE001 - a broken entry is a miss
-                                continue
-                            raw[k] = blob
-                    self._data, self._raw = data, raw
-                    # the cache is long-lived data: keep the cyclic GC from rescanning it
-                    gc.freeze()
+                    self._raw = {k: blob for k, blob in loaded["entries"].items()
+                                 if isinstance(k, tuple) and k and isinstance(k[0], str)
+                                 and isinstance(blob, bytes)}
             except Exception:  # noqa: BLE001 - a broken cache is just a cold start
-                self._data = {}
-            finally:
-                if enabled:
-                    gc.enable()
+                self._raw = {}
+
+    def _unpickle(self, key: Any) -> Any:
+        """The file's entry ``key``, unpickled now (None: none, or broken: forgotten)."""
+        blob = self._raw.get(key)
+        if blob is None:
+            return None
+        try:
+            value = _SafeUnpickler(io.BytesIO(blob)).load()
+        except Exception:  # noqa: BLE001 - a broken or hostile entry is a miss
+            del self._raw[key]
+            return None
+        self._data[key] = value
+        return value
 
     def get(self, key: Any) -> Any:
         if not self._loaded:
             self._load()
         value = self._data.get(key)
-        if value is not None and self.copies:
+        if value is None:
+            value = self._unpickle(key)
+        elif self.copies:
             value = pickle.loads(value)   # bytes this process pickled itself
         if value is not None:
             if not _valid(key, value):   # wrong shape: a miss, and forget it
-                del self._data[key]
+                self._data.pop(key, None)
                 self._raw.pop(key, None)
                 return None
             self._used.add(key)
@@ -246,12 +246,13 @@ class ParseCache:
             other.save()
         if not self._dirty or self.directory is None or self.path is None:
             return
-        data = self._data
-        if len(data) > MAX_ENTRIES:
-            data = {k: v for k, v in data.items() if k in self._used}
-        raw, dumps = self._raw, pickle.dumps
-        entries = {k: raw.get(k) or dumps(v, protocol=pickle.HIGHEST_PROTOCOL)
-                   for k, v in data.items()}
+        data, raw, dumps = self._data, self._raw, pickle.dumps
+        keys: Any = raw.keys() | data.keys()
+        if len(keys) > MAX_ENTRIES:
+            keys = self._used
+        # an entry not put since it was read is written back as the file's own pickle
+        entries = {k: raw.get(k) or dumps(data[k], protocol=pickle.HIGHEST_PROTOCOL)
+                   for k in keys if k in raw or k in data}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             ignore = self.directory / ".gitignore"

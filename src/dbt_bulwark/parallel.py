@@ -21,10 +21,11 @@ MAX_WORKERS = 4
 
 
 def map_shares(items: Sequence[T], work: Callable[[Sequence[T]], R], caches: Sequence[Any],
-               min_items: int) -> list[R]:
+               min_items: int, cost: Callable[[T], float] | None = None) -> list[R]:
     """``work`` over contiguous shares of ``items``, one share per core (at most
-    :data:`MAX_WORKERS`); the results in share order. One share (``[work(items)]``) when
-    ``items`` has fewer than ``min_items`` or no fork is possible."""
+    :data:`MAX_WORKERS`), of equal length or (``cost``) of about equal cost; the results in
+    share order. One share (``[work(items)]``) when ``items`` has fewer than ``min_items``
+    or no fork is possible."""
     workers = min(os.cpu_count() or 1, MAX_WORKERS)
     if len(items) < min_items or workers < 2:
         return [work(items)]
@@ -34,8 +35,7 @@ def map_shares(items: Sequence[T], work: Callable[[Sequence[T]], R], caches: Seq
         return [work(items)]
     stores = [c for c in caches if c is not None]
     mp = multiprocessing.get_context("fork")
-    size = -(-len(items) // workers)
-    shares = [items[i:i + size] for i in range(0, len(items), size)]
+    shares = _split(items, workers, cost)
     jobs = []
     for share in shares[1:]:
         reader, writer = mp.Pipe(duplex=False)
@@ -59,6 +59,29 @@ def map_shares(items: Sequence[T], work: Callable[[Sequence[T]], R], caches: Seq
             for key, value in journal:
                 store.put(key, value)
     return results
+
+
+def _split(items: Sequence[T], workers: int, cost: Callable[[T], float] | None
+           ) -> list[Sequence[T]]:
+    """``items`` cut into ``workers`` contiguous shares of equal length, or of about equal
+    total ``cost`` (none empty)."""
+    if cost is None:
+        size = -(-len(items) // workers)
+        return [items[i:i + size] for i in range(0, len(items), size)]
+    weights = [max(float(cost(item)), 0.0) for item in items]
+    n = min(workers, len(items))
+    total = sum(weights)
+    shares: list[Sequence[T]] = []
+    start, acc = 0, 0.0
+    for i, w in enumerate(weights):
+        # cut before item i when its middle lies past the next share's end
+        k = len(shares) + 1
+        if k < n and i > start and acc + w / 2 >= total * k / n and len(items) - i >= n - k:
+            shares.append(items[start:i])
+            start = i
+        acc += w
+    shares.append(items[start:])
+    return [share for share in shares if share]
 
 
 def _child(work: Callable[[Sequence[T]], Any], share: Sequence[T], stores: list[Any],

@@ -6,12 +6,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+_CLOSEST: dict[tuple[str, frozenset[str]], str | None] = {}
+
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
-    """The candidate most like ``name`` (case-insensitive, difflib ratio >= 0.6), or None."""
-    by_low = {c.lower(): c for c in sorted({c for c in candidates if c})}
-    match = difflib.get_close_matches(name.lower(), list(by_low), n=1, cutoff=0.6)
-    return by_low[match[0]] if match else None
+    """The candidate most like ``name`` (case-insensitive, difflib ratio >= 0.6), or None.
+
+    Remembered for the run: a commit asks the same of the head and of its git base."""
+    pool = frozenset(c for c in candidates if c)
+    key = (name.lower(), pool)
+    if key in _CLOSEST:
+        return _CLOSEST[key]
+    by_low = {c.lower(): c for c in sorted(pool)}
+    match = difflib.get_close_matches(key[0], list(by_low), n=1, cutoff=0.6)
+    if len(_CLOSEST) >= 4096:
+        _CLOSEST.clear()
+    found = _CLOSEST[key] = by_low[match[0]] if match else None
+    return found
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

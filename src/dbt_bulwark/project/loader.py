@@ -479,7 +479,8 @@ _PROBE_NAMES = frozenset({
     "adapter", "api", "dbt_version", "dict", "exceptions", "execute", "flags", "fromjson",
     "fromyaml", "list", "local_md5", "modules", "namespace", "project_name", "range",
     "return", "set", "target", "tojson", "toyaml", "var", "zip", "joiner", "cycler",
-    "run_started_at", "invocation_id"})   # the same for every node of a run
+    "run_started_at", "invocation_id",
+    "is_incremental"})   # the same for every node of a run (false in every parse-mode render)
 _EXPR_BLOCK_RE = re.compile(r"{{-?(.*?)-?}}", re.S)
 # the node's own relation, or an attribute of it: nothing a parse records
 _THIS_READ_RE = re.compile(r"\s*this(?:\.(?:name|identifier|schema|database|table))?\s*")
@@ -534,8 +535,9 @@ _JINJA_NAMES = {"true": True, "True": True, "false": False, "False": False,
 
 
 def _evaluate(node: Any, vars_: Mapping[str, Any]) -> Any:
-    """The value of a Jinja expression made of literals, var(), as_* filters, and/or/not
-    (which Python's parser reads alike, with the same precedence), or :class:`_NotLiteral`."""
+    """The value of a Jinja expression made of literals, var(), as_* filters, and/or/not and
+    one ``==`` or ``!=`` (which Python's parser reads alike, with the same precedence), or
+    :class:`_NotLiteral`."""
     import ast
 
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, bool, int, float)):
@@ -566,10 +568,19 @@ def _evaluate(node: Any, vars_: Mapping[str, Any]) -> Any:
         return value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
         return not _evaluate(node.operand, vars_)
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and \
+            isinstance(node.ops[0], (ast.Eq, ast.NotEq)):
+        # Jinja compiles == and != to Python's (one operator: no chains)
+        left, right = _evaluate(node.left, vars_), _evaluate(node.comparators[0], vars_)
+        return (left == right) if isinstance(node.ops[0], ast.Eq) else (left != right)
+    # a filter binds tighter than and/or/not/== in Jinja as | does in Python, so a left
+    # operand that is one of those was written in parentheses: the filter reads all of it
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and \
             isinstance(node.right, ast.Name) and node.right.id in _CONFIG_FILTERS and \
-            isinstance(node.left, (ast.Call, ast.Constant, ast.Name, ast.BinOp)) and \
-            not (isinstance(node.left, ast.BinOp) and not isinstance(node.left.op, ast.BitOr)):
+            isinstance(node.left, (ast.Call, ast.Constant, ast.Name, ast.BinOp, ast.BoolOp,
+                                   ast.UnaryOp, ast.Compare)) and \
+            not (isinstance(node.left, ast.BinOp) and not isinstance(node.left.op, ast.BitOr)) \
+            and not (isinstance(node.left, ast.UnaryOp) and not isinstance(node.left.op, ast.Not)):
         from dbt_bulwark.sql.jinja_env import DBT_FILTERS
 
         return DBT_FILTERS[node.right.id](_evaluate(node.left, vars_))
@@ -589,6 +600,38 @@ def _extractor_literal(value: Any) -> str | None:
         items = [_extractor_literal(v) for v in value]
         return None if any(i is None for i in items) else f"[{', '.join(items)}]"  # type: ignore[arg-type]
     return None
+
+
+_STMT_TAG_RE = re.compile(r"{%-?\s*(\w+)\b(.*?)-?%}", re.S)
+_BRANCH_TAGS = frozenset({"if", "elif", "else", "endif"})
+
+
+def _blank(text: str) -> str:
+    """``text`` as spaces, its newlines kept."""
+    return re.sub(r"[^\n]", " ", text)
+
+
+def _compiles(text: str) -> bool:
+    """The template ``text`` parses in the parse-mode environment, and nothing in it fails
+    when it is compiled (an unknown filter or test, a keyword argument given twice), even
+    in a branch the render does not take."""
+    from jinja2 import nodes
+
+    from dbt_bulwark.sql.jinja_env import environment
+
+    env = environment(True)
+    try:
+        tree = env.parse(text)
+    except Exception:  # noqa: BLE001 - a syntax error is the render's to report
+        return False
+    for node in tree.find_all((nodes.Filter, nodes.Test, nodes.Call)):
+        if isinstance(node, nodes.Filter) and node.name not in env.filters or \
+                isinstance(node, nodes.Test) and node.name not in env.tests:
+            return False
+        names = [k.key for k in getattr(node, "kwargs", None) or ()]
+        if len(names) != len(set(names)):
+            return False
+    return True
 
 
 def _strings_closed(expr: str) -> bool:
@@ -805,8 +848,10 @@ def _key_re(key: str) -> re.Pattern[str]:
     return found
 
 
-def config_call_lines(text: str, keys: Any) -> dict[str, int]:
-    """Line of each key inside the ``config(...)`` calls of a SQL file (best effort)."""
+@functools.lru_cache(maxsize=8192)
+def config_call_lines(text: str, keys: tuple[str, ...]) -> Mapping[str, int]:
+    """Line of each key inside the ``config(...)`` calls of a SQL file (best effort;
+    remembered for the run: the head and its git base share most files). Read only."""
     out: dict[str, int] = {}
     for m in _CONFIG_CALL_FAST.finditer(text):
         if m.start() and _word_char(text[m.start() - 1]):
@@ -1153,10 +1198,13 @@ class _ProjectBuilder:
             cache.put(key, out)
         return out
 
-    def parse_without_render(self, pkg: Package, text: str) -> dict[str, Any] | None:
+    def parse_without_render(self, pkg: Package, text: str, verify: bool = True
+                             ) -> dict[str, Any] | None:
         """What :meth:`parse_sql` finds when that needs no template rendered: dbt-extractor's
         static parse, an earlier render (cache), or a render whose only Jinja is inert calls
-        (:meth:`elide_inert_calls`, cached); None when the template must be rendered."""
+        and if blocks (:meth:`elide_inert_calls`, cached); None when the template must be
+        rendered. Without ``verify``, a reading of if blocks whose template was not compiled
+        yet is returned marked ``"compile"`` and not cached (see :meth:`prerender`)."""
         static = None if self.banned else extract_static(text, self.L.cache)
         if static is not None:
             calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
@@ -1166,7 +1214,9 @@ class _ProjectBuilder:
         hit = self.cached_render(key)
         if hit is not None:
             return hit
-        elided = None if self.banned else self.elide_inert_calls(pkg, text)
+        elided = None if self.banned else self.elide_inert_calls(pkg, text, verify)
+        if elided is not None and elided.get("compile"):
+            return elided
         if elided is not None and self.L.cache is not None:
             self.L.cache.put(key, elided)
         return elided
@@ -1198,41 +1248,81 @@ class _ProjectBuilder:
         """Fill the parse cache with the parse-mode renders of the models and analyses that
         dbt-extractor cannot read, on every core (:func:`dbt_bulwark.parallel.map_shares`):
         compiling their templates is most of a cold load. The files are then read as usual,
-        from the cache (what needed no render is handed to their :meth:`parse_sql`)."""
+        from the cache (what needed no render is handed to their :meth:`parse_sql`).
+
+        A template read by its if blocks is compiled in the shares too (dbt-extractor, which
+        reads what the branches leave, does not run in a forked child): one that does not
+        compile is rendered afterwards, as without the prerender."""
         if self.banned or self.L.cache is None:
             return
         todo: list[tuple[Package, str, str]] = []
+        checks: dict[tuple[str, str], dict[str, Any]] = {}
         for pkg in pkgs:
             for key, default in (("model-paths", "models"), ("analysis-paths", "analyses")):
                 for _rel, rp in self.L.files_under(pkg, key, default, (".sql",)):
                     text = self.L.peek_text(rp)
                     if text is None:
                         continue
-                    found = self.parse_without_render(pkg, text)
+                    found = self.parse_without_render(pkg, text, verify=False)
                     if found is None:
                         todo.append((pkg, text, rp))
+                    elif found.pop("compile", False):
+                        checks[(pkg.name, text)] = found
                     else:
                         self._unrendered[(pkg.name, text)] = found
-        if len(todo) < PRERENDER_MIN:
-            return
+        if len(todo) + len(checks) < PRERENDER_MIN:
+            return          # (each file is read by parse_sql: the checks are done there)
         from dbt_bulwark.cache import template_store
         from dbt_bulwark.parallel import map_shares
 
-        def share(items: Sequence[tuple[Package, str, str]]) -> None:
+        def share(items: Sequence[tuple[Package | None, str, str]]) -> list[str]:
+            broken: list[str] = []
             for pkg, text, rp in items:
-                self.parse_sql(pkg, text, rp)
+                if pkg is None:
+                    if not _compiles(text):
+                        broken.append(text)
+                else:
+                    self.parse_sql(pkg, text, rp)
+            return broken
 
-        map_shares(todo, share, [self.L.cache, template_store()], PRERENDER_MIN)
+        items: list[tuple[Package | None, str, str]] = list(todo)
+        items += [(None, text, "") for (_name, text) in checks]
+        # a share's cost grows with the Jinja it compiles, not with its number of files
+        results = map_shares(items, share, [self.L.cache, template_store()], PRERENDER_MIN,
+                             cost=lambda item: 1 + item[1].count("{{")
+                             + 4 * item[1].count("{%"))
+        broken = {text for result in results for text in result}
+        by_name = {pkg.name: pkg for pkg in pkgs}
+        for (name, text), found in checks.items():
+            if text in broken:
+                continue      # rendered by parse_sql, which reports the template's error
+            self._unrendered[(name, text)] = found
+            pkg = by_name[name]
+            self.L.cache.put(self.render_key(
+                pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars)), found)
 
-    def elide_inert_calls(self, pkg: Package, text: str) -> dict[str, Any] | None:
+    def elide_inert_calls(self, pkg: Package, text: str, verify: bool = True
+                          ) -> dict[str, Any] | None:
         """What the parse-mode render of ``text`` would find, without compiling it, when the
         only Jinja dbt-extractor cannot read is ``{{ ... }}`` expressions without effect on
         a parse: calls of *inert* macros with literal arguments (see :meth:`inert_macro`),
         or expressions whose probe is clean (see :meth:`probe_call`). dbt-extractor's
         reading of the text without them is then the render's. Anything else (statements,
         comments, an expression with an effect or that could fail): None, and the template
-        is rendered."""
-        if "{%" in text or "{#" in text or "{{" not in text:
+        is rendered.
+
+        ``{% if %}`` / ``{% elif %}`` / ``{% else %}`` statements, when they are the only
+        ones, are first replaced by the branch the render takes (:meth:`select_branches`;
+        without ``verify``, the template is not compiled: the result says ``"compile"``)."""
+        if "{#" in text:
+            return None
+        branched = False
+        if "{%" in text:
+            selected = self.select_branches(pkg, text, verify)
+            if selected is None:
+                return None
+            text, branched = selected, True
+        elif "{{" not in text:
             return None
         pieces: list[str] = []
         pos = 0
@@ -1265,15 +1355,85 @@ class _ProjectBuilder:
             pieces.append(" ")
             pos = m.end()
             elided += 1
-        if not elided:
+        if not elided and not branched:
             return None
         pieces.append(text[pos:])
         static = extract_static("".join(pieces), None)
         if static is None:
             return None
         calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
-        return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
-                "error": None, "by": "jinja", "error_code": "BLK020", "env": {}}
+        out = {"refs": static["refs"], "sources": static["sources"], "calls": calls,
+               "error": None, "by": "jinja", "error_code": "BLK020", "env": {}}
+        if branched and not verify:
+            out["compile"] = True
+        return out
+
+    def select_branches(self, pkg: Package, text: str, verify: bool = True) -> str | None:
+        """``text`` with its ``{% if %}`` blocks replaced by what a parse-mode render of a
+        model of ``pkg`` takes, the rest blanked (newlines kept, so lines do not move), when
+        ``if``/``elif``/``else``/``endif`` are its only statements, the template compiles
+        (:func:`_compiles`; not checked without ``verify``), and every condition the render
+        evaluates probes clean (:meth:`probe_condition`: the same for every node of the
+        package, without effect). None otherwise (the template is rendered)."""
+        tags = list(_STMT_TAG_RE.finditer(text))
+        if not tags or _STMT_TAG_RE.sub("", text).count("{%") or \
+                any(m.group(1) not in _BRANCH_TAGS for m in tags) or \
+                any("{%" in e.group(1) or "%}" in e.group(1)
+                    for e in _EXPR_BLOCK_RE.finditer(text)):
+            return None     # (a tag spelled inside an expression: Jinja reads it otherwise)
+        keep: list[tuple[int, int]] = []
+        frames: list[list[bool]] = []    # per open if: [a branch was taken, this one is]
+        pos = 0
+
+        def live() -> bool:
+            return all(f[1] for f in frames)
+
+        for m in tags:
+            if live():
+                keep.append((pos, m.start()))
+            kind, arg = m.group(1), m.group(2)
+            if "{" in arg or "}" in arg or not _strings_closed(arg):
+                return None
+            if kind == "if":
+                outer = live()
+                taken = self.probe_condition(pkg, arg) if outer else False
+                if taken is None:
+                    return None
+                frames.append([taken or not outer, taken])
+            elif kind in ("elif", "else") and frames:
+                frame = frames.pop()
+                if frame[0] or not live():
+                    frames.append([True, False])
+                else:
+                    taken = True if kind == "else" else self.probe_condition(pkg, arg)
+                    if taken is None:
+                        return None
+                    frames.append([taken, taken])
+            elif kind == "endif" and frames:
+                frames.pop()
+            else:
+                return None
+            pos = m.end()
+        if frames or verify and not _compiles(text):    # (last: parsing costs most)
+            return None
+        keep.append((pos, len(text)))
+        out: list[str] = []
+        last = 0
+        for a, b in keep:
+            out.append(_blank(text[last:a]))
+            out.append(text[a:b])
+            last = b
+        out.append(_blank(text[last:]))
+        return "".join(out)
+
+    def probe_condition(self, pkg: Package, cond: str) -> bool | None:
+        """What ``{% if cond %}`` decides in any parse-mode render of a model of ``pkg``
+        (None: it could differ between nodes, have an effect, or fail; see
+        :meth:`probe_call`)."""
+        if "return" in cond:
+            return None
+        rendered = self._probe(pkg, "{% if " + cond + " %}1{% else %}0{% endif %}")
+        return None if rendered is None else rendered == "1"
 
     def inert_call(self, pkg: Package, name: str, args: str) -> bool:
         """``name(args)`` (literal arguments) in a model of ``pkg`` calls an inert macro with
@@ -1315,10 +1475,17 @@ class _ProjectBuilder:
         not depend on the node or on what the template did before it."""
         if "return" in expr:
             return False      # a top-level return() ends the render: what follows is unread
+        return self._probe(pkg, "{{ " + expr + " }}") is not None
+
+    def _probe(self, pkg: Package, template: str) -> str | None:
+        """The output of ``template`` rendered alone in a parse-mode context of ``pkg``, when
+        that calls no ref/source/config/env_var, reads no missing var, calls nothing of
+        the warehouse, does not fail and reads only names that are the same for every node
+        of the package; else None. Remembered per package."""
         probes = self.__dict__.setdefault("_probes", {})
-        key = (pkg.name, expr)
+        key = (pkg.name, template)
         if key in probes:
-            return bool(probes[key])
+            return probes[key]
         from dbt_bulwark.sql.builtins import make_builtins
         from dbt_bulwark.sql.jinja_env import RenderContext, render
 
@@ -1331,20 +1498,21 @@ class _ProjectBuilder:
             ctx.fallback = make_builtins(ctx)
             contexts[pkg.name] = ctx
         ctx.names_read = set()
-        ok = True
+        out: str | None = None
         try:
-            render("{{ " + expr + " }}", ctx)
+            out = render(template, ctx)
         except Exception:  # noqa: BLE001 - a call that fails is left to the render
-            ok = False
+            out = None
         read, ctx.names_read = ctx.names_read, None
         dirty = bool(ctx.refs or ctx.sources or ctx.config.calls or ctx.env_read
                      or ctx.vars_missing or ctx.env_missing or ctx.warehouse_calls)
-        if dirty or not ok:
+        if dirty or out is None:
             contexts.pop(pkg.name, None)      # the next probe starts clean
         context = self._context_names(pkg)
-        ok = ok and not dirty and all(n in _PROBE_NAMES or n not in context for n in read)
-        probes[key] = ok
-        return ok
+        if dirty or not all(n in _PROBE_NAMES or n not in context for n in read):
+            out = None
+        probes[key] = out
+        return out
 
     def _context_names(self, pkg: Package) -> frozenset[str]:
         """The names a parse-mode template of ``pkg`` sees before any macro (ref, var,
@@ -1627,11 +1795,15 @@ class _ProjectBuilder:
             source = Source(unique_id=f"source.{pkg.name}.{src_name}.{tname}",
                             source_name=src_name, name=tname, package_name=pkg.name,
                             repo_path=rp, line=yamlio.line_of(table), fqn=fqn, config=conf,
-                            columns=parse_columns(table.get("columns"), rp, self.L,
-                                                  f"source '{src_name}.{tname}'"),
                             description=str(table.get("description") or ""),
                             identifier=table.get("identifier"),
                             original_file_path=rp[len(pkg.root) + 1:] if pkg.root else rp)
+            items, owner = table.get("columns"), f"source '{src_name}.{tname}'"
+            if items is not None and not isinstance(items, list):
+                parse_columns(items, rp, self.L, owner)   # the finding, now
+            elif items:
+                source.set_columns_lazily(
+                    functools.partial(parse_columns, items, rp, self.L, owner))
             source.tests = parse_tests(table.get("data_tests", table.get("tests")), None, rp,
                                        source.line)
             if source.enabled:
@@ -1742,7 +1914,8 @@ class _ProjectBuilder:
                                              patch_path, yamlio.line_of(entry))
                     found_key = (node.resource_type, node.package_name, node.name)
                     self._used_patches.add(found_key)
-            lines = config_call_lines(node.raw_code, node.calls) if node.calls else None
+            lines = config_call_lines(node.raw_code, tuple(node.calls)) if node.calls \
+                else None
             node.config, node.config_origin = resolve_config(
                 node.resource_type, node.fqn, pkg, self.root_pkg, patch, patch_path,
                 node.calls, node.repo_path, lines)

@@ -6,6 +6,7 @@ expression over each macro file, so loading a project does not import jinja2.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,6 +62,20 @@ def top_level_blocks(text: str) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)
+def _scan(text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """A macro file's top-level blocks (:func:`top_level_blocks`) and the macros they
+    define, with their lines (remembered for the run: the head and its git base share
+    most macro files)."""
+    text = top_level_blocks(text)
+    defined = []
+    for m in MACRO_DEF_RE.finditer(text):
+        kind, name = m.group(1), m.group(2)
+        full = name if kind == "macro" else (f"test_{name}" if kind == "test" else name)
+        defined.append((full, text.count("\n", 0, m.start()) + 1))
+    return text, tuple(defined)
+
+
 @dataclass
 class MacroDef:
     name: str           # as called: "my_macro", "test_unique", "materialization_table_default"
@@ -80,11 +95,8 @@ class MacroIndex:
 
     def add_file(self, package: str, path: str, text: str) -> None:
         pkg = self.by_package.setdefault(package, {})
-        text = top_level_blocks(text)
-        for m in MACRO_DEF_RE.finditer(text):
-            kind, name = m.group(1), m.group(2)
-            full = name if kind == "macro" else (f"test_{name}" if kind == "test" else name)
-            line = text.count("\n", 0, m.start()) + 1
+        text, defined = _scan(text)
+        for full, line in defined:
             pkg.setdefault(full, MacroDef(full, package, path, line, text))
 
     def find(self, name: str, package: str | None = None) -> MacroDef | None:

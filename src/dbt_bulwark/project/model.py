@@ -61,8 +61,30 @@ def versioned_name(name: str, version: Any) -> str:
     return name if version is None else f"{name}.v{version}"
 
 
+class _LazyColumns:
+    """YAML columns, parsed on first use (most hooks read the columns of few nodes)."""
+
+    _columns: list[Column] | None
+    _columns_thunk: Any
+
+    @property
+    def columns(self) -> list[Column]:
+        """The columns declared in YAML, in order."""
+        if self._columns is None:
+            thunk, self._columns_thunk = self._columns_thunk, None
+            self._columns = list(thunk()) if thunk is not None else []
+        return self._columns
+
+    @columns.setter
+    def columns(self, value: list[Column]) -> None:
+        self._columns, self._columns_thunk = list(value), None
+
+    def set_columns_lazily(self, thunk: Any) -> None:
+        self._columns, self._columns_thunk = None, thunk
+
+
 @dataclass
-class Node:
+class Node(_LazyColumns):
     """A model, seed, snapshot, analysis or singular test."""
 
     unique_id: str
@@ -96,21 +118,6 @@ class Node:
     # YAML columns, parsed on first use (most hooks read the columns of few models)
     _columns: list[Column] | None = field(default=None, repr=False, compare=False)
     _columns_thunk: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def columns(self) -> list[Column]:
-        """The columns declared in YAML, in order."""
-        if self._columns is None:
-            thunk, self._columns_thunk = self._columns_thunk, None
-            self._columns = list(thunk()) if thunk is not None else []
-        return self._columns
-
-    @columns.setter
-    def columns(self, value: list[Column]) -> None:
-        self._columns, self._columns_thunk = list(value), None
-
-    def set_columns_lazily(self, thunk: Any) -> None:
-        self._columns, self._columns_thunk = None, thunk
 
     # convenient views of the effective config
     @property
@@ -192,7 +199,7 @@ class _EnabledAndTags:
 
 
 @dataclass
-class Source(_EnabledAndTags):
+class Source(_LazyColumns, _EnabledAndTags):
     unique_id: str
     source_name: str
     name: str
@@ -201,11 +208,12 @@ class Source(_EnabledAndTags):
     line: int
     fqn: list[str]
     config: dict[str, Any] = field(default_factory=dict)
-    columns: list[Column] = field(default_factory=list)
     description: str = ""
     tests: list[DataTest] = field(default_factory=list)
     identifier: str | None = None
     original_file_path: str = ""       # relative to the package root, like dbt
+    _columns: list[Column] | None = field(default=None, repr=False, compare=False)
+    _columns_thunk: Any = field(default=None, repr=False, compare=False)
 
     @property
     def resource_type(self) -> str:
