@@ -86,6 +86,11 @@ def test_the_base_reuses_what_the_head_worked_out(monkeypatch: Any) -> None:
     assert spelling.closest("Order", {n: 1 for n in reversed(names)}) == "orders"
     assert spelling.closest("Order", names + ["order"]) == "order"    # other names: afresh
     assert asked == ["order", "order"]
+    monkeypatch.setattr(spelling, "_POOLS", {})
+    monkeypatch.setattr(spelling, "_CLOSEST", {})
+    for i in range(50):       # many names, one set of candidates: the set is kept once
+        spelling.closest(f"x{i}", list(names))
+    assert len({id(pool) for _name, pool in spelling._CLOSEST}) == 1
 
 
 def test_one_way_to_run_git(tmp_path: Path) -> None:

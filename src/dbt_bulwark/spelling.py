@@ -7,21 +7,25 @@ import difflib
 from collections.abc import Iterable
 
 _CLOSEST: dict[tuple[str, frozenset[str]], str | None] = {}
+_POOLS: dict[frozenset[str], frozenset[str]] = {}   # one object per set of candidates
 
 
 def closest(name: str, candidates: Iterable[str]) -> str | None:
     """The candidate most like ``name`` (case-insensitive, difflib ratio >= 0.6), or None.
 
-    Remembered for the run: a commit asks the same of the head and of its git base."""
+    Remembered for the run (bounded): a commit asks the same of the head and of its git
+    base."""
     pool = frozenset(c for c in candidates if c)
     key = (name.lower(), pool)
     if key in _CLOSEST:
         return _CLOSEST[key]
     by_low = {c.lower(): c for c in sorted(pool)}
     match = difflib.get_close_matches(key[0], list(by_low), n=1, cutoff=0.6)
-    if len(_CLOSEST) >= 4096:
+    if len(_CLOSEST) >= 4096 or len(_POOLS) >= 64:
         _CLOSEST.clear()
-    found = _CLOSEST[key] = by_low[match[0]] if match else None
+        _POOLS.clear()
+    pool = _POOLS.setdefault(pool, pool)
+    found = _CLOSEST[(key[0], pool)] = by_low[match[0]] if match else None
     return found
 
 
