@@ -22,7 +22,7 @@ from dbt_bulwark.findings import Finding
 from dbt_bulwark.project import config as cfg
 from dbt_bulwark.project import yamlio
 from dbt_bulwark.project.fs import SKIP_DIRS, FileSource, join
-from dbt_bulwark.project.macros import MacroDef, MacroIndex
+from dbt_bulwark.project.macros import MacroDef, MacroIndex, blank
 from dbt_bulwark.project.model import (
     Column,
     DataTest,
@@ -604,11 +604,6 @@ def _extractor_literal(value: Any) -> str | None:
 
 _STMT_TAG_RE = re.compile(r"{%-?\s*(\w+)\b(.*?)-?%}", re.S)
 _BRANCH_TAGS = frozenset({"if", "elif", "else", "endif"})
-
-
-def _blank(text: str) -> str:
-    """``text`` as spaces, its newlines kept."""
-    return re.sub(r"[^\n]", " ", text)
 
 
 def _compiles(text: str) -> bool:
@@ -1420,10 +1415,10 @@ class _ProjectBuilder:
         out: list[str] = []
         last = 0
         for a, b in keep:
-            out.append(_blank(text[last:a]))
+            out.append(blank(text[last:a]))
             out.append(text[a:b])
             last = b
-        out.append(_blank(text[last:]))
+        out.append(blank(text[last:]))
         return "".join(out)
 
     def probe_condition(self, pkg: Package, cond: str) -> bool | None:

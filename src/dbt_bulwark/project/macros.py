@@ -18,6 +18,11 @@ _BLOCK_KINDS = ("macro", "materialization", "test", "data_test", "docs")
 _TAG_RE = re.compile(r"{#.*?#}|{%-?\s*(end)?(\w+)\b.*?-?%}", re.S)
 
 
+def blank(text: str) -> str:
+    """``text`` as spaces, its newlines kept (lines and columns of the rest do not move)."""
+    return re.sub(r"[^\n]", " ", text)
+
+
 def top_level_blocks(text: str) -> str:
     """``text`` with everything outside its top-level macro-like blocks blanked.
 
@@ -55,10 +60,10 @@ def top_level_blocks(text: str) -> str:
     out: list[str] = []
     pos = 0
     for a, b in keep:
-        out.append(re.sub(r"[^\n]", " ", text[pos:a]))
+        out.append(blank(text[pos:a]))
         out.append(text[a:b])
         pos = b
-    out.append(re.sub(r"[^\n]", " ", text[pos:]))
+    out.append(blank(text[pos:]))
     return "".join(out)
 
 
