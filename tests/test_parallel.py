@@ -4,6 +4,7 @@ the children's cache entries back in the parent."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,15 @@ def test_shares_run_in_children_and_their_cache_entries_come_back(
     def work(items: Sequence[int]) -> list[tuple[int, int]]:
         for i in items:
             cache.put(("square", i), i * i)
-        pids.append(os.getpid())   # the parent's list only sees the parent's share
+            time.sleep(0.02)
+        pids.append(os.getpid())   # the parent's list only sees the parent's chunks
         return [(i, os.getpid()) for i in items]
 
     results = parallel.map_shares(list(range(9)), work, [cache], min_items=2)
-    assert [i for share in results for i, _pid in share] == list(range(9))
-    assert pids == [os.getpid()]
-    assert {pid for share in results[1:] for _i, pid in share} - {os.getpid()}, \
-        "the other shares ran in children"
+    assert [i for chunk in results for i, _pid in chunk] == list(range(9))
+    assert set(pids) == {os.getpid()}
+    assert {pid for chunk in results for _i, pid in chunk} - {os.getpid()}, \
+        "other chunks ran in children"
     assert all(cache.get(("square", i)) == i * i for i in range(9))
 
 
@@ -57,24 +59,41 @@ def test_a_dead_child_share_is_redone_here(monkeypatch: pytest.MonkeyPatch) -> N
             os._exit(1)   # a child that dies without an answer
         return list(items)
 
-    assert parallel.map_shares([1, 2, 3, 4], work, [], 2) == [[1, 2], [3, 4]]
+    assert parallel.map_shares([1, 2, 3, 4], work, [], 2) == [[1], [2], [3], [4]]
 
 
-def test_shares_of_about_equal_cost_stay_contiguous() -> None:
-    """With a cost, the shares are cut where the running cost passes each equal part (so
-    the costly items bunched at the end are not one core's alone); none is empty."""
-    split = parallel._split
-    assert [list(x) for x in split(list(range(10)), 2, None)] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9]]
-    heavy_end = [list(x) for x in split(list(range(10)), 2, lambda i: 10 if i > 6 else 1)]
-    assert heavy_end == [[0, 1, 2, 3, 4, 5, 6, 7], [8, 9]]
-    assert [list(x) for x in split([100, 1, 1, 1], 2, lambda i: i)] == [[100], [1, 1, 1]]
-    assert [list(x) for x in split([1, 1, 1, 100], 2, lambda i: i)] == [[1, 1, 1], [100]]
-    assert [list(x) for x in split([1, 1, 1], 4, lambda i: 1)] == [[1], [1], [1]]
-    items = list(range(50))
+@fork_only
+def test_a_core_that_drew_costly_chunks_does_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks are taken in turn as each process finishes one: the parent, slowed down,
+    does fewer of them than a static half, and the results stay in chunk order."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    parent = os.getpid()
+
+    def work(items: Sequence[int]) -> list[tuple[int, bool]]:
+        time.sleep(0.2 if os.getpid() == parent else 0.01)
+        return [(i, os.getpid() == parent) for i in items]
+
+    results = parallel.map_shares(list(range(8)), work, [], 2)
+    assert [i for chunk in results for i, _here in chunk] == list(range(8))
+    assert sum(here for chunk in results for _i, here in chunk) < 4
+
+
+def test_chunks_are_contiguous_and_shrink_to_a_floor() -> None:
+    """Each chunk holds about 1/(2 x cores) of the cost left, never less than the floor
+    (1/(SMALLEST_CHUNK x cores) of the whole) nor nothing: long runs first, short ones
+    last; a costly item is a chunk of its own."""
+    chunks = parallel._chunks
+    items = list(range(613))
+    sizes = [len(c) for c in chunks(items, 2, None)]
+    assert [i for c in chunks(items, 2, None) for i in c] == items
+    assert sizes[:4] == [153, 115, 86, 65]
+    floor = 613 / (parallel.SMALLEST_CHUNK * 2)
+    assert all(s >= int(floor) for s in sizes[:-1]) and sizes == sorted(sizes, reverse=True)
+    assert [list(c) for c in chunks([1, 1, 1], 4, lambda i: 1)] == [[1], [1], [1]]
+    costly = [list(c) for c in chunks([1, 1, 100, 1, 1], 2, lambda i: i)]
+    assert [100] in costly and [i for c in costly for i in c] == [1, 1, 100, 1, 1]
     for workers in (2, 3, 4):
-        shares = split(items, workers, lambda i: (i * 7) % 5)
-        assert [i for share in shares for i in share] == items
-        assert len(shares) == workers and all(shares)
+        assert [i for c in chunks(items, workers, lambda i: (i * 7) % 5) for i in c] == items
 
 
 # ------------------------------------------------------------------ the loader's prerender
@@ -178,3 +197,40 @@ def test_if_blocks_are_compiled_in_the_shares_and_read_as_the_render_takes_them(
     assert 0 < len(compiled) < loader.PRERENDER_MIN, "the other share was compiled there"
     renders = {k for k in cache._data if k[0] == "render"}
     assert len(renders) == loader.PRERENDER_MIN + 5
+
+
+@fork_only
+def test_inert_calls_are_probed_in_the_shares_and_read_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold load probes the calls of a model whose only other Jinja is ref/config in the
+    chunks (a child probes its own); what they leave is read by dbt-extractor in this
+    process (it cannot run in a forked child) and cached, as a serial load reads it."""
+    files = {"dbt_project.yml": "name: pr\nversion: '1.0'\nprofile: p\n",
+             "macros/shout.sql": MACROS,
+             "models/base.sql": "select 1 as id\n"}
+    for i in range(loader.PRERENDER_MIN + 4):
+        files[f"models/m{i:03}.sql"] = (
+            "{{ config(tags=['t" + str(i % 2) + "']) }}\nselect '{{ shout('a" + str(i)
+            + "') }}' as x from {{ ref('base') }}\n")
+    root = tmp_path / "pr"
+    write_files(root, files)
+    serial = _signature(root, None)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    parent = os.getpid()
+    probed_here: list[str] = []
+    real_probe = loader._ProjectBuilder._probe
+
+    def probe(self: Any, pkg: Any, template: str) -> Any:
+        if os.getpid() == parent:
+            probed_here.append(template)
+            time.sleep(0.01)    # (the child takes chunks meanwhile)
+        return real_probe(self, pkg, template)
+
+    monkeypatch.setattr(loader._ProjectBuilder, "_probe", probe)
+    cache = ParseCache(None)
+    assert _signature(root, cache) == serial
+    assert serial[0]["model.pr.m001"][0][0].name == "base"
+    assert serial[0]["model.pr.m001"][5] == ["t1"]
+    assert 0 < len(probed_here) < loader.PRERENDER_MIN + 4, "a child probed the rest"
+    renders = [k for k in cache._data if k[0] == "render"]
+    assert len(renders) == loader.PRERENDER_MIN + 4, "every reading was cached here"

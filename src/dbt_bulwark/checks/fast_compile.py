@@ -202,7 +202,7 @@ class FastCompile:
 
     def check_nodes_parallel(self, nodes: list[Node]) -> None:
         """Check many nodes (``--all-files``) on every core (:func:`dbt_bulwark.parallel.map_shares`):
-        contiguous shares, since the nodes of a folder share their upstream."""
+        contiguous chunks, since the nodes of a folder share their upstream."""
         from dbt_bulwark.parallel import map_shares
 
         def share(chunk: Sequence[Node]) -> list[Finding]:
@@ -212,7 +212,9 @@ class FastCompile:
             del self.findings[before:]
             return found
 
-        for found in map_shares(nodes, share, [self.cache], PARALLEL_MIN_NODES):
+        # a node's cost grows with its SQL (wide, many-CTE models cost most)
+        for found in map_shares(nodes, share, [self.cache], PARALLEL_MIN_NODES,
+                                cost=lambda n: 200 + len(n.raw_code)):
             self.findings.extend(found)
 
     def nodes_to_check(self) -> list[Node]:

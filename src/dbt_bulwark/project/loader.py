@@ -1152,8 +1152,10 @@ class _ProjectBuilder:
         """refs, sources, config calls of a SQL node: static first, Jinja as dbt falls back."""
         found = self._unrendered.pop((pkg.name, text), None) or \
             self.parse_without_render(pkg, text)
-        if found is not None:
-            return found
+        return found if found is not None else self.render_sql(pkg, text)
+
+    def render_sql(self, pkg: Package, text: str) -> dict[str, Any]:
+        """What the parse-mode render of a SQL node's template finds (cached)."""
         vars_ = node_vars(self.root_pkg, pkg, self.L.cli_vars)
         adapter_type = self.project.adapter_type or "duckdb"
         key = self.render_key(pkg, text, vars_)
@@ -1193,28 +1195,29 @@ class _ProjectBuilder:
             cache.put(key, out)
         return out
 
-    def parse_without_render(self, pkg: Package, text: str, verify: bool = True
-                             ) -> dict[str, Any] | None:
+    def parse_without_render(self, pkg: Package, text: str) -> dict[str, Any] | None:
         """What :meth:`parse_sql` finds when that needs no template rendered: dbt-extractor's
         static parse, an earlier render (cache), or a render whose only Jinja is inert calls
         and if blocks (:meth:`elide_inert_calls`, cached); None when the template must be
-        rendered. Without ``verify``, a reading of if blocks whose template was not compiled
-        yet is returned marked ``"compile"`` and not cached (see :meth:`prerender`)."""
+        rendered."""
+        found = self.read_without_jinja(pkg, text)
+        if found is not None:
+            return found
+        elided = None if self.banned else self.elide_inert_calls(pkg, text)
+        if elided is not None and self.L.cache is not None:
+            self.L.cache.put(self.render_key(
+                pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars)), elided)
+        return elided
+
+    def read_without_jinja(self, pkg: Package, text: str) -> dict[str, Any] | None:
+        """dbt-extractor's static parse of ``text``, or an earlier render of it (cache)."""
         static = None if self.banned else extract_static(text, self.L.cache)
         if static is not None:
             calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
             return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
                     "error": None, "by": "static"}
         key = self.render_key(pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars))
-        hit = self.cached_render(key)
-        if hit is not None:
-            return hit
-        elided = None if self.banned else self.elide_inert_calls(pkg, text, verify)
-        if elided is not None and elided.get("compile"):
-            return elided
-        if elided is not None and self.L.cache is not None:
-            self.L.cache.put(key, elided)
-        return elided
+        return self.cached_render(key)
 
     def render_key(self, pkg: Package, text: str, vars_: dict[str, Any]) -> tuple[str, ...]:
         """The parse cache's key of the parse-mode render of ``text`` in ``pkg``."""
@@ -1240,64 +1243,59 @@ class _ProjectBuilder:
         return None
 
     def prerender(self, pkgs: list[Package]) -> None:
-        """Fill the parse cache with the parse-mode renders of the models and analyses that
-        dbt-extractor cannot read, on every core (:func:`dbt_bulwark.parallel.map_shares`):
-        compiling their templates is most of a cold load. The files are then read as usual,
-        from the cache (what needed no render is handed to their :meth:`parse_sql`).
+        """Fill the parse cache with what the models and analyses that dbt-extractor cannot
+        read hold, on every core (:func:`dbt_bulwark.parallel.map_shares`): the Jinja of
+        their templates (probes of their calls and conditions, compiling, rendering) is
+        most of a cold load. The files are then read as usual, from the cache (what needed
+        no render is handed to their :meth:`parse_sql`).
 
-        A template read by its if blocks is compiled in the shares too (dbt-extractor, which
-        reads what the branches leave, does not run in a forked child): one that does not
-        compile is rendered afterwards, as without the prerender."""
+        dbt-extractor runs in this process only (its thread pool is not in a forked
+        child): it reads every file first, and in the end the text a share left of each
+        template whose only Jinja is inert (:meth:`without_inert_jinja`); one it cannot
+        read there is rendered afterwards, as without the prerender."""
         if self.banned or self.L.cache is None:
             return
-        todo: list[tuple[Package, str, str]] = []
-        checks: dict[tuple[str, str], dict[str, Any]] = {}
+        todo: list[tuple[Package, str]] = []
         for pkg in pkgs:
             for key, default in (("model-paths", "models"), ("analysis-paths", "analyses")):
                 for _rel, rp in self.L.files_under(pkg, key, default, (".sql",)):
                     text = self.L.peek_text(rp)
                     if text is None:
                         continue
-                    found = self.parse_without_render(pkg, text, verify=False)
+                    found = self.read_without_jinja(pkg, text)
                     if found is None:
-                        todo.append((pkg, text, rp))
-                    elif found.pop("compile", False):
-                        checks[(pkg.name, text)] = found
+                        todo.append((pkg, text))
                     else:
                         self._unrendered[(pkg.name, text)] = found
-        if len(todo) + len(checks) < PRERENDER_MIN:
-            return          # (each file is read by parse_sql: the checks are done there)
+        if len(todo) < PRERENDER_MIN:
+            return          # (each file is read by parse_sql)
         from dbt_bulwark.cache import template_store
         from dbt_bulwark.parallel import map_shares
 
-        def share(items: Sequence[tuple[Package | None, str, str]]) -> list[str]:
-            broken: list[str] = []
-            for pkg, text, rp in items:
-                if pkg is None:
-                    if not _compiles(text):
-                        broken.append(text)
+        def share(items: Sequence[tuple[Package, str]]) -> list[tuple[str, str, str]]:
+            left: list[tuple[str, str, str]] = []
+            for pkg, text in items:
+                rest = self.without_inert_jinja(pkg, text)
+                if rest is None:
+                    self.render_sql(pkg, text)
                 else:
-                    self.parse_sql(pkg, text, rp)
-            return broken
+                    left.append((pkg.name, text, rest))
+            return left
 
-        items: list[tuple[Package | None, str, str]] = list(todo)
-        items += [(None, text, "") for (_name, text) in checks]
-        # a share's cost grows with the Jinja it compiles, not with its number of files
-        results = map_shares(items, share, [self.L.cache, template_store()], PRERENDER_MIN,
+        # a chunk's cost grows with the Jinja it compiles, not with its number of files
+        results = map_shares(todo, share, [self.L.cache, template_store()], PRERENDER_MIN,
                              cost=lambda item: 1 + item[1].count("{{")
                              + 4 * item[1].count("{%"))
-        broken = {text for result in results for text in result}
-        by_name = {pkg.name: pkg for pkg in pkgs}
-        for (name, text), found in checks.items():
-            if text in broken:
-                continue      # rendered by parse_sql, which reports the template's error
+        for name, text, rest in (item for result in results for item in result):
+            found = self.read_rest(rest)
+            if found is None:
+                continue      # rendered by parse_sql
+            pkg = self.pkgs[name]
             self._unrendered[(name, text)] = found
-            pkg = by_name[name]
             self.L.cache.put(self.render_key(
                 pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars)), found)
 
-    def elide_inert_calls(self, pkg: Package, text: str, verify: bool = True
-                          ) -> dict[str, Any] | None:
+    def elide_inert_calls(self, pkg: Package, text: str) -> dict[str, Any] | None:
         """What the parse-mode render of ``text`` would find, without compiling it, when the
         only Jinja dbt-extractor cannot read is ``{{ ... }}`` expressions without effect on
         a parse: calls of *inert* macros with literal arguments (see :meth:`inert_macro`),
@@ -1307,13 +1305,19 @@ class _ProjectBuilder:
         is rendered.
 
         ``{% if %}`` / ``{% elif %}`` / ``{% else %}`` statements, when they are the only
-        ones, are first replaced by the branch the render takes (:meth:`select_branches`;
-        without ``verify``, the template is not compiled: the result says ``"compile"``)."""
+        ones, are first replaced by the branch the render takes (:meth:`select_branches`)."""
+        rest = self.without_inert_jinja(pkg, text)
+        return None if rest is None else self.read_rest(rest)
+
+    def without_inert_jinja(self, pkg: Package, text: str) -> str | None:
+        """``text`` with its if blocks replaced by the branch the render takes and its inert
+        expressions blanked, for dbt-extractor to read (:meth:`elide_inert_calls`); None
+        when the template must be rendered."""
         if "{#" in text:
             return None
         branched = False
         if "{%" in text:
-            selected = self.select_branches(pkg, text, verify)
+            selected = self.select_branches(pkg, text)
             if selected is None:
                 return None
             text, branched = selected, True
@@ -1353,21 +1357,24 @@ class _ProjectBuilder:
         if not elided and not branched:
             return None
         pieces.append(text[pos:])
-        static = extract_static("".join(pieces), None)
+        return "".join(pieces)
+
+    @staticmethod
+    def read_rest(rest: str) -> dict[str, Any] | None:
+        """dbt-extractor's reading of what :meth:`without_inert_jinja` left (None: it
+        cannot read it; the template is rendered)."""
+        static = extract_static(rest, None)
         if static is None:
             return None
         calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
-        out = {"refs": static["refs"], "sources": static["sources"], "calls": calls,
-               "error": None, "by": "jinja", "error_code": "BLK020", "env": {}}
-        if branched and not verify:
-            out["compile"] = True
-        return out
+        return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
+                "error": None, "by": "jinja", "error_code": "BLK020", "env": {}}
 
-    def select_branches(self, pkg: Package, text: str, verify: bool = True) -> str | None:
+    def select_branches(self, pkg: Package, text: str) -> str | None:
         """``text`` with its ``{% if %}`` blocks replaced by what a parse-mode render of a
         model of ``pkg`` takes, the rest blanked (newlines kept, so lines do not move), when
         ``if``/``elif``/``else``/``endif`` are its only statements, the template compiles
-        (:func:`_compiles`; not checked without ``verify``), and every condition the render
+        (:func:`_compiles`), and every condition the render
         evaluates probes clean (:meth:`probe_condition`: the same for every node of the
         package, without effect). None otherwise (the template is rendered)."""
         tags = list(_STMT_TAG_RE.finditer(text))
@@ -1409,7 +1416,7 @@ class _ProjectBuilder:
             else:
                 return None
             pos = m.end()
-        if frames or verify and not _compiles(text):    # (last: parsing costs most)
+        if frames or not _compiles(text):    # (last: parsing costs most)
             return None
         keep.append((pos, len(text)))
         out: list[str] = []
