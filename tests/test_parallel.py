@@ -234,3 +234,88 @@ def test_inert_calls_are_probed_in_the_shares_and_read_here(
     assert 0 < len(probed_here) < loader.PRERENDER_MIN + 4, "a child probed the rest"
     renders = [k for k in cache._data if k[0] == "render"]
     assert len(renders) == loader.PRERENDER_MIN + 4, "every reading was cached here"
+
+
+# a fresh interpreter: dbt-extractor has not run in it, so forked children may run it
+_FRESH_LOAD = r"""
+import json, os, sys, time
+from dbt_bulwark import parallel
+from dbt_bulwark.cache import ParseCache
+from dbt_bulwark.project import loader
+from dbt_bulwark.project.fs import WorkTree
+from dbt_bulwark.project.loader import load_project
+
+os.cpu_count = lambda: 2
+root, cache_dir, calls_log = sys.argv[1:4]
+parent = os.getpid()
+
+def logged(name, real):
+    def call(*args, **kw):
+        with open(calls_log, "a") as fh:
+            fh.write(f"{name} {'parent' if os.getpid() == parent else 'child'}\n")
+        return real(*args, **kw)
+    return call
+
+loader.extract_static = logged("extract", loader.extract_static)
+loader._Loader.parse_yaml = logged("yaml", loader._Loader.parse_yaml)
+shares = []
+real_map = parallel.map_shares
+def spy(items, work, caches, min_items, **kw):
+    shares.append(len(items))
+    def slow_here(chunk):
+        if os.getpid() == parent and len(shares) == 1:
+            time.sleep(2)   # the child takes the other chunks meanwhile (the YAML is last)
+        return work(chunk)
+    return real_map(items, slow_here, caches, min_items, **kw)
+parallel.map_shares = spy
+cache = ParseCache(cache_dir)
+project = load_project(WorkTree(root), "", {}, cache)
+kinds = sorted({k[0] for k in cache._data})
+cache.save()
+print(json.dumps({
+    "fresh_after": loader.extractor_fresh(), "shares": shares, "kinds": kinds,
+    "nodes": {uid: repr((n.refs, sorted(n.sources), n.calls, n.jinja_error, n.config, n.tags))
+              for uid, n in project.nodes.items()},
+    "findings": sorted(repr(f) for f in project.findings)}))
+"""
+
+
+@fork_only
+def test_a_fresh_process_reads_whole_files_and_yaml_in_the_children(tmp_path: Path) -> None:
+    """In a process that has not run dbt-extractor, the forked children run it too: each
+    chunk reads its templates whole (static, if blocks and inert calls, render) and parses
+    the properties files; the project is the one a serial load reads, the parse cache
+    holds every reading, and a second fresh load over that cache forks nothing."""
+    import json
+    import subprocess
+    import sys
+
+    root = _project(tmp_path / "p", loader.PRERENDER_MIN + 6)
+    write_files(root, {
+        "models/static_more.sql": "select * from {{ ref('static') }}\n",
+        "models/props.yml": "version: 2\nmodels:\n  - name: static\n    description: d\n",
+        "models/broken.yml": "version: 2\nmodels: [\n",
+    })
+    serial = _signature(root, None)
+    log = tmp_path / "calls.log"
+
+    def fresh_load() -> Any:
+        done = subprocess.run(
+            [sys.executable, "-c", _FRESH_LOAD, str(root), str(tmp_path / "cache"), str(log)],
+            capture_output=True, text=True, timeout=120, check=True)
+        return json.loads(done.stdout)
+
+    first = fresh_load()
+    expected = {uid: repr(sig) for uid, sig in serial[0].items()}
+    assert first["nodes"] == expected
+    assert first["findings"] == serial[1]
+    assert any("BLK001" in f and "broken.yml" in f for f in first["findings"])
+    assert first["shares"] and first["shares"][0] > loader.PRERENDER_MIN + 6, \
+        "the templates and the properties files went to the chunks"
+    assert {"extract", "render", "yaml"} <= set(first["kinds"])
+    calls = log.read_text().split("\n")
+    assert "extract child" in calls and "yaml child" in calls, "a child read files too"
+    log.write_text("")
+    second = fresh_load()
+    assert second["nodes"] == expected and second["findings"] == serial[1]
+    assert second["shares"] == [], "a warm cache: nothing to fork for"

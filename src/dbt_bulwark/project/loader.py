@@ -38,6 +38,10 @@ from dbt_bulwark.project.model import (
 MAX_FILE_BYTES = 5 * 1024 * 1024
 # a cold load renders this many files or more on every core (_ProjectBuilder.prerender)
 PRERENDER_MIN = 64
+# where a package's properties files (YAML) are read from, in dbt's order
+_PROPERTY_PATHS = (("model-paths", "models"), ("seed-paths", "seeds"),
+                   ("snapshot-paths", "snapshots"), ("analysis-paths", "analyses"),
+                   ("macro-paths", "macros"), ("test-paths", "tests"))
 SNAPSHOT_BLOCK_RE = re.compile(
     r"{%-?\s*snapshot\s+([A-Za-z_]\w*)\s*-?%}(.*?){%-?\s*endsnapshot\s*-?%}", re.S)
 PROPERTY_KEYS = ("models", "seeds", "snapshots", "analyses", "sources", "exposures", "macros",
@@ -117,25 +121,26 @@ class _Loader:
                 return None
         if "ref(" in text or "source(" in text:
             self.yaml_with_refs.add(path)
-        key = ("yaml", content_hash(text))
+        kind, value = self.parse_yaml(text)
+        if kind == "err":
+            self._yaml_finding(path, *value)
+            return None
+        return value
+
+    def parse_yaml(self, text: str) -> tuple[str, Any]:
+        """``("ok", data)`` or ``("err", (line, col, message, code))`` (cached)."""
+        key = yaml_key(text)
         if self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
-                kind, value = hit
-                if kind == "err":
-                    self._yaml_finding(path, *value)
-                    return None
-                return value
+                return hit
         try:
-            data = yamlio.load(text)
+            found: tuple[str, Any] = ("ok", yamlio.load(text))
         except yamlio.YamlError as exc:
-            self._yaml_finding(path, exc.line, exc.col, exc.message, exc.code)
-            if self.cache is not None:
-                self.cache.put(key, ("err", (exc.line, exc.col, exc.message, exc.code)))
-            return None
+            found = ("err", (exc.line, exc.col, exc.message, exc.code))
         if self.cache is not None:
-            self.cache.put(key, ("ok", data))
-        return data
+            self.cache.put(key, found)
+        return found
 
     def _yaml_finding(self, path: str, line: int, col: int, message: str,
                       code: str = "BLK001") -> None:
@@ -672,6 +677,24 @@ def _split_args(args: str) -> list[str]:
 _EXTRACTOR_PID: int | None = None
 
 
+def yaml_key(text: str) -> tuple[str, str]:
+    """The parse cache's key of a YAML file's parse."""
+    return ("yaml", content_hash(text))
+
+
+def extractor_fresh() -> bool:
+    """Whether dbt-extractor has not run in this process yet (nor in a parent it was forked
+    from): a child forked now may run it."""
+    return _EXTRACTOR_PID is None
+
+
+def _template_cost(item: tuple[Any, ...]) -> float:
+    """The guessed cost of reading a template: it grows with the Jinja it compiles, not
+    with its length (the last element of ``item`` is the text)."""
+    text = item[-1]
+    return 1 + text.count("{{") + 4 * text.count("{%")
+
+
 def extract_static(text: str, cache: ParseCache | None) -> dict[str, Any] | None:
     """dbt-extractor's static parse of a model (what dbt itself tries first), or None.
 
@@ -1093,9 +1116,7 @@ class _ProjectBuilder:
             for rel, rp in L.files_under(pkg, "seed-paths", "seeds", (".csv",)):
                 self.add_seed(pkg, rel, rp)
             seen: set[str] = set()
-            for key, default in (("model-paths", "models"), ("seed-paths", "seeds"),
-                                 ("snapshot-paths", "snapshots"), ("analysis-paths", "analyses"),
-                                 ("macro-paths", "macros"), ("test-paths", "tests")):
+            for key, default in _PROPERTY_PATHS:
                 for rel, rp in L.files_under(pkg, key, default, (".yml", ".yaml")):
                     if rp not in seen:
                         seen.add(rp)
@@ -1219,6 +1240,17 @@ class _ProjectBuilder:
         key = self.render_key(pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars))
         return self.cached_render(key)
 
+    def read_cached(self, pkg: Package, text: str) -> dict[str, Any] | None:
+        """:meth:`read_without_jinja` from the parse cache only (dbt-extractor not run)."""
+        static = self.L.cache.get(("extract", content_hash(text))) \
+            if self.L.cache is not None else None
+        if static:
+            return self.read_without_jinja(pkg, text)
+        if static is None:
+            return None          # never read: dbt-extractor may read it
+        return self.cached_render(
+            self.render_key(pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars)))
+
     def render_key(self, pkg: Package, text: str, vars_: dict[str, Any]) -> tuple[str, ...]:
         """The parse cache's key of the parse-mode render of ``text`` in ``pkg``."""
         return ("render", content_hash(text), pkg.name, self.macros_hash,
@@ -1249,24 +1281,32 @@ class _ProjectBuilder:
         most of a cold load. The files are then read as usual, from the cache (what needed
         no render is handed to their :meth:`parse_sql`).
 
-        dbt-extractor runs in this process only (its thread pool is not in a forked
-        child): it reads every file first, and in the end the text a share left of each
-        template whose only Jinja is inert (:meth:`without_inert_jinja`); one it cannot
-        read there is rendered afterwards, as without the prerender."""
+        dbt-extractor's thread pool does not survive a fork. When this process has not run
+        it yet, the forked children run it too: each chunk reads its files whole, as
+        :meth:`parse_sql` does, and parses the properties files (YAML) given to it
+        (:meth:`prerender_all`). Otherwise dbt-extractor runs in this process only: it
+        reads every file first, and in the end the text a chunk left of each template
+        whose only Jinja is inert (:meth:`without_inert_jinja`); one it cannot read there
+        is rendered afterwards, as without the prerender."""
         if self.banned or self.L.cache is None:
             return
-        todo: list[tuple[Package, str]] = []
+        files: list[tuple[Package, str]] = []
         for pkg in pkgs:
             for key, default in (("model-paths", "models"), ("analysis-paths", "analyses")):
                 for _rel, rp in self.L.files_under(pkg, key, default, (".sql",)):
                     text = self.L.peek_text(rp)
-                    if text is None:
-                        continue
-                    found = self.read_without_jinja(pkg, text)
-                    if found is None:
-                        todo.append((pkg, text))
-                    else:
-                        self._unrendered[(pkg.name, text)] = found
+                    if text is not None:
+                        files.append((pkg, text))
+        if extractor_fresh():
+            self.prerender_all(pkgs, files)
+            return
+        todo: list[tuple[Package, str]] = []
+        for pkg, text in files:
+            found = self.read_without_jinja(pkg, text)
+            if found is None:
+                todo.append((pkg, text))
+            else:
+                self._unrendered[(pkg.name, text)] = found
         if len(todo) < PRERENDER_MIN:
             return          # (each file is read by parse_sql)
         from dbt_bulwark.cache import template_store
@@ -1282,10 +1322,8 @@ class _ProjectBuilder:
                     left.append((pkg.name, text, rest))
             return left
 
-        # a chunk's cost grows with the Jinja it compiles, not with its number of files
         results = map_shares(todo, share, [self.L.cache, template_store()], PRERENDER_MIN,
-                             cost=lambda item: 1 + item[1].count("{{")
-                             + 4 * item[1].count("{%"))
+                             cost=_template_cost)
         for name, text, rest in (item for result in results for item in result):
             found = self.read_rest(rest)
             if found is None:
@@ -1294,6 +1332,47 @@ class _ProjectBuilder:
             self._unrendered[(name, text)] = found
             self.L.cache.put(self.render_key(
                 pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars)), found)
+
+    def prerender_all(self, pkgs: list[Package], files: list[tuple[Package, str]]) -> None:
+        """The prerender of a process that has not run dbt-extractor: the SQL files with
+        Jinja and the properties files, in chunks that each read whole (dbt-extractor,
+        else the if-block and inert-call reading, else the render; YAML parsed), every
+        result a parse-cache entry. Files without Jinja are left to :meth:`parse_sql`."""
+        todo: list[tuple[Package, str, str]] = []
+        for pkg, text in files:
+            if "{" not in text:
+                continue
+            found = self.read_cached(pkg, text)
+            if found is None:
+                todo.append((pkg, "", text))
+            else:
+                self._unrendered[(pkg.name, text)] = found
+        if len(todo) < PRERENDER_MIN:
+            return          # (each file is read by parse_sql)
+        L = self.L
+        assert L.cache is not None
+        for pkg in pkgs:
+            seen: set[str] = set()
+            for key, default in _PROPERTY_PATHS:
+                for _rel, rp in L.files_under(pkg, key, default, (".yml", ".yaml")):
+                    yaml_text = L.peek_text(rp) if rp not in seen else None
+                    seen.add(rp)
+                    if yaml_text is not None and L.cache.get(yaml_key(yaml_text)) is None:
+                        todo.append((pkg, rp, yaml_text))
+        from dbt_bulwark.cache import template_store
+        from dbt_bulwark.parallel import map_shares
+
+        def share(items: Sequence[tuple[Package, str, str]]) -> None:
+            for pkg, yaml_path, text in items:
+                if yaml_path:
+                    L.parse_yaml(text)
+                elif self.parse_without_render(pkg, text) is None:
+                    self.render_sql(pkg, text)
+
+        def cost(item: tuple[Package, str, str]) -> float:
+            return 1 + len(item[2]) / 2000 if item[1] else _template_cost(item)
+
+        map_shares(todo, share, [L.cache, template_store()], PRERENDER_MIN, cost=cost)
 
     def elide_inert_calls(self, pkg: Package, text: str) -> dict[str, Any] | None:
         """What the parse-mode render of ``text`` would find, without compiling it, when the
