@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -315,6 +316,38 @@ def test_sql_that_parsed_at_the_base_and_no_longer_parses_is_an_error(tmp_path: 
     code = cli.main(["fast-compile", "models/stg_products.sql", "--no-cache"])
     out = capsys.readouterr().out
     assert code == 1 and "BLK130 SQL syntax error" in out and "parsed at the base" in out, out
+
+
+def test_one_run_lists_the_base_once_and_asks_git_each_question_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`bulwark check` on a change: the regression base and the schema-diff layer read the
+    base revision through one reader (one `ls-tree`), and each `rev-parse` question (top
+    level, revision ids) goes to git once; the verdict is the one of separate readers."""
+    from dbt_bulwark import cli
+    from dbt_bulwark.project import gitfs
+
+    repo = _repo(tmp_path)
+    (repo / "models/stg_products.sql").write_text("select 1 as product_id\n")
+    _git(repo, "add", "-A")
+    asked: list[tuple[str, ...]] = []
+    real = gitfs.run_git
+
+    def spy(cwd: Any, *args: str, **kw: Any) -> Any:
+        asked.append(args)
+        return real(cwd, *args, **kw)
+
+    monkeypatch.setattr(gitfs, "run_git", spy)
+    monkeypatch.chdir(repo)
+    for var in [k for k in os.environ if k.startswith(("GIT_", "PRE_COMMIT"))]:
+        monkeypatch.delenv(var)
+    code = cli.main(["check", "models/stg_products.sql", "--no-cache"])
+    out = capsys.readouterr().out
+    assert code == 1 and "BLK401" in out, out          # a removed column, judged on the base
+    listings = [a for a in asked if "ls-tree" in a]
+    assert len(listings) == 1, listings
+    rev_parses = [a for a in asked if "rev-parse" in a]
+    assert len(rev_parses) == len(set(rev_parses)), rev_parses
+    assert gitfs._RUN_MEMO is None, "the memo lives for one command"
 
 
 # ----------------------------------------------------------------------------- no silent skips

@@ -13,7 +13,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from dbt_bulwark.findings import EXIT_FINDINGS, EXIT_USAGE, FORMATS, UsageError
 
@@ -131,16 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog=f"bulwark {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
-    try:
-        if name in _hook_commands() and not getattr(args, "files", None) and \
-                not getattr(args, "all_files", False) and os.environ.get("PRE_COMMIT"):
-            from dbt_bulwark.checks.regression import no_dbt_change
+    from dbt_bulwark.project.gitfs import one_run
 
-            if no_dbt_change(args):
-                return 0   # an always_run hook on a commit without dbt files: nothing to do
-        code = int(module.run(args))
-        sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
-        return code
+    try:
+        with one_run():
+            return _run_command(name, module, args)
     except UsageError as exc:
         sys.stderr.write(f"bulwark {name}: error: {exc}\n")
         return EXIT_USAGE
@@ -152,6 +147,19 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, OSError) and exc.errno == errno.EPIPE:
             return _broken_pipe()
         return _internal_error(name, args, exc)
+
+
+def _run_command(name: str, module: Any, args: argparse.Namespace) -> int:
+    """The command's exit code (an always_run hook on a commit without dbt files: 0)."""
+    if name in _hook_commands() and not getattr(args, "files", None) and \
+            not getattr(args, "all_files", False) and os.environ.get("PRE_COMMIT"):
+        from dbt_bulwark.checks.regression import no_dbt_change
+
+        if no_dbt_change(args):
+            return 0   # an always_run hook on a commit without dbt files: nothing to do
+    code = int(module.run(args))
+    sys.stdout.flush()   # a closed pipe shows here, not at interpreter exit
+    return code
 
 
 def _broken_pipe() -> int:

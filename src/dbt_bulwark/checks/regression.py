@@ -340,7 +340,11 @@ def base_tree(ws: Any, base: Base, root: str) -> Any:
 
     shared = base.trees.get("\0ws")
     if shared is None:
-        shared = GitTree(base.top, base.rev, base.prefix)
+        loc = ws.git_location()
+        if loc is not None and loc[1] == base.prefix and Path(loc[0]) == Path(base.top):
+            shared = ws.tree_at(base.rev)   # the workspace's reader of that revision
+        else:
+            shared = GitTree(base.top, base.rev, base.prefix)
         base.trees["\0ws"] = shared
     tree: Any = shared
     if not shared.is_file(join(root, "dbt_project.yml")):

@@ -20,10 +20,11 @@ ignored entirely: they are neither files nor directories.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -87,8 +88,34 @@ def _split_z(raw: bytes) -> list[str]:
     return [_decode(p) for p in raw.split(b"\0") if p]
 
 
+# What `git rev-parse` answered during one command (:func:`one_run`): the work tree's top
+# level and the revisions do not change while bulwark runs (it never writes to git).
+_RUN_MEMO: dict[tuple[str, ...], Any] | None = None
+
+
+@contextlib.contextmanager
+def one_run() -> Iterator[None]:
+    """Within: each ``rev-parse`` question (top level of a directory, a revision's id) is
+    asked of git once."""
+    global _RUN_MEMO
+    outer, _RUN_MEMO = _RUN_MEMO, {}
+    try:
+        yield
+    finally:
+        _RUN_MEMO = outer
+
+
 def repo_root(path: str | os.PathLike[str]) -> Path | None:
     """The top-level directory of the work tree containing ``path``; None outside git."""
+    if _RUN_MEMO is None:
+        return _repo_root(path)
+    key = ("top", os.path.abspath(path))
+    if key not in _RUN_MEMO:
+        _RUN_MEMO[key] = _repo_root(path)
+    return _RUN_MEMO[key]
+
+
+def _repo_root(path: str | os.PathLike[str]) -> Path | None:
     p = Path(path)
     if not p.is_dir():
         p = p.parent
@@ -112,6 +139,15 @@ def _top(repo: str | os.PathLike[str]) -> Path:
 
 
 def _rev_parse(repo: str | os.PathLike[str], spec: str) -> str | None:
+    if _RUN_MEMO is None:
+        return _ask_rev_parse(repo, spec)
+    key = ("rev", os.path.abspath(repo), spec)
+    if key not in _RUN_MEMO:
+        _RUN_MEMO[key] = _ask_rev_parse(repo, spec)
+    return _RUN_MEMO[key]
+
+
+def _ask_rev_parse(repo: str | os.PathLike[str], spec: str) -> str | None:
     proc = run_git(repo, "rev-parse", "--verify", "--quiet", spec, ok=(0, 1, 128))
     out = proc.stdout.strip()
     return out.decode("ascii") if proc.returncode == 0 and out else None
