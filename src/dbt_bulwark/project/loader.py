@@ -682,6 +682,11 @@ def yaml_key(text: str) -> tuple[str, str]:
     return ("yaml", content_hash(text))
 
 
+def extract_key(text: str) -> tuple[str, str]:
+    """The parse cache's key of dbt-extractor's reading of a template (``{}``: unreadable)."""
+    return ("extract", content_hash(text))
+
+
 def extractor_fresh() -> bool:
     """Whether dbt-extractor has not run in this process yet (nor in a parent it was forked
     from): a child forked now may run it."""
@@ -702,7 +707,7 @@ def extract_static(text: str, cache: ParseCache | None) -> dict[str, Any] | None
     called (its thread pool's threads are not in the child: a call could wait forever):
     None, as for a template it cannot read, so the caller renders it as dbt falls back to."""
     global _EXTRACTOR_PID
-    key = ("extract", content_hash(text))
+    key = extract_key(text)
     if cache is not None:
         hit = cache.get(key)
         if hit is not None:
@@ -1242,8 +1247,7 @@ class _ProjectBuilder:
 
     def read_cached(self, pkg: Package, text: str) -> dict[str, Any] | None:
         """:meth:`read_without_jinja` from the parse cache only (dbt-extractor not run)."""
-        static = self.L.cache.get(("extract", content_hash(text))) \
-            if self.L.cache is not None else None
+        static = self.L.cache.get(extract_key(text)) if self.L.cache is not None else None
         if static:
             return self.read_without_jinja(pkg, text)
         if static is None:
