@@ -700,6 +700,13 @@ def _template_cost(item: tuple[Any, ...]) -> float:
     return 1 + text.count("{{") + 4 * text.count("{%")
 
 
+def _static_reading(static: dict[str, Any]) -> dict[str, Any]:
+    """What :meth:`_ProjectBuilder.parse_sql` finds in dbt-extractor's reading."""
+    calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
+    return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
+            "error": None, "by": "static"}
+
+
 def extract_static(text: str, cache: ParseCache | None) -> dict[str, Any] | None:
     """dbt-extractor's static parse of a model (what dbt itself tries first), or None.
 
@@ -1239,9 +1246,7 @@ class _ProjectBuilder:
         """dbt-extractor's static parse of ``text``, or an earlier render of it (cache)."""
         static = None if self.banned else extract_static(text, self.L.cache)
         if static is not None:
-            calls = cfg.merge_config_calls([{k: v} for k, v in static["configs"]])
-            return {"refs": static["refs"], "sources": static["sources"], "calls": calls,
-                    "error": None, "by": "static"}
+            return _static_reading(static)
         key = self.render_key(pkg, text, node_vars(self.root_pkg, pkg, self.L.cli_vars))
         return self.cached_render(key)
 
@@ -1249,7 +1254,7 @@ class _ProjectBuilder:
         """:meth:`read_without_jinja` from the parse cache only (dbt-extractor not run)."""
         static = self.L.cache.get(extract_key(text)) if self.L.cache is not None else None
         if static:
-            return self.read_without_jinja(pkg, text)
+            return _static_reading(static)
         if static is None:
             return None          # never read: dbt-extractor may read it
         return self.cached_render(
