@@ -690,3 +690,32 @@ def test_use_shadowed_by_a_select_alias(sql: str, dialect: str, shadowed: list[b
         "__ref__p": {"id": "INTEGER", "state": "VARCHAR", "status": "VARCHAR"}}
     uses = column_uses(sql, dialect, up, "__ref__p", "status")
     assert [u.shadowed for u in uses] == shadowed
+
+
+def test_the_resolver_writes_expressions_only_when_asked(tmp_path: Path) -> None:
+    """The columns of an upstream need no SQL text per column (a copy and a generation
+    each): the resolver infers names and types, and writes the expressions only for
+    :meth:`SchemaResolver.expressions` (schema-diff's modified models)."""
+    from dbt_bulwark.cache import ParseCache
+    from dbt_bulwark.project.fs import WorkTree
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.sql.schema import SchemaResolver
+
+    (tmp_path / "models").mkdir()
+    (tmp_path / "dbt_project.yml").write_text("name: lab\nversion: '1'\nprofile: lab\n")
+    (tmp_path / "models/src_a.sql").write_text("select 1 as id, 'x' as label\n")
+    (tmp_path / "models/mart.sql").write_text(
+        "select id, upper(label) as label_up from {{ ref('src_a') }}\n")
+    for cache in (None, ParseCache(tmp_path / ".bulwark-cache"),
+                  ParseCache(tmp_path / ".bulwark-cache")):
+        project = load_project(WorkTree(tmp_path), "", cache=cache)
+        resolver = SchemaResolver(project, "duckdb")
+        mart = project.nodes["model.lab.mart"]
+        schema = resolver.schema(mart.unique_id)
+        assert list(schema.columns or {}) == ["id", "label_up"]
+        assert schema.expressions == {}
+        exprs = resolver.expressions(mart)
+        assert list(exprs) == ["id", "label_up"] and "UPPER" in exprs["label_up"].upper()
+        assert resolver.schema(mart.unique_id).columns == schema.columns
+        if cache is not None:
+            cache.save()

@@ -462,3 +462,34 @@ def test_source_columns_are_read_on_first_use_and_a_bad_shape_is_still_reported(
     assert project.sources["source.p.raw.bad"].columns == []
     assert sorted((f.path, f.line) for f in project.findings if f.code == "BLK032") == \
         [("models/props.yml", 12), ("models/props.yml", 15)]
+
+
+def test_did_you_mean_is_remembered_across_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A project's existing findings ask for the same suggestions on every commit: with a
+    cache, the next run answers from it (difflib over a few thousand names is not free)."""
+    import difflib
+
+    from dbt_bulwark import spelling
+
+    class Cache(dict):   # the ParseCache interface: get / put
+        def put(self, key: object, value: object) -> None:
+            self[key] = value
+
+    cache = Cache()
+    names = [f"stg_orders_{i}" for i in range(500)] + ["fct_orders", "dim_customers"]
+    assert spelling.did_you_mean("fct_order", names, cache) == "did you mean 'fct_orders'?"
+    assert spelling.did_you_mean("zzz", names, cache) == ""
+    assert len(cache) == 2
+    spelling._CLOSEST.clear()
+    spelling._POOLS.clear()
+
+    def refuse(*_a: object, **_k: object) -> list[str]:
+        raise AssertionError("asked difflib again")
+
+    monkeypatch.setattr(difflib, "get_close_matches", refuse)
+    assert spelling.did_you_mean("fct_order", list(reversed(names)), cache) == \
+        "did you mean 'fct_orders'?"
+    assert spelling.did_you_mean("zzz", names, cache) == ""
+    # another set of candidates is another question
+    with pytest.raises(AssertionError, match="asked difflib again"):
+        spelling.did_you_mean("fct_order", [*names, "fct_orderz"], cache)

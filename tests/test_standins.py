@@ -296,3 +296,32 @@ def test_cached_parse_verdicts_are_the_parser_s_own(dialect: str, how: str) -> N
     assert store.puts == len(sqls) and cached.trials == 2 * len(sqls)
     marked = _marked(f"with x as ({STANDIN}) select * from x")
     assert choose(marked, Parser(dialect, how, store)) == choose(marked, Parser(dialect, how))
+
+
+def test_a_warm_commit_judges_against_the_base_without_jinja_or_sqlglot(tmp_path: Path) -> None:
+    """The stand-in renders are cached with the compiles: a commit of a model bulwark
+    cannot render (its package is not installed) is judged against the base again on the
+    next run from the cache alone, importing neither Jinja nor sqlglot (~0.2 s a commit)."""
+    from conftest import imported_by
+
+    repo = committed_repo(tmp_path / "repo", PROJECT)
+    rel = "models/items_keyed.sql"
+    (repo / rel).write_text(PROJECT[rel].replace(
+        "        item_id,\n", "        item_id,\n        1 as in_stock,\n"), encoding="utf-8")
+    _git(repo, "add", "-A")
+    code = f"from dbt_bulwark.cli import main; main(['fast-compile', {rel!r}])"
+    assert imported_by(code, ["jinja2", "sqlglot"], cwd=repo) == ["jinja2", "sqlglot"]
+    assert imported_by(code, ["jinja2", "sqlglot"], cwd=repo) == []
+    # and the verdict from the cache is the cold one: the benign edit passes, the broken one
+    # (a stand-in render compared with the base) is still an error
+    proc = subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "fast-compile", rel],
+                          cwd=repo, env=_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (repo / rel).write_text(PROJECT[rel].replace("select * from keyed", "selct * from keyed"),
+                            encoding="utf-8")
+    _git(repo, "add", "-A")
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-m", "dbt_bulwark.cli", "fast-compile", rel],
+                              cwd=repo, env=_env(), capture_output=True, text=True, timeout=600)
+        errors = _errors(proc.stdout)
+        assert proc.returncode == 1 and len(errors) == 1 and "BLK130" in errors[0], proc.stdout

@@ -5,32 +5,49 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 _CLOSEST: dict[tuple[str, frozenset[str]], str | None] = {}
-_POOLS: dict[frozenset[str], frozenset[str]] = {}   # one object per set of candidates
+# one object per set of candidates, with its content hash (the persistent cache's key)
+_POOLS: dict[frozenset[str], tuple[frozenset[str], str]] = {}
 
 
-def closest(name: str, candidates: Iterable[str]) -> str | None:
+def closest(name: str, candidates: Iterable[str], cache: Any = None) -> str | None:
     """The candidate most like ``name`` (case-insensitive, difflib ratio >= 0.6), or None.
 
     Remembered for the run (bounded): a commit asks the same of the head and of its git
-    base."""
+    base; with ``cache`` (a :class:`~dbt_bulwark.cache.ParseCache`) across runs too: a
+    few thousand candidates cost milliseconds a name, and a project's existing findings
+    ask again on every commit."""
     pool = frozenset(c for c in candidates if c)
     key = (name.lower(), pool)
     if key in _CLOSEST:
         return _CLOSEST[key]
-    by_low = {c.lower(): c for c in sorted(pool)}
-    match = difflib.get_close_matches(key[0], list(by_low), n=1, cutoff=0.6)
     if len(_CLOSEST) >= 4096 or len(_POOLS) >= 64:
         _CLOSEST.clear()
         _POOLS.clear()
-    pool = _POOLS.setdefault(pool, pool)
-    found = _CLOSEST[(key[0], pool)] = by_low[match[0]] if match else None
+    known = _POOLS.get(pool)
+    if known is None:
+        from dbt_bulwark.cache import content_hash
+
+        known = _POOLS[pool] = (pool, content_hash("\n".join(sorted(pool))))
+    pool, digest = known
+    stored_key = ("closest", key[0], digest)
+    stored = cache.get(stored_key) if cache is not None else None
+    if isinstance(stored, tuple) and len(stored) == 1 and stored[0] in pool | {None}:
+        found: str | None = stored[0]
+    else:
+        by_low = {c.lower(): c for c in sorted(pool)}
+        match = difflib.get_close_matches(key[0], list(by_low), n=1, cutoff=0.6)
+        found = by_low[match[0]] if match else None
+        if cache is not None:
+            cache.put(stored_key, (found,))
+    _CLOSEST[(key[0], pool)] = found
     return found
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    match = closest(name, candidates)
+def did_you_mean(name: str, candidates: Iterable[str], cache: Any = None) -> str:
+    match = closest(name, candidates, cache)
     return f"did you mean '{match}'?" if match else ""
 
 

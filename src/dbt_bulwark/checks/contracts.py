@@ -616,7 +616,7 @@ def _plan_columns(c: _Ctx, node: Node, enforce: bool,
     declared = {display_name(col.name, c.dialect, bool(col.quote)): col for col in node.columns}
     add: list[dict[str, Any]] = []
     unknown: list[str] = []
-    exprs = getattr(inferred, "expressions", None) or {}
+    exprs = c.resolver.expressions(node)   # what each column is: a cast says its type
     for key, (name, dtype) in sql_cols.items():
         col = declared.get(key)
         if col is not None and col.data_type:

@@ -294,12 +294,12 @@ class FastCompile:
                              f"installed ({', '.join(self.missing_packages)}); run dbt deps",
                              "info", node=uid)
                 elif src in source_tables:
-                    hint = did_you_mean(tbl, source_tables[src]) or \
+                    hint = did_you_mean(tbl, source_tables[src], self.cache) or \
                         f"declare table '{tbl}' under source '{src}' in a properties YAML"
                     self.add(path, line, col, "BLK115",
                              f"{label}: source '{src}' has no table '{tbl}'", hint=hint, node=uid)
                 else:
-                    hint = did_you_mean(src, source_tables) or \
+                    hint = did_you_mean(src, source_tables, self.cache) or \
                         f"declare source '{src}' (with table '{tbl}') under `sources:` in YAML"
                     self.add(path, line, col, "BLK114",
                              f"{label}: no source named '{src}' is declared", hint=hint, node=uid)
@@ -329,7 +329,8 @@ class FastCompile:
         src, tbl = what
         label = f"source('{src}', '{tbl}')"
         known = source_tables.get(src)
-        hint = (did_you_mean(tbl, known) if known else did_you_mean(src, source_tables)) or \
+        hint = (did_you_mean(tbl, known, self.cache) if known
+                else did_you_mean(src, source_tables, self.cache)) or \
             "declare it under `sources:` in a properties YAML"
         self.add(path, line, col, "BLK115" if known else "BLK114",
                  f"{label}: " + (f"source '{src}' has no table '{tbl}'" if known else
@@ -367,7 +368,7 @@ class FastCompile:
                          f"not checked: {label} names package '{ref.package}', which is not "
                          f"installed; run dbt deps", "info", node=uid)
             else:
-                hint = did_you_mean(ref.package, self.project.packages) or \
+                hint = did_you_mean(ref.package, self.project.packages, self.cache) or \
                     "add the package to packages.yml, or drop the package argument"
                 self.add(path, line, col, "BLK113",
                          f"{label}: there is no package named '{ref.package}'", hint=hint,
@@ -403,7 +404,8 @@ class FastCompile:
                      f"{label}: package '{ref.package}' has no model '{ref.name}' "
                      f"(found in: {pkgs})", hint=f"use ref('{ref.name}')", node=uid)
             return
-        hint = (f"did you mean '{close}'?" if close else did_you_mean(ref.name, refable)) or \
+        hint = (f"did you mean '{close}'?" if close
+                else did_you_mean(ref.name, refable, self.cache)) or \
             "create the model/seed/snapshot, or fix the name"
         extra = ""
         if self.missing_packages:
@@ -665,11 +667,11 @@ class FastCompile:
                         builtins_used.append(name)
                         continue
                     self.unknown_macro(node, name, raw_calls, at,
-                                       did_you_mean(attr, GLOBAL_MACROS))
+                                       did_you_mean(attr, GLOBAL_MACROS, self.cache))
                     continue
                 if head in packages and self.project.macros is not None:
                     names = self.project.macros.by_package.get(head, {})
-                    self.unknown_macro(node, name, raw_calls, at, did_you_mean(attr, names))
+                    self.unknown_macro(node, name, raw_calls, at, did_you_mean(attr, names, self.cache))
                     continue
             if head.replace("-", "_") in self.missing_packages:
                 missing_pkg_used.add(head)
@@ -694,7 +696,7 @@ class FastCompile:
                 missing_pkg_used.add(", ".join(self.missing_packages))
                 continue
             self.unknown_macro(node, name, raw_calls, at,
-                               did_you_mean(name, cands | set(GLOBAL_MACROS)))
+                               did_you_mean(name, cands | set(GLOBAL_MACROS), self.cache))
         if missing_pkg_used:
             pkgs = ", ".join(sorted(missing_pkg_used))
             self.add_at(path, at(1, 0), "BLK103",
@@ -818,7 +820,9 @@ class FastCompile:
                     unknown = [u for u in unknown if (u.line, u.col, u.name) in again]
             if self.cache is not None:
                 self.cache.put(key, unknown)
-            if self.targets is None:
+            if self.targets is None and any(
+                    kid.startswith(("model.", "snapshot."))
+                    for kid in self.project.children(node.unique_id)):
                 # its children need its columns: infer them now, from the analysis just made
                 # (nodes are checked parents first, so the in-memory analyses can be few)
                 with contextlib.suppress(Exception):

@@ -414,11 +414,8 @@ class SchemaDiff:
         ms = side.resolver.schema(node.unique_id)
         exprs: dict[str, str] = {}
         if node.resource_type in ("model", "snapshot"):
-            if ms.source == "sql":
-                exprs = ms.expressions
-            else:
-                with contextlib.suppress(Exception):  # a contract: infer for the expressions
-                    exprs = side.resolver.infer(node).expressions
+            with contextlib.suppress(Exception):  # (a contract: inferred for them too)
+                exprs = side.resolver.expressions(node)
         return ms, exprs
 
     def _schema_changes(self, diff: ModelDiff, bn: Node, hn: Node) -> None:

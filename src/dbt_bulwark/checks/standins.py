@@ -4,7 +4,7 @@ A model that calls a macro of a package that is not installed (every fresh clone
 that asks the warehouse (``run_query``, ``adapter.get_columns_in_relation``), has no SQL
 bulwark can trust: fast-compile says "not checked". Its *change* can still be judged.
 Both revisions are rendered the same way, each unknown call standing in as one word
-(:data:`dbt_bulwark.sql.jinja_env.STANDIN`), and each stand-in is then replaced by whichever
+(:data:`dbt_bulwark.sql.STANDIN`), and each stand-in is then replaced by whichever
 of a few fillers (a column name, nothing, a one-row query) makes the base's SQL parse.
 With the same fillers (or, failing that, any others):
 
@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dbt_bulwark.sql.jinja_env import STANDIN
+from dbt_bulwark.sql import STANDIN
 
 # what a stand-in is replaced by, tried in this order
 FILLERS = (STANDIN, "", f"select null as {STANDIN}")
@@ -67,7 +67,24 @@ class Marked:
 
 
 def marked_render(project: Any, node: Any) -> Marked | None:
-    """The stand-in render of ``node``, or None when it does not render."""
+    """The stand-in render of ``node``, or None when it does not render (cached under the
+    key of the node's compile: a commit compares the same base renders every time)."""
+    from dbt_bulwark.sql.compiler import compile_key
+
+    cache = getattr(project, "cache", None)
+    key = compile_key(project, node) if cache is not None else None
+    if key is None or cache is None:
+        return _marked_render(project, node)
+    key = ("marked-render", *key[1:])
+    hit = cache.get(key)
+    if isinstance(hit, Marked) or hit is False:
+        return hit or None
+    out = _marked_render(project, node)
+    cache.put(key, out if out is not None else False)
+    return out
+
+
+def _marked_render(project: Any, node: Any) -> Marked | None:
     from dbt_bulwark.sql.compiler import compile_node
     from dbt_bulwark.sql.jinja_env import record_unknown_flow
 
@@ -343,10 +360,28 @@ def _by_ident(relations: dict[str, str], columns: dict[str, Any]) -> dict[str, A
 
 
 def _unknown(sql: str, parser: Parser, upstream: dict[str, Any]) -> list[Any]:
-    from dbt_bulwark.sql.columns import find_unknown_columns
-
+    """The unknown columns of ``sql`` besides stand-ins (cached with the parser's verdicts:
+    the base's are asked again on every commit)."""
     if not upstream:
         return []
+    if parser.cache is None:
+        return _unknown_uncached(sql, parser, upstream)
+    from dbt_bulwark.cache import content_hash
+
+    key = ("standin-unknown", parser.dialect, parser.how, content_hash(sql),
+           content_hash(repr(sorted((k, None if v is None else sorted(v.items()))
+                                    for k, v in upstream.items()))))
+    hit = parser.cache.get(key)
+    if isinstance(hit, list):
+        return hit
+    found = _unknown_uncached(sql, parser, upstream)
+    parser.cache.put(key, found)
+    return found
+
+
+def _unknown_uncached(sql: str, parser: Parser, upstream: dict[str, Any]) -> list[Any]:
+    from dbt_bulwark.sql.columns import find_unknown_columns
+
     found = [u for u in find_unknown_columns(sql, parser.dialect, upstream)
              if STANDIN not in u.name.lower()]
     if found and parser.how == "guess":

@@ -1254,8 +1254,10 @@ def _find_source(analysis: _Analysis, scope: Any, qualifier: str) -> tuple[Any, 
 
 
 def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
-                         types: bool = True) -> OutputSchema:
-    """Names and (when known, and asked for) types of the columns ``sql`` produces."""
+                         types: bool = True, expressions: bool = True) -> OutputSchema:
+    """Names and (when known, and asked for) types of the columns ``sql`` produces, and
+    unless ``expressions`` is False the SQL of the expression producing each (writing it
+    costs a copy and a generation per column: the columns of an upstream need none)."""
     exp = _exp()
 
     analysis = _analyze(sql, dialect, upstream, types)
@@ -1283,7 +1285,8 @@ def infer_output_columns(sql: str, dialect: str, upstream: Upstream,
             complete = False
             reason = reason or f"expression without alias (the warehouse names it): {proj.sql()}"
         dtype = _branch_type(analysis, branches, i, dialect)
-        columns.append(OutputColumn(name, dtype, inner.sql(dialect=dialect)))
+        columns.append(OutputColumn(name, dtype,
+                                    inner.sql(dialect=dialect) if expressions else ""))
     for branch in branches[1:]:
         if len(branch.expressions) != len(first.expressions) and complete:
             complete = False

@@ -79,7 +79,7 @@ def compile_node(project: Project, node: Node, is_incremental: bool = False,
     """Render ``node`` in compile mode. Never raises.
 
     ``standins``: an unknown name (a macro of a package that is not installed) renders as
-    :data:`dbt_bulwark.sql.jinja_env.STANDIN` instead of nothing (see standins.py)."""
+    :data:`dbt_bulwark.sql.STANDIN` instead of nothing (see standins.py)."""
     import contextlib
     import os
 

@@ -25,6 +25,7 @@ import jinja2.nodes
 import jinja2.sandbox
 
 from dbt_bulwark.project.macros import MACRO_DEF_RE, MacroDef, MacroIndex  # noqa: F401 - re-exported
+from dbt_bulwark.sql import STANDIN
 
 _MISSING = object()
 
@@ -87,9 +88,6 @@ class _SnapshotExtension(jinja2.ext.Extension):
 
 _UNDEFINED_LOG: list[list[str]] = []   # stack of recorders (compile mode notes what was unknown)
 _STANDINS: list[bool] = []             # non-empty while a stand-in render runs (standin_mode)
-# what an unknown name (a macro of a package that is not installed...) renders as in a
-# stand-in render: a word that the regression rules replace by what makes the SQL parse
-STANDIN = "__bulwark_standin__"
 # non-empty while a recorder runs (record_unknown_flow): notes each place where something
 # unknown steered the render (a loop over it, a test of it, its text other than a stand-in)
 _FLOW: list[list[str]] = []

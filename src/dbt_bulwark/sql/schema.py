@@ -27,7 +27,8 @@ class ModelSchema:
     reason: str | None = None               # why unknown / incomplete
     compiled: Compiled | None = None
     upstream: dict[str, Columns | None] = field(default_factory=dict)
-    # lower-cased column name -> the (qualified) SQL expression producing it (inferred only)
+    # lower-cased column name -> the (qualified) SQL expression producing it (inferred only,
+    # by SchemaResolver.expressions)
     expressions: dict[str, str] = field(default_factory=dict)
 
 
@@ -122,23 +123,25 @@ class SchemaResolver:
             upstream[ident] = self.relation_columns(uid)
         return compiled, upstream
 
-    def _infer_cached(self, sql: str, upstream: dict[str, Columns | None]) -> Any:
+    def _infer_cached(self, sql: str, upstream: dict[str, Columns | None],
+                      expressions: bool = False) -> Any:
         from dbt_bulwark.sql.columns import infer_output_columns
 
         cache = self.project.cache
-        key = _infer_key(self.dialect, sql, upstream) + (self.types,) \
+        key = _infer_key(self.dialect, sql, upstream) + (self.types, expressions) \
             if cache is not None else None
         if key is not None and cache is not None:
             hit = cache.get(key)
             if hit is not None:
                 return hit
-        out = infer_output_columns(sql, self.dialect, upstream, self.types)
+        out = infer_output_columns(sql, self.dialect, upstream, self.types, expressions)
         if key is not None and cache is not None:
             cache.put(key, out)
         return out
 
-    def infer(self, node: Node) -> ModelSchema:
-        """Columns the node's SQL produces (types where knowable)."""
+    def infer(self, node: Node, expressions: bool = False) -> ModelSchema:
+        """Columns the node's SQL produces (types where knowable); with ``expressions``, the
+        SQL producing each too."""
 
         compiled, upstream = self.upstream_for(node)
         if compiled.sql is None:
@@ -150,13 +153,18 @@ class SchemaResolver:
             return ModelSchema(node.unique_id, None, "unknown",
                                f"the SQL uses something bulwark cannot render ({what})",
                                compiled, upstream)
-        out = self._infer_cached(compiled.sql, upstream)
-        expressions = {c.name.lower(): c.expression_sql for c in out.columns}
+        out = self._infer_cached(compiled.sql, upstream, expressions)
+        exprs = {c.name.lower(): c.expression_sql for c in out.columns} if expressions else {}
         if not out.complete:
             return ModelSchema(node.unique_id, None, "unknown", out.reason, compiled, upstream,
-                               expressions)
+                               exprs)
         return ModelSchema(node.unique_id, {c.name: c.data_type for c in out.columns}, "sql",
-                           None, compiled, upstream, expressions)
+                           None, compiled, upstream, exprs)
+
+    def expressions(self, node: Node) -> dict[str, str]:
+        """Lower-cased output column name -> the SQL producing it, as inferred from the
+        node's SQL (a contract's columns too); {} when that cannot be inferred."""
+        return self.infer(node, expressions=True).expressions
 
 
 def _infer_key(self_dialect: str, sql: str, upstream: dict[str, Columns | None]) -> tuple:
