@@ -34,7 +34,7 @@ def closest(name: str, candidates: Iterable[str], cache: Any = None) -> str | No
     pool, digest = known
     stored_key = ("closest", key[0], digest)
     stored = cache.get(stored_key) if cache is not None else None
-    if isinstance(stored, tuple) and len(stored) == 1 and stored[0] in pool | {None}:
+    if isinstance(stored, tuple) and len(stored) == 1 and (stored[0] is None or stored[0] in pool):
         found: str | None = stored[0]
     else:
         by_low = {c.lower(): c for c in sorted(pool)}
