@@ -559,3 +559,84 @@ def test_a_base_that_shows_the_work_tree_is_the_work_trees_project(tmp_path: Pat
     proc = bulwark(repo, "check", "--all-files")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "BLK110 [existing] ref('gone_long_ago')" in proc.stdout
+
+
+def _shape(project: Any) -> dict[str, Any]:
+    """What the checks read of a loaded project, node by node (plain data)."""
+    def node(n: Any) -> tuple[Any, ...]:
+        return (n.unique_id, n.raw_code, n.checksum, n.config, n.config_origin, n.depends_on,
+                n.refs, n.sources, n.calls, n.patch_path, n.patch_line, n.jinja_error,
+                [c.name for c in n.columns])
+    return {
+        "nodes": sorted(node(n) for n in project.nodes.values()),
+        "disabled": sorted(node(n) for ns in project.disabled.values() for n in ns),
+        "tests": sorted((u, tuple(t.depends_on)) for u, t in project.data_tests.items()),
+        "children": {k: sorted(v) for k, v in project.children_map().items()},
+        "findings": sorted(f.text() for f in project.findings),
+        "sources": sorted(project.sources), "macros_hash": project.macros_hash,
+    }
+
+
+def test_a_base_one_sql_body_away_is_made_from_the_work_trees_project(tmp_path: Path) -> None:
+    """A commit that edits the SQL of a few models (the usual one) does not load its git
+    base again: the base is the work tree's project with those nodes' code, when the text
+    at the base reads as the same node (refs, sources, config() calls on the same lines).
+    Every other change loads the base in full. Either way the base is what a full load of
+    its files gives."""
+    from dbt_bulwark.project.loader import load_project
+    from dbt_bulwark.project.workspace import open_workspace
+
+    files = {**PROJECT,
+             "models/cfg.sql": "{{ config(materialized='table', tags=['x']) }}\nselect 1 as id\n",
+             "models/off.sql": "{{ config(enabled=false) }}\nselect 2 as id\n",
+             "models/schema.yml": "version: 2\nmodels:\n  - name: products\n    columns:\n"
+                                  "      - name: id\n        data_tests: [not_null]\n"}
+    repo = _repo(tmp_path, files)
+
+    def base() -> tuple[bool, dict[str, Any], dict[str, Any]]:
+        ws = open_workspace(None, str(repo), None, False)
+        try:
+            ws.project(".")
+            tree = ws.with_installed(ws.tree_at("HEAD"), ".")
+            got = ws.base_project(ws.tree_at("HEAD"), ".")
+            derived = got._builder is None and got is not ws.project(".")
+            return derived, _shape(got), _shape(load_project(tree, ".", ws.cli_vars, None))
+        finally:
+            ws.close()
+
+    def edit(changes: dict[str, str]) -> tuple[bool, bool]:
+        _write(repo, changes)
+        derived, got, loaded = base()
+        _git(repo, "checkout", "-q", "--", ".")
+        _git(repo, "clean", "-qfd")
+        return derived, got == loaded
+
+    # SQL bodies only (the config() call stays on its line): made from the head
+    assert edit({"models/products.sql": "select id, upper(name) as name\n"
+                                        "from {{ ref('stg_products') }}\n",
+                 "models/cfg.sql": "{{ config(materialized='table', tags=['x']) }}\n"
+                                   "select 1 as id, 2 as two\n",
+                 "models/off.sql": "{{ config(enabled=false) }}\nselect 3 as id\n"}) \
+        == (True, True)
+    # what the node reads, or where its config() sits, changed: loaded in full
+    for changes in ({"models/products.sql": "select id from {{ ref('countries') }}\n"},
+                    {"models/raw_orders.sql": "select * from {{ source('raw', 'x') }}\n"},
+                    {"models/cfg.sql": "-- moved\n{{ config(materialized='table', "
+                                       "tags=['x']) }}\nselect 1 as id\n"},
+                    {"models/cfg.sql": "{{ config(materialized='view', tags=['x']) }}\n"
+                                       "select 1 as id\n"},
+                    {"models/products.sql": "select {{ oops( }}\n"},
+                    {"models/schema.yml": files["models/schema.yml"] + "  - name: orders\n"},
+                    {"macros/cents.sql": "{% macro cents(c) %}{{ c }}{% endmacro %}\n"},
+                    {"models/new.sql": "select 1 as id\n"},
+                    {"dbt_project.yml": files["dbt_project.yml"] + "vars: {a: 1}\n"},
+                    {"seeds/countries.csv": "code\nfr\n"}):
+        assert edit(changes) == (False, True), changes
+    (repo / "models/stg_products.sql").unlink()              # a removed model
+    assert base()[:1] == (False,)
+    _git(repo, "checkout", "-q", "--", ".")
+    # a file no project reads changes nothing of it
+    _write(repo, {".github/ci.yml": "on: push\n", "models/products.sql": "select 9 as id, 'b' as name\n"
+                  "from {{ ref('stg_products') }}\n"})
+    derived, got, loaded = base()
+    assert derived and got == loaded

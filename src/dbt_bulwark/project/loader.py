@@ -1066,6 +1066,68 @@ def load_project(fs: FileSource, root: str = "", cli_vars: Mapping[str, Any] | N
     return _ProjectBuilder(loader).build()
 
 
+def derive_project(head: Project, fs: FileSource, changed: Sequence[str]) -> Project | None:
+    """The project ``fs`` holds, made from ``head`` (loaded from other files) when the two
+    differ only in the SQL bodies of some nodes, else None (load it).
+
+    ``changed``: the repository paths whose content differs between the two file trees,
+    added and removed files included. Each must be the SQL file of one of ``head``'s models,
+    analyses or singular tests, present in ``fs``, whose text there reads as the same node:
+    the same refs, sources and ``config()`` calls on the same lines, no Jinja error (read
+    by the very parse the loader runs, with ``head``'s macros and vars). Then every other
+    file, so every config, patch, test and edge of the graph, is the same: the other
+    project is ``head`` with those nodes' code (a git base one file away from the work
+    tree costs one file's parse, not a project's load)."""
+    import copy
+    import dataclasses
+
+    builder: _ProjectBuilder | None = head._builder
+    if builder is None:
+        return None
+    by_path: dict[str, list[Node]] = {}
+    for node in builder.nodes:
+        by_path.setdefault(node.repo_path, []).append(node)
+    reader = _Loader(fs, head.root, head.cli_vars, None)
+    replaced: dict[int, Node] = {}
+    for path in changed:
+        nodes = by_path.get(path)
+        if not nodes or len(nodes) > 1:
+            return None
+        node = nodes[0]
+        if node.language != "sql" or node.resource_type not in ("model", "analysis", "test") \
+                or node.jinja_error:
+            return None
+        text = reader.read_text(path) if fs.is_file(path) else None
+        if text is None or reader.findings:
+            return None
+        parsed = builder.parse_sql(builder.pkgs[node.package_name], text, path)
+        if parsed["error"] or \
+                [RefCall(str(n), p, v) for n, p, v in parsed["refs"]] != node.refs or \
+                [(str(a), str(b)) for a, b in parsed["sources"]] != node.sources or \
+                parsed["calls"] != node.calls:
+            return None
+        keys = tuple(node.calls)
+        if keys and config_call_lines(text, keys) != config_call_lines(node.raw_code, keys):
+            return None
+        replaced[id(node)] = dataclasses.replace(
+            node, raw_code=text, checksum=content_hash(text), rendered_by=parsed["by"])
+    derived = copy.copy(head)   # the same files' findings, YAML, macros and sources
+    derived.nodes = {uid: replaced.get(id(n), n) for uid, n in head.nodes.items()}
+    derived.disabled = {uid: [replaced.get(id(n), n) for n in nodes]
+                        for uid, nodes in head.disabled.items()}
+    derived.invalidate_graph()
+    derived._builder = None
+
+    def tests(enabled_out: dict[str, Node], disabled_out: dict[str, Node]) -> None:
+        enabled_out.update(head.data_tests)   # built once, from the same YAML
+        disabled_out.update(head.disabled_tests)
+        derived.invalidate_graph()
+
+    derived._data_tests, derived._disabled_tests = {}, {}
+    derived._tests_loader = tests
+    return derived
+
+
 class _ProjectBuilder:
     def __init__(self, loader: _Loader):
         self.L = loader
@@ -1139,6 +1201,7 @@ class _ProjectBuilder:
         self.resolve_all()
         self.link()
         project._tests_loader = self.load_tests
+        project._builder = self
         project.findings = L.findings
         project.macros_hash = self.macros_hash
         project.yaml_with_refs = L.yaml_with_refs

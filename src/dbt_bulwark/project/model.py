@@ -312,6 +312,7 @@ class Project:
     _data_tests: dict[str, Node] = field(default_factory=dict, repr=False)
     _disabled_tests: dict[str, Node] = field(default_factory=dict, repr=False)
     _tests_loader: Any = field(default=None, repr=False)
+    _builder: Any = field(default=None, repr=False)   # what loaded it (derive_project)
 
     # -- data tests (lazy)
     def _ensure_tests(self) -> None:

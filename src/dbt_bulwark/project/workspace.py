@@ -18,7 +18,12 @@ from typing import Any
 from dbt_bulwark.cache import ParseCache, open_cache
 from dbt_bulwark.findings import UsageError
 from dbt_bulwark.project.fs import DBT_FILE_SUFFIXES, SKIP_DIRS, FileSource, WorkTree, join
-from dbt_bulwark.project.loader import discover_projects, load_project, project_for_path
+from dbt_bulwark.project.loader import (
+    derive_project,
+    discover_projects,
+    load_project,
+    project_for_path,
+)
 from dbt_bulwark.project.model import Node, Project
 
 
@@ -82,10 +87,30 @@ class Workspace:
         key = (tree_identity(fs), root)
         project = self._base_projects.get(key)
         if project is None:
-            project = load_project(fs, root, self.cli_vars, self.cache)
+            project = self._derived(tree, fs, root) or \
+                load_project(fs, root, self.cli_vars, self.cache)
             project.cache = self.analysis_cache
             self._base_projects[key] = project
         return project
+
+    def _derived(self, tree: Any, fs: Any, root: str) -> Project | None:
+        """Project ``root`` at revision ``tree`` made from the work tree's (already loaded),
+        when only the SQL of some of its nodes differs (:func:`derive_project`)."""
+        from dbt_bulwark.project.gitfs import git_tree_of
+
+        head = self._projects.get(root)
+        git = git_tree_of(tree)
+        loc = self.git_location()
+        if head is None or git is None or loc is None or \
+                Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
+            return None
+        homes = [join(p.root) for p in head.packages.values() if p.root is not None]
+        mine = [p for p in self.changed_since(git.rev) if _read_by_projects(p) and (
+            p.rsplit("/", 1)[-1] in _SETTINGS_FILES or
+            any(not home or p.startswith(home + "/") for home in homes))]
+        if any(_read_by_projects(p) for p in self.ignored()):
+            return None   # a git-ignored file the work tree's project reads
+        return derive_project(head, fs, mine)
 
     def changed_since(self, rev: str) -> list[str]:
         """Paths (relative to the workspace root) that differ between git revision ``rev``
@@ -264,6 +289,11 @@ class Workspace:
         for cache in (self.cache, self.analysis_cache):
             if cache is not None:
                 cache.save()
+
+
+# files a project's load reads from outside its own folder and its packages' (the policy)
+_SETTINGS_FILES = frozenset({"bulwark.yml", "bulwark.yaml", "pyproject.toml", "dbt_project.yml",
+                             "packages.yml", "dependencies.yml", "profiles.yml"})
 
 
 def _read_by_projects(path: str) -> bool:
