@@ -96,13 +96,9 @@ class Workspace:
     def _derived(self, tree: Any, fs: Any, root: str) -> Project | None:
         """Project ``root`` at revision ``tree`` made from the work tree's (already loaded),
         when only the SQL of some of its nodes differs (:func:`derive_project`)."""
-        from dbt_bulwark.project.gitfs import git_tree_of
-
         head = self._projects.get(root)
-        git = git_tree_of(tree)
-        loc = self.git_location()
-        if head is None or git is None or loc is None or \
-                Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
+        git = self._revision_of_work_tree(tree)
+        if head is None or git is None:
             return None
         homes = [join(p.root) for p in head.packages.values() if p.root is not None]
         mine = [p for p in self.changed_since(git.rev) if _read_by_projects(p) and (
@@ -111,6 +107,18 @@ class Workspace:
         if any(_read_by_projects(p) for p in self.ignored()):
             return None   # a git-ignored file the work tree's project reads
         return derive_project(head, fs, mine)
+
+    def _revision_of_work_tree(self, tree: Any) -> Any:
+        """The :class:`~dbt_bulwark.project.gitfs.GitTree` below ``tree`` when it is a
+        revision of the work tree's own repository and folder, else None."""
+        from dbt_bulwark.project.gitfs import git_tree_of
+
+        git = git_tree_of(tree)
+        loc = self.git_location()
+        if git is None or loc is None or \
+                Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
+            return None
+        return git
 
     def changed_since(self, rev: str) -> list[str]:
         """Paths (relative to the workspace root) that differ between git revision ``rev``
@@ -136,12 +144,8 @@ class Workspace:
         Then the revision's project *is* the work tree's: a clean ``--all-files`` run (a fresh
         clone in CI) loads and checks the project once, not once more for its base.
         """
-        from dbt_bulwark.project.gitfs import git_tree_of
-
-        git = git_tree_of(tree)
-        loc = self.git_location()
-        if git is None or loc is None or \
-                Path(git.root).resolve() != Path(loc[0]).resolve() or git.prefix != join(loc[1]):
+        git = self._revision_of_work_tree(tree)
+        if git is None:
             return False
         # (the ignored files are listed only when nothing else differs: a clean tree)
         return not any(_read_by_projects(p) for p in self.changed_since(git.rev)) and \
