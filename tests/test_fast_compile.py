@@ -257,7 +257,27 @@ def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixtur
     root = apply(Case("many", edits), tmp_path / "shop")
     _rc, serial = run_fc(capsys, root)
     monkeypatch.setattr(fc, "PARALLEL_MIN_NODES", 1)
+    monkeypatch.setattr(fc, "PARALLEL_MIN_WAVE", 1)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
+    # what each process compiles and infers, in a file they all append to
+    import dbt_bulwark.sql.columns as columns
+    import dbt_bulwark.sql.compiler as compiler
+
+    log = tmp_path / "work.log"
+    real_compile, real_infer = compiler.compile_node, columns.infer_output_columns
+
+    def compile_spy(project: Any, node: Any, **kw: Any) -> Any:
+        with log.open("a") as out:
+            out.write(f"compile {node.unique_id} {kw}\n")
+        return real_compile(project, node, **kw)
+
+    def infer_spy(sql: str, *a: Any, **kw: Any) -> Any:
+        with log.open("a") as out:
+            out.write(f"infer {hash(sql)} {a[1:]} {kw}\n")
+        return real_infer(sql, *a, **kw)
+
+    monkeypatch.setattr(compiler, "compile_node", compile_spy)
+    monkeypatch.setattr(columns, "infer_output_columns", infer_spy)
     in_parent: list[int] = []
     real = fc.FastCompile.check_nodes
 
@@ -273,6 +293,10 @@ def test_parallel_all_files_gives_the_same_findings(capsys: pytest.CaptureFixtur
     assert serial, "the fixture should produce findings"
     key = lambda f: (f["path"], f["line"], f["col"], f["code"], f["message"])  # noqa: E731
     assert sorted(map(key, parallel)) == sorted(map(key, serial))
+    # in waves of the ref graph: no node compiled, no SQL inferred, in two processes
+    work = log.read_text().splitlines()
+    assert work and len(work) == len(set(work)), \
+        [w for w in work if work.count(w) > 1]
 
 
 def test_ref_in_generic_test_arguments(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
