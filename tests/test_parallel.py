@@ -63,6 +63,57 @@ def test_a_dead_child_share_is_redone_here(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @fork_only
+def test_a_graph_is_done_in_children_each_item_after_its_parents_with_their_entries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """map_graph: every item in a child, once its parents are done and with the cache
+    entries they put (made in another child or not), each item once; the results in
+    item order and every entry back here."""
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    cache = ParseCache(None)
+    # 0, 1 -> 2 -> 4; 3 -> 4; 5 alone; 2, 5 -> 6
+    parents = [[], [], [0, 1], [], [2, 3], [], [2, 5]]
+
+    def work(items: Sequence[int]) -> tuple[int, int, list[int]]:
+        (i,) = items
+        seen = [p for p in parents[i] if cache.get(("done", p)) == p]
+        time.sleep(0.02)
+        cache.put(("done", i), i)
+        return i, os.getpid(), seen
+
+    results = parallel.map_graph(list(range(7)), parents, work, [cache], 2,
+                                 cost=lambda i: 1.0)
+    assert results is not None
+    assert [r[0] for r in results] == list(range(7))
+    assert all(r[2] == parents[r[0]] for r in results), "a parent's entry was missing"
+    assert os.getpid() not in {r[1] for r in results}
+    assert len({r[1] for r in results}) == 2, "both children took items"
+    assert all(cache.get(("done", i)) == i for i in range(7))
+
+
+@fork_only
+def test_a_graph_item_of_a_dead_child_is_done_by_another_or_here(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    parent = os.getpid()
+
+    def work(items: Sequence[int]) -> int:
+        if os.getpid() != parent:
+            os._exit(1)   # every child dies without an answer
+        return items[0] * 10
+
+    assert parallel.map_graph([1, 2, 3], [[], [0], [1]], work, [], 2,
+                              cost=lambda i: 1.0) == [10, 20, 30]
+
+
+def test_a_graph_with_a_cycle_or_few_items_is_left_to_the_caller(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert parallel.map_graph([1, 2], [[1], [0]], lambda xs: xs, [], 2,
+                              cost=lambda i: 1.0) is None
+    assert parallel.map_graph([1], [[]], lambda xs: xs, [], 2, cost=lambda i: 1.0) is None
+
+
+@fork_only
 def test_a_core_that_drew_costly_chunks_does_fewer(monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks are taken in turn as each process finishes one: the parent, slowed down,
     does fewer of them than a static half, and the results stay in chunk order."""

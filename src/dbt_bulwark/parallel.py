@@ -9,13 +9,18 @@ put in the given caches (:attr:`~dbt_bulwark.cache.ParseCache.journal`), so the 
 caches end as if it had done the whole list itself and save them once. Where ``fork`` is
 unavailable, on one core, or for a short list, the work is done here; the chunks of a
 child that dies are done here too.
+
+:func:`map_graph` is the same for items that depend on one another (models on their
+upstream): this process hands each forked child the next ready item, the most costly
+chain first, with the cache entries the other children made since, so an item's work
+finds its parents' results and nothing is done twice.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -35,7 +40,7 @@ def map_shares(items: Sequence[T], work: Callable[[Sequence[T]], R], caches: Seq
     per other core (at most :data:`MAX_WORKERS`); the results in chunk order. One call
     (``[work(items)]``) when ``items`` has fewer than ``min_items`` or no fork is
     possible."""
-    workers = min(os.cpu_count() or 1, MAX_WORKERS)
+    workers = worker_count()
     if len(items) < min_items or workers < 2:
         return [work(items)]
     import multiprocessing  # (a warm run with little to do never imports it)
@@ -83,6 +88,162 @@ def map_shares(items: Sequence[T], work: Callable[[Sequence[T]], R], caches: Seq
             for key, value in journal:
                 store.put(key, value)
     return [results[i] if i in results else work(chunk) for i, chunk in enumerate(chunks)]
+
+
+def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
+              work: Callable[[Sequence[T]], R], caches: Sequence[Any], min_items: int,
+              cost: Callable[[T], float]) -> list[R] | None:
+    """``work([item])`` for each item of an acyclic graph (``parents[i]``: the indexes of
+    the items ``items[i]`` needs done first), on every core: one forked child per core
+    takes one ready item after another from this process, which sends it with the
+    cache entries the other children put since, and gets back the result and the
+    child's own entries (into the given caches). Ready items go out by the cost of the
+    longest chain they start (by ``cost``), the longest first. The results in item
+    order; None (nothing done) when there are fewer than ``min_items``, no fork, one
+    core or a cycle: the caller does the work itself then."""
+    workers = worker_count()
+    n = len(items)
+    if n < min_items or workers < 2:
+        return None
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    children: list[list[int]] = [[] for _ in range(n)]
+    waiting = [0] * n
+    for i, ps in enumerate(parents):
+        for p in set(ps):
+            children[p].append(i)
+            waiting[i] += 1
+    order = [i for i in range(n) if not waiting[i]]   # topological (Kahn)
+    left = list(waiting)
+    for i in order:
+        for c in children[i]:
+            left[c] -= 1
+            if not left[c]:
+                order.append(c)
+    if len(order) < n:
+        return None                                      # a cycle
+    chain = [0.0] * n
+    for i in reversed(order):
+        chain[i] = float(cost(items[i])) + max((chain[c] for c in children[i]), default=0.0)
+    import heapq
+    import pickle
+    from multiprocessing.connection import wait
+
+    stores = [c for c in caches if c is not None]
+    ready = [(-chain[i], i) for i in range(n) if not waiting[i]]
+    heapq.heapify(ready)
+    log: list[tuple[int, int, Any, Any]] = []       # (child, store, key, value)
+    seen: dict[Any, int] = {}                          # child connection -> log read
+    busy: dict[Any, int] = {}                          # child connection -> its item
+    results: dict[int, R] = {}
+    mp = multiprocessing.get_context("fork")
+    conns = []
+    for _ in range(workers):
+        ours, theirs = mp.Pipe(duplex=True)
+        proc = mp.Process(target=_graph_child, args=(items, work, stores, theirs),
+                          daemon=True)
+        proc.start()
+        theirs.close()
+        conns.append((ours, proc))
+        seen[ours] = 0
+    alive = {c for c, _p in conns}
+    finished = False
+
+    def send(conn: Any) -> None:
+        _neg, i = heapq.heappop(ready)
+        me = id(conn)
+        news: list[list[tuple[Any, Any]]] = [[] for _ in stores]
+        for who, s, key, value in log[seen[conn]:]:
+            if who != me:
+                news[s].append((key, value))
+        seen[conn] = len(log)
+        try:
+            conn.send_bytes(pickle.dumps((i, news), pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            heapq.heappush(ready, (-chain[i], i))
+            alive.discard(conn)
+            return
+        busy[conn] = i
+
+    try:
+        for conn in list(alive):
+            if ready:
+                send(conn)
+        while len(results) < n and busy:
+            for answered in wait(list(busy)):
+                conn = cast(Any, answered)
+                i = busy.pop(conn)
+                try:
+                    result, journals = pickle.loads(conn.recv_bytes())
+                except (EOFError, OSError, pickle.PickleError):
+                    alive.discard(conn)           # a child died: its item goes back
+                    heapq.heappush(ready, (-chain[i], i))
+                    continue
+                results[i] = result
+                for s, journal in enumerate(journals):
+                    for key, value in journal:
+                        stores[s].put(key, value)
+                        log.append((id(conn), s, key, value))
+                for c in children[i]:
+                    waiting[c] -= 1
+                    if not waiting[c]:
+                        heapq.heappush(ready, (-chain[c], c))
+            for conn in [c for c in alive if c not in busy]:
+                if ready:
+                    send(conn)
+        finished = True
+    finally:
+        for conn, proc in conns:
+            with _suppressed():
+                conn.send_bytes(pickle.dumps(None))
+            conn.close()
+            if not finished:
+                proc.kill()       # (interrupted: a child may be mid-item)
+            proc.join(timeout=5)
+    for i in order:                                     # what dead children left
+        if i not in results:
+            results[i] = work([items[i]])
+    return [results[i] for i in range(n)]
+
+
+def _graph_child(items: Sequence[Any], work: Callable[[Sequence[Any]], Any],
+                 stores: list[Any], conn: Any) -> None:
+    import pickle
+
+    try:
+        for store in stores:
+            store.journal = []
+        while True:
+            message = pickle.loads(conn.recv_bytes())
+            if message is None:
+                break
+            i, news = message
+            for store, entries in zip(stores, news, strict=True):
+                store.journal = None          # (not sent back: the parent has them)
+                for key, value in entries:
+                    store.put(key, value)
+                store.journal = []
+            result = work([items[i]])
+            conn.send_bytes(pickle.dumps((result, [store.journal for store in stores]),
+                                         pickle.HIGHEST_PROTOCOL))
+    except BaseException:  # noqa: BLE001 - the parent redoes this child's item
+        pass
+    finally:
+        conn.close()
+        os._exit(0)   # no atexit handlers, no cache save: the parent owns the caches
+
+
+def _suppressed() -> Any:
+    import contextlib
+
+    return contextlib.suppress(OSError, ValueError)
+
+
+def worker_count() -> int:
+    """How many processes :func:`map_shares` runs: one per core, at most :data:`MAX_WORKERS`."""
+    return min(os.cpu_count() or 1, MAX_WORKERS)
 
 
 def _chunks(items: Sequence[T], workers: int, cost: Callable[[T], float] | None

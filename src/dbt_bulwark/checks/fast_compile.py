@@ -201,13 +201,13 @@ class FastCompile:
                          node=node.unique_id)
 
     def check_nodes_parallel(self, nodes: list[Node]) -> None:
-        """Check many nodes (``--all-files``) on every core (:func:`dbt_bulwark.parallel.map_shares`)
-        in waves of the ref graph (:func:`_waves`): a node's parents were checked in an
-        earlier wave, and their compiled SQL and inferred columns came back to the cache
-        that the next wave's processes start with, so no two processes compile or infer
-        the same upstream. In a wave the costly nodes go first, the last chunks being the
-        short ones. A graph with ref cycles is checked in one wave, parents first."""
-        from dbt_bulwark.parallel import map_shares
+        """Check many nodes (``--all-files``) on every core. Along the ref graph
+        (:func:`dbt_bulwark.parallel.map_graph`): a node is checked once its parents are,
+        their compiled SQL and inferred columns in the cache of the process that checks
+        it, so no two processes compile or infer the same upstream. A graph with ref
+        cycles: contiguous chunks (:func:`dbt_bulwark.parallel.map_shares`), parents
+        first."""
+        from dbt_bulwark.parallel import map_graph, map_shares
 
         def share(chunk: Sequence[Node]) -> list[Finding]:
             before = len(self.findings)
@@ -219,14 +219,15 @@ class FastCompile:
         def cost(node: Node) -> int:   # grows with the SQL (wide, many-CTE models)
             return 200 + len(node.raw_code)
 
-        if self.has_cycles or len(nodes) < PARALLEL_MIN_NODES:
-            waves, least = [nodes], PARALLEL_MIN_NODES
-        else:
-            waves = [sorted(wave, key=cost, reverse=True) for wave in _waves(nodes)]
-            least = PARALLEL_MIN_WAVE
-        for wave in waves:
-            for found in map_shares(wave, share, [self.cache], least, cost=cost):
-                self.findings.extend(found)
+        done: list[list[Finding]] | None = None
+        if not self.has_cycles:
+            index = {n.unique_id: i for i, n in enumerate(nodes)}
+            parents = [[index[d] for d in n.depends_on if d in index] for n in nodes]
+            done = map_graph(nodes, parents, share, [self.cache], PARALLEL_MIN_NODES, cost)
+        if done is None:
+            done = map_shares(nodes, share, [self.cache], PARALLEL_MIN_NODES, cost=cost)
+        for found in done:
+            self.findings.extend(found)
 
     def nodes_to_check(self) -> list[Node]:
         nodes = [n for n in self.project.nodes.values()
@@ -850,30 +851,6 @@ class FastCompile:
 
 
 PARALLEL_MIN_NODES = 100     # fewer nodes to check: all in this process
-PARALLEL_MIN_WAVE = 4        # a wave of fewer nodes: in this process (a fork is not free)
-
-
-def _waves(nodes: list[Node]) -> list[list[Node]]:
-    """``nodes`` (of a graph without ref cycles) in waves: the first holds those without a
-    parent among them, each next one those whose parents are all in earlier waves; each
-    in the given order."""
-    index = {n.unique_id: n for n in nodes}
-    level: dict[str, int] = {}
-    for start in nodes:
-        stack = [start]
-        while stack:
-            node = stack[-1]
-            todo = [index[d] for d in node.depends_on if d in index and d not in level]
-            if todo:
-                stack.extend(todo)
-                continue
-            stack.pop()
-            level[node.unique_id] = 1 + max(
-                (level[d] for d in node.depends_on if d in index), default=-1)
-    waves: list[list[Node]] = [[] for _ in range(max(level.values(), default=-1) + 1)]
-    for node in nodes:
-        waves[level[node.unique_id]].append(node)
-    return waves
 
 
 def _parents_first(nodes: list[Node]) -> list[Node]:
