@@ -241,6 +241,19 @@ class ParseCache:
         self._used.add(key)
         self._dirty = True
 
+    def put_pickled(self, key: Any, blob: bytes) -> None:
+        """:meth:`put` of a value as its pickle (from another process), unpickled here only
+        when asked for; not journaled (the process it came from has it)."""
+        if not self._loaded:
+            self._load()
+        if self.copies:
+            self._data[key] = blob
+        else:
+            self._data.pop(key, None)
+            self._raw[key] = blob
+        self._used.add(key)
+        self._dirty = True
+
     def save(self) -> None:
         for other in self.companions:
             other.save()

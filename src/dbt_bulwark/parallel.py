@@ -97,7 +97,8 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
     the items ``items[i]`` needs done first), on every core: one forked child per core
     takes one ready item after another from this process, which sends it with the
     cache entries the other children put since, and gets back the result and the
-    child's own entries (into the given caches). Ready items go out by the cost of the
+    child's own entries (into the given caches, as pickles: unpickled only where asked
+    for). Ready items go out by the cost of the
     longest chain they start (by ``cost``), the longest first. The results in item
     order; None (nothing done) when there are fewer than ``min_items``, no fork, one
     core or a cycle: the caller does the work itself then."""
@@ -134,7 +135,7 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
     stores = [c for c in caches if c is not None]
     ready = [(-chain[i], i) for i in range(n) if not waiting[i]]
     heapq.heapify(ready)
-    log: list[tuple[int, int, Any, Any]] = []       # (child, store, key, value)
+    log: list[tuple[int, int, Any, bytes]] = []     # (child, store, key, pickled value)
     seen: dict[Any, int] = {}                          # child connection -> log read
     busy: dict[Any, int] = {}                          # child connection -> its item
     results: dict[int, R] = {}
@@ -154,7 +155,7 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
     def send(conn: Any) -> None:
         _neg, i = heapq.heappop(ready)
         me = id(conn)
-        news: list[list[tuple[Any, Any]]] = [[] for _ in stores]
+        news: list[list[tuple[Any, bytes]]] = [[] for _ in stores]
         for who, s, key, value in log[seen[conn]:]:
             if who != me:
                 news[s].append((key, value))
@@ -183,9 +184,9 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
                     continue
                 results[i] = result
                 for s, journal in enumerate(journals):
-                    for key, value in journal:
-                        stores[s].put(key, value)
-                        log.append((id(conn), s, key, value))
+                    for key, blob in journal:
+                        stores[s].put_pickled(key, blob)
+                        log.append((id(conn), s, key, blob))
                 for c in children[i]:
                     waiting[c] -= 1
                     if not waiting[c]:
@@ -221,13 +222,16 @@ def _graph_child(items: Sequence[Any], work: Callable[[Sequence[Any]], Any],
                 break
             i, news = message
             for store, entries in zip(stores, news, strict=True):
-                store.journal = None          # (not sent back: the parent has them)
-                for key, value in entries:
-                    store.put(key, value)
-                store.journal = []
+                for key, blob in entries:
+                    store.put_pickled(key, blob)
             result = work([items[i]])
-            conn.send_bytes(pickle.dumps((result, [store.journal for store in stores]),
-                                         pickle.HIGHEST_PROTOCOL))
+            # each entry pickled once, here: the parent keeps and forwards the pickle, a
+            # process unpickles only what it asks for
+            journals = [[(key, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
+                         for key, value in store.journal] for store in stores]
+            for store in stores:
+                store.journal = []
+            conn.send_bytes(pickle.dumps((result, journals), pickle.HIGHEST_PROTOCOL))
     except BaseException:  # noqa: BLE001 - the parent redoes this child's item
         pass
     finally:
