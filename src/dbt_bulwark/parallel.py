@@ -30,6 +30,7 @@ MAX_WORKERS = 4
 # short, so no process is left long alone at the end; the first ones are long runs of
 # neighbouring items (the models of a folder share their upstream)
 SMALLEST_CHUNK = 64
+MAX_BATCH = 16   # the most ready items map_graph sends a child at once
 _INDEX = 4   # bytes of one chunk number in the queue pipe
 
 
@@ -95,7 +96,7 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
               cost: Callable[[T], float]) -> list[R] | None:
     """``work([item])`` for each item of an acyclic graph (``parents[i]``: the indexes of
     the items ``items[i]`` needs done first), on every core: one forked child per core
-    takes one ready item after another from this process, which sends it with the
+    takes ready items from this process (a few at once while many are ready), which sends it with the
     cache entries the other children put since, and gets back the result and the
     child's own entries (into the given caches, as pickles: unpickled only where asked
     for). Ready items go out by the cost of the
@@ -137,7 +138,7 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
     heapq.heapify(ready)
     log: list[tuple[int, int, Any, bytes]] = []     # (child, store, key, pickled value)
     seen: dict[Any, int] = {}                          # child connection -> log read
-    busy: dict[Any, int] = {}                          # child connection -> its item
+    busy: dict[Any, list[int]] = {}                    # child connection -> its items
     results: dict[int, R] = {}
     mp = multiprocessing.get_context("fork")
     conns = []
@@ -153,7 +154,10 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
     finished = False
 
     def send(conn: Any) -> None:
-        _neg, i = heapq.heappop(ready)
+        # several ready items at once while many are ready (a warm run: a message each
+        # would cost more than the items), one at a time towards the end
+        take = max(1, min(MAX_BATCH, len(ready) // (4 * workers)))
+        batch = [heapq.heappop(ready)[1] for _ in range(take)]
         me = id(conn)
         news: list[list[tuple[Any, bytes]]] = [[] for _ in stores]
         for who, s, key, value in log[seen[conn]:]:
@@ -161,12 +165,13 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
                 news[s].append((key, value))
         seen[conn] = len(log)
         try:
-            conn.send_bytes(pickle.dumps((i, news), pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(pickle.dumps((batch, news), pickle.HIGHEST_PROTOCOL))
         except OSError:
-            heapq.heappush(ready, (-chain[i], i))
+            for i in batch:
+                heapq.heappush(ready, (-chain[i], i))
             alive.discard(conn)
             return
-        busy[conn] = i
+        busy[conn] = batch
 
     try:
         for conn in list(alive):
@@ -175,22 +180,24 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
         while len(results) < n and busy:
             for answered in wait(list(busy)):
                 conn = cast(Any, answered)
-                i = busy.pop(conn)
+                batch = busy.pop(conn)
                 try:
-                    result, journals = pickle.loads(conn.recv_bytes())
+                    done, journals = pickle.loads(conn.recv_bytes())
                 except (EOFError, OSError, pickle.PickleError):
-                    alive.discard(conn)           # a child died: its item goes back
-                    heapq.heappush(ready, (-chain[i], i))
+                    alive.discard(conn)           # a child died: its items go back
+                    for i in batch:
+                        heapq.heappush(ready, (-chain[i], i))
                     continue
-                results[i] = result
+                results.update(done)
                 for s, journal in enumerate(journals):
                     for key, blob in journal:
                         stores[s].put_pickled(key, blob)
                         log.append((id(conn), s, key, blob))
-                for c in children[i]:
-                    waiting[c] -= 1
-                    if not waiting[c]:
-                        heapq.heappush(ready, (-chain[c], c))
+                for i in batch:
+                    for c in children[i]:
+                        waiting[c] -= 1
+                        if not waiting[c]:
+                            heapq.heappush(ready, (-chain[c], c))
             for conn in [c for c in alive if c not in busy]:
                 if ready:
                     send(conn)
@@ -220,18 +227,18 @@ def _graph_child(items: Sequence[Any], work: Callable[[Sequence[Any]], Any],
             message = pickle.loads(conn.recv_bytes())
             if message is None:
                 break
-            i, news = message
+            batch, news = message
             for store, entries in zip(stores, news, strict=True):
                 for key, blob in entries:
                     store.put_pickled(key, blob)
-            result = work([items[i]])
+            done = [(i, work([items[i]])) for i in batch]
             # each entry pickled once, here: the parent keeps and forwards the pickle, a
             # process unpickles only what it asks for
             journals = [[(key, pickle.dumps(value, pickle.HIGHEST_PROTOCOL))
                          for key, value in store.journal] for store in stores]
             for store in stores:
                 store.journal = []
-            conn.send_bytes(pickle.dumps((result, journals), pickle.HIGHEST_PROTOCOL))
+            conn.send_bytes(pickle.dumps((done, journals), pickle.HIGHEST_PROTOCOL))
     except BaseException:  # noqa: BLE001 - the parent redoes this child's item
         pass
     finally:
