@@ -239,7 +239,7 @@ def _graph_child(items: Sequence[Any], work: Callable[[Sequence[Any]], Any],
             for store in stores:
                 store.journal = []
             conn.send_bytes(pickle.dumps((done, journals), pickle.HIGHEST_PROTOCOL))
-    except BaseException:  # noqa: BLE001 - the parent redoes this child's item
+    except BaseException:  # noqa: BLE001 - the parent hands this child's items on
         pass
     finally:
         conn.close()
