@@ -95,14 +95,13 @@ def map_graph(items: Sequence[T], parents: Sequence[Sequence[int]],
               work: Callable[[Sequence[T]], R], caches: Sequence[Any], min_items: int,
               cost: Callable[[T], float]) -> list[R] | None:
     """``work([item])`` for each item of an acyclic graph (``parents[i]``: the indexes of
-    the items ``items[i]`` needs done first), on every core: one forked child per core
-    takes ready items from this process (a few at once while many are ready), which sends it with the
-    cache entries the other children put since, and gets back the result and the
-    child's own entries (into the given caches, as pickles: unpickled only where asked
-    for). Ready items go out by the cost of the
-    longest chain they start (by ``cost``), the longest first. The results in item
-    order; None (nothing done) when there are fewer than ``min_items``, no fork, one
-    core or a cycle: the caller does the work itself then."""
+    the items ``items[i]`` needs done first), on every core. One forked child per core
+    takes ready items from this process (a few at once while many are ready), with the
+    cache entries the other children put since, and sends back the results and its own
+    entries (into the given caches, as pickles: unpickled only where asked for). Ready
+    items go out by the cost of the longest chain they start (by ``cost``), the longest
+    first. The results in item order; None (nothing done) when there are fewer than
+    ``min_items``, no fork, one core or a cycle: the caller does the work itself then."""
     workers = worker_count()
     n = len(items)
     if n < min_items or workers < 2:
