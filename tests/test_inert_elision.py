@@ -65,7 +65,7 @@ MODELS = {
     "too_many_args": "select {{ trim_null('a', 'b') }}",
     "unknown_kwarg": "select {{ trim_null(col='a') }}",
     "repeated_arg": "select {{ two('a', a='b') }}",
-    "broken_file": "select {{ ok_body('a') }}",
+    "broken_file": "select {{ ok_body('a') }}",   # (elided: its macro compiles alone)
     "shadowed": "select {{ var('a') }}",
     "unknown_macro": "select {{ no_such_macro('a') }}",   # (probed: elided)
     "non_literal": "select {{ trim_null(other) }}",   # (probed: elided)
@@ -149,7 +149,10 @@ def test_elision_finds_what_the_render_finds(tmp_path: Path,
                                     "calls_stmt", "unknown_macro", "probed_expr",
                                     "non_literal",
                                     # a read of the node's relation has no effect
-                                    "reads_this", "reads_this_name")}
+                                    "reads_this", "reads_this_name",
+                                    # a macro compiles alone, as in dbt (the broken one
+                                    # beside it is BLK101's, at its own line)
+                                    "broken_file")}
     assert set(elided) == expected
     nodes = with_elision[0]
     assert "hidden_parent" in {r.name for r in nodes["model.proj.calls_ref"][0]}
@@ -271,3 +274,46 @@ def test_if_blocks_are_read_as_the_render_takes_them(tmp_path: Path,
     assert [r.name for r in nodes["model.proj.if_incremental"][0]] == ["p"]
     assert [r.name for r in nodes["model.proj.if_nested"][0]] == ["p"]
     assert nodes["model.proj.if_syntax"][3] is not None
+
+
+def test_a_macro_compiles_alone_as_in_dbt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dbt compiles each macro of a file on its own: a render compiles the blocks of the
+    macros it calls (on their own lines), not the rest of their files; a macro of the same
+    file is looked up by name and its return() ends only itself. A file is compiled whole
+    when it defines a name twice (Jinja's last definition wins) or a `_private` macro
+    (its macros call it; other files see no such name)."""
+    from dbt_bulwark.project.macros import MacroIndex
+    from dbt_bulwark.sql import jinja_env
+    from dbt_bulwark.sql.jinja_env import RenderContext, render
+
+    macros = MacroIndex("p")
+    macros.add_file("p", "macros/m.sql", (
+        "{% macro shout(x) %}{{ helper(x) }}!{% endmacro %}\n"
+        "{% macro helper(x) %}{{ return(x | upper) }}{% endmacro %}\n"
+        "\n{% macro unused() %}{{ this_is_never_compiled }}{% endmacro %}\n"))
+    macros.add_file("p", "macros/twice.sql", (
+        "{% macro twice() %}first{% endmacro %}{% macro twice() %}second{% endmacro %}\n"
+        "{% macro unused_too() %}{{ this_is_never_compiled }}{% endmacro %}\n"))
+    macros.add_file("p", "macros/private.sql", (
+        "{% macro hush(x) %}{{ _lower(x) }}{% endmacro %}\n"
+        "{% macro _lower(x) %}{{ x | lower }}{% endmacro %}\n"))
+    compiled: list[str] = []
+    real = jinja_env._from_string
+
+    def compiling(text: str) -> Any:
+        compiled.append(text)
+        return real(text)
+
+    monkeypatch.setattr(jinja_env, "_from_string", compiling)
+    ctx = RenderContext(package="p", macros=macros, vars={})
+    out = render("{{ shout('a') }} {{ twice() }} {{ hush('B') }} {{ _lower('C') }}.", ctx)
+    assert out.strip() == "A! second b ."
+    shout, helper, twice = macros.find("shout"), macros.find("helper"), macros.find("twice")
+    assert shout is not None and helper is not None and twice is not None
+    assert helper.line == 2 and twice.block is None
+    assert helper.source() == "\n{% macro helper(x) %}{{ return(x | upper) }}{% endmacro %}"
+    assert shout.source() in compiled and helper.source() in compiled
+    # the one text with an unused macro: the file of the macro defined twice, compiled whole
+    assert [t for t in compiled if "this_is_never_compiled" in t] == [twice.text]
+    assert all(m.block is None for m in macros.by_package["p"].values()
+               if m.path == "macros/private.sql")

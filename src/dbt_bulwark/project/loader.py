@@ -1688,7 +1688,7 @@ class _ProjectBuilder:
     def inert_macro(self, mdef: MacroDef) -> list[str] | None:
         """The parameters of macro ``mdef`` when it is inert: defined once in its file, its
         parameters plain names (defaults literal), its body text with ``{{ param }}`` only
-        (no statement, comment or call), and its file compiles. Else None."""
+        (no statement, comment or call), and it compiles. Else None."""
         if not hasattr(self, "_inert"):
             self._inert: dict[tuple[str, str, str], list[str] | None] = {}
         key = (mdef.package, mdef.path, mdef.name)
@@ -1721,12 +1721,10 @@ class _ProjectBuilder:
         if "{{" in rest or "}}" in rest:
             return None
         try:
-            from dbt_bulwark.sql.jinja_env import _from_string
+            from dbt_bulwark.sql.jinja_env import macro_template
 
-            template = self.macros._modules.get((mdef.package, mdef.path))
-            if template is None:        # compiled as the render would (shared with it)
-                self.macros._modules[(mdef.package, mdef.path)] = _from_string(mdef.text)
-        except Exception:  # noqa: BLE001 - a file that does not compile fails the render
+            macro_template(self.macros, mdef)   # compiled as the render would (shared)
+        except Exception:  # noqa: BLE001 - a macro that does not compile fails the render
             return None
         self._inert[key] = params
         return params

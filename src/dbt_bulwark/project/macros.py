@@ -34,6 +34,18 @@ def top_level_blocks(text: str) -> str:
     """
     if "{" not in text:
         return "".join(c if c == "\n" else " " for c in text)
+    out: list[str] = []
+    pos = 0
+    for a, b in _top_level_spans(text):
+        out.append(blank(text[pos:a]))
+        out.append(text[a:b])
+        pos = b
+    out.append(blank(text[pos:]))
+    return "".join(out)
+
+
+def _top_level_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each top-level block of ``text`` (see :func:`top_level_blocks`)."""
     keep: list[tuple[int, int]] = []
     depth, kind, start = 0, "", 0
     raw = False
@@ -57,28 +69,30 @@ def top_level_blocks(text: str) -> str:
                 keep.append((start, m.end()))
     if depth:
         keep.append((start, len(text)))
-    out: list[str] = []
-    pos = 0
-    for a, b in keep:
-        out.append(blank(text[pos:a]))
-        out.append(text[a:b])
-        pos = b
-    out.append(blank(text[pos:]))
-    return "".join(out)
+    return keep
 
 
 @functools.lru_cache(maxsize=8192)
-def _scan(text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+def _scan(text: str) -> tuple[str, tuple[tuple[str, int, tuple[int, int] | None], ...]]:
     """A macro file's top-level blocks (:func:`top_level_blocks`) and the macros they
-    define, with their lines (remembered for the run: the head and its git base share
-    most macro files)."""
+    define, with their lines and the span of the block each one opens; remembered for
+    the run (the head and its git base share most macro files).
+
+    The span is None (the file is compiled whole) for a macro defined inside another
+    block, for a name defined twice in the file (Jinja's last definition wins), and in a
+    file that defines a ``_private`` macro: the file's own macros call it by name, and a
+    compiled file exports no such name to the macros of other files."""
+    spans = {a: (a, b) for a, b in _top_level_spans(text)} if "{" in text else {}
     text = top_level_blocks(text)
-    defined = []
+    found = []
     for m in MACRO_DEF_RE.finditer(text):
         kind, name = m.group(1), m.group(2)
         full = name if kind == "macro" else (f"test_{name}" if kind == "test" else name)
-        defined.append((full, text.count("\n", 0, m.start()) + 1))
-    return text, tuple(defined)
+        found.append((full, text.count("\n", 0, m.start()) + 1, spans.get(m.start())))
+    names = [f[0] for f in found]
+    whole = any(n.startswith("_") for n in names)
+    return text, tuple((full, line, None if whole or names.count(full) > 1 else span)
+                       for full, line, span in found)
 
 
 @dataclass
@@ -87,7 +101,18 @@ class MacroDef:
     package: str
     path: str           # repo-relative path of the file
     line: int
-    text: str           # the whole file text (macros are compiled per file)
+    text: str           # the whole file text (its top-level blocks)
+    # the span of the block that defines it in ``text``: a macro is compiled alone, as dbt
+    # does (None: defined inside another block, compiled with its file)
+    block: tuple[int, int] | None = None
+
+    def source(self) -> str:
+        """The text compiled for this macro: its own block, on its own lines (newlines
+        before it), else the whole file."""
+        if self.block is None:
+            return self.text
+        a, b = self.block
+        return "\n" * (self.line - 1) + self.text[a:b]
 
 
 @dataclass
@@ -96,13 +121,13 @@ class MacroIndex:
 
     root_package: str
     by_package: dict[str, dict[str, MacroDef]] = field(default_factory=dict)
-    _modules: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _modules: dict[tuple[str, str, Any], Any] = field(default_factory=dict, repr=False)
 
     def add_file(self, package: str, path: str, text: str) -> None:
         pkg = self.by_package.setdefault(package, {})
         text, defined = _scan(text)
-        for full, line in defined:
-            pkg.setdefault(full, MacroDef(full, package, path, line, text))
+        for full, line, block in defined:
+            pkg.setdefault(full, MacroDef(full, package, path, line, text, block))
 
     def find(self, name: str, package: str | None = None) -> MacroDef | None:
         if package:

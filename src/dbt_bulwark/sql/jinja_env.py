@@ -452,7 +452,7 @@ class RenderContext:
     fallback: Mapping[str, Any] = field(default_factory=dict)
     # compile mode: what dbt's `model` holds that bulwark knows (name, config...); else unknown
     model: Mapping[str, Any] | None = None
-    _module_cache: dict[tuple[str, str], Any] = field(default_factory=dict, repr=False)
+    _module_cache: dict[tuple[str, str, Any], Any] = field(default_factory=dict, repr=False)
     _var_depth: int = field(default=0, repr=False)
     # when a set: every global name a template or macro of this context looks up (Jinja
     # resolves a frame's names when it enters it, branches not taken included)
@@ -542,15 +542,12 @@ class RenderContext:
 
     # -- macros
     def _macro_callable(self, mdef: MacroDef) -> Any:
-        key = (mdef.package, mdef.path)
+        key = (mdef.package, mdef.path, mdef.block)
         # compiled templates are shared; modules are per context (their globals are this
         # node's ref/this/var/is_incremental, not those of whichever node came first)
         mod = self._module_cache.get(key)
         if mod is None:
-            template = self.macros._modules.get(key)
-            if template is None:
-                template = _from_string(mdef.text)
-                self.macros._modules[key] = template
+            template = macro_template(self.macros, mdef)
             mod = template.make_module(vars=self.namespace(mdef.package), shared=True)
             self._module_cache[key] = mod
         fn = getattr(mod, mdef.name, None)
@@ -568,70 +565,16 @@ class RenderContext:
 
     def namespace(self, package: str | None = None) -> dict[str, Any]:
         """The globals a template sees (macros resolved lazily by name)."""
-        ctx = self
-
-        class _Adapter:
-            type = ctx.adapter_type
-
-            def dispatch(self, name: str, macro_namespace: str | None = None,
-                         packages: Any = None) -> Any:
-                return ctx._dispatch(name, macro_namespace, packages)
-
-            def quote(self, identifier: Any) -> str:   # no warehouse needed
-                q = "`" if ctx.adapter_type in ("bigquery", "databricks", "spark") else '"'
-                return f"{q}{identifier}{q}"
-
-            def __getattr__(self, name: str) -> Any:
-                if name.startswith("__"):
-                    raise AttributeError(name)
-                ctx.warehouse_calls.append(f"adapter.{name}")
-                return PermissiveUndefined(obj=self, name=name)
-
-        class _Target:
-            name = ctx.target_name
-            type = ctx.adapter_type
-            schema = ctx.schema
-            database = ctx.database
-            profile_name = "bulwark"
-            threads = 1
-
-            def __getattr__(self, name: str) -> Any:
-                return PermissiveUndefined(obj=self, name=name)
-
-        def raise_compiler_error(msg: str, *a: Any) -> None:
-            raise jinja2.TemplateRuntimeError(str(msg))
-
-        class _Exceptions:
-            @staticmethod
-            def raise_compiler_error(msg: str, *a: Any) -> None:
-                raise_compiler_error(msg)
-
-            @staticmethod
-            def warn(*a: Any, **k: Any) -> str:
-                return ""
-
-            def __getattr__(self, name: str) -> Any:
-                return lambda *a, **k: ""
-
-        class _Modules:
-            datetime = datetime
-            itertools = itertools
-            re = re
-            json = json
-
-            def __getattr__(self, name: str) -> Any:
-                return PermissiveUndefined(obj=self, name=name)
-
         ns: dict[str, Any] = {
             "ref": self._ref, "source": self._source, "var": self._var,
             "env_var": self._env_var, "config": self.config,
             "is_incremental": lambda: self.is_incremental, "execute": self.execute,
-            "target": _Target(), "adapter": _Adapter(), "run_query": self._run_query,
+            "target": _Target(self), "adapter": _Adapter(self), "run_query": self._run_query,
             "load_result": self._load_result, "statement": self._statement,
             "this": Relation(self.this_name, self.database, self.schema),
             "log": lambda *a, **k: "", "print": lambda *a, **k: "",
             "return": _raise_return,
-            "exceptions": _Exceptions(), "modules": _Modules(),
+            "exceptions": _EXCEPTIONS, "modules": _MODULES,
             "fromjson": lambda s, default=None: _safe(json.loads, s, default),
             "tojson": lambda o, default=None: json.dumps(o, default=str),
             "fromyaml": lambda s, default=None: _safe(_yaml_load, s, default),
@@ -652,6 +595,77 @@ class RenderContext:
         return _Namespace(ns, self, package)
 
 
+class _Adapter:
+    """``adapter``: ``type``, ``dispatch`` and ``quote`` need no warehouse; any other member
+    makes the SQL untrusted (recorded as a warehouse call). The sandbox hides ``_ctx``."""
+
+    def __init__(self, ctx: RenderContext):
+        self._ctx = ctx
+        self.type = ctx.adapter_type
+
+    def dispatch(self, name: str, macro_namespace: str | None = None,
+                 packages: Any = None) -> Any:
+        return self._ctx._dispatch(name, macro_namespace, packages)
+
+    def quote(self, identifier: Any) -> str:   # no warehouse needed
+        q = "`" if self._ctx.adapter_type in ("bigquery", "databricks", "spark") else '"'
+        return f"{q}{identifier}{q}"
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._ctx.warehouse_calls.append(f"adapter.{name}")
+        return PermissiveUndefined(obj=self, name=name)
+
+
+class _Target:
+    """``target``: the render context's target; any other member is undefined."""
+
+    profile_name = "bulwark"
+    threads = 1
+
+    def __init__(self, ctx: RenderContext):
+        self.name = ctx.target_name
+        self.type = ctx.adapter_type
+        self.schema = ctx.schema
+        self.database = ctx.database
+
+    def __getattr__(self, name: str) -> Any:
+        return PermissiveUndefined(obj=self, name=name)
+
+
+class _Exceptions:
+    """``exceptions``: ``raise_compiler_error`` fails the render; anything else is a no-op."""
+
+    @staticmethod
+    def raise_compiler_error(msg: str, *a: Any) -> None:
+        raise jinja2.TemplateRuntimeError(str(msg))
+
+    @staticmethod
+    def warn(*a: Any, **k: Any) -> str:
+        return ""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *a, **k: ""
+
+
+class _Modules:
+    """``modules``: the standard modules dbt offers that need no warehouse."""
+
+    datetime = datetime
+    itertools = itertools
+    re = re
+    json = json
+
+    def __getattr__(self, name: str) -> Any:
+        return PermissiveUndefined(obj=self, name=name)
+
+
+# (stateless: one of each for every render; the sandbox lets no template change them)
+_EXCEPTIONS = _Exceptions()
+_MODULES = _Modules()
+
+
 _TYPE_LABELS = {"STRING": "TEXT", "TIMESTAMP": "TIMESTAMP", "FLOAT": "FLOAT",
                 "INTEGER": "INT", "BOOLEAN": "BOOLEAN"}
 _TYPE_LABELS_BY_ADAPTER = {
@@ -666,41 +680,50 @@ _TYPE_LABELS_BY_ADAPTER = {
 }
 
 
+class _ApiColumn:
+    """``api.Column``: ``translate_type`` needs no warehouse; anything else is recorded."""
+
+    def __init__(self, ctx: RenderContext):
+        self._ctx = ctx
+        self._labels = _TYPE_LABELS_BY_ADAPTER.get(ctx.adapter_type.lower(), _TYPE_LABELS)
+
+    def translate_type(self, dtype: Any) -> str:
+        return self._labels.get(str(dtype).upper(), str(dtype))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._ctx.warehouse_calls.append(f"api.Column.{name}")
+        return PermissiveUndefined(obj=self, name=name)
+
+
+class _ApiRelation:
+    """``api.Relation``: ``create`` needs no warehouse; anything else is recorded."""
+
+    def __init__(self, ctx: RenderContext):
+        self._ctx = ctx
+
+    @staticmethod
+    def create(database: Any = None, schema: Any = None, identifier: Any = None,
+               **kw: Any) -> Relation:
+        ident = ".".join(str(p) for p in (database, schema, identifier) if p)
+        return Relation(ident, str(database or ""), str(schema or ""), str(identifier or ""))
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._ctx.warehouse_calls.append(f"api.Relation.{name}")
+        return PermissiveUndefined(obj=self, name=name)
+
+
 class _Api:
     """``api.Column`` / ``api.Relation``: the warehouse-free parts (translate_type, create);
     anything else makes the SQL untrusted (recorded as a warehouse call)."""
 
     def __init__(self, ctx: RenderContext):
         self._ctx = ctx
-        labels = _TYPE_LABELS_BY_ADAPTER.get(ctx.adapter_type.lower(), _TYPE_LABELS)
-
-        class _Column:
-            @staticmethod
-            def translate_type(dtype: Any) -> str:
-                return labels.get(str(dtype).upper(), str(dtype))
-
-            def __getattr__(self, name: str) -> Any:
-                if name.startswith("__"):
-                    raise AttributeError(name)
-                ctx.warehouse_calls.append(f"api.Column.{name}")
-                return PermissiveUndefined(obj=self, name=name)
-
-        class _Relation:
-            @staticmethod
-            def create(database: Any = None, schema: Any = None, identifier: Any = None,
-                       **kw: Any) -> Relation:
-                ident = ".".join(str(p) for p in (database, schema, identifier) if p)
-                return Relation(ident, str(database or ""), str(schema or ""),
-                                str(identifier or ""))
-
-            def __getattr__(self, name: str) -> Any:
-                if name.startswith("__"):
-                    raise AttributeError(name)
-                ctx.warehouse_calls.append(f"api.Relation.{name}")
-                return PermissiveUndefined(obj=self, name=name)
-
-        self.Column = _Column()
-        self.Relation = _Relation()
+        self.Column = _ApiColumn(ctx)
+        self.Relation = _ApiRelation(ctx)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -825,6 +848,17 @@ class _Namespace(dict):
             return self[key]
         except KeyError:
             return default
+
+
+def macro_template(macros: MacroIndex, mdef: MacroDef) -> jinja2.Template:
+    """The compiled template of macro ``mdef``: its own block, as dbt compiles each macro
+    (a macro of the same file it calls is looked up by name, as dbt does; a file's other
+    macros are not compiled for it). Kept in the index for every context."""
+    key = (mdef.package, mdef.path, mdef.block)
+    template = macros._modules.get(key)
+    if template is None:
+        template = macros._modules[key] = _from_string(mdef.source())
+    return template
 
 
 def _from_string(text: str) -> jinja2.Template:
