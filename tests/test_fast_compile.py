@@ -225,6 +225,19 @@ def test_sql_verdicts_never_come_from_sqlglot_alone() -> None:
     assert sql_syntax_error("select a, from t", "duckdb", "profile") is None
 
 
+def test_duckdb_verdict_asks_the_engine_without_the_package_layer() -> None:
+    """A DuckDB project's syntax verdict asks DuckDB's engine (``_duckdb``, duckdb >= 1.4)
+    without importing the ``duckdb`` package's Python layer (~0.1 s on every commit that
+    changes a model); the verdicts are DuckDB's."""
+    from conftest import imported_by
+
+    code = ("from dbt_bulwark.sql.sql_verdicts import _duckdb_parse as p\n"
+            "assert p('select 1') is None\n"
+            "err = p('select a b c from t')\n"
+            "assert isinstance(err, tuple) and err[0] == 11, err\n")
+    assert imported_by(code, ["duckdb"]) == []
+
+
 def test_macro_parameter_left_out_is_not_an_unknown_macro(tmp_path: Path) -> None:
     """`{{ money() }}` where `money(col)` ignores its parameter: dbt renders it fine."""
     from dbt_bulwark.project.fs import WorkTree

@@ -59,8 +59,8 @@ def test_the_base_reuses_what_the_head_worked_out(monkeypatch: Any) -> None:
     from dbt_bulwark.project import loader, macros
 
     scans: list[str] = []
-    real_blocks = macros.top_level_blocks
-    monkeypatch.setattr(macros, "top_level_blocks", lambda t: scans.append(t) or real_blocks(t))
+    real_blocks, real_spans = macros.top_level_blocks, macros._top_level_spans
+    monkeypatch.setattr(macros, "_top_level_spans", lambda t: scans.append(t) or real_spans(t))
     macros._scan.cache_clear()
     text = "prose {% macro a(x) %}{{ x }}{% endmacro %}\n{% test b(model) %}1{% endtest %}"
     head, base = macros.MacroIndex("p"), macros.MacroIndex("p")

@@ -34,9 +34,14 @@ def top_level_blocks(text: str) -> str:
     """
     if "{" not in text:
         return "".join(c if c == "\n" else " " for c in text)
+    return _blank_outside(text, _top_level_spans(text))
+
+
+def _blank_outside(text: str, spans: list[tuple[int, int]]) -> str:
+    """``text`` blanked outside ``spans`` (see :func:`blank`)."""
     out: list[str] = []
     pos = 0
-    for a, b in _top_level_spans(text):
+    for a, b in spans:
         out.append(blank(text[pos:a]))
         out.append(text[a:b])
         pos = b
@@ -82,8 +87,12 @@ def _scan(text: str) -> tuple[str, tuple[tuple[str, int, tuple[int, int] | None]
     block, for a name defined twice in the file (Jinja's last definition wins), and in a
     file that defines a ``_private`` macro: the file's own macros call it by name, and a
     compiled file exports no such name to the macros of other files."""
-    spans = {a: (a, b) for a, b in _top_level_spans(text)} if "{" in text else {}
-    text = top_level_blocks(text)
+    if "{" in text:
+        found_spans = _top_level_spans(text)
+        spans = {a: (a, b) for a, b in found_spans}
+        text = _blank_outside(text, found_spans)
+    else:
+        spans, text = {}, top_level_blocks(text)
     found = []
     for m in MACRO_DEF_RE.finditer(text):
         kind, name = m.group(1), m.group(2)
