@@ -157,15 +157,31 @@ def _contract_columns(node: Node) -> list[tuple[str, str | None, Any]]:
 
 
 def fingerprint(node: Node) -> str:
-    """A hash of everything that can change ``node``'s output schema or its contract."""
-    conf = {k: v for k, v in node.config.items() if k not in _IGNORED_CONFIG}
-    contract = node.contract_enforced
-    parts = [node.resource_type, node.checksum, _jsonable(conf),
-             _contract_columns(node) if contract else None,
-             _jsonable(node.constraints) if contract else None,
-             str(node.version), str(node.latest_version), node.deprecation_date,
-             node.seed_columns]
+    """A hash of everything that can change ``node``'s output schema or its contract
+    (:func:`_fingerprinted`)."""
+    kind, checksum, conf, columns, constraints, version, latest, deprecation, seed = \
+        _fingerprinted(node)
+    parts = [kind, checksum, _jsonable(conf), columns,
+             _jsonable(constraints) if constraints is not None else None,
+             str(version), str(latest), deprecation, seed]
     return content_hash(json.dumps(parts, default=str, sort_keys=True))
+
+
+def _fingerprinted(node: Node) -> tuple[Any, ...]:
+    """What :func:`fingerprint` hashes: equal for two nodes, their fingerprints are equal
+    (no JSON, no hash: most nodes of a commit's head and base compare so)."""
+    contract = node.contract_enforced
+    return (node.resource_type, node.checksum,
+            {k: v for k, v in node.config.items() if k not in _IGNORED_CONFIG},
+            _contract_columns(node) if contract else None,
+            node.constraints if contract else None,
+            node.version, node.latest_version, node.deprecation_date, node.seed_columns)
+
+
+def _same_fingerprint(hn: Node, bn: Node, head: _Side, base: _Side) -> bool:
+    """Do head node ``hn`` and base node ``bn`` (relations) have the same fingerprint?"""
+    return _fingerprinted(hn) == _fingerprinted(bn) or \
+        head.fp(hn.unique_id) == base.fp(bn.unique_id)
 
 
 def _macro_signature(project: Project) -> str:
@@ -260,7 +276,15 @@ def _line_of_name(raw: str, name: str) -> int:
 class _Side:
     project: Project
     resolver: Any
-    fps: dict[str, str]
+    _fps: dict[str, str | None] = field(default_factory=dict)
+
+    def fp(self, uid: str) -> str | None:
+        """The :func:`fingerprint` of relation ``uid`` (None: no such relation), once."""
+        if uid not in self._fps:
+            node = self.project.nodes.get(uid)
+            self._fps[uid] = fingerprint(node) if node is not None and \
+                node.resource_type in RELATION_TYPES else None
+        return self._fps[uid]
 
 
 class SchemaDiff:
@@ -291,17 +315,11 @@ class SchemaDiff:
         for side in (head, base):
             if side is not None:
                 render_data_types(side, render_as)
-        self.head = _Side(head, SchemaResolver(head, dialect), self._fps(head))
-        self.base = _Side(base, SchemaResolver(base, dialect), self._fps(base)) \
-            if base is not None else None
+        self.head = _Side(head, SchemaResolver(head, dialect))
+        self.base = _Side(base, SchemaResolver(base, dialect)) if base is not None else None
         if self.base is not None:
             self._share_unchanged()
         self.diffs: list[ModelDiff] = []
-
-    @staticmethod
-    def _fps(project: Project) -> dict[str, str]:
-        return {uid: fingerprint(n) for uid, n in project.nodes.items()
-                if n.resource_type in RELATION_TYPES}
 
     def _share_unchanged(self) -> None:
         """Base schemas of nodes unchanged with all their ancestors are the head's: reuse them."""
@@ -320,7 +338,7 @@ class SchemaDiff:
             hn, bn = head.project.get(uid), base.project.get(uid)
             ok = hn is not None and bn is not None and depth < 200
             if ok and isinstance(hn, Node) and isinstance(bn, Node):
-                ok = head.fps.get(uid) == base.fps.get(uid) and \
+                ok = _same_fingerprint(hn, bn, head, base) and \
                     list(hn.depends_on) == list(bn.depends_on)
             elif ok:
                 ok = _source_key(hn) == _source_key(bn)
@@ -393,8 +411,8 @@ class SchemaDiff:
     # -- a model present at both sides
     def _compare_pair(self, bn: Node, hn: Node) -> None:
         assert self.base is not None
-        same_fp = self.base.fps.get(bn.unique_id) == self.head.fps.get(hn.unique_id) and \
-            bn.unique_id == hn.unique_id
+        same_fp = bn.unique_id == hn.unique_id and \
+            _same_fingerprint(hn, bn, self.head, self.base)
         if same_fp and not getattr(self, "render_all", False):
             return
         if same_fp:
