@@ -22,7 +22,7 @@ from dbt_bulwark.findings import Finding
 from dbt_bulwark.project import config as cfg
 from dbt_bulwark.project import yamlio
 from dbt_bulwark.project.fs import SKIP_DIRS, FileSource, join
-from dbt_bulwark.project.macros import MacroDef, MacroIndex, blank
+from dbt_bulwark.project.macros import MacroDef, MacroIndex, blank_outside
 from dbt_bulwark.project.model import (
     Column,
     DataTest,
@@ -1570,14 +1570,7 @@ class _ProjectBuilder:
         if frames or not _compiles(text):    # (last: parsing costs most)
             return None
         keep.append((pos, len(text)))
-        out: list[str] = []
-        last = 0
-        for a, b in keep:
-            out.append(blank(text[last:a]))
-            out.append(text[a:b])
-            last = b
-        out.append(blank(text[last:]))
-        return "".join(out)
+        return blank_outside(text, keep)
 
     def probe_condition(self, pkg: Package, cond: str) -> bool | None:
         """What ``{% if cond %}`` decides in any parse-mode render of a model of ``pkg``

@@ -34,10 +34,10 @@ def top_level_blocks(text: str) -> str:
     """
     if "{" not in text:
         return "".join(c if c == "\n" else " " for c in text)
-    return _blank_outside(text, _top_level_spans(text))
+    return blank_outside(text, _top_level_spans(text))
 
 
-def _blank_outside(text: str, spans: list[tuple[int, int]]) -> str:
+def blank_outside(text: str, spans: list[tuple[int, int]]) -> str:
     """``text`` blanked outside ``spans`` (see :func:`blank`)."""
     out: list[str] = []
     pos = 0
@@ -90,7 +90,7 @@ def _scan(text: str) -> tuple[str, tuple[tuple[str, int, tuple[int, int] | None]
     if "{" in text:
         found_spans = _top_level_spans(text)
         spans = {a: (a, b) for a, b in found_spans}
-        text = _blank_outside(text, found_spans)
+        text = blank_outside(text, found_spans)
     else:
         spans, text = {}, top_level_blocks(text)
     found = []

@@ -595,9 +595,25 @@ class RenderContext:
         return _Namespace(ns, self, package)
 
 
-class _Adapter:
+class _WarehouseMembers:
+    """A context object whose members not defined here need the warehouse: reading one
+    records a warehouse call (the SQL is not trusted) and gives an undefined value."""
+
+    _member = ""
+    _ctx: RenderContext
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._ctx.warehouse_calls.append(f"{self._member}.{name}")
+        return PermissiveUndefined(obj=self, name=name)
+
+
+class _Adapter(_WarehouseMembers):
     """``adapter``: ``type``, ``dispatch`` and ``quote`` need no warehouse; any other member
     makes the SQL untrusted (recorded as a warehouse call). The sandbox hides ``_ctx``."""
+
+    _member = "adapter"
 
     def __init__(self, ctx: RenderContext):
         self._ctx = ctx
@@ -611,11 +627,6 @@ class _Adapter:
         q = "`" if self._ctx.adapter_type in ("bigquery", "databricks", "spark") else '"'
         return f"{q}{identifier}{q}"
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._ctx.warehouse_calls.append(f"adapter.{name}")
-        return PermissiveUndefined(obj=self, name=name)
 
 
 class _Target:
@@ -680,8 +691,10 @@ _TYPE_LABELS_BY_ADAPTER = {
 }
 
 
-class _ApiColumn:
+class _ApiColumn(_WarehouseMembers):
     """``api.Column``: ``translate_type`` needs no warehouse; anything else is recorded."""
+
+    _member = "api.Column"
 
     def __init__(self, ctx: RenderContext):
         self._ctx = ctx
@@ -690,15 +703,12 @@ class _ApiColumn:
     def translate_type(self, dtype: Any) -> str:
         return self._labels.get(str(dtype).upper(), str(dtype))
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._ctx.warehouse_calls.append(f"api.Column.{name}")
-        return PermissiveUndefined(obj=self, name=name)
 
 
-class _ApiRelation:
+class _ApiRelation(_WarehouseMembers):
     """``api.Relation``: ``create`` needs no warehouse; anything else is recorded."""
+
+    _member = "api.Relation"
 
     def __init__(self, ctx: RenderContext):
         self._ctx = ctx
@@ -709,27 +719,19 @@ class _ApiRelation:
         ident = ".".join(str(p) for p in (database, schema, identifier) if p)
         return Relation(ident, str(database or ""), str(schema or ""), str(identifier or ""))
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._ctx.warehouse_calls.append(f"api.Relation.{name}")
-        return PermissiveUndefined(obj=self, name=name)
 
 
-class _Api:
+class _Api(_WarehouseMembers):
     """``api.Column`` / ``api.Relation``: the warehouse-free parts (translate_type, create);
     anything else makes the SQL untrusted (recorded as a warehouse call)."""
+
+    _member = "api"
 
     def __init__(self, ctx: RenderContext):
         self._ctx = ctx
         self.Column = _ApiColumn(ctx)
         self.Relation = _ApiRelation(ctx)
 
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):
-            raise AttributeError(name)
-        self._ctx.warehouse_calls.append(f"api.{name}")
-        return PermissiveUndefined(obj=self, name=name)
 
 
 class _Return(Exception):
