@@ -112,7 +112,7 @@ class MacroDef:
     line: int
     text: str           # the whole file text (its top-level blocks)
     # the span of the block that defines it in ``text``: a macro is compiled alone, as dbt
-    # does (None: defined inside another block, compiled with its file)
+    # does (None: compiled with its file, see _scan)
     block: tuple[int, int] | None = None
 
     def source(self) -> str:
