@@ -317,3 +317,67 @@ def test_a_macro_compiles_alone_as_in_dbt(monkeypatch: pytest.MonkeyPatch) -> No
     assert [t for t in compiled if "this_is_never_compiled" in t] == [twice.text]
     assert all(m.block is None for m in macros.by_package["p"].values()
                if m.path == "macros/private.sql")
+
+
+SHAPE_CASES = [
+    "{{ 'a' ~ \"b\" }}", "{{ 'a' 'b' }}", "{{ f(x='a') }}", "{{ d['k'] }}", "{{ 'abc'[1] }}",
+    "{{ 'a' | upper }}", "{{ 'A'.lower() }}", "{{ d.'k' }}", "{{ f('a'=1) }}",
+    "{{ 'a' is string }}", "{{ d is 'k' }}", "{{ \"}}\" }}", "{{ 'a\\'b' }}",
+    "{{ '%s-%s' % ('a', 'b') }}", "{{ 'a' if true else 'b' }}", "{{ {'k': 'v'}['k'] }}",
+    "{{ ['a', 'b'] | join(',') }}", "{{- 'a' -}} x {{ 'b'}}", "{{ 'a' in 'abc' }}",
+    "{{ nothing | default('d') }}", "{{ var('v', 'fallback') }}", "{{ f('a',\n 'b') }}",
+    "{{ not 'a' }}", "{{ 'a' == 'b' or 'c' != 'd' }}", "{{ f('a') }}{% if 1 %}x{% endif %}",
+    "{{ 'a' + }}", "{{ 'a'(1) }}", "{{ f(('a')) }}", "{{ 'é' ~ '✓' }}",
+]
+
+
+@pytest.mark.parametrize("text", SHAPE_CASES)
+def test_a_literal_shape_renders_as_its_text(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A template rendered through its literal shape gives what the text itself gives: the
+    same output, or the same error (a shape that reads otherwise is not taken)."""
+    from dbt_bulwark.project.macros import MacroIndex
+    from dbt_bulwark.sql import jinja_env
+    from dbt_bulwark.sql.jinja_env import RenderContext, render
+
+    macros = MacroIndex("p")
+    macros.add_file("p", "macros/f.sql",
+                    "{% macro f(x, y='') %}[{{ x }}|{{ y }}]{% endmacro %}\n")
+
+    def outcome() -> str:
+        ctx = RenderContext(package="p", macros=macros, vars={"v": "set"})
+        try:
+            return "ok: " + render(text, ctx)
+        except Exception as exc:  # noqa: BLE001 - the error is the outcome compared
+            return f"{type(exc).__name__}: {exc}"
+
+    shaped = outcome()
+    monkeypatch.setattr(jinja_env, "literal_shape", lambda _text: None)
+    assert shaped == outcome()
+
+
+def test_templates_differing_only_in_literals_compile_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The data-quality models of a project are one macro call each, with their own name as
+    the argument; the probes of inert calls are alike: one compile serves them all."""
+    from dbt_bulwark.project.macros import MacroIndex
+    from dbt_bulwark.sql import jinja_env
+    from dbt_bulwark.sql.jinja_env import RenderContext, literal_shape, render
+
+    macros = MacroIndex("p")
+    macros.add_file("p", "macros/dq.sql", "{% macro dq(name) %}select '{{ name }}'{% endmacro %}\n")
+    compiled: list[str] = []
+    real = jinja_env._from_string
+
+    def compiling(text: str) -> Any:
+        compiled.append(text)
+        return real(text)
+
+    monkeypatch.setattr(jinja_env, "_from_string", compiling)
+    outs = [render("{{ dq('" + name + "') }}\n", RenderContext(package="p", macros=macros, vars={}))
+            for name in ("dq_one", "dq_two", "dq_three")]
+    assert outs == ["select 'dq_one'\n", "select 'dq_two'\n", "select 'dq_three'\n"]
+    assert {t for t in compiled if t.startswith("{{")} == {"{{ dq(__bw_literal_0) }}\n"}
+    for kept in ("{{ 'a' 'b' }}", "{{ f(x='a') }}{% set y = 1 %}", "{{ d.'k' }}",
+                 "{{ f('a'=1) }}", "{{ d is 'k' }}", "{{ 'a\\'b' }}", "{{ \"}}\" }}",
+                 "{{ x | 'f' }}", "{# 'a' #}{{ 'b' }}", "{{ 'a'(1) }}"):
+        assert literal_shape(kept) is None, kept

@@ -986,6 +986,68 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
+# ------------------------------------------------------------------ one compile per shape
+_EXPR_BODY_RE = re.compile(r"{{(.*?)}}", re.S)
+_STRING_RE = re.compile(r"'([^'\\{}\n]*)'|\"([^\"\\{}\n]*)\"")
+# where a string literal may stand as a value that a name can replace: after an operator,
+# an opening bracket, a comma, `=` of a keyword argument or a keyword; before a closing
+# bracket, a comma, an operator, a filter, an attribute, a subscript or a keyword. Not
+# after `.`/`|`/`is` (a name there is an attribute, filter or test), not before a lone `=`
+# (a name there is a keyword argument), not beside another literal (Jinja joins those).
+_VALUE_BEFORE_RE = re.compile(r"(?:^|[(\[,:{~+\-*/%<>=!]|\b(?:in|and|or|not|if|else))\s*$")
+_VALUE_AFTER_RE = re.compile(
+    r"\s*(?:$|==|!=|[)\],:}~+\-*/%<>|.\[]|(?:in|and|or|if|else|not)\b)")
+_LITERAL_NAME = "__bw_literal_{}"
+
+
+def literal_shape(text: str) -> tuple[str, dict[str, str]] | None:
+    """``text`` with the string literals of its ``{{ ... }}`` expressions replaced by names,
+    and the name -> literal map, when its Jinja is expressions only (no statement, comment
+    or backslash) and each literal stands where a name means the same value; else None.
+
+    Templates that differ only in their literals then share one compiled template: the 136
+    data-quality models of tuva (``{{ dq_model_sql('<its name>') }}``) and the probes of
+    inert calls (``{{ quote_column('plan') }}``) are each a few shapes."""
+    if "{%" in text or "{#" in text or "\\" in text or "{{" not in text:
+        return None
+    literals: dict[str, str] = {}
+    out: list[str] = []
+    pos = 0
+    for m in _EXPR_BODY_RE.finditer(text):
+        body = m.group(1)
+        pieces: list[str] = []
+        at = 0
+        for s in _STRING_RE.finditer(body):
+            if not _VALUE_BEFORE_RE.search(body, 0, s.start()) or \
+                    not _VALUE_AFTER_RE.match(body, s.end()):
+                return None
+            name = _LITERAL_NAME.format(len(literals))
+            literals[name] = s.group(1) if s.group(1) is not None else s.group(2)
+            pieces += (body[at:s.start()], name)
+            at = s.end()
+        pieces.append(body[at:])
+        shaped = "".join(pieces)
+        if "'" in shaped or '"' in shaped:
+            return None        # a literal this reading does not take: leave the text as is
+        out += (text[pos:m.start(1)], shaped)
+        pos = m.end(1)
+    if not literals:
+        return None
+    out.append(text[pos:])
+    return "".join(out), literals
+
+
+def _template_and_literals(text: str) -> tuple[jinja2.Template, dict[str, str]]:
+    """The compiled template of ``text``'s literal shape (:func:`literal_shape`) and the
+    values of its names; the template of ``text`` itself when it has no such shape or the
+    shape does not compile (the error is then the text's own)."""
+    shape = literal_shape(text)
+    if shape is not None:
+        with contextlib.suppress(jinja2.TemplateSyntaxError):
+            return _from_string(shape[0]), shape[1]
+    return _from_string(text), {}
+
+
 def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     """Render ``text`` with ``ctx``; raises jinja2 errors, VarMissing, EnvVarMissing,
     :class:`SandboxError` and :class:`RenderTimeout`."""
@@ -996,8 +1058,10 @@ def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
     line = None
     try:
         try:
-            template = _from_string(text)
-            context = template.new_context(ctx.namespace(package or ctx.package), shared=True)
+            template, literals = _template_and_literals(text)
+            names = ctx.namespace(package or ctx.package)
+            names.update(literals)
+            context = template.new_context(names, shared=True)
             try:
                 out = template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
             except _Return as ret:  # a top-level {{ return() }}
