@@ -379,5 +379,6 @@ def test_templates_differing_only_in_literals_compile_once(
     assert {t for t in compiled if t.startswith("{{")} == {"{{ dq(__bw_literal_0) }}\n"}
     for kept in ("{{ 'a' 'b' }}", "{{ f(x='a') }}{% set y = 1 %}", "{{ d.'k' }}",
                  "{{ f('a'=1) }}", "{{ d is 'k' }}", "{{ 'a\\'b' }}", "{{ \"}}\" }}",
-                 "{{ x | 'f' }}", "{# 'a' #}{{ 'b' }}", "{{ 'a'(1) }}"):
+                 "{{ x | 'f' }}", "{# 'a' #}{{ 'b' }}", "{{ 'a'(1) }}",
+                 "{{ 'a' ~ __bw_literal_0 }}"):
         assert literal_shape(kept) is None, kept

@@ -1008,7 +1008,8 @@ def literal_shape(text: str) -> tuple[str, dict[str, str]] | None:
     Templates that differ only in their literals then share one compiled template: the 136
     data-quality models of tuva (``{{ dq_model_sql('<its name>') }}``) and the probes of
     inert calls (``{{ quote_column('plan') }}``) are each a few shapes."""
-    if "{%" in text or "{#" in text or "\\" in text or "{{" not in text:
+    if "{%" in text or "{#" in text or "\\" in text or "{{" not in text or \
+            "__bw_literal_" in text:     # (a name of its own would be bound to a literal)
         return None
     literals: dict[str, str] = {}
     out: list[str] = []
