@@ -994,7 +994,8 @@ _STRING_RE = re.compile(r"'([^'\\{}\n]*)'|\"([^\"\\{}\n]*)\"")
 # bracket, a comma, an operator, a filter, an attribute, a subscript or a keyword. Not
 # after `.`/`|`/`is` (a name there is an attribute, filter or test), not before a lone `=`
 # (a name there is a keyword argument), not beside another literal (Jinja joins those).
-_VALUE_BEFORE_RE = re.compile(r"(?:^|[(\[,:{~+\-*/%<>=!]|\b(?:in|and|or|not|if|else))\s*$")
+_VALUE_BEFORE_MARKS = frozenset("([,:{~+-*/%<>=!")
+_KEYWORD_BEFORE_RE = re.compile(r"(?<![\w.])(?:in|and|or|not|if|else)$")
 _VALUE_AFTER_RE = re.compile(
     r"\s*(?:$|==|!=|[)\],:}~+\-*/%<>|.\[]|(?:in|and|or|if|else|not)\b)")
 _LITERAL_NAME = "__bw_literal_{}"
@@ -1019,8 +1020,7 @@ def literal_shape(text: str) -> tuple[str, dict[str, str]] | None:
         pieces: list[str] = []
         at = 0
         for s in _STRING_RE.finditer(body):
-            if not _VALUE_BEFORE_RE.search(body, 0, s.start()) or \
-                    not _VALUE_AFTER_RE.match(body, s.end()):
+            if not _value_before(body, s.start()) or not _VALUE_AFTER_RE.match(body, s.end()):
                 return None
             name = _LITERAL_NAME.format(len(literals))
             literals[name] = s.group(1) if s.group(1) is not None else s.group(2)
@@ -1036,6 +1036,16 @@ def literal_shape(text: str) -> tuple[str, dict[str, str]] | None:
         return None
     out.append(text[pos:])
     return "".join(out), literals
+
+
+def _value_before(body: str, at: int) -> bool:
+    """Whether what precedes offset ``at`` of ``body`` (spaces aside) lets a value start
+    there: the start, an operator or opening mark, or a keyword (a look at a few characters:
+    linear in a long expression with many literals)."""
+    while at and body[at - 1].isspace():
+        at -= 1
+    return not at or body[at - 1] in _VALUE_BEFORE_MARKS or \
+        _KEYWORD_BEFORE_RE.search(body, max(0, at - 5), at) is not None
 
 
 def _template_and_literals(text: str) -> tuple[jinja2.Template, dict[str, str]]:
