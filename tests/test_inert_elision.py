@@ -276,6 +276,21 @@ def test_if_blocks_are_read_as_the_render_takes_them(tmp_path: Path,
     assert nodes["model.proj.if_syntax"][3] is not None
 
 
+def _record_compiles(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The texts the renders of the test compile from now on (each call, memo hits too)."""
+    from dbt_bulwark.sql import jinja_env
+
+    compiled: list[str] = []
+    real = jinja_env._from_string
+
+    def compiling(text: str) -> Any:
+        compiled.append(text)
+        return real(text)
+
+    monkeypatch.setattr(jinja_env, "_from_string", compiling)
+    return compiled
+
+
 def test_a_macro_compiles_alone_as_in_dbt(monkeypatch: pytest.MonkeyPatch) -> None:
     """dbt compiles each macro of a file on its own: a render compiles the blocks of the
     macros it calls (on their own lines), not the rest of their files; a macro of the same
@@ -283,7 +298,6 @@ def test_a_macro_compiles_alone_as_in_dbt(monkeypatch: pytest.MonkeyPatch) -> No
     when it defines a name twice (Jinja's last definition wins) or a `_private` macro
     (its macros call it; other files see no such name)."""
     from dbt_bulwark.project.macros import MacroIndex
-    from dbt_bulwark.sql import jinja_env
     from dbt_bulwark.sql.jinja_env import RenderContext, render
 
     macros = MacroIndex("p")
@@ -297,14 +311,7 @@ def test_a_macro_compiles_alone_as_in_dbt(monkeypatch: pytest.MonkeyPatch) -> No
     macros.add_file("p", "macros/private.sql", (
         "{% macro hush(x) %}{{ _lower(x) }}{% endmacro %}\n"
         "{% macro _lower(x) %}{{ x | lower }}{% endmacro %}\n"))
-    compiled: list[str] = []
-    real = jinja_env._from_string
-
-    def compiling(text: str) -> Any:
-        compiled.append(text)
-        return real(text)
-
-    monkeypatch.setattr(jinja_env, "_from_string", compiling)
+    compiled = _record_compiles(monkeypatch)
     ctx = RenderContext(package="p", macros=macros, vars={})
     out = render("{{ shout('a') }} {{ twice() }} {{ hush('B') }} {{ _lower('C') }}.", ctx)
     assert out.strip() == "A! second b ."
@@ -360,19 +367,11 @@ def test_templates_differing_only_in_literals_compile_once(
     """The data-quality models of a project are one macro call each, with their own name as
     the argument; the probes of inert calls are alike: one compile serves them all."""
     from dbt_bulwark.project.macros import MacroIndex
-    from dbt_bulwark.sql import jinja_env
     from dbt_bulwark.sql.jinja_env import RenderContext, literal_shape, render
 
     macros = MacroIndex("p")
     macros.add_file("p", "macros/dq.sql", "{% macro dq(name) %}select '{{ name }}'{% endmacro %}\n")
-    compiled: list[str] = []
-    real = jinja_env._from_string
-
-    def compiling(text: str) -> Any:
-        compiled.append(text)
-        return real(text)
-
-    monkeypatch.setattr(jinja_env, "_from_string", compiling)
+    compiled = _record_compiles(monkeypatch)
     outs = [render("{{ dq('" + name + "') }}\n", RenderContext(package="p", macros=macros, vars={}))
             for name in ("dq_one", "dq_two", "dq_three")]
     assert outs == ["select 'dq_one'\n", "select 'dq_two'\n", "select 'dq_three'\n"]
