@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
+import pickle
 import shutil
 import subprocess
 from pathlib import Path
@@ -292,3 +294,43 @@ def test_empty_alias_after_ref_is_recognised() -> None:
     assert _EMPTY_ALIAS.search(msg)
     assert _EMPTY_ALIAS.search('LINE 3: ... limit 0) _dbt_limit_subq_stg_orders o ^')
     assert not _EMPTY_ALIAS.search('syntax error at or near "frm" LINE 2: frm x ^')
+
+
+def test_schema_diff_of_a_change_runs_beside_the_other_layers_with_the_same_verdict(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On two cores the schema-diff layer of a change runs in a forked child while the
+    other static layers run here; its findings and cache entries come back, and the
+    report is the one a single core gives."""
+    repo = _copy_sample(tmp_path / "repo")
+    sql = repo / "models" / "marts" / "revenue_by_month.sql"
+    sql.write_text(sql.read_text().replace("count(*) as order_count", "count(*) as n_orders"))
+    where = tmp_path / "pids"
+    real = ci.run_static
+
+    def recorded(name: str, plan: ci.Plan, first: bool) -> ci.LayerResult:
+        with open(where, "a", encoding="utf-8") as fh:
+            fh.write(f"{name} {os.getpid()}\n")
+        return real(name, plan, first)
+
+    monkeypatch.setattr(ci, "run_static", recorded)
+    reports, saved = {}, {}
+    for cores in (1, 2):
+        monkeypatch.setattr("os.cpu_count", lambda cores=cores: cores)
+        shutil.rmtree(repo / ".bulwark-cache", ignore_errors=True)
+        monkeypatch.setattr("dbt_bulwark.cache._TEMPLATES", {})   # each run compiles anew
+        where.unlink(missing_ok=True)
+        code, out = _run(["--format", "json", "-q"], repo, monkeypatch)
+        data = json.loads(out)
+        reports[cores] = (code, [(x["layer"], x["status"], x["findings"])
+                                 for x in data["layers"]])
+        ran = dict(line.split() for line in where.read_text().splitlines())
+        beside = ran["schema-diff"] != str(os.getpid())
+        assert beside == (cores == 2 and hasattr(os, "fork")), ran
+        assert ran["fast-compile"] == str(os.getpid())
+        saved[cores] = {(p.name, key) for p in (repo / ".bulwark-cache").rglob("*.pickle")
+                        for key in pickle.loads(p.read_bytes())["entries"]}
+    assert reports[1] == reports[2]
+    assert saved[1] <= saved[2]   # what the child cached came back and was saved
+    code, layers = reports[2]
+    assert code == 1 and layers[-1][:2] == ("schema-diff", "failed"), layers
+    assert any("order_count" in f["message"] for f in layers[-1][2]), layers[-1]

@@ -254,6 +254,32 @@ def test_close_stops_the_batch_process_and_reads_restart_it(repo: Path) -> None:
     tree.close()  # idempotent
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_reads_through_its_own_batch_process(
+        repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tree read before a fork (:mod:`dbt_bulwark.parallel`) is read by both processes:
+    the child starts its own ``git cat-file``, the parent's stays in step."""
+    from dbt_bulwark import parallel
+
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    commit(repo, {f"{c}.sql": f"select '{c}'\n" * 2000 for c in "abcd"})
+    tree = GitTree(repo)
+    assert tree.read_bytes("a.sql") == b"select 'a'\n" * 2000
+    proc = tree._cat.proc
+
+    def in_child() -> list[bytes]:
+        got = [tree.read_bytes(f"{c}.sql") for c in "bcd"]
+        tree.close()   # the child's own process; the parent's is not touched
+        return got
+
+    waiter = parallel.in_child(in_child, [])
+    assert waiter is not None
+    here = [tree.read_bytes(f"{c}.sql") for c in "dcb"]
+    assert waiter() == here[::-1] == [f"select '{c}'\n".encode() * 2000 for c in "bcd"]
+    assert tree._cat.proc is proc and proc is not None and proc.poll() is None
+    tree.close()
+
+
 def test_garbage_collection_stops_the_process(repo: Path) -> None:
     commit(repo, {"a.sql": "select 1\n"})
     tree = GitTree(repo)

@@ -63,6 +63,35 @@ def test_a_dead_child_share_is_redone_here(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @fork_only
+def test_work_beside_runs_in_a_child_and_its_cache_entries_come_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    cache = ParseCache(None)
+
+    def work() -> int:
+        time.sleep(0.05)
+        cache.put(("made by",), os.getpid())
+        return os.getpid()
+
+    waiter = parallel.in_child(work, [cache])
+    assert waiter is not None
+    assert cache.get(("made by",)) is None   # this process went on meanwhile
+    child = waiter()
+    assert child is not None and child != os.getpid()
+    assert cache.get(("made by",)) == child
+
+
+@fork_only
+def test_a_dead_child_beside_gives_none_and_one_core_starts_none(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    waiter = parallel.in_child(lambda: os._exit(1), [])
+    assert waiter is not None and waiter() is None
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert parallel.in_child(lambda: 1, []) is None
+
+
+@fork_only
 def test_a_graph_is_done_in_children_each_item_after_its_parents_with_their_entries(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """map_graph: every item in a child, once its parents are done and with the cache

@@ -14,6 +14,9 @@ child that dies are done here too.
 upstream): this process hands each forked child the next ready item, the most costly
 chain first, with the cache entries the other children made since, so an item's work
 finds its parents' results and nothing is done twice.
+
+:func:`in_child` starts one piece of work in a forked child while this process goes on
+(``bulwark check``'s schema-diff of a change beside the other static layers).
 """
 
 from __future__ import annotations
@@ -243,6 +246,43 @@ def _graph_child(items: Sequence[Any], work: Callable[[Sequence[Any]], Any],
     finally:
         conn.close()
         os._exit(0)   # no atexit handlers, no cache save: the parent owns the caches
+
+
+def in_child(work: Callable[[], R], caches: Sequence[Any]) -> Callable[[], R | None] | None:
+    """``work()`` started in a forked child while this process goes on (the child inherits
+    everything loaded so far). Returns a function that waits for the child, puts every
+    entry it made into ``caches`` and returns its result, or None when the child died
+    (the caller then does the work itself). None, and nothing started, on one core or
+    where ``fork`` is unavailable."""
+    if worker_count() < 2:
+        return None
+    import multiprocessing
+
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    stores = [c for c in caches if c is not None]
+    reader, writer = multiprocessing.get_context("fork").Pipe(duplex=False)
+    proc = multiprocessing.get_context("fork").Process(
+        target=_child, args=(work, stores, writer), daemon=True)
+    proc.start()
+    writer.close()
+
+    def result() -> R | None:
+        import pickle
+
+        try:
+            done, journals = pickle.loads(reader.recv_bytes())
+        except Exception:  # noqa: BLE001 - died, or sent what cannot be read: redo it here
+            return None
+        finally:
+            reader.close()
+            proc.join()
+        for store, journal in zip(stores, journals, strict=True):
+            for key, value in journal:
+                store.put(key, value)
+        return cast(R, done)
+
+    return result
 
 
 def _suppressed() -> Any:

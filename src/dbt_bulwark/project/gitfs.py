@@ -273,6 +273,7 @@ class _CatFile:
     def __init__(self, top: Path):
         self.top = top
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pid = os.getpid()   # the process whose pipes self.proc holds
         self.lock = threading.Lock()
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -286,6 +287,10 @@ class _CatFile:
         return proc
 
     def read(self, oid: str, what: str) -> bytes:
+        if self.pid != os.getpid():
+            # a forked child (:mod:`dbt_bulwark.parallel`): the inherited pipes are the
+            # parent's, which reads them too; this process starts its own git
+            self.proc, self.pid, self.lock = None, os.getpid(), threading.Lock()
         with self.lock:
             proc = self.proc or self._start()
             assert proc.stdin is not None and proc.stdout is not None
@@ -316,7 +321,7 @@ class _CatFile:
     def close(self) -> None:
         """Stop the process (closed explicitly by its owner: :meth:`GitTree.close`)."""
         proc, self.proc = self.proc, None
-        if proc is not None:
+        if proc is not None and self.pid == os.getpid():   # (a forked child's is the parent's)
             _stop(proc)
 
     def __del__(self) -> None:

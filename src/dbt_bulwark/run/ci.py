@@ -15,7 +15,8 @@ baselines          dbt       critical models' output compared with .bulwark/base
 =================  ========  ================================================================
 
 ``--fast`` (the default) runs the static layers, ``--full`` all of them, ``--layers``
-a chosen few. The static layers run in this process on ONE workspace load; the
+a chosen few. The static layers run on ONE workspace load (the schema-diff of a
+change in a forked child beside the others, :func:`_start_beside`); the
 coupling to each hook is the :data:`STATIC_LAYERS` adapter table below (the lead
 fixes it there if a hook's API shifts). The base is the merge base of HEAD with
 the main branch (``ci.main_branch``, else ``origin/HEAD``/main/master), or
@@ -350,6 +351,33 @@ def run_static(name: str, plan: Plan, first: bool) -> LayerResult:
     return res
 
 
+def _start_beside(plan: Plan) -> dict[str, Callable[[], tuple[LayerResult, float] | None]]:
+    """The schema-diff layer of a change, started in a forked child beside the other static
+    layers: it infers the changed models' ancestors with their types (fast-compile, without
+    them), so on two cores neither waits for the other. The child inherits the project
+    load, done here first (the one every layer shares). Layer name -> a function waiting
+    for the child's (result, seconds), None if it died (the layer then runs here); {} when
+    nothing is started (all files, no base, ``--fail-fast``, one core, no fork, or
+    schema-diff the first static layer)."""
+    static = [n for n in plan.layers if n in STATIC]
+    if plan.all_files or not plan.files or plan.base is None or plan.args.fail_fast or \
+            "schema-diff" not in static or static[0] == "schema-diff":
+        return {}
+    try:
+        plan.ws.affected(plan.files)
+    except Exception:  # noqa: BLE001 - the layers meet it again and report it
+        return {}
+    from dbt_bulwark.cache import template_store
+    from dbt_bulwark.parallel import in_child
+
+    def work() -> tuple[LayerResult, float]:
+        t0 = time.perf_counter()
+        return run_static("schema-diff", plan, False), time.perf_counter() - t0
+
+    waiter = in_child(work, [plan.ws.cache, plan.ws.analysis_cache, template_store()])
+    return {} if waiter is None else {"schema-diff": waiter}
+
+
 # ----------------------------------------------------------------------------- dbt layers
 
 class _Sessions:
@@ -516,6 +544,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
         out.flush()
     first_static = True
     stop = False
+    beside = _start_beside(plan)
     try:
         for res in results:
             if stop:
@@ -523,8 +552,13 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                 continue
             progress.start(res.name)
             t0 = time.perf_counter()
+            took: float | None = None
             try:
-                if res.name in STATIC:
+                got = beside.pop(res.name)() if res.name in beside else None
+                if got is not None:
+                    done, took = got
+                    first_static = False
+                elif res.name in STATIC:
                     done = run_static(res.name, plan, first_static)
                     first_static = False
                 else:
@@ -542,7 +576,7 @@ def run_ci(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | No
                                            f"(traceback in {log})")
             res.status, res.summary = done.status, done.summary
             res.findings, res.details = done.findings, done.details
-            res.seconds = time.perf_counter() - t0
+            res.seconds = took if took is not None else time.perf_counter() - t0
             progress.done(res)
             if args.format == "text":
                 _print_layer_text(res, out)
