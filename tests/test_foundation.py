@@ -493,3 +493,33 @@ def test_did_you_mean_is_remembered_across_runs(monkeypatch: pytest.MonkeyPatch)
     # another set of candidates is another question
     with pytest.raises(AssertionError, match="asked difflib again"):
         spelling.did_you_mean("fct_order", [*names, "fct_orderz"], cache)
+
+
+def test_a_typo_match_is_remembered_across_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``ref('fct_ordrs')``: the one name within a typo's distance, kept in the cache like
+    the suggestions (a project's existing unresolved refs ask on every commit)."""
+    from dbt_bulwark import spelling
+
+    class Cache(dict):
+        def put(self, key: object, value: object) -> None:
+            self[key] = value
+
+    cache = Cache()
+    names = [f"stg_orders_{i}" for i in range(300)] + ["fct_orders", "fct_order_items"]
+    assert spelling.close_match("fct_ordrs", names, cache) == "fct_orders"
+    assert spelling.close_match("fct_orders_", names, cache) == "fct_orders"
+    assert spelling.close_match("stg_orders_1x", names, cache) is None   # several as close
+    assert spelling.close_match("fct_orders", names, cache) is None      # the name itself
+    assert len(cache) == 4
+    monkeypatch.setattr(spelling, "_CLOSEST", {})
+    monkeypatch.setattr(spelling, "_POOLS", {})
+
+    def refuse(*_a: object) -> int:
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(spelling, "edit_distance", refuse)
+    assert spelling.close_match("fct_ordrs", list(reversed(names)), cache) == "fct_orders"
+    assert spelling.close_match("stg_orders_1x", names, cache) is None
+    assert spelling.closest("fct_ordrs", names, cache) != "fct_ordrs"   # another question
+    with pytest.raises(AssertionError, match="measured again"):
+        spelling.close_match("fct_ordrs", [*names, "fct_ordrz"], cache)

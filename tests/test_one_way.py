@@ -90,7 +90,7 @@ def test_the_base_reuses_what_the_head_worked_out(monkeypatch: Any) -> None:
     monkeypatch.setattr(spelling, "_CLOSEST", {})
     for i in range(50):       # many names, one set of candidates: the set is kept once
         spelling.closest(f"x{i}", list(names))
-    assert len({id(pool) for _name, pool in spelling._CLOSEST}) == 1
+    assert len({id(pool) for _kind, _name, pool in spelling._CLOSEST}) == 1
 
 
 def test_one_way_to_run_git(tmp_path: Path) -> None:

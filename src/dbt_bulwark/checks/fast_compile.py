@@ -403,7 +403,7 @@ class FastCompile:
                      hint="enable it, or disable this node too, or remove the ref")
             return
         providers = self.ref_providers(ref.name) if self.missing_packages else []
-        close = close_match(ref.name, refable) if not cands else None
+        close = close_match(ref.name, refable, self.cache) if not cands else None
         if providers and not (close and not any(p_exact for _p, p_exact in providers)):
             names = ", ".join(p for p, _e in providers)
             self.add(path, line, col, "BLK103",
@@ -701,7 +701,7 @@ class FastCompile:
                 # a slip of one of the project's own macro names is a typo, packages or not
                 own = self.project.macros.by_package.get(self.project.name, {}) \
                     if self.project.macros else {}
-                close = close_match(name, own)
+                close = close_match(name, own, self.cache)
                 if close:
                     self.unknown_macro(node, name, raw_calls, at, f"did you mean '{close}'?")
                     continue
