@@ -464,6 +464,11 @@ def test_source_columns_are_read_on_first_use_and_a_bad_shape_is_still_reported(
         [("models/props.yml", 12), ("models/props.yml", 15)]
 
 
+class _DictCache(dict):   # the ParseCache interface: get / put
+    def put(self, key: object, value: object) -> None:
+        self[key] = value
+
+
 def test_did_you_mean_is_remembered_across_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     """A project's existing findings ask for the same suggestions on every commit: with a
     cache, the next run answers from it (difflib over a few thousand names is not free)."""
@@ -471,11 +476,7 @@ def test_did_you_mean_is_remembered_across_runs(monkeypatch: pytest.MonkeyPatch)
 
     from dbt_bulwark import spelling
 
-    class Cache(dict):   # the ParseCache interface: get / put
-        def put(self, key: object, value: object) -> None:
-            self[key] = value
-
-    cache = Cache()
+    cache = _DictCache()
     names = [f"stg_orders_{i}" for i in range(500)] + ["fct_orders", "dim_customers"]
     assert spelling.did_you_mean("fct_order", names, cache) == "did you mean 'fct_orders'?"
     assert spelling.did_you_mean("zzz", names, cache) == ""
@@ -500,11 +501,7 @@ def test_a_typo_match_is_remembered_across_runs(monkeypatch: pytest.MonkeyPatch)
     the suggestions (a project's existing unresolved refs ask on every commit)."""
     from dbt_bulwark import spelling
 
-    class Cache(dict):
-        def put(self, key: object, value: object) -> None:
-            self[key] = value
-
-    cache = Cache()
+    cache = _DictCache()
     names = [f"stg_orders_{i}" for i in range(300)] + ["fct_orders", "fct_order_items"]
     assert spelling.close_match("fct_ordrs", names, cache) == "fct_orders"
     assert spelling.close_match("fct_orders_", names, cache) == "fct_orders"
