@@ -381,3 +381,25 @@ def test_templates_differing_only_in_literals_compile_once(
                  "{{ x | 'f' }}", "{# 'a' #}{{ 'b' }}", "{{ 'a'(1) }}",
                  "{{ 'a' ~ __bw_literal_0 }}"):
         assert literal_shape(kept) is None, kept
+
+
+def test_one_context_gives_its_macros_one_namespace_that_renders_never_change() -> None:
+    """Every macro module a render makes reads the context's one namespace of its package
+    (built once: a render of macro-heavy models made one per macro it called); the literal
+    values of a shaped template go into a copy, so renders in one context (the probes, a
+    node's nested var() renders) never see another's."""
+    from dbt_bulwark.project.macros import MacroIndex
+    from dbt_bulwark.sql.jinja_env import RenderContext, render
+
+    macros = MacroIndex("p")
+    macros.add_file("p", "macros/m.sql",
+                    "{% macro outer(x) %}<{{ inner(x) }}|{{ this }}>{% endmacro %}\n"
+                    "{% macro inner(x) %}{{ x | upper }}{% endmacro %}\n")
+    ctx = RenderContext(package="p", macros=macros, vars={}, this_name="db.s.node")
+    shared = ctx.namespace("p")
+    before = dict(shared)
+    assert render("{{ outer('a') }}", ctx) == "<A|db.s.node>"
+    assert render("{{ outer('b') }} {{ 'c' }}", ctx) == "<B|db.s.node> c"
+    assert render("{{ outer(__bw_literal_0 | default('none')) }}", ctx) == "<NONE|db.s.node>"
+    assert ctx.namespace("p") is shared and dict(shared).keys() == before.keys()
+    assert ctx.namespace("other") is not shared

@@ -268,11 +268,15 @@ def _build(ctx: RenderContext) -> dict[str, Any]:
 
     def overridable(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         # a project/package `<adapter>__name` or `default__name` wins, as dbt's dispatch does
+        override: list[Any] = []   # the macro that wins, looked up once per context
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            for prefix in (adapter, "default"):
-                found = ctx.macros.find(f"{prefix}__{name}")
-                if found is not None:
-                    return ctx._macro_callable(found)(*args, **kwargs)
+            if not override:
+                override.append(next((m for m in (ctx.macros.find(f"{prefix}__{name}")
+                                                  for prefix in (adapter, "default"))
+                                      if m is not None), None))
+            if override[0] is not None:
+                return ctx._macro_callable(override[0])(*args, **kwargs)
             try:
                 return fn(*args, **kwargs)
             except TypeError:

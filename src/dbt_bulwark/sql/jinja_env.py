@@ -453,6 +453,7 @@ class RenderContext:
     # compile mode: what dbt's `model` holds that bulwark knows (name, config...); else unknown
     model: Mapping[str, Any] | None = None
     _module_cache: dict[tuple[str, str, Any], Any] = field(default_factory=dict, repr=False)
+    _namespaces: dict[str | None, _Namespace] = field(default_factory=dict, repr=False)
     _var_depth: int = field(default=0, repr=False)
     # when a set: every global name a template or macro of this context looks up (Jinja
     # resolves a frame's names when it enters it, branches not taken included)
@@ -564,7 +565,17 @@ class RenderContext:
         return call
 
     def namespace(self, package: str | None = None) -> dict[str, Any]:
-        """The globals a template sees (macros resolved lazily by name)."""
+        """The globals a template of ``package`` sees (macros resolved lazily by name): one
+        mapping per package for the context's life, as dbt gives every macro of a render
+        the node's one context (a render makes a module per macro it calls, each reading
+        these globals; Jinja never writes into them). Built on first use, after the
+        context's fields are set; a caller that adds names works on a copy (:func:`render`)."""
+        found = self._namespaces.get(package)
+        if found is None:
+            found = self._namespaces[package] = self._new_namespace(package)
+        return found
+
+    def _new_namespace(self, package: str | None) -> _Namespace:
         ns: dict[str, Any] = {
             "ref": self._ref, "source": self._source, "var": self._var,
             "env_var": self._env_var, "config": self.config,
@@ -1071,7 +1082,8 @@ def render(text: str, ctx: RenderContext, package: str | None = None) -> str:
         try:
             template, literals = _template_and_literals(text)
             names = ctx.namespace(package or ctx.package)
-            names.update(literals)
+            if literals:   # the shape's literal values: this render's own copy
+                names = _Namespace({**names, **literals}, ctx, package or ctx.package)
             context = template.new_context(names, shared=True)
             try:
                 out = template.environment.concat(template.root_render_func(context))  # type: ignore[attr-defined,unused-ignore]
